@@ -1,0 +1,80 @@
+//! What a file in the artifacts folder is, from its name alone.
+
+use std::path::Path;
+
+/// The two shapes a filter ships in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtifactKind {
+    /// A proxy-wasm module, `<name>.wasm`.
+    Wasm,
+}
+
+impl ArtifactKind {
+    /// The file extension the store uses for this kind.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Wasm => "wasm",
+        }
+    }
+}
+
+/// A file the control plane acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchedFile {
+    /// A filter build for filter `name`.
+    Artifact {
+        /// The filter (and ECDS resource) name.
+        name: String,
+        /// Its kind.
+        kind: ArtifactKind,
+    },
+    /// The JSON configuration of filter `name`.
+    Config {
+        /// The filter name.
+        name: String,
+    },
+}
+
+/// Classifies a path by its file name. Temp files, hidden files and names that are not a valid
+/// filter name give `None`: they are never read.
+pub fn classify(path: &Path) -> Option<WatchedFile> {
+    let file_name = path.file_name()?.to_str()?;
+    if is_temporary(file_name) {
+        return None;
+    }
+    let (stem, extension) = file_name.rsplit_once('.')?;
+    if !is_filter_name(stem) {
+        return None;
+    }
+    let name = stem.to_string();
+    match extension {
+        "wasm" => Some(WatchedFile::Artifact {
+            name,
+            kind: ArtifactKind::Wasm,
+        }),
+        "json" => Some(WatchedFile::Config { name }),
+        _ => None,
+    }
+}
+
+/// Editors' and copiers' scratch files: hidden, backup, or partial-download names.
+fn is_temporary(file_name: &str) -> bool {
+    const SUFFIXES: [&str; 7] = ["~", ".tmp", ".part", ".partial", ".swp", ".swx", ".crdownload"];
+    file_name.starts_with('.')
+        || file_name.starts_with('#')
+        || file_name.contains(".tmp.")
+        || SUFFIXES.iter().any(|suffix| file_name.ends_with(suffix))
+}
+
+/// A filter name: 1 to 63 characters of `a-z`, `0-9`, `-` and `_`, starting with a letter. The
+/// name becomes an ECDS resource name and a stats prefix, so it is kept plain.
+pub fn is_filter_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests;

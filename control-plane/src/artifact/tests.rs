@@ -1,0 +1,43 @@
+use std::path::Path;
+
+use super::*;
+
+fn wasm(name: &str) -> Option<WatchedFile> {
+    Some(WatchedFile::Artifact {
+        name: name.into(),
+        kind: ArtifactKind::Wasm,
+    })
+}
+
+#[test]
+fn classifies_by_file_name() {
+    let table = [
+        ("/a/authz.wasm", wasm("authz")),
+        ("/a/header-rewrite.wasm", wasm("header-rewrite")),
+        ("/a/authz.json", Some(WatchedFile::Config { name: "authz".into() })),
+        ("/a/.authz.wasm", None),
+        ("/a/authz.wasm~", None),
+        ("/a/authz.wasm.tmp", None),
+        ("/a/authz.wasm.tmp.123", None),
+        ("/a/authz.wasm.part", None),
+        ("/a/.authz.wasm.swp", None),
+        ("/a/Authz.wasm", None),
+        ("/a/1authz.wasm", None),
+        ("/a/authz.txt", None),
+        ("/a/authz", None),
+        ("/a/a.b.wasm", None),
+    ];
+    for (path, expected) in table {
+        assert_eq!(classify(Path::new(path)), expected, "{path}");
+    }
+}
+
+#[test]
+fn filter_names_are_plain_and_bounded() {
+    assert!(is_filter_name("a"));
+    assert!(is_filter_name("rate_limit-2"));
+    assert!(!is_filter_name(""));
+    assert!(!is_filter_name("-a"));
+    assert!(!is_filter_name(&"a".repeat(64)));
+    assert!(is_filter_name(&"a".repeat(63)));
+}

@@ -1,0 +1,48 @@
+//! Renders an Envoy bootstrap template: `{{NAME}}` placeholders are replaced, and any left over
+//! is an error, so a template and its caller cannot drift apart silently.
+
+use std::collections::BTreeMap;
+
+use crate::Error;
+
+/// Placeholder values by name.
+pub type BootstrapVars = BTreeMap<&'static str, String>;
+
+/// Replaces every `{{NAME}}` in `template` with `vars[NAME]`.
+pub fn render(template: &str, vars: &BootstrapVars) -> Result<String, Error> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(Error::UnknownPlaceholder(after.chars().take(20).collect()));
+        };
+        let name = &after[..end];
+        let value = vars
+            .get(name)
+            .ok_or_else(|| Error::UnknownPlaceholder(name.to_string()))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The variables of `envoy-config/bootstrap.yaml`.
+pub fn standard_vars(
+    node_id: &str,
+    node_cluster: &str,
+    ports: [(&'static str, u16); 4],
+) -> BootstrapVars {
+    let mut vars = BootstrapVars::new();
+    vars.insert("NODE_ID", node_id.to_string());
+    vars.insert("NODE_CLUSTER", node_cluster.to_string());
+    for (name, port) in ports {
+        vars.insert(name, port.to_string());
+    }
+    vars
+}
+
+#[cfg(test)]
+mod tests;

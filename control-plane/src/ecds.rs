@@ -1,0 +1,84 @@
+//! Builds the ECDS resource (`TypedExtensionConfig`) for a filter. Pure: the one place domain
+//! types become Envoy protobuf.
+
+use std::path::Path;
+
+use envoy_types::pb::envoy::config::core::v3::{
+    AsyncDataSource, DataSource, TypedExtensionConfig, async_data_source, data_source,
+};
+use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
+use envoy_types::pb::envoy::extensions::wasm::v3::{
+    FailurePolicy, PluginConfig, VmConfig, plugin_config,
+};
+use envoy_types::pb::google::protobuf::StringValue;
+use prost::{Message, Name};
+use xds::proto::Any;
+
+use crate::artifact::ArtifactKind;
+
+/// The Envoy Wasm runtime meshplug targets.
+pub const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
+
+/// What a filter deployment is, in domain terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterDeployment<'a> {
+    /// The filter and ECDS resource name.
+    pub name: &'a str,
+    /// The artifact's kind.
+    pub kind: ArtifactKind,
+    /// The artifact's path in the store, as Envoy will open it.
+    pub module_path: &'a Path,
+    /// The filter's configuration, handed to it as a JSON string.
+    pub config_json: &'a str,
+}
+
+/// The ECDS resource for a deployment.
+pub fn extension_config(deployment: &FilterDeployment<'_>) -> Any {
+    let typed_config = match deployment.kind {
+        ArtifactKind::Wasm => to_any(&wasm_filter(deployment)),
+    };
+    to_any(&TypedExtensionConfig {
+        name: deployment.name.to_string(),
+        typed_config: Some(typed_config),
+    })
+}
+
+fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
+    let code = AsyncDataSource {
+        specifier: Some(async_data_source::Specifier::Local(DataSource {
+            specifier: Some(data_source::Specifier::Filename(
+                deployment.module_path.display().to_string(),
+            )),
+            ..Default::default()
+        })),
+    };
+    let vm = VmConfig {
+        vm_id: deployment.name.to_string(),
+        runtime: WASM_RUNTIME.to_string(),
+        code: Some(code),
+        ..Default::default()
+    };
+    let configuration = StringValue {
+        value: deployment.config_json.to_string(),
+    };
+    Wasm {
+        config: Some(PluginConfig {
+            name: deployment.name.to_string(),
+            vm: Some(plugin_config::Vm::VmConfig(vm)),
+            configuration: Some(to_any(&configuration)),
+            failure_policy: FailurePolicy::FailClosed as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn to_any<M: Message + Name>(message: &M) -> Any {
+    Any {
+        type_url: M::type_url(),
+        value: message.encode_to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,49 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything that can fail in the control plane library.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A file-system operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bootstrap template used a placeholder nobody filled.
+    #[error("bootstrap template: unknown placeholder {{{{{0}}}}}")]
+    UnknownPlaceholder(String),
+    /// Watching the artifacts folder failed.
+    #[error("watching {path}: {source}")]
+    Watch {
+        /// The folder.
+        path: PathBuf,
+        /// The watcher's error.
+        #[source]
+        source: notify::Error,
+    },
+    /// Serving xDS failed.
+    #[error(transparent)]
+    Xds(#[from] xds::XdsError),
+    /// Encoding status for the admin API failed.
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done and where.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Turns a settled file in the artifacts folder into a published ECDS resource, or a recorded
+//! refusal. Blocking file I/O: run it off the async workers.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use xds::{SnapshotCache, type_url};
+
+use crate::Error;
+use crate::artifact::{ArtifactKind, WatchedFile, classify};
+use crate::check::{Limits, check_artifact};
+use crate::ecds::extension_config;
+use crate::registry::{PublishedArtifact, Registry, RejectionRecord};
+use crate::store::{Store, sha256_hex};
+
+/// What handling one file came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Not a file meshplug acts on.
+    Ignored,
+    /// The file is gone or still changing; it will be seen again.
+    NotSettled,
+    /// Same content as what is published: nothing to do.
+    Unchanged {
+        /// The filter.
+        name: String,
+        /// The content's sha256.
+        sha256: String,
+    },
+    /// Refused, before any proxy saw it.
+    Rejected {
+        /// The filter.
+        name: String,
+        /// The content's sha256.
+        sha256: String,
+        /// Why.
+        reason: String,
+    },
+    /// Stored, but not published yet (a configuration for a filter with no artifact yet).
+    Stored {
+        /// The filter.
+        name: String,
+    },
+    /// A new ECDS resource was published.
+    Published {
+        /// The filter.
+        name: String,
+        /// The resource's version label.
+        version: String,
+    },
+}
+
+/// The ingest stage: store, checks, registry and the snapshot it publishes into.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// Where artifacts are kept.
+    pub store: Store,
+    /// Check limits.
+    pub limits: Limits,
+    /// What is published.
+    pub registry: Arc<Mutex<Registry>>,
+    /// The xDS snapshots.
+    pub cache: Arc<SnapshotCache>,
+    /// The snapshot group every node is served.
+    pub group: String,
+}
+
+impl Ingest {
+    /// Handles one settled path.
+    pub fn handle(&self, path: &Path) -> Result<IngestOutcome, Error> {
+        let Some(watched) = classify(path) else {
+            return Ok(IngestOutcome::Ignored);
+        };
+        let Some(bytes) = read_settled(path)? else {
+            return Ok(IngestOutcome::NotSettled);
+        };
+        let sha256 = sha256_hex(&bytes);
+        tracing::info!(path = %path.display(), %sha256, size = bytes.len(), "hashed");
+        match watched {
+            WatchedFile::Artifact { name, kind } => self.artifact(path, name, kind, sha256, &bytes),
+            WatchedFile::Config { name } => self.config(path, name, sha256, &bytes),
+        }
+    }
+
+    fn artifact(
+        &self,
+        path: &Path,
+        name: String,
+        kind: ArtifactKind,
+        sha256: String,
+        bytes: &[u8],
+    ) -> Result<IngestOutcome, Error> {
+        let current = self.registry().get(&name).and_then(|p| p.artifact.clone());
+        if current.is_some_and(|a| a.sha256 == sha256) {
+            return Ok(IngestOutcome::Unchanged { name, sha256 });
+        }
+        if let Some(reason) = self.store.rejection(&sha256) {
+            return Ok(self.reject(path, name, sha256, format!("refused before: {reason}")));
+        }
+        if let Err(rejection) = check_artifact(kind, bytes, self.limits) {
+            let reason = rejection.to_string();
+            self.store.put_rejection(&sha256, &reason)?;
+            return Ok(self.reject(path, name, sha256, reason));
+        }
+        let stored = self.store.put(&sha256, kind, bytes)?;
+        tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
+        let artifact = PublishedArtifact {
+            kind,
+            sha256,
+            path: stored,
+        };
+        self.registry().set_artifact(&name, artifact);
+        Ok(self.publish(&name))
+    }
+
+    fn config(
+        &self,
+        path: &Path,
+        name: String,
+        sha256: String,
+        bytes: &[u8],
+    ) -> Result<IngestOutcome, Error> {
+        let compact = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(value) => value.to_string(),
+            Err(err) => {
+                let reason = format!("configuration is not valid JSON: {err}");
+                return Ok(self.reject(path, name, sha256, reason));
+            }
+        };
+        if !self.registry().set_config(&name, compact) {
+            return Ok(IngestOutcome::Unchanged { name, sha256 });
+        }
+        Ok(self.publish(&name))
+    }
+
+    fn publish(&self, name: &str) -> IngestOutcome {
+        let mut registry = self.registry();
+        let Some((deployment, version)) = registry.deployment(name) else {
+            return IngestOutcome::Stored {
+                name: name.to_string(),
+            };
+        };
+        let resource = extension_config(&deployment);
+        self.cache.update(&self.group, |snapshot| {
+            snapshot.set_versioned_resource(type_url::EXTENSION_CONFIG, name, &version, resource)
+        });
+        registry.mark_published(name, version.clone());
+        tracing::info!(filter = %name, %version, "published");
+        IngestOutcome::Published {
+            name: name.to_string(),
+            version,
+        }
+    }
+
+    fn reject(&self, path: &Path, name: String, sha256: String, reason: String) -> IngestOutcome {
+        tracing::warn!(filter = %name, %sha256, path = %path.display(), %reason, "rejected");
+        let record = RejectionRecord {
+            sha256: sha256.clone(),
+            source: PathBuf::from(path),
+            reason: reason.clone(),
+            at_unix_ms: unix_ms(),
+        };
+        self.registry().reject(&name, record);
+        IngestOutcome::Rejected {
+            name,
+            sha256,
+            reason,
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Reads a file whose size and modification time are the same before and after the read.
+/// `None` when it vanished or changed meanwhile.
+fn read_settled(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    let stamp = |path: &Path| {
+        fs::metadata(path)
+            .ok()
+            .map(|meta| (meta.len(), meta.modified().ok()))
+    };
+    let Some(before) = stamp(path) else {
+        return Ok(None);
+    };
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io("reading", path)(err)),
+    };
+    let settled = stamp(path) == Some(before) && bytes.len() as u64 == before.0;
+    Ok(settled.then_some(bytes))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

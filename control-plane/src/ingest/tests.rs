@@ -1,0 +1,120 @@
+use super::*;
+
+const WASM: &[u8] = b"\0asm\x01\0\0\0module-a";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    watched: PathBuf,
+    ingest: Ingest,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let watched = dir.path().join("artifacts");
+    fs::create_dir_all(&watched).expect("mkdir");
+    let ingest = Ingest {
+        store: Store::open(dir.path().join("store")).expect("store"),
+        limits: Limits::default(),
+        registry: Arc::new(Mutex::new(Registry::new())),
+        cache: Arc::new(SnapshotCache::new()),
+        group: "fleet".into(),
+    };
+    Fixture {
+        _dir: dir,
+        watched,
+        ingest,
+    }
+}
+
+impl Fixture {
+    fn drop_file(&self, name: &str, bytes: &[u8]) -> IngestOutcome {
+        let path = self.watched.join(name);
+        fs::write(&path, bytes).expect("write");
+        self.ingest.handle(&path).expect("handled")
+    }
+
+    fn published_version(&self) -> Option<String> {
+        self.ingest
+            .cache
+            .snapshot("fleet")
+            .resources(type_url::EXTENSION_CONFIG)
+            .and_then(|r| r.version("authz").map(str::to_string))
+    }
+}
+
+#[test]
+fn artifact_is_stored_and_published_once() {
+    let f = fixture();
+    let outcome = f.drop_file("authz.wasm", WASM);
+    let IngestOutcome::Published { version, .. } = outcome else {
+        panic!("expected publish, got {outcome:?}");
+    };
+    assert_eq!(f.published_version(), Some(version.clone()));
+    let sha = sha256_hex(WASM);
+    assert!(f.ingest.store.path_for(&sha, ArtifactKind::Wasm).exists());
+
+    let again = f.drop_file("authz.wasm", WASM);
+    assert!(matches!(again, IngestOutcome::Unchanged { .. }), "{again:?}");
+    let publishes = f.ingest.registry.lock().expect("lock").get("authz").map(|p| p.publishes);
+    assert_eq!(publishes, Some(1));
+}
+
+#[test]
+fn refused_artifact_is_never_published_and_remembered() {
+    let f = fixture();
+    let outcome = f.drop_file("authz.wasm", b"");
+    assert!(matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason == "empty file"));
+    assert_eq!(f.published_version(), None);
+
+    let bad = b"not wasm at all";
+    f.drop_file("authz.wasm", bad);
+    let again = f.drop_file("authz.wasm", bad);
+    assert!(
+        matches!(&again, IngestOutcome::Rejected { reason, .. } if reason.starts_with("refused before")),
+        "{again:?}"
+    );
+    assert_eq!(f.published_version(), None);
+}
+
+#[test]
+fn config_change_republishes_with_the_same_artifact() {
+    let f = fixture();
+    assert!(matches!(f.drop_file("authz.json", br#"{"a": 1}"#), IngestOutcome::Stored { .. }));
+    let IngestOutcome::Published { version: v1, .. } = f.drop_file("authz.wasm", WASM) else {
+        panic!("expected publish");
+    };
+    assert!(matches!(
+        f.drop_file("authz.json", br#"{ "a" : 1 }"#),
+        IngestOutcome::Unchanged { .. }
+    ));
+    let IngestOutcome::Published { version: v2, .. } = f.drop_file("authz.json", br#"{"a": 2}"#)
+    else {
+        panic!("expected publish");
+    };
+    assert_ne!(v1, v2);
+    assert_eq!(v1.split(':').next(), v2.split(':').next(), "same artifact sha");
+}
+
+#[test]
+fn invalid_config_is_refused_and_the_old_one_stays() {
+    let f = fixture();
+    f.drop_file("authz.json", br#"{"a": 1}"#);
+    let outcome = f.drop_file("authz.json", b"{broken");
+    assert!(matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("not valid JSON")));
+    let config = f
+        .ingest
+        .registry
+        .lock()
+        .expect("lock")
+        .get("authz")
+        .map(|p| p.config_json.clone());
+    assert_eq!(config.as_deref(), Some(r#"{"a":1}"#));
+}
+
+#[test]
+fn temp_files_and_vanished_files_are_not_read() {
+    let f = fixture();
+    assert_eq!(f.drop_file("authz.wasm.tmp", WASM), IngestOutcome::Ignored);
+    let gone = f.watched.join("gone.wasm");
+    assert_eq!(f.ingest.handle(&gone).expect("handled"), IngestOutcome::NotSettled);
+}

@@ -1,0 +1,25 @@
+//! The meshplug control plane, as a library under the thin `meshplug` binary.
+//!
+//! Data flow: the [`watcher`] sees a filter artifact (`<name>.wasm`) or its configuration
+//! (`<name>.json`) settle in the artifacts folder; [`ingest`] reads it once complete, hashes it
+//! (sha256), [`check`]s it, keeps it in the content-addressed [`store`], and publishes an ECDS
+//! resource built by [`ecds`] into the `xds` crate's snapshot cache. Envoy fetches it over ADS;
+//! every send, ACK and NACK updates the [`fleet`] view, which the [`admin`] API serves.
+//!
+//! Domain types here carry no protobuf: [`ecds`] is the one place that builds Envoy messages.
+
+pub mod admin;
+pub mod artifact;
+pub mod bootstrap;
+pub mod check;
+pub mod debounce;
+pub mod ecds;
+mod error;
+pub mod fleet;
+pub mod ingest;
+pub mod registry;
+pub mod serve;
+pub mod store;
+pub mod watcher;
+
+pub use error::Error;

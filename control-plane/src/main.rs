@@ -1,0 +1,148 @@
+//! The `meshplug` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use meshplug::bootstrap::{render, standard_vars};
+use meshplug::check::Limits;
+use meshplug::debounce::Quiet;
+use meshplug::serve::{ServeConfig, run};
+
+#[derive(Parser)]
+#[command(name = "meshplug", version, about = "Hot-swap Rust filters into a fleet of Envoy proxies")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane: watch the artifacts folder and serve ADS/ECDS.
+    Serve(ServeArgs),
+    /// Render an Envoy bootstrap from a template to standard output.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Folder watched for `<name>.wasm` builds and `<name>.json` configurations.
+    #[arg(long, env = "MESHPLUG_ARTIFACTS", default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Where the content-addressed store and state live.
+    #[arg(long, env = "MESHPLUG_DATA", default_value = ".meshplug")]
+    data: PathBuf,
+    /// ADS gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:18000")]
+    xds_addr: SocketAddr,
+    /// Admin HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    admin_addr: SocketAddr,
+    /// Write the bound addresses here as JSON once serving.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Largest artifact accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_artifact_bytes)]
+    max_artifact_bytes: u64,
+    /// Quiet time after a writer closes a file, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    settle_after_close_ms: u64,
+    /// Quiet time after the last write when no close was seen, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    settle_without_close_ms: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(clap::Args)]
+struct BootstrapArgs {
+    /// The template.
+    #[arg(long, default_value = "envoy-config/bootstrap.yaml")]
+    template: PathBuf,
+    #[arg(long, default_value = "envoy-1")]
+    node_id: String,
+    #[arg(long, default_value = "meshplug")]
+    node_cluster: String,
+    #[arg(long, default_value_t = 19901)]
+    admin_port: u16,
+    #[arg(long, default_value_t = 10000)]
+    listener_port: u16,
+    #[arg(long, default_value_t = 18000)]
+    xds_port: u16,
+    #[arg(long, default_value_t = 18081)]
+    upstream_port: u16,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Bootstrap(args) => bootstrap(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let config = ServeConfig {
+        artifacts_dir: args.artifacts,
+        data_dir: args.data,
+        xds_addr: args.xds_addr,
+        admin_addr: args.admin_addr,
+        ready_file: args.ready_file,
+        limits: Limits {
+            max_artifact_bytes: args.max_artifact_bytes,
+        },
+        quiet: Quiet {
+            after_close: Duration::from_millis(args.settle_after_close_ms),
+            without_close: Duration::from_millis(args.settle_without_close_ms),
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run(config, shutdown_signal()))?;
+    Ok(())
+}
+
+fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let template = std::fs::read_to_string(&args.template)
+        .with_context(|| format!("reading {}", args.template.display()))?;
+    let vars = standard_vars(
+        &args.node_id,
+        &args.node_cluster,
+        [
+            ("ADMIN_PORT", args.admin_port),
+            ("LISTENER_PORT", args.listener_port),
+            ("XDS_PORT", args.xds_port),
+            ("UPSTREAM_PORT", args.upstream_port),
+        ],
+    );
+    print!("{}", render(&template, &vars)?);
+    Ok(())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! What the control plane currently serves for each filter, and what it refused. Pure state.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::artifact::ArtifactKind;
+use crate::ecds::FilterDeployment;
+use crate::store::sha256_hex;
+
+/// The configuration a filter gets when no `<name>.json` was given.
+pub const DEFAULT_CONFIG: &str = "{}";
+
+/// One filter, as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginStatus {
+    /// The filter (and ECDS resource) name.
+    pub name: String,
+    /// The published artifact, if any.
+    pub artifact: Option<PublishedArtifact>,
+    /// The configuration, as compact JSON.
+    pub config_json: String,
+    /// sha256 of `config_json`.
+    pub config_sha256: String,
+    /// The ECDS resource version label last published (`<artifact sha>:<config sha prefix>`).
+    pub resource_version: Option<String>,
+    /// How many times a changed resource was published.
+    pub publishes: u64,
+    /// The last artifact or configuration refused for this filter.
+    pub last_rejection: Option<RejectionRecord>,
+}
+
+/// The artifact a filter runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedArtifact {
+    /// Its kind.
+    pub kind: ArtifactKind,
+    /// sha256 of its bytes.
+    pub sha256: String,
+    /// Its path in the store.
+    pub path: PathBuf,
+}
+
+/// Why something was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectionRecord {
+    /// sha256 of what was refused.
+    pub sha256: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// The reason.
+    pub reason: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
+
+/// The version label of a resource built from an artifact and a configuration.
+pub fn resource_version(artifact_sha: &str, config_sha: &str) -> String {
+    format!("{artifact_sha}:{}", &config_sha[..config_sha.len().min(12)])
+}
+
+/// All filters by name.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Registry {
+    plugins: BTreeMap<String, PluginStatus>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The filter `name`, if known.
+    pub fn get(&self, name: &str) -> Option<&PluginStatus> {
+        self.plugins.get(name)
+    }
+
+    /// All filters, by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginStatus> {
+        self.plugins.values()
+    }
+
+    fn entry(&mut self, name: &str) -> &mut PluginStatus {
+        self.plugins
+            .entry(name.to_string())
+            .or_insert_with(|| PluginStatus {
+                name: name.to_string(),
+                artifact: None,
+                config_json: DEFAULT_CONFIG.to_string(),
+                config_sha256: sha256_hex(DEFAULT_CONFIG.as_bytes()),
+                resource_version: None,
+                publishes: 0,
+                last_rejection: None,
+            })
+    }
+
+    /// Sets the artifact of `name`. Returns false when it is already the one published.
+    pub fn set_artifact(&mut self, name: &str, artifact: PublishedArtifact) -> bool {
+        let plugin = self.entry(name);
+        if plugin.artifact.as_ref() == Some(&artifact) {
+            return false;
+        }
+        plugin.artifact = Some(artifact);
+        true
+    }
+
+    /// Sets the configuration of `name` (compact JSON). Returns false when unchanged.
+    pub fn set_config(&mut self, name: &str, config_json: String) -> bool {
+        let plugin = self.entry(name);
+        if plugin.config_json == config_json {
+            return false;
+        }
+        plugin.config_sha256 = sha256_hex(config_json.as_bytes());
+        plugin.config_json = config_json;
+        true
+    }
+
+    /// Records a refusal.
+    pub fn reject(&mut self, name: &str, record: RejectionRecord) {
+        self.entry(name).last_rejection = Some(record);
+    }
+
+    /// What to publish for `name`, with its version label, once it has an artifact.
+    pub fn deployment(&self, name: &str) -> Option<(FilterDeployment<'_>, String)> {
+        let plugin = self.plugins.get(name)?;
+        let artifact = plugin.artifact.as_ref()?;
+        let deployment = FilterDeployment {
+            name: &plugin.name,
+            kind: artifact.kind,
+            module_path: Path::new(&artifact.path),
+            config_json: &plugin.config_json,
+        };
+        let version = resource_version(&artifact.sha256, &plugin.config_sha256);
+        Some((deployment, version))
+    }
+
+    /// Records that `version` of `name` was published.
+    pub fn mark_published(&mut self, name: &str, version: String) {
+        let plugin = self.entry(name);
+        plugin.resource_version = Some(version);
+        plugin.publishes += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;

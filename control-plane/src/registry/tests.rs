@@ -1,0 +1,43 @@
+use super::*;
+
+fn artifact(sha: &str) -> PublishedArtifact {
+    PublishedArtifact {
+        kind: ArtifactKind::Wasm,
+        sha256: sha.into(),
+        path: PathBuf::from(format!("/s/{sha}.wasm")),
+    }
+}
+
+#[test]
+fn nothing_to_deploy_without_an_artifact() {
+    let mut reg = Registry::new();
+    assert!(reg.set_config("authz", r#"{"a":1}"#.into()));
+    assert!(reg.deployment("authz").is_none());
+}
+
+#[test]
+fn artifact_and_config_make_the_version() {
+    let mut reg = Registry::new();
+    assert!(reg.set_artifact("authz", artifact("aaa")));
+    assert!(!reg.set_artifact("authz", artifact("aaa")), "same artifact is no change");
+    let (deployment, v1) = reg.deployment("authz").expect("deployable");
+    assert_eq!(deployment.config_json, DEFAULT_CONFIG);
+    assert!(v1.starts_with("aaa:"));
+
+    assert!(reg.set_config("authz", r#"{"a":1}"#.into()));
+    assert!(!reg.set_config("authz", r#"{"a":1}"#.into()));
+    let (_, v2) = reg.deployment("authz").expect("deployable");
+    assert_ne!(v1, v2, "a config change is a new version");
+    assert!(v2.starts_with("aaa:"));
+}
+
+#[test]
+fn publishes_are_counted() {
+    let mut reg = Registry::new();
+    reg.set_artifact("authz", artifact("aaa"));
+    reg.mark_published("authz", "aaa:1".into());
+    reg.mark_published("authz", "aaa:2".into());
+    let plugin = reg.get("authz").expect("known");
+    assert_eq!(plugin.publishes, 2);
+    assert_eq!(plugin.resource_version.as_deref(), Some("aaa:2"));
+}

@@ -1,0 +1,229 @@
+//! `meshplug serve`: wires the watcher, ingest, xDS server and admin API together.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use xds::{AdsServer, NodeInfo, SnapshotCache, XdsEvent};
+
+use crate::Error;
+use crate::admin::{self, AdminState};
+use crate::artifact::{WatchedFile, classify};
+use crate::check::Limits;
+use crate::debounce::Quiet;
+use crate::fleet::Fleet;
+use crate::ingest::{Ingest, IngestOutcome, unix_ms};
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::watcher::ArtifactWatcher;
+
+/// The snapshot group every node is served from.
+pub const FLEET_GROUP: &str = "fleet";
+
+/// Settings of `meshplug serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The folder watched for `<name>.wasm` and `<name>.json`.
+    pub artifacts_dir: PathBuf,
+    /// Where the store and state live.
+    pub data_dir: PathBuf,
+    /// The ADS gRPC address.
+    pub xds_addr: SocketAddr,
+    /// The admin HTTP address.
+    pub admin_addr: SocketAddr,
+    /// A file to write the bound addresses to, as JSON, once serving.
+    pub ready_file: Option<PathBuf>,
+    /// Artifact check limits.
+    pub limits: Limits,
+    /// Watcher quiet periods.
+    pub quiet: Quiet,
+}
+
+/// The addresses actually bound.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct BoundAddrs {
+    /// ADS gRPC.
+    pub xds: SocketAddr,
+    /// Admin HTTP.
+    pub admin: SocketAddr,
+}
+
+/// Runs the control plane until `shutdown` completes.
+pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    std::fs::create_dir_all(&config.artifacts_dir)
+        .map_err(Error::io("creating artifacts folder", &config.artifacts_dir))?;
+    let artifacts_dir = config
+        .artifacts_dir
+        .canonicalize()
+        .map_err(Error::io("resolving", &config.artifacts_dir))?;
+    let cache = Arc::new(SnapshotCache::new());
+    let registry = Arc::new(Mutex::new(Registry::new()));
+    let fleet = Arc::new(Mutex::new(Fleet::new()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let ingest = Ingest {
+        store: Store::open(config.data_dir.join("store"))?,
+        limits: config.limits,
+        registry: Arc::clone(&registry),
+        cache: Arc::clone(&cache),
+        group: FLEET_GROUP.to_string(),
+    };
+
+    let xds_listener = bind(config.xds_addr).await?;
+    let admin_listener = bind(config.admin_addr).await?;
+    let bound = BoundAddrs {
+        xds: local_addr(&xds_listener)?,
+        admin: local_addr(&admin_listener)?,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let xds_task = tokio::spawn(serve_xds(xds_listener, cache, Arc::clone(&fleet), stop_rx.clone()));
+    let admin_state = AdminState {
+        registry,
+        fleet,
+        ready: Arc::clone(&ready),
+    };
+    let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx));
+
+    let (watcher, mut complete) = ArtifactWatcher::start(&artifacts_dir, config.quiet)?;
+    for path in existing_files(&artifacts_dir)? {
+        handle_path(&ingest, &watcher, path).await;
+    }
+    ready.store(true, Ordering::Release);
+    if let Some(path) = &config.ready_file {
+        write_ready_file(path, &bound)?;
+    }
+    tracing::info!(xds = %bound.xds, admin = %bound.admin, artifacts = %artifacts_dir.display(), "serving");
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            path = complete.recv() => match path {
+                Some(path) => handle_path(&ingest, &watcher, path).await,
+                None => break,
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = xds_task.await;
+    let _ = admin_task.await;
+    Ok(())
+}
+
+async fn handle_path(ingest: &Ingest, watcher: &ArtifactWatcher, path: PathBuf) {
+    let worker = ingest.clone();
+    let job_path = path.clone();
+    let result = tokio::task::spawn_blocking(move || worker.handle(&job_path)).await;
+    match result {
+        Ok(Ok(IngestOutcome::NotSettled)) => {
+            tracing::debug!(path = %path.display(), "still changing; will look again");
+            if path.exists() {
+                watcher.recheck(&path);
+            }
+        }
+        Ok(Ok(IngestOutcome::Unchanged { name, sha256 })) => {
+            tracing::info!(filter = %name, %sha256, "unchanged; nothing to push");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(path = %path.display(), error = %err, "ingest failed"),
+        Err(err) => tracing::error!(path = %path.display(), error = %err, "ingest task failed"),
+    }
+}
+
+/// The files already in the folder at startup: configurations first, so each artifact is
+/// published with its configuration.
+fn existing_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(Error::io("listing", dir))?;
+    let mut files: Vec<(bool, PathBuf)> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let is_artifact = matches!(classify(&path)?, WatchedFile::Artifact { .. });
+            Some((is_artifact, path))
+        })
+        .collect();
+    files.sort();
+    Ok(files.into_iter().map(|(_, path)| path).collect())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(Error::io("binding", addr.to_string()))
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, Error> {
+    listener
+        .local_addr()
+        .map_err(Error::io("reading bound address", "listener"))
+}
+
+fn write_ready_file(path: &Path, bound: &BoundAddrs) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(bound)?).map_err(Error::io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io("renaming", path))
+}
+
+async fn serve_xds(
+    listener: TcpListener,
+    cache: Arc<SnapshotCache>,
+    fleet: Arc<Mutex<Fleet>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let sink = move |event: XdsEvent| {
+        log_event(&event);
+        fleet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(&event, unix_ms());
+    };
+    let server = AdsServer::with_grouper(cache, sink, Arc::new(|_: &NodeInfo| FLEET_GROUP.into()));
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .add_service(server.into_service())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, "xDS server failed");
+    }
+}
+
+async fn serve_admin(
+    listener: TcpListener,
+    state: AdminState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let result = axum::serve(listener, admin::router(state))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, "admin server failed");
+    }
+}
+
+fn log_event(event: &XdsEvent) {
+    match event {
+        XdsEvent::StreamOpened { node, stream } => {
+            tracing::info!(node = %node.id, cluster = %node.cluster, stream, "node connected");
+        }
+        XdsEvent::StreamClosed { node, stream } => {
+            tracing::info!(node = %node.id, stream, "node disconnected");
+        }
+        XdsEvent::Sent { node, type_url, resources, nonce, .. } => {
+            tracing::info!(node = %node.id, %type_url, ?resources, %nonce, "pushed");
+        }
+        XdsEvent::Ack { node, type_url, resources, .. } => {
+            tracing::info!(node = %node.id, %type_url, ?resources, "ACKed");
+        }
+        XdsEvent::Nack { node, type_url, resources, error, .. } => {
+            tracing::warn!(node = %node.id, %type_url, ?resources, %error, "NACKed");
+        }
+    }
+}

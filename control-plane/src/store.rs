@@ -1,0 +1,88 @@
+//! The content-addressed artifact store: `<dir>/<sha256>.<ext>`, read-only, written by
+//! write-fsync-rename so a reader never sees half a file, and each sha has its own path (Envoy
+//! identifies a module by path).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::artifact::ArtifactKind;
+
+/// A hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The store folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating) the store at `dir`.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(Error::io("creating store", &dir))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(Error::io("resolving store", &dir))?;
+        Ok(Self { dir })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where an artifact with this sha and kind lives.
+    pub fn path_for(&self, sha: &str, kind: ArtifactKind) -> PathBuf {
+        self.dir.join(format!("{sha}.{}", kind.extension()))
+    }
+
+    /// Stores `bytes` (whose sha256 is `sha`) and returns its path. A sha already stored is
+    /// left as it is.
+    pub fn put(&self, sha: &str, kind: ArtifactKind, bytes: &[u8]) -> Result<PathBuf, Error> {
+        let path = self.path_for(sha, kind);
+        if path.exists() {
+            return Ok(path);
+        }
+        let tmp = self.dir.join(format!(".{sha}.{}.tmp", std::process::id()));
+        write_synced(&tmp, bytes)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
+            .map_err(Error::io("making read-only", &tmp))?;
+        fs::rename(&tmp, &path).map_err(Error::io("renaming into store", &path))?;
+        fs::File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(Error::io("syncing store folder", &self.dir))?;
+        Ok(path)
+    }
+
+    /// Records why `sha` was refused, next to where it would have been stored, so it is never
+    /// tried twice.
+    pub fn put_rejection(&self, sha: &str, reason: &str) -> Result<(), Error> {
+        let path = self.dir.join(format!("{sha}.rejected"));
+        write_synced(&path, reason.as_bytes())
+    }
+
+    /// Why `sha` was refused before, if it was.
+    pub fn rejection(&self, sha: &str) -> Option<String> {
+        fs::read_to_string(self.dir.join(format!("{sha}.rejected"))).ok()
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut file = fs::File::create(path).map_err(Error::io("creating", path))?;
+    file.write_all(bytes).map_err(Error::io("writing", path))?;
+    file.sync_all().map_err(Error::io("syncing", path))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! Watches the artifacts folder with `notify` and yields paths once they are complete, as the
+//! [`crate::debounce`] rules decide.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::Error;
+use crate::artifact::classify;
+use crate::debounce::{Debouncer, FsChange, Quiet};
+
+/// A running watch. Dropping it stops the watch.
+#[derive(Debug)]
+pub struct ArtifactWatcher {
+    _watcher: RecommendedWatcher,
+    changes: mpsc::UnboundedSender<(PathBuf, FsChange)>,
+}
+
+impl ArtifactWatcher {
+    /// Starts watching `dir`; complete paths arrive on the returned receiver.
+    pub fn start(dir: &Path, quiet: Quiet) -> Result<(Self, mpsc::Receiver<PathBuf>), Error> {
+        let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = mpsc::channel(64);
+        let sender = changes_tx.clone();
+        let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
+            match result {
+                Ok(event) => {
+                    for change in changes_of(&event) {
+                        let _ = sender.send(change);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "file watch error"),
+            }
+        })
+        .map_err(|source| Error::Watch {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| Error::Watch {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        tokio::spawn(settle(changes_rx, ready_tx, Debouncer::new(quiet)));
+        let watcher = Self {
+            _watcher: watcher,
+            changes: changes_tx,
+        };
+        Ok((watcher, ready_rx))
+    }
+
+    /// Asks for `path` to be looked at again once it is quiet (it was still changing).
+    pub fn recheck(&self, path: &Path) {
+        let _ = self
+            .changes
+            .send((path.to_path_buf(), FsChange::ClosedAfterWrite));
+    }
+}
+
+/// Maps a notify event to the changes the debouncer understands, for files we act on only.
+fn changes_of(event: &Event) -> Vec<(PathBuf, FsChange)> {
+    let relevant = |path: &PathBuf| classify(path).is_some();
+    let each = |change: FsChange| -> Vec<(PathBuf, FsChange)> {
+        event
+            .paths
+            .iter()
+            .filter(|p| relevant(p))
+            .map(|p| (p.clone(), change))
+            .collect()
+    };
+    match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            let mut out = Vec::new();
+            if let [from, to] = &event.paths[..] {
+                if relevant(from) {
+                    out.push((from.clone(), FsChange::Removed));
+                }
+                if relevant(to) {
+                    out.push((to.clone(), FsChange::RenamedIn));
+                }
+            }
+            out
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => each(FsChange::RenamedIn),
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) => each(FsChange::Removed),
+        EventKind::Modify(ModifyKind::Name(_)) => event
+            .paths
+            .iter()
+            .filter(|p| relevant(p))
+            .map(|p| {
+                let change = if p.exists() {
+                    FsChange::RenamedIn
+                } else {
+                    FsChange::Removed
+                };
+                (p.clone(), change)
+            })
+            .collect(),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            each(FsChange::ClosedAfterWrite)
+        }
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+            each(FsChange::Written)
+        }
+        EventKind::Remove(_) => each(FsChange::Removed),
+        _ => Vec::new(),
+    }
+}
+
+async fn settle(
+    mut changes: mpsc::UnboundedReceiver<(PathBuf, FsChange)>,
+    ready: mpsc::Sender<PathBuf>,
+    mut debouncer: Debouncer,
+) {
+    loop {
+        let deadline = debouncer.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let due = tokio::select! {
+            change = changes.recv() => match change {
+                Some((path, change)) => {
+                    tracing::debug!(path = %path.display(), ?change, "seen");
+                    debouncer.on_change(&path, change, Instant::now()).into_iter().collect()
+                }
+                None => return,
+            },
+            () = sleep => debouncer.take_due(Instant::now()),
+        };
+        for path in due {
+            tracing::info!(path = %path.display(), "seen complete");
+            if ready.send(path).await.is_err() {
+                return;
+            }
+        }
+    }
+}

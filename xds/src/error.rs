@@ -1,0 +1,30 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, Error)]
+pub enum XdsError {
+    /// The first request on a stream carried no `node`.
+    #[error("the first DiscoveryRequest on a stream must carry a node")]
+    MissingNode,
+    /// A request on an aggregated stream named no `type_url`.
+    #[error("an ADS DiscoveryRequest must carry a type_url")]
+    MissingTypeUrl,
+    /// The client went away while a response was being sent.
+    #[error("the stream closed while sending")]
+    StreamClosed,
+    /// Binding or serving the gRPC listener failed.
+    #[error("serving xDS failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<XdsError> for tonic::Status {
+    fn from(err: XdsError) -> Self {
+        match err {
+            XdsError::MissingNode | XdsError::MissingTypeUrl => {
+                tonic::Status::invalid_argument(err.to_string())
+            }
+            XdsError::StreamClosed => tonic::Status::cancelled(err.to_string()),
+            XdsError::Transport(_) => tonic::Status::internal(err.to_string()),
+        }
+    }
+}

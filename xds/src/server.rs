@@ -1,0 +1,189 @@
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    aggregated_discovery_service_server::{
+        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+    },
+};
+use futures::Stream;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::stream::{Outcome, StreamState};
+use crate::{EventSink, NodeInfo, Snapshot, SnapshotCache, StreamId, XdsError, XdsEvent};
+
+/// Maps a node to the key of the snapshot it is served.
+pub type NodeGrouper = Arc<dyn Fn(&NodeInfo) -> String + Send + Sync>;
+
+/// How many responses may wait for a slow stream before its task waits for it. Only that
+/// stream's task waits; the others go on.
+const RESPONSE_QUEUE: usize = 4;
+
+/// The ADS gRPC service over a [`SnapshotCache`].
+#[derive(Clone)]
+pub struct AdsServer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    cache: Arc<SnapshotCache>,
+    grouper: NodeGrouper,
+    sink: Arc<dyn EventSink>,
+    next_stream: AtomicU64,
+}
+
+impl fmt::Debug for AdsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdsServer")
+            .field("cache", &self.shared.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdsServer {
+    /// A server that serves each node the snapshot keyed by its node id, and reports events to
+    /// `sink`.
+    pub fn new(cache: Arc<SnapshotCache>, sink: impl EventSink) -> Self {
+        Self::with_grouper(cache, sink, Arc::new(|node: &NodeInfo| node.id.clone()))
+    }
+
+    /// A server that serves each node the snapshot keyed by `grouper(node)`.
+    pub fn with_grouper(
+        cache: Arc<SnapshotCache>,
+        sink: impl EventSink,
+        grouper: NodeGrouper,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                cache,
+                grouper,
+                sink: Arc::new(sink),
+                next_stream: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The tonic service to add to a `tonic::transport::Server`.
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
+        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(16 * 1024 * 1024)
+    }
+}
+
+type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = BoxedStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
+        let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(run_stream(shared, id, request.into_inner(), tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented(
+            "delta xDS is not served; use state-of-the-world ADS",
+        ))
+    }
+}
+
+type Responder = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+
+async fn run_stream(
+    shared: Arc<Shared>,
+    id: StreamId,
+    mut inbound: Streaming<DiscoveryRequest>,
+    tx: Responder,
+) {
+    let first = match inbound.message().await {
+        Ok(Some(first)) => first,
+        Ok(None) | Err(_) => return,
+    };
+    let Some(node) = first.node.as_ref().map(NodeInfo::from_proto) else {
+        let _ = tx.send(Err(XdsError::MissingNode.into())).await;
+        return;
+    };
+    let group = (shared.grouper)(&node);
+    tracing::debug!(stream = id, node = %node.id, %group, "ADS stream opened");
+    let snapshots = shared.cache.watch(&group);
+    let mut state = StreamState::new(id, node);
+    shared.sink.on_event(XdsEvent::StreamOpened {
+        stream: id,
+        node: state.node().clone(),
+    });
+    let result = serve_stream(&shared, &mut state, first, inbound, snapshots, &tx).await;
+    if let Err(err) = result {
+        tracing::debug!(stream = id, error = %err, "ADS stream ended with an error");
+        if !matches!(err, XdsError::StreamClosed) {
+            let _ = tx.send(Err(err.into())).await;
+        }
+    }
+    shared.sink.on_event(XdsEvent::StreamClosed {
+        stream: id,
+        node: state.node().clone(),
+    });
+}
+
+async fn serve_stream(
+    shared: &Shared,
+    state: &mut StreamState,
+    first: DiscoveryRequest,
+    mut inbound: Streaming<DiscoveryRequest>,
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    tx: &Responder,
+) -> Result<(), XdsError> {
+    let mut pending = Some(first);
+    loop {
+        let mut out = Outcome::default();
+        if let Some(request) = pending.take() {
+            let snapshot = snapshots.borrow_and_update().clone();
+            state.on_request(request, &snapshot, &mut out)?;
+        } else {
+            tokio::select! {
+                message = inbound.message() => match message {
+                    Ok(Some(request)) => pending = Some(request),
+                    Ok(None) => return Ok(()),
+                    Err(status) => {
+                        tracing::debug!(stream = ?state.node().id, %status, "ADS stream read failed");
+                        return Ok(());
+                    }
+                },
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let snapshot = snapshots.borrow_and_update().clone();
+                    state.on_snapshot(&snapshot, &mut out);
+                }
+            }
+        }
+        deliver(shared, tx, out).await?;
+    }
+}
+
+async fn deliver(shared: &Shared, tx: &Responder, out: Outcome) -> Result<(), XdsError> {
+    for event in out.events {
+        shared.sink.on_event(event);
+    }
+    for response in out.responses {
+        tx.send(Ok(response))
+            .await
+            .map_err(|_| XdsError::StreamClosed)?;
+    }
+    Ok(())
+}
