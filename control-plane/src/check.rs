@@ -1,7 +1,8 @@
 //! Checks an artifact must pass before any proxy is sent it. Pure.
 //!
-//! Today these are structural: size and file format. Running the module in a sandbox with its
-//! configuration is the pre-flight's job (see ARCHITECTURE.md).
+//! Today these are structural: size, file format, and for Wasm that every section fits in the
+//! file, which is what catches a truncated or half-written build. Validating the code and running
+//! the module with its configuration is the pre-flight's job (see ARCHITECTURE.md).
 
 use crate::artifact::ArtifactKind;
 
@@ -33,6 +34,18 @@ pub enum Rejection {
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// A section runs past the end of the file: a truncated or half-written build.
+    #[error("truncated Wasm: section {section} at offset {offset} needs {needed} bytes, {left} left")]
+    Truncated {
+        /// Section id.
+        section: u8,
+        /// Offset of the section header.
+        offset: usize,
+        /// Bytes the section declares.
+        needed: u64,
+        /// Bytes left in the file.
+        left: usize,
     },
     /// Not the file format its name claims.
     #[error("not a {expected} file: {detail}")]
@@ -75,7 +88,54 @@ fn check_wasm_header(bytes: &[u8]) -> Result<(), Rejection> {
     if bytes[4..8] != WASM_VERSION_1 {
         return Err(wrong(format!("unsupported binary version {:?}", &bytes[4..8])));
     }
+    check_wasm_sections(bytes)
+}
+
+/// The highest section id defined by the Wasm core spec (with the tag section).
+const LAST_SECTION_ID: u8 = 13;
+
+/// Walks the section headers: each is an id byte and a LEB128 size that must fit the file.
+fn check_wasm_sections(bytes: &[u8]) -> Result<(), Rejection> {
+    let mut offset = 8;
+    while offset < bytes.len() {
+        let section = bytes[offset];
+        if section > LAST_SECTION_ID {
+            return Err(Rejection::WrongFormat {
+                expected: "WebAssembly",
+                detail: format!("unknown section id {section} at offset {offset}"),
+            });
+        }
+        let (needed, header_len) = read_leb128_u32(&bytes[offset + 1..]).ok_or(Rejection::Truncated {
+            section,
+            offset,
+            needed: 0,
+            left: bytes.len() - offset - 1,
+        })?;
+        let body = offset + 1 + header_len;
+        let left = bytes.len() - body;
+        if needed > left as u64 {
+            return Err(Rejection::Truncated {
+                section,
+                offset,
+                needed,
+                left,
+            });
+        }
+        offset = body + needed as usize;
+    }
     Ok(())
+}
+
+/// Decodes an unsigned LEB128 of at most 5 bytes; returns it and its length.
+fn read_leb128_u32(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().take(5).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -1,1 +1,21 @@
-//! placeholder
+//! The end-to-end harness for meshplug: real processes on loopback.
+//!
+//! It starts an in-process upstream, the `meshplug` binary and a real Envoy (the pinned
+//! version from `envoy-config/.envoy-version`, installed by `make setup`), each on ephemeral
+//! ports, and stops every process it started on drop, by PID. Nothing here mocks Envoy.
+//!
+//! One scenario per file lives in `tests/`; `src/bin/` holds `dev-mesh` (what `make run`
+//! starts) and `bench-swap` (what `make bench` runs).
+
+pub mod control_plane;
+pub mod envoy;
+mod error;
+pub mod eventually;
+pub mod mesh;
+pub mod paths;
+pub mod process;
+pub mod upstream;
+
+pub use error::HarnessError;
+pub use eventually::eventually;
+pub use mesh::Mesh;

@@ -1,6 +1,6 @@
 use super::*;
 
-const WASM: &[u8] = b"\0asm\x01\0\0\0module-a";
+const WASM: &[u8] = b"\0asm\x01\0\0\0\x00\x08module-a";
 
 struct Fixture {
     _dir: tempfile::TempDir,

@@ -1,0 +1,131 @@
+//! The `meshplug serve` process, on ephemeral ports, with JSON logs in a file.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use meshplug::serve::BoundAddrs;
+use serde_json::Value;
+
+use crate::HarnessError;
+use crate::paths::meshplug_binary;
+use crate::process::ChildGuard;
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    process: ChildGuard,
+    /// Its bound addresses.
+    pub addrs: BoundAddrs,
+    /// The watched artifacts folder.
+    pub artifacts: PathBuf,
+    /// Its log (JSON lines).
+    pub log_path: PathBuf,
+    http: reqwest::Client,
+}
+
+impl ControlPlane {
+    /// Starts `meshplug serve` with its folders under `workdir`.
+    pub async fn start(workdir: &Path) -> Result<Self, HarnessError> {
+        let artifacts = workdir.join("artifacts");
+        let ready = workdir.join("control-plane.ready.json");
+        let log_path = workdir.join("control-plane.log");
+        let _ = std::fs::remove_file(&ready);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(HarnessError::io("opening control plane log"))?;
+        let log_err = log.try_clone().map_err(HarnessError::io("cloning log"))?;
+        let mut command = Command::new(meshplug_binary()?);
+        command
+            .arg("serve")
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .arg("--data")
+            .arg(workdir.join("data"))
+            .args(["--xds-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-json"])
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("RUST_LOG", "info,meshplug=debug")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        let mut process = ChildGuard::spawn("meshplug", &mut command)?;
+        let addrs = wait_for_ready_file(&mut process, &ready, &log_path).await?;
+        Ok(Self {
+            process,
+            addrs,
+            artifacts,
+            log_path,
+            http: reqwest::Client::builder().no_proxy().build()?,
+        })
+    }
+
+    /// GET an admin API path as JSON.
+    pub async fn api(&self, path: &str) -> Result<Value, HarnessError> {
+        let url = format!("http://{}{path}", self.addrs.admin);
+        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+    }
+
+    /// The status of filter `name` on node `node_id`, from `/api/v1/nodes`.
+    pub async fn filter_on_node(&self, node_id: &str, name: &str) -> Result<Value, HarnessError> {
+        let nodes = self.api("/api/v1/nodes").await?;
+        let found = nodes["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|node| node["id"] == node_id)
+            .map(|node| node["filters"][name].clone())
+            .unwrap_or(Value::Null);
+        Ok(found)
+    }
+
+    /// The status of filter `name` from `/api/v1/plugins`.
+    pub async fn plugin(&self, name: &str) -> Result<Value, HarnessError> {
+        let plugins = self.api("/api/v1/plugins").await?;
+        let found = plugins["plugins"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|plugin| plugin["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(found)
+    }
+
+    /// The JSON log records so far whose message is `message`.
+    pub fn log_records(&self, message: &str) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|record| record["fields"]["message"] == message)
+            .collect()
+    }
+
+    /// The process.
+    pub fn process(&mut self) -> &mut ChildGuard {
+        &mut self.process
+    }
+}
+
+async fn wait_for_ready_file(
+    process: &mut ChildGuard,
+    ready: &Path,
+    log: &Path,
+) -> Result<BoundAddrs, HarnessError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(bytes) = std::fs::read(ready) {
+            return Ok(serde_json::from_slice(&bytes)?);
+        }
+        if !process.is_running() || tokio::time::Instant::now() > deadline {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(HarnessError::NotReady(format!(
+                "meshplug did not become ready; log:\n{tail}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

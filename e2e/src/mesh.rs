@@ -1,0 +1,148 @@
+//! A whole mesh on loopback: upstream, control plane and one or more Envoys.
+
+use std::path::{Path, PathBuf};
+
+use meshplug::bootstrap::BootstrapVars;
+use reqwest::header::HeaderMap;
+use tempfile::TempDir;
+
+use crate::HarnessError;
+use crate::control_plane::ControlPlane;
+use crate::envoy::{Envoy, EnvoyOptions};
+use crate::paths::bootstrap_template;
+use crate::upstream::Upstream;
+
+/// The API key the tests' `authz` configuration allows.
+pub const TEST_API_KEY: &str = "test-key-1";
+
+/// An HTTP answer, read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: String,
+}
+
+impl Answer {
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Upstream, control plane and Envoys, all stopped on drop.
+#[derive(Debug)]
+pub struct Mesh {
+    /// The Envoys, in start order. Dropped first.
+    pub envoys: Vec<Envoy>,
+    /// The control plane.
+    pub control_plane: ControlPlane,
+    /// The upstream.
+    pub upstream: Upstream,
+    http: reqwest::Client,
+    dir: TempDir,
+}
+
+impl Mesh {
+    /// Starts upstream, control plane and one Envoy (`envoy-1`).
+    pub async fn start() -> Result<Self, HarnessError> {
+        let mut mesh = Self::start_without_envoy().await?;
+        mesh.add_envoy("envoy-1", "edge").await?;
+        Ok(mesh)
+    }
+
+    /// Starts upstream and control plane only.
+    pub async fn start_without_envoy() -> Result<Self, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("meshplug-e2e-")
+            .tempdir()
+            .map_err(HarnessError::io("creating work dir"))?;
+        let upstream = Upstream::start().await?;
+        let control_plane = ControlPlane::start(dir.path()).await?;
+        Ok(Self {
+            envoys: Vec::new(),
+            control_plane,
+            upstream,
+            http: reqwest::Client::builder().no_proxy().build()?,
+            dir,
+        })
+    }
+
+    /// Starts another Envoy from `envoy-config/bootstrap.yaml`.
+    pub async fn add_envoy(&mut self, node_id: &str, cluster: &str) -> Result<&Envoy, HarnessError> {
+        let mut vars = BootstrapVars::new();
+        vars.insert("XDS_PORT", self.control_plane.addrs.xds.port().to_string());
+        vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
+        let options = EnvoyOptions {
+            node_id: node_id.into(),
+            cluster: cluster.into(),
+            template: bootstrap_template("bootstrap.yaml"),
+            vars,
+        };
+        let envoy = Envoy::start(self.dir.path(), options).await?;
+        self.envoys.push(envoy);
+        Ok(&self.envoys[self.envoys.len() - 1])
+    }
+
+    /// The work folder (logs, bootstraps, artifacts, store).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The watched artifacts folder.
+    pub fn artifacts(&self) -> &Path {
+        &self.control_plane.artifacts
+    }
+
+    /// Publishes `bytes` as `<file>` in the artifacts folder the way builds do: written to a
+    /// hidden temp name, then renamed in.
+    pub fn publish(&self, file: &str, bytes: &[u8]) -> Result<PathBuf, HarnessError> {
+        let tmp = self.artifacts().join(format!(".{file}.tmp"));
+        let target = self.artifacts().join(file);
+        std::fs::write(&tmp, bytes).map_err(HarnessError::io("writing artifact"))?;
+        std::fs::rename(&tmp, &target).map_err(HarnessError::io("renaming artifact"))?;
+        Ok(target)
+    }
+
+    /// Publishes a copy of the file at `source` as `<file>`.
+    pub fn publish_copy(&self, source: &Path, file: &str) -> Result<PathBuf, HarnessError> {
+        let bytes = std::fs::read(source).map_err(HarnessError::io("reading artifact"))?;
+        self.publish(file, &bytes)
+    }
+
+    /// Publishes the tests' `authz` configuration (allows [`TEST_API_KEY`]).
+    pub fn publish_authz_config(&self) -> Result<(), HarnessError> {
+        let config = format!(r#"{{"api_keys": ["{TEST_API_KEY}"]}}"#);
+        self.publish("authz.json", config.as_bytes()).map(|_| ())
+    }
+
+    /// GET `path` through Envoy number `envoy` with `headers`.
+    pub async fn get(
+        &self,
+        envoy: usize,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, HarnessError> {
+        let mut request = self.http.get(self.envoys[envoy].url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await?;
+        Ok(Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.text().await?,
+        })
+    }
+
+    /// GET `/` through Envoy number `envoy` with the allowed API key; returns the
+    /// `x-meshplug-filter` header (or `-` when absent) and the status.
+    pub async fn served_by(&self, envoy: usize) -> Result<(String, u16), HarnessError> {
+        let answer = self.get(envoy, "/", &[("x-api-key", TEST_API_KEY)]).await?;
+        let tag = answer.header("x-meshplug-filter").unwrap_or("-").to_string();
+        Ok((tag, answer.status))
+    }
+}

@@ -1,0 +1,44 @@
+//! A small HTTP upstream on 127.0.0.1:0 that answers 200 to everything.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::routing::any;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::HarnessError;
+
+/// The upstream server; aborted on drop.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+/// The body every upstream response carries.
+pub const UPSTREAM_BODY: &str = "upstream ok\n";
+
+impl Upstream {
+    /// Starts it on an ephemeral loopback port.
+    pub async fn start() -> Result<Self, HarnessError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(HarnessError::io("binding upstream"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(HarnessError::io("upstream address"))?;
+        let app = Router::new().fallback(any(|| async { UPSTREAM_BODY }));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

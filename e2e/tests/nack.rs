@@ -1,0 +1,73 @@
+//! A file that is framed like Wasm but is not a valid module reaches Envoy, which NACKs it. The
+//! control plane records the NACK with Envoy's `error_detail`, Envoy keeps serving the previous
+//! filter, and nothing is resent in a loop.
+
+use std::time::Duration;
+
+use e2e::paths::filter_artifact;
+use e2e::{Mesh, eventually};
+
+/// Wasm header, then a type section (id 1) of three bytes that are not a valid type vector.
+const INVALID_MODULE: &[u8] = b"\0asm\x01\0\0\0\x01\x03\xff\xff\xff";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nacked_module_is_recorded_and_not_resent() {
+    let build_a = filter_artifact("test/authz-a.wasm").expect("test filters built");
+    let mesh = Mesh::start().await.expect("mesh starts");
+    mesh.publish_authz_config().expect("config");
+    mesh.publish_copy(&build_a, "authz.wasm").expect("publish A");
+    served_by_a(&mesh).await;
+
+    mesh.publish("authz.wasm", INVALID_MODULE).expect("publish bad");
+    let nack = eventually(Duration::from_secs(20), "the NACK to be recorded", || async {
+        let status = mesh
+            .control_plane
+            .filter_on_node("envoy-1", "authz")
+            .await
+            .map_err(|e| e.to_string())?;
+        match status["last_nack"]["error"].as_str() {
+            Some(error) => Ok(error.to_string()),
+            None => Err(format!("no NACK yet: {status}")),
+        }
+    })
+    .await;
+    assert!(nack.contains("Wasm"), "Envoy's error detail is kept: {nack}");
+
+    let envoy = &mesh.envoys[0];
+    let rejected = envoy
+        .stat("extension_config_discovery.http_filter.authz.update_rejected")
+        .await
+        .expect("stats");
+    assert_eq!(rejected, 1);
+    served_by_a(&mesh).await;
+
+    // Watch for a resend loop over a window several ADS round trips long.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = mesh
+        .control_plane
+        .filter_on_node("envoy-1", "authz")
+        .await
+        .expect("status");
+    assert_eq!(status["sends"], 2, "A once, the bad module once: {status}");
+    assert_ne!(status["acked"], status["sent"], "the bad version was never ACKed");
+    let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
+    assert_eq!(plugin["publishes"], 2, "{plugin}");
+    let rejected_after = envoy
+        .stat("extension_config_discovery.http_filter.authz.update_rejected")
+        .await
+        .expect("stats");
+    assert_eq!(rejected_after, 1, "Envoy saw the bad module once");
+    let nacks_logged = mesh.control_plane.log_records("NACKed").len();
+    assert_eq!(nacks_logged, 1);
+}
+
+async fn served_by_a(mesh: &Mesh) {
+    eventually(Duration::from_secs(20), "authz/a to serve", || async {
+        match mesh.served_by(0).await {
+            Ok((served, 200)) if served == "authz/a" => Ok(()),
+            Ok(other) => Err(format!("served by {other:?}")),
+            Err(err) => Err(err.to_string()),
+        }
+    })
+    .await;
+}
