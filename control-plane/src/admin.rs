@@ -47,7 +47,10 @@ struct Plugins {
 }
 
 async fn plugins(State(state): State<AdminState>) -> Json<Plugins> {
-    let registry = state.registry.lock().unwrap_or_else(PoisonError::into_inner);
+    let registry = state
+        .registry
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     Json(Plugins {
         plugins: registry.plugins().cloned().collect(),
     })

@@ -60,7 +60,15 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
 
 /// Editors' and copiers' scratch files: hidden, backup, or partial-download names.
 fn is_temporary(file_name: &str) -> bool {
-    const SUFFIXES: [&str; 7] = ["~", ".tmp", ".part", ".partial", ".swp", ".swx", ".crdownload"];
+    const SUFFIXES: [&str; 7] = [
+        "~",
+        ".tmp",
+        ".part",
+        ".partial",
+        ".swp",
+        ".swx",
+        ".crdownload",
+    ];
     file_name.starts_with('.')
         || file_name.starts_with('#')
         || file_name.contains(".tmp.")

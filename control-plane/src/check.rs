@@ -36,7 +36,9 @@ pub enum Rejection {
         limit: u64,
     },
     /// A section runs past the end of the file: a truncated or half-written build.
-    #[error("truncated Wasm: section {section} at offset {offset} needs {needed} bytes, {left} left")]
+    #[error(
+        "truncated Wasm: section {section} at offset {offset} needs {needed} bytes, {left} left"
+    )]
     Truncated {
         /// Section id.
         section: u8,
@@ -86,7 +88,10 @@ fn check_wasm_header(bytes: &[u8]) -> Result<(), Rejection> {
         return Err(wrong("no \\0asm magic number".into()));
     }
     if bytes[4..8] != WASM_VERSION_1 {
-        return Err(wrong(format!("unsupported binary version {:?}", &bytes[4..8])));
+        return Err(wrong(format!(
+            "unsupported binary version {:?}",
+            &bytes[4..8]
+        )));
     }
     check_wasm_sections(bytes)
 }
@@ -105,12 +110,13 @@ fn check_wasm_sections(bytes: &[u8]) -> Result<(), Rejection> {
                 detail: format!("unknown section id {section} at offset {offset}"),
             });
         }
-        let (needed, header_len) = read_leb128_u32(&bytes[offset + 1..]).ok_or(Rejection::Truncated {
-            section,
-            offset,
-            needed: 0,
-            left: bytes.len() - offset - 1,
-        })?;
+        let (needed, header_len) =
+            read_leb128_u32(&bytes[offset + 1..]).ok_or(Rejection::Truncated {
+                section,
+                offset,
+                needed: 0,
+                left: bytes.len() - offset - 1,
+            })?;
         let body = offset + 1 + header_len;
         let left = bytes.len() - body;
         if needed > left as u64 {

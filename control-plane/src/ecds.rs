@@ -69,7 +69,6 @@ fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
             failure_policy: FailurePolicy::FailClosed as i32,
             ..Default::default()
         }),
-        ..Default::default()
     }
 }
 

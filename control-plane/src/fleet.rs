@@ -101,21 +101,32 @@ impl Fleet {
                 node.open_streams = node.open_streams.saturating_sub(1);
                 node.connected = node.open_streams > 0;
             }
-            XdsEvent::Sent { type_url: t, resources, .. } if t == type_url::EXTENSION_CONFIG => {
+            XdsEvent::Sent {
+                type_url: t,
+                resources,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
                 for filter in filters(node, resources) {
                     let (state, version) = filter;
                     state.sent = Some(version.to_string());
                     state.sends += 1;
                 }
             }
-            XdsEvent::Ack { type_url: t, resources, .. } if t == type_url::EXTENSION_CONFIG => {
+            XdsEvent::Ack {
+                type_url: t,
+                resources,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
                 for (state, version) in filters(node, resources) {
                     state.acked = Some(version.to_string());
                 }
             }
-            XdsEvent::Nack { type_url: t, resources, error, .. }
-                if t == type_url::EXTENSION_CONFIG =>
-            {
+            XdsEvent::Nack {
+                type_url: t,
+                resources,
+                error,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
                 for (state, version) in filters(node, resources) {
                     if state.acked.as_deref() == Some(version) {
                         continue; // this resource was not what the node rejected

@@ -12,7 +12,11 @@ use meshplug::debounce::Quiet;
 use meshplug::serve::{ServeConfig, run};
 
 #[derive(Parser)]
-#[command(name = "meshplug", version, about = "Hot-swap Rust filters into a fleet of Envoy proxies")]
+#[command(
+    name = "meshplug",
+    version,
+    about = "Hot-swap Rust filters into a fleet of Envoy proxies"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

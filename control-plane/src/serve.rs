@@ -54,8 +54,10 @@ pub struct BoundAddrs {
 
 /// Runs the control plane until `shutdown` completes.
 pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    std::fs::create_dir_all(&config.artifacts_dir)
-        .map_err(Error::io("creating artifacts folder", &config.artifacts_dir))?;
+    std::fs::create_dir_all(&config.artifacts_dir).map_err(Error::io(
+        "creating artifacts folder",
+        &config.artifacts_dir,
+    ))?;
     let artifacts_dir = config
         .artifacts_dir
         .canonicalize()
@@ -79,7 +81,12 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         admin: local_addr(&admin_listener)?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let xds_task = tokio::spawn(serve_xds(xds_listener, cache, Arc::clone(&fleet), stop_rx.clone()));
+    let xds_task = tokio::spawn(serve_xds(
+        xds_listener,
+        cache,
+        Arc::clone(&fleet),
+        stop_rx.clone(),
+    ));
     let admin_state = AdminState {
         registry,
         fleet,
@@ -216,13 +223,30 @@ fn log_event(event: &XdsEvent) {
         XdsEvent::StreamClosed { node, stream } => {
             tracing::info!(node = %node.id, stream, "node disconnected");
         }
-        XdsEvent::Sent { node, type_url, resources, nonce, .. } => {
+        XdsEvent::Sent {
+            node,
+            type_url,
+            resources,
+            nonce,
+            ..
+        } => {
             tracing::info!(node = %node.id, %type_url, ?resources, %nonce, "pushed");
         }
-        XdsEvent::Ack { node, type_url, resources, .. } => {
+        XdsEvent::Ack {
+            node,
+            type_url,
+            resources,
+            ..
+        } => {
             tracing::info!(node = %node.id, %type_url, ?resources, "ACKed");
         }
-        XdsEvent::Nack { node, type_url, resources, error, .. } => {
+        XdsEvent::Nack {
+            node,
+            type_url,
+            resources,
+            error,
+            ..
+        } => {
             tracing::warn!(node = %node.id, %type_url, ?resources, %error, "NACKed");
         }
     }

@@ -25,20 +25,19 @@ impl ArtifactWatcher {
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = mpsc::channel(64);
         let sender = changes_tx.clone();
-        let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
-            match result {
+        let mut watcher =
+            notify::recommended_watcher(move |result: notify::Result<Event>| match result {
                 Ok(event) => {
                     for change in changes_of(&event) {
                         let _ = sender.send(change);
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "file watch error"),
-            }
-        })
-        .map_err(|source| Error::Watch {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+            })
+            .map_err(|source| Error::Watch {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         watcher
             .watch(dir, RecursiveMode::NonRecursive)
             .map_err(|source| Error::Watch {
@@ -73,18 +72,9 @@ fn changes_of(event: &Event) -> Vec<(PathBuf, FsChange)> {
             .collect()
     };
     match event.kind {
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-            let mut out = Vec::new();
-            if let [from, to] = &event.paths[..] {
-                if relevant(from) {
-                    out.push((from.clone(), FsChange::Removed));
-                }
-                if relevant(to) {
-                    out.push((to.clone(), FsChange::RenamedIn));
-                }
-            }
-            out
-        }
+        // inotify reports a rename as `From`, `To`, and then `Both`; the first two already
+        // said everything, and acting on `Both` too would read the file twice.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => Vec::new(),
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => each(FsChange::RenamedIn),
         EventKind::Modify(ModifyKind::Name(RenameMode::From)) => each(FsChange::Removed),
         EventKind::Modify(ModifyKind::Name(_)) => event
@@ -100,9 +90,7 @@ fn changes_of(event: &Event) -> Vec<(PathBuf, FsChange)> {
                 (p.clone(), change)
             })
             .collect(),
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-            each(FsChange::ClosedAfterWrite)
-        }
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => each(FsChange::ClosedAfterWrite),
         EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
             each(FsChange::Written)
         }

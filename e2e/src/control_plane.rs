@@ -28,7 +28,12 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts `meshplug serve` with its folders under `workdir`.
     pub async fn start(workdir: &Path) -> Result<Self, HarnessError> {
-        let artifacts = workdir.join("artifacts");
+        Self::start_watching(workdir, &workdir.join("artifacts")).await
+    }
+
+    /// Starts `meshplug serve` watching `artifacts`, with store, logs and state under `workdir`.
+    pub async fn start_watching(workdir: &Path, artifacts: &Path) -> Result<Self, HarnessError> {
+        let artifacts = artifacts.to_path_buf();
         let ready = workdir.join("control-plane.ready.json");
         let log_path = workdir.join("control-plane.log");
         let _ = std::fs::remove_file(&ready);
@@ -45,7 +50,13 @@ impl ControlPlane {
             .arg(&artifacts)
             .arg("--data")
             .arg(workdir.join("data"))
-            .args(["--xds-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-json"])
+            .args([
+                "--xds-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--log-json",
+            ])
             .arg("--ready-file")
             .arg(&ready)
             .env("RUST_LOG", "info,meshplug=debug")
@@ -66,7 +77,14 @@ impl ControlPlane {
     /// GET an admin API path as JSON.
     pub async fn api(&self, path: &str) -> Result<Value, HarnessError> {
         let url = format!("http://{}{path}", self.addrs.admin);
-        Ok(self.http.get(url).send().await?.error_for_status()?.json().await?)
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
     }
 
     /// The status of filter `name` on node `node_id`, from `/api/v1/nodes`.

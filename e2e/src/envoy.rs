@@ -23,7 +23,8 @@ pub struct EnvoyOptions {
     pub cluster: String,
     /// The template, e.g. `envoy-config/bootstrap.yaml`.
     pub template: PathBuf,
-    /// Extra placeholder values (ports, paths) besides node and admin/listener ports.
+    /// Placeholder values besides the node identity. `ADMIN_PORT` and `LISTENER_PORT` default
+    /// to 0 (any free port).
     pub vars: BootstrapVars,
 }
 
@@ -51,13 +52,14 @@ fn unique_base_id() -> u32 {
 impl Envoy {
     /// Renders the bootstrap into `workdir` and starts Envoy; returns once its listener is up.
     pub async fn start(workdir: &Path, options: EnvoyOptions) -> Result<Self, HarnessError> {
-        let template = std::fs::read_to_string(&options.template)
-            .map_err(HarnessError::io(format!("reading {}", options.template.display())))?;
+        let template = std::fs::read_to_string(&options.template).map_err(HarnessError::io(
+            format!("reading {}", options.template.display()),
+        ))?;
         let mut vars = options.vars.clone();
         vars.insert("NODE_ID", options.node_id.clone());
         vars.insert("NODE_CLUSTER", options.cluster.clone());
-        vars.insert("ADMIN_PORT", "0".into());
-        vars.insert("LISTENER_PORT", "0".into());
+        vars.entry("ADMIN_PORT").or_insert_with(|| "0".into());
+        vars.entry("LISTENER_PORT").or_insert_with(|| "0".into());
         let id = &options.node_id;
         let bootstrap = workdir.join(format!("{id}.bootstrap.yaml"));
         std::fs::write(&bootstrap, render(&template, &vars)?)
@@ -172,5 +174,7 @@ fn fail_if_gone(
     }
     let tail = std::fs::read_to_string(log).unwrap_or_default();
     let tail: String = tail.lines().rev().take(30).collect::<Vec<_>>().join("\n");
-    Err(HarnessError::NotReady(format!("{what} never came up; log tail (newest first):\n{tail}")))
+    Err(HarnessError::NotReady(format!(
+        "{what} never came up; log tail (newest first):\n{tail}"
+    )))
 }

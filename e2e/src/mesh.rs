@@ -72,7 +72,11 @@ impl Mesh {
     }
 
     /// Starts another Envoy from `envoy-config/bootstrap.yaml`.
-    pub async fn add_envoy(&mut self, node_id: &str, cluster: &str) -> Result<&Envoy, HarnessError> {
+    pub async fn add_envoy(
+        &mut self,
+        node_id: &str,
+        cluster: &str,
+    ) -> Result<&Envoy, HarnessError> {
         let mut vars = BootstrapVars::new();
         vars.insert("XDS_PORT", self.control_plane.addrs.xds.port().to_string());
         vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
@@ -142,7 +146,10 @@ impl Mesh {
     /// `x-meshplug-filter` header (or `-` when absent) and the status.
     pub async fn served_by(&self, envoy: usize) -> Result<(String, u16), HarnessError> {
         let answer = self.get(envoy, "/", &[("x-api-key", TEST_API_KEY)]).await?;
-        let tag = answer.header("x-meshplug-filter").unwrap_or("-").to_string();
+        let tag = answer
+            .header("x-meshplug-filter")
+            .unwrap_or("-")
+            .to_string();
         Ok((tag, answer.status))
     }
 }

@@ -37,7 +37,11 @@ pub fn meshplug_binary() -> Result<PathBuf, HarnessError> {
     if dir.ends_with("deps") {
         dir.pop();
     }
-    existing(dir.join("meshplug"), "meshplug binary", "run `cargo build -p meshplug`")
+    existing(
+        dir.join("meshplug"),
+        "meshplug binary",
+        "run `cargo build -p meshplug`",
+    )
 }
 
 /// A filter built by `make filters` (`target/filters/<file>`), or a test variant built by
@@ -52,7 +56,11 @@ pub fn bootstrap_template(name: &str) -> PathBuf {
     repo_root().join("envoy-config").join(name)
 }
 
-fn existing(path: PathBuf, what: &'static str, hint: &'static str) -> Result<PathBuf, HarnessError> {
+fn existing(
+    path: PathBuf,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<PathBuf, HarnessError> {
     if path.exists() {
         Ok(path)
     } else {

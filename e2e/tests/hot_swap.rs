@@ -13,7 +13,8 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
     let mut mesh = Mesh::start().await.expect("mesh starts");
     mesh.publish_authz_config().expect("config");
 
-    mesh.publish_copy(&build_a, "authz.wasm").expect("publish A");
+    mesh.publish_copy(&build_a, "authz.wasm")
+        .expect("publish A");
     wait_until_served_by(&mesh, "authz/a").await;
     let envoy = &mesh.envoys[0];
     let uptime_a = envoy.stat("server.uptime").await.expect("stats");
@@ -21,7 +22,8 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
     let denied = mesh.get(0, "/", &[]).await.expect("request");
     assert_eq!(denied.status, 401, "A enforces the key");
 
-    mesh.publish_copy(&build_b, "authz.wasm").expect("publish B");
+    mesh.publish_copy(&build_b, "authz.wasm")
+        .expect("publish B");
     wait_until_served_by(&mesh, "authz/b").await;
 
     let envoy = &mut mesh.envoys[0];
@@ -29,7 +31,10 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
     assert!(envoy.process().is_running());
     let envoy = &mesh.envoys[0];
     let uptime_b = eventually(Duration::from_secs(5), "server.uptime to grow", || async {
-        let now = envoy.stat("server.uptime").await.map_err(|e| e.to_string())?;
+        let now = envoy
+            .stat("server.uptime")
+            .await
+            .map_err(|e| e.to_string())?;
         if now > uptime_a {
             Ok(now)
         } else {
@@ -47,17 +52,24 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
         .filter_on_node("envoy-1", "authz")
         .await
         .expect("status");
-    assert_eq!(status["acked"], status["sent"], "the node ACKed what it was sent: {status}");
+    assert_eq!(
+        status["acked"], status["sent"],
+        "the node ACKed what it was sent: {status}"
+    );
     assert!(status["last_nack"].is_null(), "{status}");
 }
 
 async fn wait_until_served_by(mesh: &Mesh, tag: &str) {
-    eventually(Duration::from_secs(20), &format!("{tag} to serve"), || async {
-        match mesh.served_by(0).await {
-            Ok((served, 200)) if served == tag => Ok(()),
-            Ok(other) => Err(format!("served by {other:?}")),
-            Err(err) => Err(err.to_string()),
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        &format!("{tag} to serve"),
+        || async {
+            match mesh.served_by(0).await {
+                Ok((served, 200)) if served == tag => Ok(()),
+                Ok(other) => Err(format!("served by {other:?}")),
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
     .await;
 }

@@ -15,23 +15,32 @@ async fn nacked_module_is_recorded_and_not_resent() {
     let build_a = filter_artifact("test/authz-a.wasm").expect("test filters built");
     let mesh = Mesh::start().await.expect("mesh starts");
     mesh.publish_authz_config().expect("config");
-    mesh.publish_copy(&build_a, "authz.wasm").expect("publish A");
+    mesh.publish_copy(&build_a, "authz.wasm")
+        .expect("publish A");
     served_by_a(&mesh).await;
 
-    mesh.publish("authz.wasm", INVALID_MODULE).expect("publish bad");
-    let nack = eventually(Duration::from_secs(20), "the NACK to be recorded", || async {
-        let status = mesh
-            .control_plane
-            .filter_on_node("envoy-1", "authz")
-            .await
-            .map_err(|e| e.to_string())?;
-        match status["last_nack"]["error"].as_str() {
-            Some(error) => Ok(error.to_string()),
-            None => Err(format!("no NACK yet: {status}")),
-        }
-    })
+    mesh.publish("authz.wasm", INVALID_MODULE)
+        .expect("publish bad");
+    let nack = eventually(
+        Duration::from_secs(20),
+        "the NACK to be recorded",
+        || async {
+            let status = mesh
+                .control_plane
+                .filter_on_node("envoy-1", "authz")
+                .await
+                .map_err(|e| e.to_string())?;
+            match status["last_nack"]["error"].as_str() {
+                Some(error) => Ok(error.to_string()),
+                None => Err(format!("no NACK yet: {status}")),
+            }
+        },
+    )
     .await;
-    assert!(nack.contains("Wasm"), "Envoy's error detail is kept: {nack}");
+    assert!(
+        nack.contains("Wasm"),
+        "Envoy's error detail is kept: {nack}"
+    );
 
     let envoy = &mesh.envoys[0];
     let rejected = envoy
@@ -49,7 +58,10 @@ async fn nacked_module_is_recorded_and_not_resent() {
         .await
         .expect("status");
     assert_eq!(status["sends"], 2, "A once, the bad module once: {status}");
-    assert_ne!(status["acked"], status["sent"], "the bad version was never ACKed");
+    assert_ne!(
+        status["acked"], status["sent"],
+        "the bad version was never ACKed"
+    );
     let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
     assert_eq!(plugin["publishes"], 2, "{plugin}");
     let rejected_after = envoy

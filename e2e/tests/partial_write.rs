@@ -11,10 +11,12 @@ use meshplug::store::sha256_hex;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowly_written_build_is_pushed_once_and_whole() {
     let build_a = filter_artifact("test/authz-a.wasm").expect("test filters built");
-    let build_b = std::fs::read(filter_artifact("test/authz-b.wasm").expect("built")).expect("read");
+    let build_b =
+        std::fs::read(filter_artifact("test/authz-b.wasm").expect("built")).expect("read");
     let mesh = Mesh::start().await.expect("mesh starts");
     mesh.publish_authz_config().expect("config");
-    mesh.publish_copy(&build_a, "authz.wasm").expect("publish A");
+    mesh.publish_copy(&build_a, "authz.wasm")
+        .expect("publish A");
     served_by(&mesh, "authz/a").await;
     let publishes_before = publishes(&mesh).await;
 
@@ -35,7 +37,11 @@ async fn a_slowly_written_build_is_pushed_once_and_whole() {
         .control_plane
         .log_records("hashed")
         .into_iter()
-        .filter(|r| r["fields"]["path"].as_str().is_some_and(|p| p.ends_with("authz.wasm")))
+        .filter(|r| {
+            r["fields"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("authz.wasm"))
+        })
         .filter_map(|r| r["fields"]["sha256"].as_str().map(str::to_string))
         .collect();
     let sha_a = sha256_hex(&std::fs::read(&build_a).expect("read"));
@@ -43,7 +49,11 @@ async fn a_slowly_written_build_is_pushed_once_and_whole() {
         hashed_shas.iter().all(|sha| *sha == sha_a || *sha == sha_b),
         "only whole builds are hashed: {hashed_shas:?}"
     );
-    assert_eq!(publishes(&mesh).await, publishes_before + 1, "exactly one push for B");
+    assert_eq!(
+        publishes(&mesh).await,
+        publishes_before + 1,
+        "exactly one push for B"
+    );
     let plugin = mesh.control_plane.plugin("authz").await.expect("status");
     assert!(plugin["last_rejection"].is_null(), "{plugin}");
     assert_eq!(plugin["artifact"]["sha256"], sha_b.as_str());
@@ -55,12 +65,16 @@ async fn publishes(mesh: &Mesh) -> u64 {
 }
 
 async fn served_by(mesh: &Mesh, tag: &str) {
-    eventually(Duration::from_secs(20), &format!("{tag} to serve"), || async {
-        match mesh.served_by(0).await {
-            Ok((served, 200)) if served == tag => Ok(()),
-            Ok(other) => Err(format!("served by {other:?}")),
-            Err(err) => Err(err.to_string()),
-        }
-    })
+    eventually(
+        Duration::from_secs(20),
+        &format!("{tag} to serve"),
+        || async {
+            match mesh.served_by(0).await {
+                Ok((served, 200)) if served == tag => Ok(()),
+                Ok(other) => Err(format!("served by {other:?}")),
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
     .await;
 }

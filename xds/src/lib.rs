@@ -46,7 +46,8 @@ pub mod proto {
 /// Well-known xDS type URLs.
 pub mod type_url {
     /// ECDS: a filter's configuration, discovered by name.
-    pub const EXTENSION_CONFIG: &str = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
+    pub const EXTENSION_CONFIG: &str =
+        "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig";
     /// LDS.
     pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
     /// RDS.

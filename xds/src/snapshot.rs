@@ -175,11 +175,7 @@ fn body_digest(body: &Any, version: &str) -> [u8; 32] {
 }
 
 fn hex_prefix(bytes: &[u8], len: usize) -> String {
-    bytes
-        .iter()
-        .take(len)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    bytes.iter().take(len).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -118,8 +118,7 @@ impl Client {
 
     /// Asserts nothing arrives for a while: the server must stay quiet after an ACK or NACK.
     async fn expect_silence(&mut self) {
-        let waited =
-            tokio::time::timeout(Duration::from_millis(300), self.inbound.message()).await;
+        let waited = tokio::time::timeout(Duration::from_millis(300), self.inbound.message()).await;
         assert!(waited.is_err(), "unexpected response: {waited:?}");
     }
 }
@@ -172,7 +171,12 @@ async fn nack_is_reported_with_its_detail_and_not_resent() {
     let bad = client.recv().await;
 
     client
-        .send(&["authz"], "", &bad.nonce, Some("Failed to parse corrupted Wasm module"))
+        .send(
+            &["authz"],
+            "",
+            &bad.nonce,
+            Some("Failed to parse corrupted Wasm module"),
+        )
         .await;
     client.expect_silence().await;
 
@@ -229,7 +233,10 @@ async fn reconnect_gets_current_state_on_a_new_stream() {
     again.send(&["authz"], &first.version_info, "", None).await;
     let current = again.recv().await;
     assert_eq!(current.resources[0].value, b"v2");
-    assert_ne!(current.nonce, first.nonce, "nonces are not reused across streams");
+    assert_ne!(
+        current.nonce, first.nonce,
+        "nonces are not reused across streams"
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,12 @@ fn classifies_by_file_name() {
     let table = [
         ("/a/authz.wasm", wasm("authz")),
         ("/a/header-rewrite.wasm", wasm("header-rewrite")),
-        ("/a/authz.json", Some(WatchedFile::Config { name: "authz".into() })),
+        (
+            "/a/authz.json",
+            Some(WatchedFile::Config {
+                name: "authz".into(),
+            }),
+        ),
         ("/a/.authz.wasm", None),
         ("/a/authz.wasm~", None),
         ("/a/authz.wasm.tmp", None),

@@ -5,7 +5,10 @@ fn replaces_every_placeholder() {
     let mut vars = BootstrapVars::new();
     vars.insert("A", "1".into());
     vars.insert("B", "two".into());
-    assert_eq!(render("x{{A}}y{{B}}z{{A}}", &vars).expect("renders"), "x1ytwoz1");
+    assert_eq!(
+        render("x{{A}}y{{B}}z{{A}}", &vars).expect("renders"),
+        "x1ytwoz1"
+    );
 }
 
 #[test]

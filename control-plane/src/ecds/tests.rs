@@ -29,16 +29,15 @@ fn wasm_deployment_becomes_a_wasm_filter_reading_the_stored_module() {
         panic!("vm config expected");
     };
     assert_eq!(vm.runtime, WASM_RUNTIME);
-    let filename = vm
-        .code
-        .and_then(|c| c.specifier)
-        .and_then(|s| match s {
-            async_data_source::Specifier::Local(d) => d.specifier,
-            async_data_source::Specifier::Remote(_) => None,
-        });
+    let filename = vm.code.and_then(|c| c.specifier).and_then(|s| match s {
+        async_data_source::Specifier::Local(d) => d.specifier,
+        async_data_source::Specifier::Remote(_) => None,
+    });
     assert_eq!(
         filename,
-        Some(data_source::Specifier::Filename("/data/store/abc.wasm".into()))
+        Some(data_source::Specifier::Filename(
+            "/data/store/abc.wasm".into()
+        ))
     );
     let config = plugin.configuration.expect("configuration");
     let value = StringValue::decode(config.value.as_slice()).expect("string value");

@@ -32,7 +32,13 @@ fn sent(version: &str) -> XdsEvent {
 #[test]
 fn tracks_sent_acked_and_nacked_versions() {
     let mut fleet = Fleet::new();
-    fleet.apply(&XdsEvent::StreamOpened { stream: 1, node: node() }, 10);
+    fleet.apply(
+        &XdsEvent::StreamOpened {
+            stream: 1,
+            node: node(),
+        },
+        10,
+    );
     fleet.apply(&sent("good"), 11);
     fleet.apply(
         &XdsEvent::Ack {
@@ -63,20 +69,51 @@ fn tracks_sent_acked_and_nacked_versions() {
     assert_eq!(status.envoy_version.as_deref(), Some("1.40.0"));
     let authz = &status.filters["authz"];
     assert_eq!(authz.sent.as_deref(), Some("bad"));
-    assert_eq!(authz.acked.as_deref(), Some("good"), "a NACK keeps the old version");
+    assert_eq!(
+        authz.acked.as_deref(),
+        Some("good"),
+        "a NACK keeps the old version"
+    );
     assert_eq!(authz.sends, 2);
     let nack = authz.last_nack.as_ref().expect("nack recorded");
-    assert_eq!((nack.version.as_str(), nack.error.as_str()), ("bad", "Failed to parse"));
+    assert_eq!(
+        (nack.version.as_str(), nack.error.as_str()),
+        ("bad", "Failed to parse")
+    );
 }
 
 #[test]
 fn disconnect_is_seen_only_when_the_last_stream_closes() {
     let mut fleet = Fleet::new();
-    fleet.apply(&XdsEvent::StreamOpened { stream: 1, node: node() }, 1);
-    fleet.apply(&XdsEvent::StreamOpened { stream: 2, node: node() }, 2);
-    fleet.apply(&XdsEvent::StreamClosed { stream: 1, node: node() }, 3);
+    fleet.apply(
+        &XdsEvent::StreamOpened {
+            stream: 1,
+            node: node(),
+        },
+        1,
+    );
+    fleet.apply(
+        &XdsEvent::StreamOpened {
+            stream: 2,
+            node: node(),
+        },
+        2,
+    );
+    fleet.apply(
+        &XdsEvent::StreamClosed {
+            stream: 1,
+            node: node(),
+        },
+        3,
+    );
     assert!(fleet.node("envoy-1").expect("known").connected);
-    fleet.apply(&XdsEvent::StreamClosed { stream: 2, node: node() }, 4);
+    fleet.apply(
+        &XdsEvent::StreamClosed {
+            stream: 2,
+            node: node(),
+        },
+        4,
+    );
     assert!(!fleet.node("envoy-1").expect("known").connected);
 }
 

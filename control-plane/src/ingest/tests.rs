@@ -54,8 +54,17 @@ fn artifact_is_stored_and_published_once() {
     assert!(f.ingest.store.path_for(&sha, ArtifactKind::Wasm).exists());
 
     let again = f.drop_file("authz.wasm", WASM);
-    assert!(matches!(again, IngestOutcome::Unchanged { .. }), "{again:?}");
-    let publishes = f.ingest.registry.lock().expect("lock").get("authz").map(|p| p.publishes);
+    assert!(
+        matches!(again, IngestOutcome::Unchanged { .. }),
+        "{again:?}"
+    );
+    let publishes = f
+        .ingest
+        .registry
+        .lock()
+        .expect("lock")
+        .get("authz")
+        .map(|p| p.publishes);
     assert_eq!(publishes, Some(1));
 }
 
@@ -79,7 +88,10 @@ fn refused_artifact_is_never_published_and_remembered() {
 #[test]
 fn config_change_republishes_with_the_same_artifact() {
     let f = fixture();
-    assert!(matches!(f.drop_file("authz.json", br#"{"a": 1}"#), IngestOutcome::Stored { .. }));
+    assert!(matches!(
+        f.drop_file("authz.json", br#"{"a": 1}"#),
+        IngestOutcome::Stored { .. }
+    ));
     let IngestOutcome::Published { version: v1, .. } = f.drop_file("authz.wasm", WASM) else {
         panic!("expected publish");
     };
@@ -92,7 +104,11 @@ fn config_change_republishes_with_the_same_artifact() {
         panic!("expected publish");
     };
     assert_ne!(v1, v2);
-    assert_eq!(v1.split(':').next(), v2.split(':').next(), "same artifact sha");
+    assert_eq!(
+        v1.split(':').next(),
+        v2.split(':').next(),
+        "same artifact sha"
+    );
 }
 
 #[test]
@@ -100,7 +116,9 @@ fn invalid_config_is_refused_and_the_old_one_stays() {
     let f = fixture();
     f.drop_file("authz.json", br#"{"a": 1}"#);
     let outcome = f.drop_file("authz.json", b"{broken");
-    assert!(matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("not valid JSON")));
+    assert!(
+        matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("not valid JSON"))
+    );
     let config = f
         .ingest
         .registry
@@ -116,5 +134,8 @@ fn temp_files_and_vanished_files_are_not_read() {
     let f = fixture();
     assert_eq!(f.drop_file("authz.wasm.tmp", WASM), IngestOutcome::Ignored);
     let gone = f.watched.join("gone.wasm");
-    assert_eq!(f.ingest.handle(&gone).expect("handled"), IngestOutcome::NotSettled);
+    assert_eq!(
+        f.ingest.handle(&gone).expect("handled"),
+        IngestOutcome::NotSettled
+    );
 }

@@ -19,7 +19,10 @@ fn nothing_to_deploy_without_an_artifact() {
 fn artifact_and_config_make_the_version() {
     let mut reg = Registry::new();
     assert!(reg.set_artifact("authz", artifact("aaa")));
-    assert!(!reg.set_artifact("authz", artifact("aaa")), "same artifact is no change");
+    assert!(
+        !reg.set_artifact("authz", artifact("aaa")),
+        "same artifact is no change"
+    );
     let (deployment, v1) = reg.deployment("authz").expect("deployable");
     assert_eq!(deployment.config_json, DEFAULT_CONFIG);
     assert!(v1.starts_with("aaa:"));

@@ -6,14 +6,25 @@ fn put_is_content_addressed_read_only_and_idempotent() {
     let store = Store::open(dir.path().join("store")).expect("open");
     let sha = sha256_hex(b"module");
     let path = store.put(&sha, ArtifactKind::Wasm, b"module").expect("put");
-    assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(format!("{sha}.wasm").as_str()));
+    assert_eq!(
+        path.file_name().and_then(|n| n.to_str()),
+        Some(format!("{sha}.wasm").as_str())
+    );
     assert_eq!(fs::read(&path).expect("read"), b"module");
     let mode = fs::metadata(&path).expect("meta").permissions().mode();
     assert_eq!(mode & 0o222, 0, "stored artifacts are read-only");
-    assert_eq!(store.put(&sha, ArtifactKind::Wasm, b"module").expect("again"), path);
+    assert_eq!(
+        store
+            .put(&sha, ArtifactKind::Wasm, b"module")
+            .expect("again"),
+        path
+    );
     let leftovers = fs::read_dir(store.dir())
         .expect("list")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        })
         .count();
     assert_eq!(leftovers, 0);
 }

@@ -31,7 +31,10 @@ impl RootContext for AuthzRoot {
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                log(LogLevel::Error, &format!("authz: cannot read configuration: {status:?}"));
+                log(
+                    LogLevel::Error,
+                    &format!("authz: cannot read configuration: {status:?}"),
+                );
                 return false;
             }
         };
@@ -39,7 +42,12 @@ impl RootContext for AuthzRoot {
             Ok(config) => {
                 log(
                     LogLevel::Info,
-                    &format!("authz {}: {} keys on {}", filter_tag(), config.api_keys.len(), config.header),
+                    &format!(
+                        "authz {}: {} keys on {}",
+                        filter_tag(),
+                        config.api_keys.len(),
+                        config.header
+                    ),
                 );
                 self.config = Some(Rc::new(config));
                 true
@@ -83,11 +91,17 @@ impl HttpContext for AuthzRequest {
             }
             Decision::Deny { status, body } => {
                 let tag = filter_tag();
-                let headers = vec![("content-type", "text/plain"), (FILTER_HEADER, tag.as_str())];
+                let headers = vec![
+                    ("content-type", "text/plain"),
+                    (FILTER_HEADER, tag.as_str()),
+                ];
                 if let Err(status) =
                     hostcalls::send_http_response(u32::from(status), headers, Some(body.as_bytes()))
                 {
-                    log(LogLevel::Error, &format!("authz: local reply failed: {status:?}"));
+                    log(
+                        LogLevel::Error,
+                        &format!("authz: local reply failed: {status:?}"),
+                    );
                 }
                 Action::Pause
             }
@@ -97,8 +111,13 @@ impl HttpContext for AuthzRequest {
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         if self.allowed {
             let tag = filter_tag();
-            if let Err(status) = hostcalls::set_map_value(MapType::HttpResponseHeaders, FILTER_HEADER, Some(&tag)) {
-                log(LogLevel::Warn, &format!("authz: cannot tag response: {status:?}"));
+            if let Err(status) =
+                hostcalls::set_map_value(MapType::HttpResponseHeaders, FILTER_HEADER, Some(&tag))
+            {
+                log(
+                    LogLevel::Warn,
+                    &format!("authz: cannot tag response: {status:?}"),
+                );
             }
         }
         Action::Continue

@@ -28,10 +28,7 @@ async fn groups_are_independent() {
     cache.update("a", |s| s.set_resource("t", "x", any(b"1")));
     assert!(!rx_b.has_changed().expect("sender alive"));
     assert!(cache.snapshot("b").resources("t").is_none());
-    assert_eq!(
-        cache.snapshot("a").resources("t").map(|t| t.len()),
-        Some(1)
-    );
+    assert_eq!(cache.snapshot("a").resources("t").map(|t| t.len()), Some(1));
     rx_b.borrow_and_update();
     assert_eq!(cache.groups(), vec!["a".to_string(), "b".to_string()]);
 }

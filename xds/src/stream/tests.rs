@@ -47,7 +47,9 @@ fn state() -> StreamState {
 
 fn step(state: &mut StreamState, req: DiscoveryRequest, snap: &Snapshot) -> Outcome {
     let mut out = Outcome::default();
-    state.on_request(req, snap, &mut out).expect("valid request");
+    state
+        .on_request(req, snap, &mut out)
+        .expect("valid request");
     out
 }
 
@@ -77,7 +79,9 @@ fn ack_is_reported_and_answered_with_nothing() {
         &snap,
     );
     assert!(out.responses.is_empty());
-    assert!(matches!(&out.events[..], [XdsEvent::Ack { version, .. }] if *version == first.version_info));
+    assert!(
+        matches!(&out.events[..], [XdsEvent::Ack { version, .. }] if *version == first.version_info)
+    );
 }
 
 #[test]

@@ -6,13 +6,22 @@ fn config() -> AuthzConfig {
 
 #[test]
 fn missing_key_is_401() {
-    assert!(matches!(decide(&config(), None), Decision::Deny { status: 401, .. }));
-    assert!(matches!(decide(&config(), Some("  ")), Decision::Deny { status: 401, .. }));
+    assert!(matches!(
+        decide(&config(), None),
+        Decision::Deny { status: 401, .. }
+    ));
+    assert!(matches!(
+        decide(&config(), Some("  ")),
+        Decision::Deny { status: 401, .. }
+    ));
 }
 
 #[test]
 fn unknown_key_is_403() {
-    assert!(matches!(decide(&config(), Some("gamma")), Decision::Deny { status: 403, .. }));
+    assert!(matches!(
+        decide(&config(), Some("gamma")),
+        Decision::Deny { status: 403, .. }
+    ));
 }
 
 #[test]
@@ -38,6 +47,9 @@ fn bad_configs_are_refused_with_a_reason() {
         (br#"{"api_keys": [""]}"#, "empty key"),
     ] {
         let err = parse_config(input).expect_err("must be refused");
-        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle}"
+        );
     }
 }

@@ -1,0 +1,52 @@
+# meshplug: the one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENVOY_VERSION := $(shell tr -d '[:space:]' < envoy-config/.envoy-version)
+export MESHPLUG_ENVOY := $(CURDIR)/.tools/envoy-$(ENVOY_VERSION)/envoy/_bin/envoy
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FILTERS := authz
+FILTER_OUT := target/filters
+
+.PHONY: help setup build filters test-filters test lint run bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+setup: ## Install what is missing (Envoy, wasm toolchain, wrk); quick when all is there
+	@./envoy-config/install-envoy.sh >/dev/null
+	@missing=""; \
+	if ! (command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown); then \
+	  for pkg in rustc-web rust-web-src lld; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	fi; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: setup ## Build the workspace
+	cargo build --workspace --all-targets
+
+filters: setup ## Build every filter to target/filters/<name>.wasm
+	@for f in $(FILTERS); do echo "filter $$f -> $(FILTER_OUT)/$$f.wasm"; filters/build-wasm.sh $$f $(FILTER_OUT)/$$f.wasm; done
+
+test-filters: setup ## Build the filter variants the e2e tests use (target/filters/test/)
+	MESHPLUG_BUILD_ID=a filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-a.wasm
+	MESHPLUG_BUILD_ID=b filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-b.wasm
+
+test: setup filters test-filters ## Unit, in-process and e2e tests (real Envoy)
+	cargo build --workspace --all-targets
+	cargo test --workspace
+
+lint: ## rustfmt check and clippy -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+run: setup filters ## Start control plane, Envoy and an upstream; watch target/filters
+	cargo build -p meshplug -p e2e --bins
+	target/debug/dev-mesh --artifacts $(FILTER_OUT)
+
+bench: setup filters test-filters ## Hot-swap latency vs Envoy's file-based ECDS, and swaps under wrk load
+	cargo build --release -p meshplug -p e2e --bins
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
