@@ -11,9 +11,11 @@ pub mod control_plane;
 pub mod envoy;
 mod error;
 pub mod eventually;
+pub mod load;
 pub mod mesh;
 pub mod paths;
 pub mod process;
+pub mod procstat;
 pub mod upstream;
 
 pub use error::HarnessError;

@@ -180,10 +180,11 @@ async fn deliver(shared: &Shared, tx: &Responder, out: Outcome) -> Result<(), Xd
     for event in out.events {
         shared.sink.on_event(event);
     }
-    for response in out.responses {
+    for (response, sent) in out.responses {
         tx.send(Ok(response))
             .await
             .map_err(|_| XdsError::StreamClosed)?;
+        shared.sink.on_event(sent);
     }
     Ok(())
 }

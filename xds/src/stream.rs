@@ -29,11 +29,12 @@ struct SentResponse {
     resources: Vec<ResourceVersion>,
 }
 
-/// What a step of the protocol produced, in order.
+/// What a step of the protocol produced, in order: events to report at once (ACK, NACK), and
+/// responses, each with the `Sent` event to report once it is handed to the stream.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub(crate) events: Vec<XdsEvent>,
-    pub(crate) responses: Vec<DiscoveryResponse>,
+    pub(crate) responses: Vec<(DiscoveryResponse, XdsEvent)>,
 }
 
 impl StreamState {
@@ -116,21 +117,22 @@ impl StreamState {
         self.nonces_issued += 1;
         let nonce = format!("{}-{}", self.id, self.nonces_issued);
         let resources: Vec<ResourceVersion> = selected.iter().map(|s| s.to_version()).collect();
-        out.responses.push(DiscoveryResponse {
+        let response = DiscoveryResponse {
             version_info: version.clone(),
             resources: selected.into_iter().map(|s| s.body.clone()).collect(),
             type_url: type_url.to_string(),
             nonce: nonce.clone(),
             ..Default::default()
-        });
-        out.events.push(XdsEvent::Sent {
+        };
+        let sent = XdsEvent::Sent {
             stream: self.id,
             node: self.node.clone(),
             type_url: type_url.to_string(),
             version: version.clone(),
             nonce: nonce.clone(),
             resources: resources.clone(),
-        });
+        };
+        out.responses.push((response, sent));
         subscription.last_sent = Some(SentResponse {
             version,
             nonce,

@@ -62,7 +62,7 @@ fn named_subscription_waits_until_a_resource_exists() {
     let mut out = Outcome::default();
     st.on_snapshot(&snapshot(&[("a", b"1")]), &mut out);
     assert_eq!(out.responses.len(), 1);
-    assert_eq!(out.responses[0].resources.len(), 1);
+    assert_eq!(out.responses[0].0.resources.len(), 1);
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn ack_is_reported_and_answered_with_nothing() {
     let mut st = state();
     let snap = snapshot(&[("a", b"1"), ("b", b"2")]);
     let out = step(&mut st, request(&["a"], "", ""), &snap);
-    let first = &out.responses[0];
+    let first = &out.responses[0].0;
     assert_eq!(first.resources.len(), 1, "only the named resource is sent");
 
     let out = step(
@@ -89,7 +89,7 @@ fn nack_is_reported_and_never_resent() {
     let mut st = state();
     let snap = snapshot(&[("a", b"bad")]);
     let out = step(&mut st, request(&["a"], "", ""), &snap);
-    let sent = out.responses[0].clone();
+    let sent = out.responses[0].0.clone();
 
     let out = step(&mut st, nack(&["a"], "", &sent.nonce), &snap);
     assert!(out.responses.is_empty(), "a NACKed version is not resent");
@@ -112,10 +112,10 @@ fn nack_is_reported_and_never_resent() {
 fn stale_nonce_is_ignored() {
     let mut st = state();
     let out = step(&mut st, request(&["a"], "", ""), &snapshot(&[("a", b"1")]));
-    let old_nonce = out.responses[0].nonce.clone();
+    let old_nonce = out.responses[0].0.nonce.clone();
     let mut out = Outcome::default();
     st.on_snapshot(&snapshot(&[("a", b"2")]), &mut out);
-    assert_ne!(out.responses[0].nonce, old_nonce);
+    assert_ne!(out.responses[0].0.nonce, old_nonce);
 
     let out = step(
         &mut st,
@@ -134,11 +134,11 @@ fn wildcard_gets_everything_and_an_empty_first_answer() {
     empty_type.remove_resource(T, "x");
     let out = step(&mut st, request(&[], "", ""), &empty_type);
     assert_eq!(out.responses.len(), 1);
-    assert!(out.responses[0].resources.is_empty());
+    assert!(out.responses[0].0.resources.is_empty());
 
     let mut out = Outcome::default();
     st.on_snapshot(&snapshot(&[("a", b"1"), ("b", b"2")]), &mut out);
-    assert_eq!(out.responses[0].resources.len(), 2);
+    assert_eq!(out.responses[0].0.resources.len(), 2);
 }
 
 #[test]
@@ -146,14 +146,14 @@ fn widening_a_subscription_sends_the_new_selection() {
     let mut st = state();
     let snap = snapshot(&[("a", b"1"), ("b", b"2")]);
     let out = step(&mut st, request(&["a"], "", ""), &snap);
-    let first = out.responses[0].clone();
+    let first = out.responses[0].0.clone();
     let out = step(
         &mut st,
         request(&["a", "b"], &first.version_info, &first.nonce),
         &snap,
     );
     assert_eq!(out.responses.len(), 1);
-    assert_eq!(out.responses[0].resources.len(), 2);
+    assert_eq!(out.responses[0].0.resources.len(), 2);
 }
 
 #[test]
