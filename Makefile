@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FILTERS := authz
 FILTER_OUT := target/filters
 
-.PHONY: help setup build filters test-filters test lint run bench
+.PHONY: help setup build filters test-filters test lint run bench bench-scale
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -50,3 +50,8 @@ run: setup filters ## Start control plane, Envoy and an upstream; watch target/f
 bench: setup filters test-filters ## Hot-swap latency vs Envoy's file-based ECDS, and swaps under wrk load
 	cargo build --release -p meshplug -p e2e --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
+
+bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU (appends to BENCHMARKS.md)
+	cargo build --release -p meshplug -p e2e --bins
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 1000 --changes 5 --append BENCHMARKS.md
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 5 --append BENCHMARKS.md

@@ -20,6 +20,7 @@
 mod cache;
 mod error;
 mod events;
+mod grpc;
 mod server;
 mod snapshot;
 mod stream;
@@ -27,7 +28,8 @@ mod stream;
 pub use cache::SnapshotCache;
 pub use error::XdsError;
 pub use events::{EventSink, NodeInfo, StreamId, XdsEvent};
-pub use server::{AdsServer, NodeGrouper};
+pub use grpc::AdsService;
+pub use server::{AdsServer, NodeGrouper, ResponseStream};
 pub use snapshot::{ResourceVersion, Selected, Snapshot, TypedResources};
 
 /// The protobuf types this crate speaks, re-exported so callers need not depend on `envoy-types`
@@ -37,7 +39,6 @@ pub mod proto {
     pub use envoy_types::pb::envoy::service::discovery::v3::{
         DiscoveryRequest, DiscoveryResponse,
         aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-        aggregated_discovery_service_server::AggregatedDiscoveryServiceServer,
     };
     pub use envoy_types::pb::google::protobuf::Any;
     pub use envoy_types::pb::google::rpc::Status as RpcStatus;

@@ -1,19 +1,13 @@
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-    aggregated_discovery_service_server::{
-        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-    },
-};
-use futures::Stream;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
+use crate::grpc::AdsService;
 use crate::stream::{Outcome, StreamState};
 use crate::{EventSink, NodeInfo, Snapshot, SnapshotCache, StreamId, XdsError, XdsEvent};
 
@@ -69,36 +63,21 @@ impl AdsServer {
     }
 
     /// The tonic service to add to a `tonic::transport::Server`.
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
-        AggregatedDiscoveryServiceServer::new(self).max_decoding_message_size(16 * 1024 * 1024)
+    pub fn into_service(self) -> AdsService {
+        AdsService::new(self)
     }
 }
 
-type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+/// The stream of responses to one ADS stream.
+pub type ResponseStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = BoxedStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+impl AdsServer {
+    /// Serves one ADS stream: a task follows the node's snapshot and answers its requests.
+    pub(crate) fn open_stream(&self, inbound: Streaming<DiscoveryRequest>) -> ResponseStream {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(run_stream(shared, id, request.into_inner(), tx));
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented(
-            "delta xDS is not served; use state-of-the-world ADS",
-        ))
+        tokio::spawn(run_stream(Arc::clone(&self.shared), id, inbound, tx));
+        ReceiverStream::new(rx)
     }
 }
 

@@ -1,0 +1,160 @@
+//! `make bench-scale`: N simulated Envoy nodes against the release `meshplug serve`; measures
+//! connect time, push convergence (receipt and ACK), control-plane memory and CPU, and bytes per
+//! push. `--append FILE` adds the results, with method and machine, to FILE.
+//!
+//! Usage: xds-load --nodes N [--changes K] [--nack-percent P] [--slow-readers S] [--append F]
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use e2e::load::{LoadConfig, LoadRun, percentiles};
+use e2e::procstat::{cpu_seconds, rss_kib};
+use e2e::{Mesh, eventually};
+
+const MODULE: &[u8] = b"\0asm\x01\0\0\0\x00\x05\x04load";
+
+fn config(change: usize) -> String {
+    format!(r#"{{"api_keys": ["key-{change}"], "header": "x-api-key"}}"#)
+}
+
+struct Args {
+    nodes: usize,
+    changes: usize,
+    nack_percent: u8,
+    slow_readers: usize,
+    append: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let number = |name: &str, default: usize| -> anyhow::Result<usize> {
+        get(name).map_or(Ok(default), |v| {
+            v.parse().with_context(|| format!("{name} {v}"))
+        })
+    };
+    Ok(Args {
+        nodes: number("--nodes", 1000)?,
+        changes: number("--changes", 5)?,
+        nack_percent: u8::try_from(number("--nack-percent", 0)?)?,
+        slow_readers: number("--slow-readers", 1)?,
+        append: get("--append"),
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    let mut mesh = Mesh::start_without_envoy().await?;
+    mesh.publish("load.json", config(0).as_bytes())?;
+    mesh.publish("load.wasm", MODULE)?;
+    let pid = mesh
+        .control_plane
+        .process()
+        .pid()
+        .context("control plane pid")?;
+    eventually(Duration::from_secs(10), "the first publish", || async {
+        match mesh.control_plane.plugin("load").await {
+            Ok(p) if p["publishes"].as_u64().unwrap_or(0) >= 1 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let idle_rss = rss_kib(pid).unwrap_or(0);
+    let cpu_start = cpu_seconds(pid).unwrap_or(0.0);
+
+    let run = LoadRun::start(&LoadConfig {
+        target: mesh.control_plane.addrs.xds,
+        nodes: args.nodes,
+        resource_names: vec!["load".into()],
+        nack_percent: args.nack_percent,
+        slow_readers: args.slow_readers,
+        id_prefix: "sim".into(),
+    });
+    let connect_deadline = Instant::now() + Duration::from_secs(300);
+    while run.nodes_served() < args.nodes {
+        if Instant::now() > connect_deadline {
+            bail!(
+                "only {} of {} nodes were served in 300 s",
+                run.nodes_served(),
+                args.nodes
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connect_time = run.started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the server settle before reading RSS
+    let connected_rss = rss_kib(pid).unwrap_or(0);
+
+    let mut received = Vec::new();
+    let mut acked = Vec::new();
+    let mut per_change = String::new();
+    let mut bytes = 0usize;
+    for change in 1..=args.changes {
+        let before = run.latest_versions();
+        let t0 = Instant::now();
+        mesh.publish("load.json", config(change).as_bytes())?;
+        let done = run
+            .converge(&before, t0, Duration::from_secs(120))
+            .await
+            .with_context(|| format!("change {change} did not converge in 120 s"))?;
+        let (p50, p99, max) = percentiles(&done.received);
+        let (a50, a99, amax) = percentiles(&done.acked);
+        writeln!(
+            per_change,
+            "| {change} | {p50:.1} | {p99:.1} | {max:.1} | {a50:.1} | {a99:.1} | {amax:.1} | {} |",
+            done.bytes
+        )?;
+        bytes = bytes.max(done.bytes);
+        received.extend(done.received);
+        acked.extend(done.acked);
+    }
+    let cpu = cpu_seconds(pid).unwrap_or(0.0) - cpu_start;
+    let final_rss = rss_kib(pid).unwrap_or(0);
+    let per_stream = (connected_rss.saturating_sub(idle_rss) as f64) / args.nodes as f64;
+    let (p50, p99, max) = percentiles(&received);
+    let (a50, a99, amax) = percentiles(&acked);
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let report = format!(
+        "### N = {nodes} ({slow} slow reader(s), {nack}% NACK), {date}, {cores} cores\n\n\
+         | measure | value |\n|---|---|\n\
+         | streams held | {served} of {nodes} |\n\
+         | connect + first response, all streams | {connect:.2} s |\n\
+         | receipt after publish, all changes: p50 / p99 / max | {p50:.1} / {p99:.1} / {max:.1} ms |\n\
+         | ACK after publish, all changes: p50 / p99 / max | {a50:.1} / {a99:.1} / {amax:.1} ms |\n\
+         | control-plane RSS idle → connected → end | {idle} → {conn} → {fin} KiB |\n\
+         | RSS per stream above idle | {per_stream:.2} KiB |\n\
+         | control-plane CPU, connect + {changes} changes | {cpu:.2} s |\n\
+         | bytes sent per push (all streams) | {bytes} |\n\
+         | open-file limit | {fd_limit} |\n\n\
+         Per change (ms from the rename of the new config into the watched folder):\n\n\
+         | change | recv p50 | recv p99 | recv max | ACK p50 | ACK p99 | ACK max | bytes |\n\
+         |---|---|---|---|---|---|---|---|\n{per_change}",
+        nodes = args.nodes,
+        slow = args.slow_readers,
+        nack = args.nack_percent,
+        served = run.nodes_served(),
+        connect = connect_time.as_secs_f64(),
+        idle = idle_rss,
+        conn = connected_rss,
+        fin = final_rss,
+        changes = args.changes,
+    );
+    println!("{report}");
+    if let Some(path) = args.append {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        std::io::Write::write_all(&mut file, format!("\n{report}").as_bytes())?;
+    }
+    Ok(())
+}
