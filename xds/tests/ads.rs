@@ -303,16 +303,29 @@ async fn first_request_without_node_is_refused() {
 #[tokio::test]
 async fn a_slow_reader_does_not_hold_up_others() {
     let h = Harness::start().await;
-    h.publish("fleet", "authz", b"v0");
-    // This client subscribes and then never reads again.
+    let big = |i: u32| format!("{i:04}{}", "x".repeat(64 * 1024)).into_bytes();
+    h.publish("fleet", "authz", &big(0));
+    // This client subscribes and then never reads: its flow-control window fills up.
     let mut stuck = h.connect("stuck", "fleet").await;
     stuck.send(&["authz"], "", "", None).await;
     let mut live = h.connect("live", "fleet").await;
     live.send(&["authz"], "", "", None).await;
     live.recv().await;
-    for i in 0..50u32 {
-        h.publish("fleet", "authz", format!("v{}", i + 1).as_bytes());
+    const PUSHES: u32 = 60;
+    for i in 1..=PUSHES {
+        h.publish("fleet", "authz", &big(i));
         let got = live.recv().await;
-        assert_eq!(got.resources[0].value, format!("v{}", i + 1).as_bytes());
+        assert_eq!(&got.resources[0].value[..4], format!("{i:04}").as_bytes());
     }
+    let handed_to = |id: &str| {
+        h.events()
+            .iter()
+            .filter(|e| matches!(e, XdsEvent::Sent { node, .. } if node.id == id))
+            .count()
+    };
+    assert_eq!(handed_to("live"), PUSHES as usize + 1);
+    assert!(
+        handed_to("stuck") < PUSHES as usize + 1,
+        "the stuck stream really stalled, yet the live one got every push"
+    );
 }
