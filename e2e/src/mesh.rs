@@ -1,16 +1,17 @@
 //! A whole mesh on loopback: upstream, control plane and one or more Envoys.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use meshplug::bootstrap::BootstrapVars;
 use reqwest::header::HeaderMap;
 use tempfile::TempDir;
 
-use crate::HarnessError;
 use crate::control_plane::ControlPlane;
 use crate::envoy::{Envoy, EnvoyOptions};
 use crate::paths::bootstrap_template;
 use crate::upstream::Upstream;
+use crate::{HarnessError, eventually};
 
 /// The API key the tests' `authz` configuration allows.
 pub const TEST_API_KEY: &str = "test-key-1";
@@ -151,5 +152,22 @@ impl Mesh {
             .unwrap_or("-")
             .to_string();
         Ok((tag, answer.status))
+    }
+
+    /// Waits (up to 20 s) until Envoy number `envoy` answers an allowed request with 200 from
+    /// the filter build tagged `tag`, e.g. `authz/a`.
+    pub async fn wait_until_served_by(&self, envoy: usize, tag: &str) {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{tag} to serve"),
+            || async {
+                match self.served_by(envoy).await {
+                    Ok((served, 200)) if served == tag => Ok(()),
+                    Ok(other) => Err(format!("served by {other:?}")),
+                    Err(err) => Err(err.to_string()),
+                }
+            },
+        )
+        .await;
     }
 }

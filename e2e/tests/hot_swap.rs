@@ -15,7 +15,7 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
 
     mesh.publish_copy(&build_a, "authz.wasm")
         .expect("publish A");
-    wait_until_served_by(&mesh, "authz/a").await;
+    mesh.wait_until_served_by(0, "authz/a").await;
     let envoy = &mesh.envoys[0];
     let uptime_a = envoy.stat("server.uptime").await.expect("stats");
     let pid = mesh.envoys[0].process().pid();
@@ -24,7 +24,7 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
 
     mesh.publish_copy(&build_b, "authz.wasm")
         .expect("publish B");
-    wait_until_served_by(&mesh, "authz/b").await;
+    mesh.wait_until_served_by(0, "authz/b").await;
 
     let envoy = &mut mesh.envoys[0];
     assert_eq!(envoy.process().pid(), pid, "same Envoy process");
@@ -57,19 +57,4 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
         "the node ACKed what it was sent: {status}"
     );
     assert!(status["last_nack"].is_null(), "{status}");
-}
-
-async fn wait_until_served_by(mesh: &Mesh, tag: &str) {
-    eventually(
-        Duration::from_secs(20),
-        &format!("{tag} to serve"),
-        || async {
-            match mesh.served_by(0).await {
-                Ok((served, 200)) if served == tag => Ok(()),
-                Ok(other) => Err(format!("served by {other:?}")),
-                Err(err) => Err(err.to_string()),
-            }
-        },
-    )
-    .await;
 }

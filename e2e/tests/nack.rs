@@ -17,7 +17,7 @@ async fn nacked_module_is_recorded_and_not_resent() {
     mesh.publish_authz_config().expect("config");
     mesh.publish_copy(&build_a, "authz.wasm")
         .expect("publish A");
-    served_by_a(&mesh).await;
+    mesh.wait_until_served_by(0, "authz/a").await;
 
     mesh.publish("authz.wasm", INVALID_MODULE)
         .expect("publish bad");
@@ -48,7 +48,7 @@ async fn nacked_module_is_recorded_and_not_resent() {
         .await
         .expect("stats");
     assert_eq!(rejected, 1);
-    served_by_a(&mesh).await;
+    mesh.wait_until_served_by(0, "authz/a").await;
 
     // Watch for a resend loop over a window several ADS round trips long.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -71,15 +71,4 @@ async fn nacked_module_is_recorded_and_not_resent() {
     assert_eq!(rejected_after, 1, "Envoy saw the bad module once");
     let nacks_logged = mesh.control_plane.log_records("NACKed").len();
     assert_eq!(nacks_logged, 1);
-}
-
-async fn served_by_a(mesh: &Mesh) {
-    eventually(Duration::from_secs(20), "authz/a to serve", || async {
-        match mesh.served_by(0).await {
-            Ok((served, 200)) if served == "authz/a" => Ok(()),
-            Ok(other) => Err(format!("served by {other:?}")),
-            Err(err) => Err(err.to_string()),
-        }
-    })
-    .await;
 }

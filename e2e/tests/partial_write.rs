@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
+use e2e::Mesh;
 use e2e::paths::filter_artifact;
-use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +17,7 @@ async fn a_slowly_written_build_is_pushed_once_and_whole() {
     mesh.publish_authz_config().expect("config");
     mesh.publish_copy(&build_a, "authz.wasm")
         .expect("publish A");
-    served_by(&mesh, "authz/a").await;
+    mesh.wait_until_served_by(0, "authz/a").await;
     let publishes_before = publishes(&mesh).await;
 
     let target = mesh.artifacts().join("authz.wasm");
@@ -29,7 +29,7 @@ async fn a_slowly_written_build_is_pushed_once_and_whole() {
             std::thread::sleep(Duration::from_millis(250));
         }
     });
-    served_by(&mesh, "authz/b").await;
+    mesh.wait_until_served_by(0, "authz/b").await;
     writer.join().expect("writer finished");
 
     let sha_b = sha256_hex(&std::fs::read(mesh.artifacts().join("authz.wasm")).expect("read"));
@@ -62,19 +62,4 @@ async fn a_slowly_written_build_is_pushed_once_and_whole() {
 async fn publishes(mesh: &Mesh) -> u64 {
     let plugin = mesh.control_plane.plugin("authz").await.expect("status");
     plugin["publishes"].as_u64().unwrap_or(0)
-}
-
-async fn served_by(mesh: &Mesh, tag: &str) {
-    eventually(
-        Duration::from_secs(20),
-        &format!("{tag} to serve"),
-        || async {
-            match mesh.served_by(0).await {
-                Ok((served, 200)) if served == tag => Ok(()),
-                Ok(other) => Err(format!("served by {other:?}")),
-                Err(err) => Err(err.to_string()),
-            }
-        },
-    )
-    .await;
 }
