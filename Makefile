@@ -28,8 +28,16 @@ setup: ## Install what is missing (Envoy, wasm toolchain, wrk); quick when all i
 build: setup ## Build the workspace
 	cargo build --workspace --all-targets
 
-filters: setup ## Build every filter to target/filters/<name>.wasm
-	@for f in $(FILTERS); do echo "filter $$f -> $(FILTER_OUT)/$$f.wasm"; filters/build-wasm.sh $$f $(FILTER_OUT)/$$f.wasm; done
+filters: setup ## Build every filter to target/filters/<name>.wasm, with its pre-flight fixtures and schema
+	@for f in $(FILTERS); do \
+	  echo "filter $$f -> $(FILTER_OUT)/$$f.wasm"; \
+	  filters/build-wasm.sh $$f $(FILTER_OUT)/$$f.wasm || exit 1; \
+	  for kind in fixtures schema; do \
+	    src=filters/$$f/preflight/$$( [ $$kind = schema ] && echo config.schema.json || echo fixtures.json ); \
+	    [ -f $$src ] || continue; \
+	    cp $$src $(FILTER_OUT)/.$$f.$$kind.json.tmp && mv -f $(FILTER_OUT)/.$$f.$$kind.json.tmp $(FILTER_OUT)/$$f.$$kind.json; \
+	  done; \
+	done
 
 test-filters: setup ## Build the filter variants the e2e tests use (target/filters/test/)
 	MESHPLUG_BUILD_ID=a filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-a.wasm
@@ -47,9 +55,11 @@ run: setup filters ## Start control plane, Envoy and an upstream; watch target/f
 	cargo build -p meshplug -p e2e --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT)
 
-bench: setup filters test-filters ## Hot-swap latency vs Envoy's file-based ECDS, and swaps under wrk load
+bench: setup filters test-filters ## Hot-swap latency vs Envoy's file-based ECDS, swaps under wrk load, pre-flight time
 	cargo build --release -p meshplug -p e2e --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 0 --no-preflight
+	target/release/bench-preflight
 
 bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU (appends to BENCHMARKS.md)
 	cargo build --release -p meshplug -p e2e --bins

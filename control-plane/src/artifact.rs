@@ -34,6 +34,16 @@ pub enum WatchedFile {
         /// The filter name.
         name: String,
     },
+    /// The pre-flight fixtures of filter `name` (`<name>.fixtures.json`).
+    Fixtures {
+        /// The filter name.
+        name: String,
+    },
+    /// The JSON Schema of filter `name`'s configuration (`<name>.schema.json`).
+    Schema {
+        /// The filter name.
+        name: String,
+    },
 }
 
 /// Classifies a path by its file name. Temp files, hidden files and names that are not a valid
@@ -42,6 +52,18 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
     let file_name = path.file_name()?.to_str()?;
     if is_temporary(file_name) {
         return None;
+    }
+    if let Some(name) = file_name
+        .strip_suffix(".fixtures.json")
+        .filter(|n| is_filter_name(n))
+    {
+        return Some(WatchedFile::Fixtures { name: name.into() });
+    }
+    if let Some(name) = file_name
+        .strip_suffix(".schema.json")
+        .filter(|n| is_filter_name(n))
+    {
+        return Some(WatchedFile::Schema { name: name.into() });
     }
     let (stem, extension) = file_name.rsplit_once('.')?;
     if !is_filter_name(stem) {

@@ -31,6 +31,9 @@ pub enum Error {
     /// Serving xDS failed.
     #[error(transparent)]
     Xds(#[from] xds::XdsError),
+    /// The pre-flight sandbox could not be set up.
+    #[error("pre-flight: {0}")]
+    Preflight(String),
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -12,7 +12,8 @@ use crate::Error;
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::check::{Limits, check_artifact};
 use crate::ecds::extension_config;
-use crate::registry::{PublishedArtifact, Registry, RejectionRecord};
+use crate::preflight;
+use crate::registry::{DEFAULT_CONFIG, PublishedArtifact, Registry, RejectionRecord};
 use crate::store::{Store, sha256_hex};
 
 /// What handling one file came to.
@@ -65,6 +66,8 @@ pub struct Ingest {
     pub cache: Arc<SnapshotCache>,
     /// The snapshot group every node is served.
     pub group: String,
+    /// The pre-flight sandbox; `None` turns pre-flight off.
+    pub preflight: Option<Arc<sandbox::Preflight>>,
 }
 
 impl Ingest {
@@ -81,6 +84,8 @@ impl Ingest {
         match watched {
             WatchedFile::Artifact { name, kind } => self.artifact(path, name, kind, sha256, &bytes),
             WatchedFile::Config { name } => self.config(path, name, sha256, &bytes),
+            WatchedFile::Fixtures { name } => self.fixtures(path, name, sha256, &bytes),
+            WatchedFile::Schema { name } => self.schema(path, name, sha256, &bytes),
         }
     }
 
@@ -96,13 +101,39 @@ impl Ingest {
         if current.is_some_and(|a| a.sha256 == sha256) {
             return Ok(IngestOutcome::Unchanged { name, sha256 });
         }
-        if let Some(reason) = self.store.rejection(&sha256) {
+        let plugin = self.registry().get(&name).cloned();
+        let config_json = plugin
+            .as_ref()
+            .map_or(DEFAULT_CONFIG, |p| &p.config_json)
+            .to_string();
+        let keys = preflight::lookup_keys(&sha256, &config_json, plugin.as_ref());
+        if let Some(reason) = keys.iter().find_map(|key| self.store.rejection(key)) {
             return Ok(self.reject(path, name, sha256, format!("refused before: {reason}")));
         }
         if let Err(rejection) = check_artifact(kind, bytes, self.limits) {
             let reason = rejection.to_string();
             self.store.put_rejection(&sha256, &reason)?;
             return Ok(self.reject(path, name, sha256, reason));
+        }
+        if let Some(sandbox) = &self.preflight {
+            let verdict = preflight::run(
+                sandbox,
+                &name,
+                &sha256,
+                bytes,
+                &config_json,
+                plugin.as_ref(),
+            );
+            match verdict {
+                Ok(report) => {
+                    tracing::info!(filter = %name, %sha256, fixtures = report.fixtures_passed,
+                    compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed")
+                }
+                Err(refusal) => {
+                    self.store.put_rejection(&refusal.key, &refusal.reason)?;
+                    return Ok(self.reject(path, name, sha256, refusal.reason));
+                }
+            }
         }
         let stored = self.store.put(&sha256, kind, bytes)?;
         tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
@@ -129,10 +160,72 @@ impl Ingest {
                 return Ok(self.reject(path, name, sha256, reason));
             }
         };
-        if !self.registry().set_config(&name, compact) {
+        let plugin = self.registry().get(&name).cloned();
+        if plugin.as_ref().is_some_and(|p| p.config_json == compact) {
             return Ok(IngestOutcome::Unchanged { name, sha256 });
         }
+        if let Some(refusal) = self.preflight_config(&name, &compact, plugin.as_ref())? {
+            return Ok(self.reject(path, name, sha256, refusal));
+        }
+        self.registry().set_config(&name, compact);
         Ok(self.publish(&name))
+    }
+
+    /// Runs the published artifact with a new configuration; the reason when it is refused.
+    fn preflight_config(
+        &self,
+        name: &str,
+        config_json: &str,
+        plugin: Option<&crate::registry::PluginStatus>,
+    ) -> Result<Option<String>, Error> {
+        let (Some(sandbox), Some(artifact)) =
+            (&self.preflight, plugin.and_then(|p| p.artifact.as_ref()))
+        else {
+            return Ok(None);
+        };
+        let wasm = fs::read(&artifact.path)
+            .map_err(Error::io("reading stored artifact", &artifact.path))?;
+        let verdict = preflight::run(sandbox, name, &artifact.sha256, &wasm, config_json, plugin);
+        Ok(verdict.err().map(|refusal| refusal.reason))
+    }
+
+    fn fixtures(
+        &self,
+        path: &Path,
+        name: String,
+        sha256: String,
+        bytes: &[u8],
+    ) -> Result<IngestOutcome, Error> {
+        let fixtures = match sandbox::parse_fixtures(bytes) {
+            Ok(fixtures) => fixtures,
+            Err(err) => return Ok(self.reject(path, name, sha256, err)),
+        };
+        if self.registry().set_fixtures(&name, fixtures) {
+            Ok(IngestOutcome::Stored { name })
+        } else {
+            Ok(IngestOutcome::Unchanged { name, sha256 })
+        }
+    }
+
+    fn schema(
+        &self,
+        path: &Path,
+        name: String,
+        sha256: String,
+        bytes: &[u8],
+    ) -> Result<IngestOutcome, Error> {
+        let schema = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(schema) => schema,
+            Err(err) => {
+                let reason = format!("schema is not valid JSON: {err}");
+                return Ok(self.reject(path, name, sha256, reason));
+            }
+        };
+        if self.registry().set_schema(&name, schema) {
+            Ok(IngestOutcome::Stored { name })
+        } else {
+            Ok(IngestOutcome::Unchanged { name, sha256 })
+        }
     }
 
     fn publish(&self, name: &str) -> IngestOutcome {

@@ -17,6 +17,7 @@ pub mod ecds;
 mod error;
 pub mod fleet;
 pub mod ingest;
+pub mod preflight;
 pub mod registry;
 pub mod serve;
 pub mod store;

@@ -28,6 +28,26 @@ enum Command {
     Serve(ServeArgs),
     /// Render an Envoy bootstrap from a template to standard output.
     Bootstrap(BootstrapArgs),
+    /// Run the pre-flight on an artifact offline; exits non-zero when it is refused.
+    Validate(ValidateArgs),
+}
+
+#[derive(clap::Args)]
+struct ValidateArgs {
+    /// The `.wasm` artifact.
+    artifact: PathBuf,
+    /// The filter's configuration (JSON); default `{}`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Request fixtures (a JSON array).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// The configuration's JSON Schema.
+    #[arg(long)]
+    schema: Option<PathBuf>,
+    /// Fuel for each call into the module.
+    #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
+    fuel: u64,
 }
 
 #[derive(clap::Args)]
@@ -59,6 +79,12 @@ struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Turn the pre-flight sandbox off (structural checks only). For emergencies and tests.
+    #[arg(long)]
+    no_preflight: bool,
+    /// Fuel for each call into a module during pre-flight.
+    #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
+    preflight_fuel: u64,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +110,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Bootstrap(args) => bootstrap(args),
+        Command::Validate(args) => validate(args),
     }
 }
 
@@ -107,6 +134,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             after_close: Duration::from_millis(args.settle_after_close_ms),
             without_close: Duration::from_millis(args.settle_without_close_ms),
         },
+        preflight: (!args.no_preflight).then_some(sandbox::Limits {
+            max_module_bytes: usize::try_from(args.max_artifact_bytes).unwrap_or(usize::MAX),
+            fuel_per_call: args.preflight_fuel,
+            ..sandbox::Limits::default()
+        }),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run(config, shutdown_signal()))?;
@@ -128,6 +160,47 @@ fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     );
     print!("{}", render(&template, &vars)?);
     Ok(())
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<()> {
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let wasm = read(&args.artifact)?;
+    let config = args
+        .config
+        .as_ref()
+        .map(read)
+        .transpose()?
+        .unwrap_or_else(|| b"{}".to_vec());
+    let fixtures = match &args.fixtures {
+        Some(path) => sandbox::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let schema: Option<serde_json::Value> = match &args.schema {
+        Some(path) => Some(serde_json::from_slice(&read(path)?).context("schema is not JSON")?),
+        None => None,
+    };
+    let name = args
+        .artifact
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("filter")
+        .to_string();
+    let limits = sandbox::Limits {
+        fuel_per_call: args.fuel,
+        ..sandbox::Limits::default()
+    };
+    let preflight = sandbox::Preflight::new(limits).map_err(anyhow::Error::msg)?;
+    match preflight.run(&name, &wasm, &config, &fixtures, schema.as_ref()) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Err(rejection) => {
+            eprintln!("refused: {rejection}");
+            std::process::exit(1);
+        }
+    }
 }
 
 fn init_logging(json: bool) {

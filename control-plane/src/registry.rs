@@ -29,6 +29,16 @@ pub struct PluginStatus {
     pub publishes: u64,
     /// The last artifact or configuration refused for this filter.
     pub last_rejection: Option<RejectionRecord>,
+    /// How many pre-flight fixtures it has (`<name>.fixtures.json`).
+    pub fixtures: usize,
+    /// Whether it ships a configuration schema (`<name>.schema.json`).
+    pub has_schema: bool,
+    /// The fixtures themselves.
+    #[serde(skip)]
+    pub fixture_list: Vec<sandbox::Fixture>,
+    /// The schema itself.
+    #[serde(skip)]
+    pub schema: Option<serde_json::Value>,
 }
 
 /// The artifact a filter runs.
@@ -93,6 +103,10 @@ impl Registry {
                 resource_version: None,
                 publishes: 0,
                 last_rejection: None,
+                fixtures: 0,
+                has_schema: false,
+                fixture_list: Vec::new(),
+                schema: None,
             })
     }
 
@@ -114,6 +128,28 @@ impl Registry {
         }
         plugin.config_sha256 = sha256_hex(config_json.as_bytes());
         plugin.config_json = config_json;
+        true
+    }
+
+    /// Sets the pre-flight fixtures of `name`. Returns false when unchanged.
+    pub fn set_fixtures(&mut self, name: &str, fixtures: Vec<sandbox::Fixture>) -> bool {
+        let plugin = self.entry(name);
+        if plugin.fixture_list == fixtures {
+            return false;
+        }
+        plugin.fixtures = fixtures.len();
+        plugin.fixture_list = fixtures;
+        true
+    }
+
+    /// Sets the configuration schema of `name`. Returns false when unchanged.
+    pub fn set_schema(&mut self, name: &str, schema: serde_json::Value) -> bool {
+        let plugin = self.entry(name);
+        if plugin.schema.as_ref() == Some(&schema) {
+            return false;
+        }
+        plugin.has_schema = true;
+        plugin.schema = Some(schema);
         true
     }
 

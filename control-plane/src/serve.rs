@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Watcher quiet periods.
     pub quiet: Quiet,
+    /// Pre-flight sandbox budgets; `None` turns pre-flight off.
+    pub preflight: Option<sandbox::Limits>,
 }
 
 /// The addresses actually bound.
@@ -72,6 +74,17 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         registry: Arc::clone(&registry),
         cache: Arc::clone(&cache),
         group: FLEET_GROUP.to_string(),
+        preflight: match config.preflight {
+            Some(limits) => Some(Arc::new(
+                sandbox::Preflight::new(limits).map_err(Error::Preflight)?,
+            )),
+            None => {
+                tracing::warn!(
+                    "pre-flight is off: artifacts reach proxies with structural checks only"
+                );
+                None
+            }
+        },
     };
 
     let xds_listener = bind(config.xds_addr).await?;

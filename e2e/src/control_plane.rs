@@ -28,11 +28,16 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts `meshplug serve` with its folders under `workdir`.
     pub async fn start(workdir: &Path) -> Result<Self, HarnessError> {
-        Self::start_watching(workdir, &workdir.join("artifacts")).await
+        Self::start_watching(workdir, &workdir.join("artifacts"), &[]).await
     }
 
-    /// Starts `meshplug serve` watching `artifacts`, with store, logs and state under `workdir`.
-    pub async fn start_watching(workdir: &Path, artifacts: &Path) -> Result<Self, HarnessError> {
+    /// Starts `meshplug serve` watching `artifacts`, with store, logs and state under `workdir`,
+    /// and `extra_args` appended to its command line.
+    pub async fn start_watching(
+        workdir: &Path,
+        artifacts: &Path,
+        extra_args: &[&str],
+    ) -> Result<Self, HarnessError> {
         let artifacts = artifacts.to_path_buf();
         let ready = workdir.join("control-plane.ready.json");
         let log_path = workdir.join("control-plane.log");
@@ -59,6 +64,7 @@ impl ControlPlane {
             ])
             .arg("--ready-file")
             .arg(&ready)
+            .args(extra_args)
             .env("RUST_LOG", "info,meshplug=debug")
             .stdin(Stdio::null())
             .stdout(log)

@@ -55,14 +55,27 @@ impl Mesh {
         Ok(mesh)
     }
 
+    /// Starts upstream, a control plane run with `control_plane_args`, and one Envoy.
+    pub async fn start_with(control_plane_args: &[&str]) -> Result<Self, HarnessError> {
+        let mut mesh = Self::start_control_plane(control_plane_args).await?;
+        mesh.add_envoy("envoy-1", "edge").await?;
+        Ok(mesh)
+    }
+
     /// Starts upstream and control plane only.
     pub async fn start_without_envoy() -> Result<Self, HarnessError> {
+        Self::start_control_plane(&[]).await
+    }
+
+    async fn start_control_plane(control_plane_args: &[&str]) -> Result<Self, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("meshplug-e2e-")
             .tempdir()
             .map_err(HarnessError::io("creating work dir"))?;
         let upstream = Upstream::start().await?;
-        let control_plane = ControlPlane::start(dir.path()).await?;
+        let artifacts = dir.path().join("artifacts");
+        let control_plane =
+            ControlPlane::start_watching(dir.path(), &artifacts, control_plane_args).await?;
         Ok(Self {
             envoys: Vec::new(),
             control_plane,

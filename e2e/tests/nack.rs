@@ -1,6 +1,10 @@
 //! A file that is framed like Wasm but is not a valid module reaches Envoy, which NACKs it. The
 //! control plane records the NACK with Envoy's `error_detail`, Envoy keeps serving the previous
 //! filter, and nothing is resent in a loop.
+//!
+//! The pre-flight would refuse this module before any push (see `preflight_reject`), so this
+//! scenario runs the control plane with `--no-preflight`: it is how meshplug behaves when Envoy
+//! rejects something the pre-flight passed (a version skew, a Envoy limit it does not model).
 
 use std::time::Duration;
 
@@ -13,7 +17,9 @@ const INVALID_MODULE: &[u8] = b"\0asm\x01\0\0\0\x01\x03\xff\xff\xff";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nacked_module_is_recorded_and_not_resent() {
     let build_a = filter_artifact("test/authz-a.wasm").expect("test filters built");
-    let mesh = Mesh::start().await.expect("mesh starts");
+    let mesh = Mesh::start_with(&["--no-preflight"])
+        .await
+        .expect("mesh starts");
     mesh.publish_authz_config().expect("config");
     mesh.publish_copy(&build_a, "authz.wasm")
         .expect("publish A");

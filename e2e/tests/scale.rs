@@ -12,8 +12,13 @@ const NODES: usize = 200;
 const CHANGES: usize = 8;
 /// How long the others may take to converge on a change, slow reader or not.
 const BOUND: Duration = Duration::from_secs(5);
-/// A tiny module whose sections fit the file (a custom section only): nothing runs it here.
-const MODULE: &[u8] = b"\0asm\x01\0\0\0\x00\x05\x04load";
+/// A minimal proxy-wasm filter that accepts any configuration and lets every request through:
+/// it passes the pre-flight, and no Envoy runs it here.
+fn module() -> Vec<u8> {
+    let text =
+        sandbox::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", "(i32.const 0)", "");
+    wat::parse_str(text).expect("WAT")
+}
 
 fn config(change: usize) -> String {
     // 64 KiB of padding fills a slow reader's flow-control window on the first push.
@@ -30,7 +35,7 @@ async fn two_hundred_streams_converge_without_nack_loops() {
         .expect("control plane starts");
     mesh.publish("load.json", config(0).as_bytes())
         .expect("config");
-    mesh.publish("load.wasm", MODULE).expect("module");
+    mesh.publish("load.wasm", &module()).expect("module");
     let target: SocketAddr = mesh.control_plane.addrs.xds;
     let run = LoadRun::start(&LoadConfig {
         target,

@@ -20,6 +20,19 @@ fn classifies_by_file_name() {
                 name: "authz".into(),
             }),
         ),
+        (
+            "/a/authz.fixtures.json",
+            Some(WatchedFile::Fixtures {
+                name: "authz".into(),
+            }),
+        ),
+        (
+            "/a/authz.schema.json",
+            Some(WatchedFile::Schema {
+                name: "authz".into(),
+            }),
+        ),
+        ("/a/Bad.fixtures.json", None),
         ("/a/.authz.wasm", None),
         ("/a/authz.wasm~", None),
         ("/a/authz.wasm.tmp", None),

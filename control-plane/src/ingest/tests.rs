@@ -18,6 +18,7 @@ fn fixture() -> Fixture {
         registry: Arc::new(Mutex::new(Registry::new())),
         cache: Arc::new(SnapshotCache::new()),
         group: "fleet".into(),
+        preflight: None,
     };
     Fixture {
         _dir: dir,
@@ -137,5 +138,71 @@ fn temp_files_and_vanished_files_are_not_read() {
     assert_eq!(
         f.ingest.handle(&gone).expect("handled"),
         IngestOutcome::NotSettled
+    );
+}
+
+fn built_authz() -> Vec<u8> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/filters/authz.wasm");
+    fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run `make filters` first", path.display()))
+}
+
+fn with_preflight(f: Fixture) -> Fixture {
+    let sandbox = sandbox::Preflight::new(sandbox::Limits::default()).expect("engine");
+    Fixture {
+        ingest: Ingest {
+            preflight: Some(Arc::new(sandbox)),
+            ..f.ingest
+        },
+        ..f
+    }
+}
+
+#[test]
+fn preflight_refuses_a_filter_that_refuses_its_config_and_retries_with_a_new_one() {
+    let f = with_preflight(fixture());
+    f.drop_file("authz.json", br#"{"api_keys": "not-a-list"}"#);
+    let outcome = f.drop_file("authz.wasm", &built_authz());
+    assert!(
+        matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("on_configure returned false")),
+        "{outcome:?}"
+    );
+    assert_eq!(f.published_version(), None, "nothing reached the snapshot");
+
+    f.drop_file("authz.json", br#"{"api_keys": ["k1"]}"#);
+    let outcome = f.drop_file("authz.wasm", &built_authz());
+    assert!(
+        matches!(outcome, IngestOutcome::Published { .. }),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn preflight_refuses_a_bad_config_for_the_running_filter_and_keeps_the_old_one() {
+    let f = with_preflight(fixture());
+    f.drop_file("authz.json", br#"{"api_keys": ["k1"]}"#);
+    f.drop_file("authz.wasm", &built_authz());
+    let before = f.published_version();
+    let outcome = f.drop_file("authz.json", br#"{"api_keys": ["k1"], "typo": 1}"#);
+    assert!(
+        matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("unknown field")),
+        "{outcome:?}"
+    );
+    assert_eq!(f.published_version(), before);
+}
+
+#[test]
+fn preflight_runs_the_fixtures() {
+    let f = with_preflight(fixture());
+    f.drop_file("authz.json", br#"{"api_keys": ["k1"]}"#);
+    let wrong = br#"[{"name": "no key", "expect": {"status": 200}}]"#;
+    assert!(matches!(
+        f.drop_file("authz.fixtures.json", wrong),
+        IngestOutcome::Stored { .. }
+    ));
+    let outcome = f.drop_file("authz.wasm", &built_authz());
+    assert!(
+        matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("expected status 200, got 401")),
+        "{outcome:?}"
     );
 }

@@ -272,7 +272,21 @@ async fn main() -> anyhow::Result<()> {
         a: std::fs::read(filter_artifact("test/authz-a.wasm")?)?,
         b: std::fs::read(filter_artifact("test/authz-b.wasm")?)?,
     };
-    let mesh = Mesh::start().await?;
+    let no_preflight = args.iter().any(|a| a == "--no-preflight");
+    let control_plane_args: &[&str] = if no_preflight {
+        &["--no-preflight"]
+    } else {
+        &[]
+    };
+    println!(
+        "control plane pre-flight: {}",
+        if no_preflight {
+            "off"
+        } else {
+            "on (wasmtime Winch sandbox)"
+        }
+    );
+    let mesh = Mesh::start_with(control_plane_args).await?;
     mesh.publish_authz_config()?;
     let floor = FileEcds::start(&mesh).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
@@ -309,9 +323,9 @@ async fn main() -> anyhow::Result<()> {
     report_latency(&ours, &theirs);
     keep_log(&mesh)?;
     drop(floor);
-    println!(
-        "{}",
-        swaps_under_load(&mesh, &builds, swaps + 2, load_swaps).await?
-    );
+    if load_swaps > 0 {
+        let report = swaps_under_load(&mesh, &builds, swaps + 2, load_swaps).await?;
+        println!("{report}");
+    }
     Ok(())
 }

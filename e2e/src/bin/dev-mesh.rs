@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let upstream = Upstream::start().await?;
-    let control_plane = ControlPlane::start_watching(&workdir, &artifacts).await?;
+    let control_plane = ControlPlane::start_watching(&workdir, &artifacts, &[]).await?;
     let mut vars = BootstrapVars::new();
     vars.insert("XDS_PORT", control_plane.addrs.xds.port().to_string());
     vars.insert("UPSTREAM_PORT", upstream.addr.port().to_string());

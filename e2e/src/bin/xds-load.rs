@@ -12,7 +12,12 @@ use e2e::load::{LoadConfig, LoadRun, percentiles};
 use e2e::procstat::{cpu_seconds, rss_kib};
 use e2e::{Mesh, eventually};
 
-const MODULE: &[u8] = b"\0asm\x01\0\0\0\x00\x05\x04load";
+/// A minimal proxy-wasm filter that accepts any configuration: it passes the pre-flight.
+fn module() -> anyhow::Result<Vec<u8>> {
+    let text =
+        sandbox::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", "(i32.const 0)", "");
+    Ok(wat::parse_str(text)?)
+}
 
 fn config(change: usize) -> String {
     format!(r#"{{"api_keys": ["key-{change}"], "header": "x-api-key"}}"#)
@@ -53,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let mut mesh = Mesh::start_without_envoy().await?;
     mesh.publish("load.json", config(0).as_bytes())?;
-    mesh.publish("load.wasm", MODULE)?;
+    mesh.publish("load.wasm", &module()?)?;
     let pid = mesh
         .control_plane
         .process()

@@ -1,0 +1,88 @@
+//! Runs the `sandbox` pre-flight on what is about to be published, and keys refusals so that
+//! one never runs twice for the same inputs.
+
+use sandbox::{Preflight, Rejection};
+
+use crate::registry::PluginStatus;
+use crate::store::sha256_hex;
+
+/// What a pre-flight of one artifact with one plugin's inputs came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The store key the refusal is remembered under.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The store key of a refusal of `sha` with `plugin`'s current inputs. Refusals of the module
+/// itself (format, ABI, imports) hold whatever the configuration; the others hold only for the
+/// configuration, fixtures and schema they ran with.
+pub fn refusal_key(
+    sha: &str,
+    config_json: &str,
+    plugin: Option<&PluginStatus>,
+    rejection: &Rejection,
+) -> String {
+    if module_alone(rejection) {
+        sha.to_string()
+    } else {
+        format!("{sha}.{}", inputs_digest(config_json, plugin))
+    }
+}
+
+/// The store keys under which a refusal of `sha` with `plugin`'s inputs may be remembered.
+pub fn lookup_keys(sha: &str, config_json: &str, plugin: Option<&PluginStatus>) -> [String; 2] {
+    [
+        sha.to_string(),
+        format!("{sha}.{}", inputs_digest(config_json, plugin)),
+    ]
+}
+
+fn module_alone(rejection: &Rejection) -> bool {
+    matches!(
+        rejection,
+        Rejection::Empty
+            | Rejection::TooLarge { .. }
+            | Rejection::InvalidModule(_)
+            | Rejection::NotProxyWasm
+            | Rejection::UnsupportedAbi(_)
+            | Rejection::MissingExport(_)
+            | Rejection::UnknownImport { .. }
+            | Rejection::Instantiate(_)
+    )
+}
+
+fn inputs_digest(config_json: &str, plugin: Option<&PluginStatus>) -> String {
+    let fixtures = plugin
+        .map(|p| serde_json::to_string(&p.fixture_list).unwrap_or_default())
+        .unwrap_or_default();
+    let schema = plugin
+        .and_then(|p| p.schema.as_ref())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let joined = format!("{config_json}\n{fixtures}\n{schema}");
+    sha256_hex(joined.as_bytes())[..16].to_string()
+}
+
+/// Runs the pre-flight of `wasm` as filter `name` with `config_json` and the plugin's fixtures
+/// and schema.
+pub fn run(
+    preflight: &Preflight,
+    name: &str,
+    sha: &str,
+    wasm: &[u8],
+    config_json: &str,
+    plugin: Option<&PluginStatus>,
+) -> Result<sandbox::Report, Refusal> {
+    let fixtures = plugin
+        .map(|p| p.fixture_list.as_slice())
+        .unwrap_or_default();
+    let schema = plugin.and_then(|p| p.schema.as_ref());
+    preflight
+        .run(name, wasm, config_json.as_bytes(), fixtures, schema)
+        .map_err(|rejection| Refusal {
+            key: refusal_key(sha, config_json, plugin, &rejection),
+            reason: format!("pre-flight: {rejection}"),
+        })
+}

@@ -1,0 +1,189 @@
+//! Request fixtures and what the filter must do with them. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One request driven through the filter, with the expected outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// A name for messages.
+    pub name: String,
+    /// The request.
+    #[serde(default)]
+    pub request: FixtureRequest,
+    /// What the simulated upstream answers if the request gets there.
+    #[serde(default)]
+    pub upstream: UpstreamResponse,
+    /// What must come out.
+    pub expect: Expectation,
+}
+
+/// The request side of a fixture.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FixtureRequest {
+    /// `:method`.
+    pub method: String,
+    /// `:path`.
+    pub path: String,
+    /// Further headers (lower-case names).
+    pub headers: BTreeMap<String, String>,
+    /// A body, if any.
+    pub body: Option<String>,
+}
+
+impl Default for FixtureRequest {
+    fn default() -> Self {
+        Self {
+            method: "GET".into(),
+            path: "/".into(),
+            headers: BTreeMap::new(),
+            body: None,
+        }
+    }
+}
+
+/// The simulated upstream's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: BTreeMap<String, String>,
+    /// Body.
+    pub body: String,
+}
+
+impl Default for UpstreamResponse {
+    fn default() -> Self {
+        Self {
+            status: 200,
+            headers: BTreeMap::new(),
+            body: "upstream ok\n".into(),
+        }
+    }
+}
+
+/// What a fixture expects. Only what is given is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expectation {
+    /// The status the client gets.
+    pub status: Option<u16>,
+    /// Whether the filter answered locally (`true`) or let the request through (`false`).
+    pub local_reply: Option<bool>,
+    /// Response headers that must be present with these values.
+    pub headers: BTreeMap<String, String>,
+    /// Response headers that must be absent.
+    pub absent_headers: Vec<String>,
+    /// Text the response body must contain.
+    pub body_contains: Option<String>,
+    /// Request headers the upstream must receive with these values.
+    pub upstream_headers: BTreeMap<String, String>,
+    /// Request headers the upstream must not receive.
+    pub upstream_absent_headers: Vec<String>,
+}
+
+/// What actually happened to a fixture request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The status the client got.
+    pub status: u16,
+    /// Whether the filter answered locally.
+    pub local_reply: bool,
+    /// Response headers the client got.
+    pub headers: BTreeMap<String, String>,
+    /// Response body the client got.
+    pub body: String,
+    /// Request headers as the upstream got them (`None` when it never got the request).
+    pub upstream_headers: Option<BTreeMap<String, String>>,
+}
+
+/// Parses a fixtures file: a JSON array of fixtures.
+pub fn parse_fixtures(bytes: &[u8]) -> Result<Vec<Fixture>, String> {
+    serde_json::from_slice(bytes).map_err(|err| format!("fixtures: {err}"))
+}
+
+/// Compares an outcome with what the fixture expects; the error says what differs.
+pub fn compare(expect: &Expectation, outcome: &Outcome) -> Result<(), String> {
+    if let Some(status) = expect.status.filter(|s| *s != outcome.status) {
+        return Err(format!("expected status {status}, got {}", outcome.status));
+    }
+    if let Some(local) = expect.local_reply.filter(|l| *l != outcome.local_reply) {
+        let describe = |l: bool| {
+            if l {
+                "a local reply"
+            } else {
+                "the upstream's answer"
+            }
+        };
+        return Err(format!(
+            "expected {}, got {}",
+            describe(local),
+            describe(outcome.local_reply)
+        ));
+    }
+    headers_match(
+        "response header",
+        &expect.headers,
+        &expect.absent_headers,
+        &outcome.headers,
+    )?;
+    if let Some(needle) = expect
+        .body_contains
+        .as_ref()
+        .filter(|needle| !outcome.body.contains(needle.as_str()))
+    {
+        return Err(format!(
+            "body {:?} does not contain {needle:?}",
+            outcome.body
+        ));
+    }
+    if expect.upstream_headers.is_empty() && expect.upstream_absent_headers.is_empty() {
+        return Ok(());
+    }
+    let Some(upstream) = &outcome.upstream_headers else {
+        return Err("expected upstream headers, but the request never reached the upstream".into());
+    };
+    headers_match(
+        "upstream request header",
+        &expect.upstream_headers,
+        &expect.upstream_absent_headers,
+        upstream,
+    )
+}
+
+fn headers_match(
+    what: &str,
+    present: &BTreeMap<String, String>,
+    absent: &[String],
+    actual: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    for (name, value) in present {
+        match actual.get(name) {
+            Some(got) if got == value => {}
+            Some(got) => return Err(format!("{what} {name}: expected {value:?}, got {got:?}")),
+            None => {
+                return Err(format!(
+                    "{what} {name}: expected {value:?}, but it is missing"
+                ));
+            }
+        }
+    }
+    if let Some(name) = absent
+        .iter()
+        .find(|name| actual.contains_key(name.as_str()))
+    {
+        return Err(format!(
+            "{what} {name} must be absent, got {:?}",
+            actual[name.as_str()]
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,34 @@
+//! Pre-flight for proxy-wasm filters: a proxy-wasm ABI 0.2 host on `wasmtime` that checks a
+//! module the way Envoy 1.40 would load it, and then more.
+//!
+//! What it does, in order, stopping at the first failure with a [`Rejection`] that names the cause
+//! (and carries the filter's own log lines where it ran):
+//! 1. size limit, and the configuration against the filter's JSON Schema if one is given;
+//! 2. compiles the module; checks it exports a supported `proxy_abi_version_*`, memory, an
+//!    allocator and the lifecycle functions, and imports only functions Envoy provides;
+//! 3. runs VM start and plugin configure with the real configuration;
+//! 4. drives each [`Fixture`] request through the filter (request headers and body, then a
+//!    simulated upstream response) and compares the outcome with its expectation.
+//!
+//! Every call into the module has a fuel budget, so an infinite loop becomes a rejection, and
+//! the store has a memory limit. A trap (a Rust panic aborts into one) is a rejection.
+//!
+//! What it does not do: run native `.so` modules (they cannot be sandboxed in-process), make
+//! real HTTP or gRPC callouts (they fail with `InternalFailure`, logged), or fire timers.
+
+mod abi;
+mod error;
+mod fixture;
+mod host;
+mod imports;
+mod run;
+mod schema;
+#[doc(hidden)]
+pub mod testing;
+
+pub use error::Rejection;
+pub use fixture::{
+    Expectation, Fixture, FixtureRequest, Outcome, UpstreamResponse, parse_fixtures,
+};
+pub use run::{Limits, Preflight, Report};
+pub use wasmtime::Strategy;
