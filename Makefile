@@ -42,6 +42,9 @@ filters: setup ## Build every filter to target/filters/<name>.wasm, with its pre
 test-filters: setup ## Build the filter variants the e2e tests use (target/filters/test/)
 	MESHPLUG_BUILD_ID=a filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-a.wasm
 	MESHPLUG_BUILD_ID=b filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-b.wasm
+	@for v in good good-v2 configure-fails panic status-500 slow; do \
+	  MESHPLUG_VARIANT=$$v filters/build-wasm.sh testbed $(FILTER_OUT)/test/testbed-$$v.wasm || exit 1; \
+	done
 
 test: setup filters test-filters ## Unit, in-process and e2e tests (real Envoy)
 	cargo build --workspace --all-targets
@@ -55,11 +58,12 @@ run: setup filters ## Start control plane, Envoy and an upstream; watch target/f
 	cargo build -p meshplug -p e2e --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT)
 
-bench: setup filters test-filters ## Hot-swap latency vs Envoy's file-based ECDS, swaps under wrk load, pre-flight time
+bench: setup filters test-filters ## Hot-swap latency vs Envoy's file-based ECDS, swaps under wrk load, pre-flight time, rollback latency
 	cargo build --release -p meshplug -p e2e --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 0 --no-preflight
 	target/release/bench-preflight
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-rollback --trials 5
 
 bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU (appends to BENCHMARKS.md)
 	cargo build --release -p meshplug -p e2e --bins

@@ -1,4 +1,5 @@
-//! The admin HTTP API: health, readiness and JSON status of filters and nodes.
+//! The admin HTTP API: health, readiness, Prometheus metrics, JSON status of filters, nodes
+//! and rollouts, and the rollout controls (bearer token when one is configured).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,6 +12,9 @@ use serde::Serialize;
 
 use crate::fleet::{Fleet, NodeStatus};
 use crate::registry::{PluginStatus, Registry};
+use crate::rollout::Engine;
+
+mod rollouts;
 
 /// What the admin API reads.
 #[derive(Debug, Clone)]
@@ -21,6 +25,12 @@ pub struct AdminState {
     pub fleet: Arc<Mutex<Fleet>>,
     /// Set once the store is loaded and xDS is serving.
     pub ready: Arc<AtomicBool>,
+    /// The rollout engine.
+    pub engine: Arc<Mutex<Engine>>,
+    /// Metrics for `/metrics`.
+    pub prometheus: Arc<prometheus_client::registry::Registry>,
+    /// The bearer token mutations require, if any.
+    pub token: Option<Arc<str>>,
 }
 
 /// The admin routes.
@@ -30,6 +40,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/nodes", get(nodes))
+        .route("/metrics", get(metrics))
+        .merge(rollouts::routes())
         .with_state(state)
 }
 
@@ -67,3 +79,24 @@ async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
         nodes: fleet.nodes().cloned().collect(),
     })
 }
+
+async fn metrics(
+    State(state): State<AdminState>,
+) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    let mut text = String::new();
+    let content_type = [(
+        "content-type",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )];
+    match prometheus_client::encoding::text::encode(&mut text, &state.prometheus) {
+        Ok(()) => (StatusCode::OK, content_type, text),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            content_type,
+            format!("encoding metrics: {err}\n"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -29,7 +29,8 @@ pub fn render(template: &str, vars: &BootstrapVars) -> Result<String, Error> {
     Ok(out)
 }
 
-/// The variables of `envoy-config/bootstrap.yaml`.
+/// The variables of `envoy-config/bootstrap.yaml`. `METRICS_PORT` defaults to `XDS_PORT`: the
+/// control plane serves ADS and the MetricsService on one port.
 pub fn standard_vars(
     node_id: &str,
     node_cluster: &str,
@@ -40,6 +41,9 @@ pub fn standard_vars(
     vars.insert("NODE_CLUSTER", node_cluster.to_string());
     for (name, port) in ports {
         vars.insert(name, port.to_string());
+    }
+    if let Some(xds) = vars.get("XDS_PORT").cloned() {
+        vars.entry("METRICS_PORT").or_insert(xds);
     }
     vars
 }

@@ -34,6 +34,24 @@ pub enum Error {
     /// The pre-flight sandbox could not be set up.
     #[error("pre-flight: {0}")]
     Preflight(String),
+    /// A version that failed a rollout is not pushed again until an operator retries it.
+    #[error(
+        "{plugin}: version {version} is quarantined ({reason}); lift it with `meshplug retry {plugin} <sha>`"
+    )]
+    Quarantined {
+        /// The filter.
+        plugin: String,
+        /// The version label.
+        version: String,
+        /// Why it was quarantined.
+        reason: String,
+    },
+    /// A rollout command or policy was refused.
+    #[error("rollout: {0}")]
+    Rollout(String),
+    /// The admin API could not be reached or refused a call.
+    #[error("admin API: {0}")]
+    Admin(String),
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),

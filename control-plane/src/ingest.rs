@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use xds::{SnapshotCache, type_url};
-
 use crate::Error;
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::check::{Limits, check_artifact};
-use crate::ecds::extension_config;
 use crate::preflight;
-use crate::registry::{DEFAULT_CONFIG, PublishedArtifact, Registry, RejectionRecord};
+use crate::registry::{
+    DEFAULT_CONFIG, PluginStatus, PublishedArtifact, Registry, RejectionRecord, resource_version,
+};
+use crate::rollout::{Engine, Release, ReleaseOutcome};
 use crate::store::{Store, sha256_hex};
 
 /// What handling one file came to.
@@ -44,12 +44,14 @@ pub enum IngestOutcome {
         /// The filter.
         name: String,
     },
-    /// A new ECDS resource was published.
+    /// A new version was handed to the rollout engine.
     Published {
         /// The filter.
         name: String,
         /// The resource's version label.
         version: String,
+        /// Whether its rollout started or queued behind the one in progress.
+        rollout: ReleaseOutcome,
     },
 }
 
@@ -62,10 +64,8 @@ pub struct Ingest {
     pub limits: Limits,
     /// What is published.
     pub registry: Arc<Mutex<Registry>>,
-    /// The xDS snapshots.
-    pub cache: Arc<SnapshotCache>,
-    /// The snapshot group every node is served.
-    pub group: String,
+    /// The rollout engine every new version goes to.
+    pub engine: Arc<Mutex<Engine>>,
     /// The pre-flight sandbox; `None` turns pre-flight off.
     pub preflight: Option<Arc<sandbox::Preflight>>,
 }
@@ -106,6 +106,13 @@ impl Ingest {
             .as_ref()
             .map_or(DEFAULT_CONFIG, |p| &p.config_json)
             .to_string();
+        let config_sha = plugin.as_ref().map_or_else(
+            || sha256_hex(DEFAULT_CONFIG.as_bytes()),
+            |p| p.config_sha256.clone(),
+        );
+        if let Some(reason) = self.quarantined(&name, &resource_version(&sha256, &config_sha)) {
+            return Ok(self.reject(path, name, sha256, reason));
+        }
         let keys = preflight::lookup_keys(&sha256, &config_json, plugin.as_ref());
         if let Some(reason) = keys.iter().find_map(|key| self.store.rejection(key)) {
             return Ok(self.reject(path, name, sha256, format!("refused before: {reason}")));
@@ -228,23 +235,43 @@ impl Ingest {
         }
     }
 
+    /// Hands the filter's current artifact and configuration to the rollout engine.
     fn publish(&self, name: &str) -> IngestOutcome {
-        let mut registry = self.registry();
-        let Some((deployment, version)) = registry.deployment(name) else {
+        let Some(release) = self.registry().get(name).and_then(release_of) else {
             return IngestOutcome::Stored {
                 name: name.to_string(),
             };
         };
-        let resource = extension_config(&deployment);
-        self.cache.update(&self.group, |snapshot| {
-            snapshot.set_versioned_resource(type_url::EXTENSION_CONFIG, name, &version, resource)
-        });
-        registry.mark_published(name, version.clone());
-        tracing::info!(filter = %name, %version, "published");
-        IngestOutcome::Published {
-            name: name.to_string(),
-            version,
+        let version = release.version.clone();
+        let sha256 = release.sha256.clone();
+        let outcome = self.engine().release(name, release, unix_ms());
+        match outcome {
+            Ok(rollout) => {
+                self.registry().mark_published(name, version.clone());
+                tracing::info!(filter = %name, %version, ?rollout, "published");
+                IngestOutcome::Published {
+                    name: name.to_string(),
+                    version,
+                    rollout,
+                }
+            }
+            Err(err) => {
+                let source = PathBuf::from(format!("<{name} current>"));
+                self.reject(&source, name.to_string(), sha256, err.to_string())
+            }
         }
+    }
+
+    fn quarantined(&self, name: &str, version: &str) -> Option<String> {
+        let reason = self.engine().quarantined(name, version)?;
+        Some(format!(
+            "quarantined after a failed rollout ({reason}); lift it with `meshplug retry {name} {}`",
+            &version[..version.len().min(12)]
+        ))
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn reject(&self, path: &Path, name: String, sha256: String, reason: String) -> IngestOutcome {
@@ -266,6 +293,18 @@ impl Ingest {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The release a filter's published artifact and configuration make.
+fn release_of(plugin: &PluginStatus) -> Option<Release> {
+    let artifact = plugin.artifact.as_ref()?;
+    Some(Release {
+        version: resource_version(&artifact.sha256, &plugin.config_sha256),
+        sha256: artifact.sha256.clone(),
+        kind: artifact.kind,
+        path: artifact.path.clone(),
+        config_json: plugin.config_json.clone(),
+    })
 }
 
 /// Reads a file whose size and modification time are the same before and after the read.

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use meshplug::bootstrap::{render, standard_vars};
 use meshplug::check::Limits;
+use meshplug::client::{AdminClient, rollout_table};
 use meshplug::debounce::Quiet;
+use meshplug::rollout::Policy;
 use meshplug::serve::{ServeConfig, run};
 
 #[derive(Parser)]
@@ -30,6 +32,66 @@ enum Command {
     Bootstrap(BootstrapArgs),
     /// Run the pre-flight on an artifact offline; exits non-zero when it is refused.
     Validate(ValidateArgs),
+    /// Show every filter's rollout: last good, rolling out, stage, state, quarantine.
+    Rollouts(RolloutsArgs),
+    /// Stop a rollout advancing (the hard gates keep watching).
+    Pause(ControlArgs),
+    /// Lift a pause.
+    Resume(ControlArgs),
+    /// Pass the current stage now, or with --full promote at once.
+    Promote(PromoteArgs),
+    /// Put the last good version back now and quarantine the new one.
+    Rollback(ControlArgs),
+    /// Lift the quarantine of a version and roll it out again.
+    Retry(RetryArgs),
+}
+
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The control plane's admin API.
+    #[arg(long, env = "MESHPLUG_ADMIN", default_value = "http://127.0.0.1:18080")]
+    admin: String,
+    /// The admin API's bearer token.
+    #[arg(long, env = "MESHPLUG_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct RolloutsArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Output: `table` or `json`.
+    #[arg(short, long, default_value = "table")]
+    output: String,
+}
+
+#[derive(clap::Args)]
+struct ControlArgs {
+    /// The filter.
+    plugin: String,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+#[derive(clap::Args)]
+struct PromoteArgs {
+    /// The filter.
+    plugin: String,
+    /// Skip every remaining stage.
+    #[arg(long)]
+    full: bool,
+    #[command(flatten)]
+    admin: AdminArgs,
+}
+
+#[derive(clap::Args)]
+struct RetryArgs {
+    /// The filter.
+    plugin: String,
+    /// The quarantined version: its label or a prefix of its sha256.
+    version: String,
+    #[command(flatten)]
+    admin: AdminArgs,
 }
 
 #[derive(clap::Args)]
@@ -85,6 +147,16 @@ struct ServeArgs {
     /// Fuel for each call into a module during pre-flight.
     #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
     preflight_fuel: u64,
+    /// Rollout policy: a JSON file, or `immediate` (every proxy at once, ACK-gated only).
+    /// Default: 1 proxy, 25%, 100%, then a 60 s bake.
+    #[arg(long, env = "MESHPLUG_ROLLOUT_POLICY")]
+    rollout_policy: Option<String>,
+    /// POST every alert (rollback, pause) here as JSON.
+    #[arg(long, env = "MESHPLUG_ALERT_WEBHOOK")]
+    alert_webhook: Option<String>,
+    /// Bearer token the admin API's rollout controls require.
+    #[arg(long, env = "MESHPLUG_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -104,6 +176,9 @@ struct BootstrapArgs {
     xds_port: u16,
     #[arg(long, default_value_t = 18081)]
     upstream_port: u16,
+    /// Where Envoy streams its stats; default: the xDS port.
+    #[arg(long)]
+    metrics_port: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -111,7 +186,66 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
+        Command::Rollouts(args) => rollouts(args),
+        Command::Pause(args) => control(args.admin, &args.plugin, "pause", serde_json::json!({})),
+        Command::Resume(args) => control(args.admin, &args.plugin, "resume", serde_json::json!({})),
+        Command::Rollback(args) => {
+            control(args.admin, &args.plugin, "rollback", serde_json::json!({}))
+        }
+        Command::Promote(args) => control(
+            args.admin,
+            &args.plugin,
+            "promote",
+            serde_json::json!({ "full": args.full }),
+        ),
+        Command::Retry(args) => control(
+            args.admin,
+            &args.plugin,
+            "retry",
+            serde_json::json!({ "version": args.version }),
+        ),
     }
+}
+
+fn rollout_policy(arg: Option<&str>) -> anyhow::Result<Policy> {
+    match arg {
+        None => Ok(Policy::default()),
+        Some("immediate") => Ok(Policy::immediate()),
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+            Policy::from_json(&bytes).map_err(|e| anyhow::anyhow!("rollout policy {path}: {e}"))
+        }
+    }
+}
+
+fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
+    let client = AdminClient::new(&args.admin.admin, args.admin.token)?;
+    let list = admin_runtime()?.block_on(client.rollouts())?;
+    match args.output.as_str() {
+        "json" => println!("{}", serde_json::to_string_pretty(&list)?),
+        "table" => print!("{}", rollout_table(&list)),
+        other => anyhow::bail!("unknown output {other:?}: table or json"),
+    }
+    Ok(())
+}
+
+fn control(
+    admin: AdminArgs,
+    plugin: &str,
+    action: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin.admin, admin.token)?;
+    let message = admin_runtime()?.block_on(client.control(plugin, action, body))?;
+    println!("{message}");
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -139,6 +273,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             fuel_per_call: args.preflight_fuel,
             ..sandbox::Limits::default()
         }),
+        rollout_policy: rollout_policy(args.rollout_policy.as_deref())?,
+        alert_webhook: args.alert_webhook,
+        admin_token: args.admin_token,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run(config, shutdown_signal()))?;
@@ -148,7 +285,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let template = std::fs::read_to_string(&args.template)
         .with_context(|| format!("reading {}", args.template.display()))?;
-    let vars = standard_vars(
+    let mut vars = standard_vars(
         &args.node_id,
         &args.node_cluster,
         [
@@ -158,6 +295,8 @@ fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
             ("UPSTREAM_PORT", args.upstream_port),
         ],
     );
+    let metrics_port = args.metrics_port.unwrap_or(args.xds_port);
+    vars.insert("METRICS_PORT", metrics_port.to_string());
     print!("{}", render(&template, &vars)?);
     Ok(())
 }

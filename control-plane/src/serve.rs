@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 use xds::{AdsServer, NodeInfo, SnapshotCache, XdsEvent};
 
@@ -17,12 +18,16 @@ use crate::check::Limits;
 use crate::debounce::Quiet;
 use crate::fleet::Fleet;
 use crate::ingest::{Ingest, IngestOutcome, unix_ms};
+use crate::metrics_sink::MetricsSink;
 use crate::registry::Registry;
+use crate::rollout::metrics::RolloutMetrics;
+use crate::rollout::state::{Decision, StateFiles};
+use crate::rollout::{Engine, Policy};
 use crate::store::Store;
 use crate::watcher::ArtifactWatcher;
 
-/// The snapshot group every node is served from.
-pub const FLEET_GROUP: &str = "fleet";
+/// How often the rollout engine looks at its rollouts.
+const TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Settings of `meshplug serve`.
 #[derive(Debug, Clone)]
@@ -43,6 +48,12 @@ pub struct ServeConfig {
     pub quiet: Quiet,
     /// Pre-flight sandbox budgets; `None` turns pre-flight off.
     pub preflight: Option<sandbox::Limits>,
+    /// How new versions roll out.
+    pub rollout_policy: Policy,
+    /// Where alerts are POSTed as JSON, if anywhere.
+    pub alert_webhook: Option<String>,
+    /// The bearer token the admin API's mutations require; `None` leaves them open.
+    pub admin_token: Option<String>,
 }
 
 /// The addresses actually bound.
@@ -68,23 +79,22 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let registry = Arc::new(Mutex::new(Registry::new()));
     let fleet = Arc::new(Mutex::new(Fleet::new()));
     let ready = Arc::new(AtomicBool::new(false));
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
+    let (alert_tx, alert_rx) = mpsc::unbounded_channel();
+    let engine = Arc::new(Mutex::new(Engine::open(
+        config.rollout_policy.clone(),
+        StateFiles::open(config.data_dir.join("rollouts"))?,
+        Arc::clone(&cache),
+        metrics,
+        Some(alert_tx),
+    )?));
     let ingest = Ingest {
         store: Store::open(config.data_dir.join("store"))?,
         limits: config.limits,
         registry: Arc::clone(&registry),
-        cache: Arc::clone(&cache),
-        group: FLEET_GROUP.to_string(),
-        preflight: match config.preflight {
-            Some(limits) => Some(Arc::new(
-                sandbox::Preflight::new(limits).map_err(Error::Preflight)?,
-            )),
-            None => {
-                tracing::warn!(
-                    "pre-flight is off: artifacts reach proxies with structural checks only"
-                );
-                None
-            }
-        },
+        engine: Arc::clone(&engine),
+        preflight: preflight_sandbox(config.preflight)?,
     };
 
     let xds_listener = bind(config.xds_addr).await?;
@@ -96,14 +106,24 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let xds_task = tokio::spawn(serve_xds(
         xds_listener,
-        cache,
+        Arc::clone(&engine),
         Arc::clone(&fleet),
         stop_rx.clone(),
     ));
+    let tick_task = tokio::spawn(tick_rollouts(Arc::clone(&engine), stop_rx.clone()));
+    tokio::spawn(send_alerts(alert_rx, config.alert_webhook.clone()));
+    if config.admin_token.is_none() {
+        tracing::warn!(
+            "no admin token: rollout controls on the admin API are open to anyone who can reach it"
+        );
+    }
     let admin_state = AdminState {
         registry,
         fleet,
         ready: Arc::clone(&ready),
+        engine: Arc::clone(&engine),
+        prometheus: Arc::new(prometheus),
+        token: config.admin_token.clone().map(Arc::from),
     };
     let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx));
 
@@ -130,8 +150,69 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = xds_task.await;
+    let _ = tick_task.await;
     let _ = admin_task.await;
+    engine
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .save_nodes()?;
     Ok(())
+}
+
+fn preflight_sandbox(
+    limits: Option<sandbox::Limits>,
+) -> Result<Option<Arc<sandbox::Preflight>>, Error> {
+    match limits {
+        Some(limits) => Ok(Some(Arc::new(
+            sandbox::Preflight::new(limits).map_err(Error::Preflight)?,
+        ))),
+        None => {
+            tracing::warn!(
+                "pre-flight is off: artifacts reach proxies with structural checks only"
+            );
+            Ok(None)
+        }
+    }
+}
+
+async fn tick_rollouts(engine: Arc<Mutex<Engine>>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                engine.lock().unwrap_or_else(PoisonError::into_inner).tick(unix_ms());
+            }
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
+/// POSTs each alert's decision-log entry to the webhook, if one is set. A failed POST is
+/// logged; the alert was already raised in the log and the metrics.
+async fn send_alerts(mut alerts: mpsc::UnboundedReceiver<Decision>, webhook: Option<String>) {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build();
+    let client = match client {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::error!(error = %err, "alert webhook client");
+            return;
+        }
+    };
+    while let Some(alert) = alerts.recv().await {
+        let Some(url) = &webhook else { continue };
+        match client.post(url).json(&alert).send().await {
+            Ok(response) if response.status().is_success() => {
+                tracing::info!(%url, seq = alert.seq, "alert delivered to the webhook");
+            }
+            Ok(response) => {
+                tracing::error!(%url, status = %response.status(), "alert webhook refused")
+            }
+            Err(err) => tracing::error!(%url, error = %err, "alert webhook failed"),
+        }
+    }
 }
 
 async fn handle_path(ingest: &Ingest, watcher: &ArtifactWatcher, path: PathBuf) {
@@ -189,21 +270,39 @@ fn write_ready_file(path: &Path, bound: &BoundAddrs) -> Result<(), Error> {
 
 async fn serve_xds(
     listener: TcpListener,
-    cache: Arc<SnapshotCache>,
+    engine: Arc<Mutex<Engine>>,
     fleet: Arc<Mutex<Fleet>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let events = Arc::clone(&engine);
     let sink = move |event: XdsEvent| {
         log_event(&event);
+        let now = unix_ms();
         fleet
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .apply(&event, unix_ms());
+            .apply(&event, now);
+        events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_event(&event, now);
     };
-    let server = AdsServer::with_grouper(cache, sink, Arc::new(|_: &NodeInfo| FLEET_GROUP.into()));
+    let connects = Arc::clone(&engine);
+    let grouper = Arc::new(move |node: &NodeInfo| {
+        connects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_connect(node, unix_ms())
+    });
+    let cache = engine
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .cache();
+    let server = AdsServer::with_grouper(cache, sink, grouper);
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .add_service(server.into_service())
+        .add_service(MetricsSink::new(engine).into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 fn validate(config: &str) -> std::process::Output {
@@ -30,7 +32,11 @@ fn validate(config: &str) -> std::process::Output {
 #[test]
 fn a_good_artifact_passes_with_a_report() {
     let output = validate(r#"{"api_keys": ["k1"]}"#);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(report["fixtures_passed"], 2);
     assert_eq!(report["abi_version"], "0_2_1");
@@ -41,5 +47,8 @@ fn a_bad_config_fails_naming_the_field() {
     let output = validate(r#"{"api_keys": ["k1"], "header": ""}"#);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("configuration invalid at /header"), "{stderr}");
+    assert!(
+        stderr.contains("configuration invalid at /header"),
+        "{stderr}"
+    );
 }

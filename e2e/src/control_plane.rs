@@ -23,6 +23,8 @@ pub struct ControlPlane {
     /// Its log (JSON lines).
     pub log_path: PathBuf,
     http: reqwest::Client,
+    workdir: PathBuf,
+    extra_args: Vec<String>,
 }
 
 impl ControlPlane {
@@ -38,46 +40,65 @@ impl ControlPlane {
         artifacts: &Path,
         extra_args: &[&str],
     ) -> Result<Self, HarnessError> {
-        let artifacts = artifacts.to_path_buf();
-        let ready = workdir.join("control-plane.ready.json");
-        let log_path = workdir.join("control-plane.log");
-        let _ = std::fs::remove_file(&ready);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(HarnessError::io("opening control plane log"))?;
-        let log_err = log.try_clone().map_err(HarnessError::io("cloning log"))?;
-        let mut command = Command::new(meshplug_binary()?);
-        command
-            .arg("serve")
-            .arg("--artifacts")
-            .arg(&artifacts)
-            .arg("--data")
-            .arg(workdir.join("data"))
-            .args([
-                "--xds-addr",
-                "127.0.0.1:0",
-                "--admin-addr",
-                "127.0.0.1:0",
-                "--log-json",
-            ])
-            .arg("--ready-file")
-            .arg(&ready)
-            .args(extra_args)
-            .env("RUST_LOG", "info,meshplug=debug")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        let mut process = ChildGuard::spawn("meshplug", &mut command)?;
-        let addrs = wait_for_ready_file(&mut process, &ready, &log_path).await?;
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let any = "127.0.0.1:0"
+            .parse()
+            .map_err(|_| HarnessError::NotReady("address".into()))?;
+        let any = BoundAddrs {
+            xds: any,
+            admin: any,
+        };
+        let (process, addrs) = spawn(workdir, artifacts, &extra_args, any).await?;
         Ok(Self {
             process,
             addrs,
-            artifacts,
-            log_path,
+            artifacts: artifacts.to_path_buf(),
+            log_path: workdir.join("control-plane.log"),
             http: reqwest::Client::builder().no_proxy().build()?,
+            workdir: workdir.to_path_buf(),
+            extra_args,
         })
+    }
+
+    /// SIGKILLs the control plane (no graceful shutdown), then starts it again on the same
+    /// ports, folders and arguments.
+    pub async fn kill_and_restart(&mut self) -> Result<(), HarnessError> {
+        self.process.kill();
+        let (process, addrs) =
+            spawn(&self.workdir, &self.artifacts, &self.extra_args, self.addrs).await?;
+        self.process = process;
+        self.addrs = addrs;
+        Ok(())
+    }
+
+    /// POST to an admin API path with a JSON body; the answer's status and JSON.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Result<(u16, Value), HarnessError> {
+        let url = format!("http://{}{path}", self.addrs.admin);
+        let mut request = self.http.post(url).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// GET an admin path as text.
+    pub async fn text(&self, path: &str) -> Result<String, HarnessError> {
+        let url = format!("http://{}{path}", self.addrs.admin);
+        Ok(self
+            .http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?)
     }
 
     /// GET an admin API path as JSON.
@@ -132,6 +153,45 @@ impl ControlPlane {
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.process
     }
+}
+
+async fn spawn(
+    workdir: &Path,
+    artifacts: &Path,
+    extra_args: &[String],
+    addrs: BoundAddrs,
+) -> Result<(ChildGuard, BoundAddrs), HarnessError> {
+    let ready = workdir.join("control-plane.ready.json");
+    let log_path = workdir.join("control-plane.log");
+    let _ = std::fs::remove_file(&ready);
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(HarnessError::io("opening control plane log"))?;
+    let log_err = log.try_clone().map_err(HarnessError::io("cloning log"))?;
+    let mut command = Command::new(meshplug_binary()?);
+    command
+        .arg("serve")
+        .arg("--artifacts")
+        .arg(artifacts)
+        .arg("--data")
+        .arg(workdir.join("data"))
+        .arg("--xds-addr")
+        .arg(addrs.xds.to_string())
+        .arg("--admin-addr")
+        .arg(addrs.admin.to_string())
+        .arg("--log-json")
+        .arg("--ready-file")
+        .arg(&ready)
+        .args(extra_args)
+        .env("RUST_LOG", "info,meshplug=debug")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    let mut process = ChildGuard::spawn("meshplug", &mut command)?;
+    let addrs = wait_for_ready_file(&mut process, &ready, &log_path).await?;
+    Ok((process, addrs))
 }
 
 async fn wait_for_ready_file(

@@ -60,6 +60,9 @@ impl Envoy {
         vars.insert("NODE_CLUSTER", options.cluster.clone());
         vars.entry("ADMIN_PORT").or_insert_with(|| "0".into());
         vars.entry("LISTENER_PORT").or_insert_with(|| "0".into());
+        if let Some(xds) = vars.get("XDS_PORT").cloned() {
+            vars.entry("METRICS_PORT").or_insert(xds);
+        }
         let id = &options.node_id;
         let bootstrap = workdir.join(format!("{id}.bootstrap.yaml"));
         std::fs::write(&bootstrap, render(&template, &vars)?)

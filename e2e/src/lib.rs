@@ -16,7 +16,11 @@ pub mod mesh;
 pub mod paths;
 pub mod process;
 pub mod procstat;
+pub mod relay;
+pub mod rollout;
+pub mod traffic;
 pub mod upstream;
+pub mod webhook;
 
 pub use error::HarnessError;
 pub use eventually::eventually;

@@ -67,11 +67,23 @@ impl Mesh {
         Self::start_control_plane(&[]).await
     }
 
-    async fn start_control_plane(control_plane_args: &[&str]) -> Result<Self, HarnessError> {
-        let dir = tempfile::Builder::new()
+    /// Starts upstream and a control plane run with `control_plane_args`. Unless the arguments
+    /// choose a rollout policy, the control plane runs `--rollout-policy immediate`: every
+    /// proxy gets a new version at once, as the swap tests expect. Rollout tests pass theirs.
+    pub async fn start_control_plane(control_plane_args: &[&str]) -> Result<Self, HarnessError> {
+        let mut args: Vec<&str> = control_plane_args.to_vec();
+        if !args.contains(&"--rollout-policy") {
+            args.extend(["--rollout-policy", "immediate"]);
+        }
+        let control_plane_args = args.as_slice();
+        let mut dir = tempfile::Builder::new()
             .prefix("meshplug-e2e-")
             .tempdir()
             .map_err(HarnessError::io("creating work dir"))?;
+        if std::env::var_os("MESHPLUG_E2E_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
         let upstream = Upstream::start().await?;
         let artifacts = dir.path().join("artifacts");
         let control_plane =
@@ -91,7 +103,18 @@ impl Mesh {
         node_id: &str,
         cluster: &str,
     ) -> Result<&Envoy, HarnessError> {
-        let mut vars = BootstrapVars::new();
+        self.add_envoy_with(node_id, cluster, BootstrapVars::new())
+            .await
+    }
+
+    /// Starts another Envoy with extra bootstrap placeholders (e.g. `METRICS_PORT`).
+    pub async fn add_envoy_with(
+        &mut self,
+        node_id: &str,
+        cluster: &str,
+        extra: BootstrapVars,
+    ) -> Result<&Envoy, HarnessError> {
+        let mut vars = extra;
         vars.insert("XDS_PORT", self.control_plane.addrs.xds.port().to_string());
         vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
         let options = EnvoyOptions {

@@ -1,6 +1,8 @@
 //! A file that is framed like Wasm but is not a valid module reaches Envoy, which NACKs it. The
 //! control plane records the NACK with Envoy's `error_detail`, Envoy keeps serving the previous
-//! filter, and nothing is resent in a loop.
+//! filter, the rollout puts the last good version back into the node's snapshot (one more send,
+//! which Envoy ACKs without rebuilding anything), quarantines the bad sha, and nothing is
+//! resent in a loop.
 //!
 //! The pre-flight would refuse this module before any push (see `preflight_reject`), so this
 //! scenario runs the control plane with `--no-preflight`: it is how meshplug behaves when Envoy
@@ -63,10 +65,25 @@ async fn nacked_module_is_recorded_and_not_resent() {
         .filter_on_node("envoy-1", "authz")
         .await
         .expect("status");
-    assert_eq!(status["sends"], 2, "A once, the bad module once: {status}");
-    assert_ne!(
+    assert_eq!(
+        status["sends"], 3,
+        "A, the bad module once, A again from the rollback: {status}"
+    );
+    assert_eq!(
         status["acked"], status["sent"],
-        "the bad version was never ACKed"
+        "the node is back on A: {status}"
+    );
+    assert_ne!(status["acked"], status["last_nack"]["version"], "{status}");
+    let rollouts = mesh
+        .control_plane
+        .api("/api/v1/rollouts")
+        .await
+        .expect("rollouts");
+    let quarantine = &rollouts["plugins"][0]["quarantine"];
+    assert_eq!(
+        quarantine.as_object().map(|q| q.len()),
+        Some(1),
+        "the bad sha is quarantined: {rollouts}"
     );
     let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
     assert_eq!(plugin["publishes"], 2, "{plugin}");

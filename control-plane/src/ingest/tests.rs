@@ -2,6 +2,10 @@ use super::*;
 
 const WASM: &[u8] = b"\0asm\x01\0\0\0\x00\x08module-a";
 
+use crate::rollout::metrics::RolloutMetrics;
+use crate::rollout::state::StateFiles;
+use crate::rollout::{Engine, Policy};
+
 struct Fixture {
     _dir: tempfile::TempDir,
     watched: PathBuf,
@@ -16,8 +20,16 @@ fn fixture() -> Fixture {
         store: Store::open(dir.path().join("store")).expect("store"),
         limits: Limits::default(),
         registry: Arc::new(Mutex::new(Registry::new())),
-        cache: Arc::new(SnapshotCache::new()),
-        group: "fleet".into(),
+        engine: Arc::new(Mutex::new(
+            Engine::open(
+                Policy::immediate(),
+                StateFiles::open(dir.path().join("rollouts")).expect("state"),
+                Arc::new(xds::SnapshotCache::new()),
+                Arc::new(RolloutMetrics::unregistered()),
+                None,
+            )
+            .expect("engine"),
+        )),
         preflight: None,
     };
     Fixture {
@@ -35,11 +47,9 @@ impl Fixture {
     }
 
     fn published_version(&self) -> Option<String> {
-        self.ingest
-            .cache
-            .snapshot("fleet")
-            .resources(type_url::EXTENSION_CONFIG)
-            .and_then(|r| r.version("authz").map(str::to_string))
+        let engine = self.ingest.engine.lock().expect("engine");
+        let plugin = engine.plugins().get("authz")?;
+        plugin.desired().map(|r| r.version.clone())
     }
 }
 

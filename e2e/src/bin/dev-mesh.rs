@@ -29,7 +29,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let upstream = Upstream::start().await?;
-    let control_plane = ControlPlane::start_watching(&workdir, &artifacts, &[]).await?;
+    // Every save reaches the one dev Envoy at once, unless MESHPLUG_ROLLOUT_POLICY chooses a
+    // policy (then it goes through the rollout gates like production).
+    let args: &[&str] = match std::env::var_os("MESHPLUG_ROLLOUT_POLICY") {
+        Some(_) => &[],
+        None => &["--rollout-policy", "immediate"],
+    };
+    let control_plane = ControlPlane::start_watching(&workdir, &artifacts, args).await?;
     let mut vars = BootstrapVars::new();
     vars.insert("XDS_PORT", control_plane.addrs.xds.port().to_string());
     vars.insert("UPSTREAM_PORT", upstream.addr.port().to_string());

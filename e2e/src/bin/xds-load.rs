@@ -56,7 +56,18 @@ fn parse_args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
-    let mut mesh = Mesh::start_without_envoy().await?;
+    // Every change to every node at once, tolerating the simulated NACKing share: the protocol
+    // and the fan-out are measured, not the rollout gates.
+    let policy = tempfile::NamedTempFile::new()?;
+    let tolerated = (f64::from(args.nack_percent) / 100.0 + 0.01).min(1.0);
+    std::fs::write(
+        policy.path(),
+        format!(
+            r#"{{"steps": [{{"percent": 100}}], "bake": "0s", "crashWindow": "0s", "ackDeadline": "2s", "maxRejectShare": {tolerated}, "supersede": true}}"#
+        ),
+    )?;
+    let policy_path = policy.path().display().to_string();
+    let mut mesh = Mesh::start_control_plane(&["--rollout-policy", &policy_path]).await?;
     mesh.publish("load.json", config(0).as_bytes())?;
     mesh.publish("load.wasm", &module()?)?;
     let pid = mesh

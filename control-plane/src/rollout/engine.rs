@@ -1,0 +1,447 @@
+//! The rollout engine: the I/O shell around [`super::decide`]. It holds the persisted state,
+//! follows proxies (xDS events, pushed stats, connects), decides per proxy which version of
+//! each filter it is served, writes state before every push, logs decisions and raises alerts.
+//!
+//! Every proxy is served from its own snapshot group (its node id), so a canary gets a version
+//! the rest of the fleet does not. All methods take the clock as an argument.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use xds::proto::Any;
+use xds::{NodeInfo, SnapshotCache, XdsEvent, type_url};
+
+use super::decide::{Stage, millis};
+use super::metrics::RolloutMetrics;
+use super::policy::Policy;
+use super::progress::decision;
+use super::signals::{FlushSample, NodeSignals};
+use super::state::{Decision, NodeRecord, PluginRecord, Release, StateFiles};
+use crate::Error;
+use crate::ecds::{FilterDeployment, extension_config};
+
+/// What [`Engine::release`] did with a new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// A rollout began.
+    Started,
+    /// It waits for the rollout in progress.
+    Queued,
+    /// It is already the last good, the rollout's target or the queued version.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Connection {
+    pub(super) streams: u32,
+    pub(super) disconnected_at: Option<u64>,
+}
+
+/// The rollout engine. Lock it behind a mutex; every input is a method call.
+#[derive(Debug)]
+pub struct Engine {
+    pub(super) policy: Policy,
+    pub(super) files: StateFiles,
+    pub(super) plugins: BTreeMap<String, PluginRecord>,
+    pub(super) nodes: BTreeMap<String, NodeRecord>,
+    pub(super) nodes_dirty: bool,
+    pub(super) nodes_saved_ms: u64,
+    pub(super) connected: BTreeMap<String, Connection>,
+    pub(super) signals: HashMap<String, NodeSignals>,
+    pub(super) resources: HashMap<(String, String), Any>,
+    pub(super) cache: Arc<SnapshotCache>,
+    pub(super) alerts: Option<mpsc::UnboundedSender<Decision>>,
+    pub(super) metrics: Arc<RolloutMetrics>,
+    pub(super) next_seq: u64,
+    pub(super) rollbacks_in_flight: Vec<RollbackInFlight>,
+    /// The first clock reading this process saw.
+    pub(super) opened_ms: Option<u64>,
+}
+
+/// A rollback whose nodes have not all ACKed the last good version yet.
+#[derive(Debug, Clone)]
+pub(super) struct RollbackInFlight {
+    pub(super) plugin: String,
+    pub(super) rollout: String,
+    pub(super) version: String,
+    pub(super) nodes: BTreeSet<String>,
+    pub(super) started_ms: u64,
+}
+
+impl Engine {
+    /// Loads the state under `files` and serves it into `cache`.
+    pub fn open(
+        policy: Policy,
+        files: StateFiles,
+        cache: Arc<SnapshotCache>,
+        metrics: Arc<RolloutMetrics>,
+        alerts: Option<mpsc::UnboundedSender<Decision>>,
+    ) -> Result<Self, Error> {
+        let plugins = files.load_plugins()?;
+        let nodes = files.load_nodes()?;
+        let next_seq = files.decisions()?.last().map_or(1, |d| d.seq + 1);
+        let engine = Self {
+            policy,
+            files,
+            plugins,
+            nodes,
+            nodes_dirty: false,
+            nodes_saved_ms: 0,
+            connected: BTreeMap::new(),
+            signals: HashMap::new(),
+            resources: HashMap::new(),
+            cache,
+            alerts,
+            metrics,
+            next_seq,
+            rollbacks_in_flight: Vec::new(),
+            opened_ms: None,
+        };
+        for (name, plugin) in &engine.plugins {
+            if let Some(rollout) = &plugin.rollout {
+                tracing::info!(filter = %name, rollout = %rollout.id, stage = ?rollout.stage,
+                    "resuming rollout from saved state");
+            }
+        }
+        Ok(engine)
+    }
+
+    /// The snapshot cache proxies are served from (one group per node id).
+    pub fn cache(&self) -> Arc<SnapshotCache> {
+        Arc::clone(&self.cache)
+    }
+
+    /// Saves the per-proxy state now (on shutdown).
+    pub fn save_nodes(&mut self) -> Result<(), Error> {
+        self.files.save_nodes(&self.nodes)?;
+        self.nodes_dirty = false;
+        Ok(())
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Every filter's rollout state.
+    pub fn plugins(&self) -> &BTreeMap<String, PluginRecord> {
+        &self.plugins
+    }
+
+    /// Every proxy's desired, ACKed and NACKed versions.
+    pub fn nodes(&self) -> &BTreeMap<String, NodeRecord> {
+        &self.nodes
+    }
+
+    /// The decision log, oldest first.
+    pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
+        self.files.decisions()
+    }
+
+    /// Why `version` of `plugin` is quarantined, if it is.
+    pub fn quarantined(&self, plugin: &str, version: &str) -> Option<String> {
+        let record = self.plugins.get(plugin)?;
+        record.quarantine.get(version).map(|q| q.reason.clone())
+    }
+
+    /// A new version of `plugin` passed ingest: start a rollout, or queue it behind the one in
+    /// progress. A quarantined version is refused.
+    pub fn release(
+        &mut self,
+        plugin: &str,
+        release: Release,
+        now_ms: u64,
+    ) -> Result<ReleaseOutcome, Error> {
+        if let Some(reason) = self.quarantined(plugin, &release.version) {
+            return Err(Error::Quarantined {
+                plugin: plugin.to_string(),
+                version: release.version,
+                reason,
+            });
+        }
+        let record = self.plugins.entry(plugin.to_string()).or_default();
+        let reverts = record.rollout.is_some()
+            && record
+                .last_good
+                .as_ref()
+                .is_some_and(|g| g.version == release.version);
+        if reverts {
+            let nodes =
+                self.cancel_rollout(plugin, "the last good version was published again", now_ms)?;
+            for node in nodes {
+                self.sync_node(&node);
+            }
+            return Ok(ReleaseOutcome::Unchanged);
+        }
+        let record = self.plugins.entry(plugin.to_string()).or_default();
+        let known = [
+            record.last_good.as_ref(),
+            record.rollout.as_ref().map(|r| &r.to),
+            record.queued.as_ref(),
+        ];
+        if known.iter().flatten().any(|r| r.version == release.version) {
+            return Ok(ReleaseOutcome::Unchanged);
+        }
+        if record.rollout.is_some() && self.policy.supersede {
+            // Serve the superseded version's proxies only once the new rollout is in place, so
+            // none of them is sent the last good version in between.
+            let reason = format!("superseded by {}", release.version);
+            let nodes = self.cancel_rollout(plugin, &reason, now_ms)?;
+            self.start_rollout(plugin, release, now_ms)?;
+            for node in nodes {
+                self.sync_node(&node);
+            }
+            return Ok(ReleaseOutcome::Started);
+        }
+        let record = self.plugins.entry(plugin.to_string()).or_default();
+        if let Some(rollout) = &record.rollout {
+            let replaced = record.queued.replace(release.clone());
+            let reason = match replaced {
+                Some(old) => format!(
+                    "queued behind {}; replaces queued {}",
+                    rollout.id, old.version
+                ),
+                None => format!("queued behind {}", rollout.id),
+            };
+            let mut entry = decision(plugin, rollout, "queue", reason, now_ms);
+            entry.to = release.version.clone();
+            self.save_plugins()?;
+            self.append(entry);
+            return Ok(ReleaseOutcome::Queued);
+        }
+        self.start_rollout(plugin, release, now_ms)?;
+        Ok(ReleaseOutcome::Started)
+    }
+
+    /// A proxy opened an ADS stream: decide its versions before it is served, and return the
+    /// snapshot group it is served from. A proxy that dropped its stream and came back within
+    /// a rollout's crash window counts as a restart against the new version; it is served the
+    /// last good version.
+    pub fn on_connect(&mut self, node: &NodeInfo, now_ms: u64) -> String {
+        self.opened_ms.get_or_insert(now_ms);
+        let connection = self.connected.entry(node.id.clone()).or_default();
+        connection.streams += 1;
+        let came_back = connection.disconnected_at.take().is_some();
+        self.nodes.entry(node.id.clone()).or_default();
+        if came_back && self.in_crash_window(&node.id, now_ms) {
+            tracing::warn!(node = %node.id, "proxy came back within a crash window: counted as a restart");
+            self.signals
+                .entry(node.id.clone())
+                .or_default()
+                .note_restart(now_ms);
+        }
+        self.join_full_rollouts(&node.id, now_ms);
+        self.evaluate_all(now_ms, false);
+        self.sync_node(&node.id);
+        node.id.clone()
+    }
+
+    fn in_crash_window(&self, node: &str, now_ms: u64) -> bool {
+        let window = millis(self.policy.crash_window);
+        self.plugins
+            .values()
+            .filter_map(|p| p.rollout.as_ref())
+            .any(|r| r.pushed.get(node).is_some_and(|at| now_ms <= at + window))
+    }
+
+    /// A proxy that connects during a rollout's last step, or during bake, joins it.
+    fn join_full_rollouts(&mut self, node: &str, now_ms: u64) {
+        let last = self.policy.steps.len().saturating_sub(1);
+        let mut joined = false;
+        for record in self.plugins.values_mut() {
+            let Some(rollout) = record.rollout.as_mut() else {
+                continue;
+            };
+            let full = rollout.from.is_none()
+                || matches!(rollout.stage, Stage::Bake)
+                || rollout.stage == Stage::Step(last);
+            if full && !rollout.pushed.contains_key(node) {
+                rollout.canary.insert(node.to_string());
+                rollout.pushed.insert(node.to_string(), now_ms);
+                joined = true;
+            }
+        }
+        if joined && let Err(err) = self.save_plugins() {
+            tracing::error!(error = %err, "saving rollout state");
+        }
+    }
+
+    /// Follows one xDS stream event.
+    pub fn on_event(&mut self, event: &XdsEvent, now_ms: u64) {
+        let node = event.node().id.clone();
+        match event {
+            XdsEvent::StreamClosed { .. } => {
+                if let Some(connection) = self.connected.get_mut(&node) {
+                    connection.streams = connection.streams.saturating_sub(1);
+                    if connection.streams == 0 {
+                        connection.disconnected_at = Some(now_ms);
+                    }
+                }
+            }
+            XdsEvent::Ack {
+                type_url: t,
+                resources,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
+                let record = self.nodes.entry(node.clone()).or_default();
+                for resource in resources {
+                    record
+                        .acked
+                        .insert(resource.name.clone(), resource.version.clone());
+                }
+                self.nodes_dirty = true;
+                self.finish_rollbacks(now_ms);
+                self.evaluate_all(now_ms, false);
+            }
+            XdsEvent::Nack {
+                type_url: t,
+                resources,
+                error,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
+                let record = self.nodes.entry(node.clone()).or_default();
+                for resource in resources {
+                    if record.acked.get(&resource.name) != Some(&resource.version) {
+                        record.last_nack.insert(
+                            resource.name.clone(),
+                            (resource.version.clone(), error.clone()),
+                        );
+                    }
+                }
+                self.nodes_dirty = true;
+                self.evaluate_all(now_ms, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records one stats flush from a proxy.
+    pub fn on_metrics(&mut self, node: &str, sample: &FlushSample, now_ms: u64) {
+        let slow_ms = self.policy.traffic.slow_threshold.as_secs_f64() * 1000.0;
+        self.signals
+            .entry(node.to_string())
+            .or_default()
+            .record(now_ms, sample, slow_ms);
+        self.evaluate_all(now_ms, false);
+    }
+
+    /// Runs due traffic looks and saves node state at most once a second.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.opened_ms.get_or_insert(now_ms);
+        self.evaluate_all(now_ms, true);
+        if self.nodes_dirty && now_ms >= self.nodes_saved_ms + 1000 {
+            match self.files.save_nodes(&self.nodes) {
+                Ok(()) => {
+                    self.nodes_dirty = false;
+                    self.nodes_saved_ms = now_ms;
+                }
+                Err(err) => tracing::error!(error = %err, "saving node state"),
+            }
+        }
+    }
+
+    /// The resource for `release` of `plugin`, built once.
+    fn resource(&mut self, plugin: &str, release: &Release) -> Any {
+        let key = (plugin.to_string(), release.version.clone());
+        self.resources
+            .entry(key)
+            .or_insert_with(|| {
+                extension_config(&FilterDeployment {
+                    name: plugin,
+                    kind: release.kind,
+                    module_path: &release.path,
+                    config_json: &release.config_json,
+                })
+            })
+            .clone()
+    }
+
+    /// The version of each filter `node` should run.
+    pub(super) fn desired_for(&self, node: &str) -> BTreeMap<String, Release> {
+        let mut out = BTreeMap::new();
+        for (name, record) in &self.plugins {
+            let on_new = record
+                .rollout
+                .as_ref()
+                .filter(|r| r.pushed.contains_key(node))
+                .map(|r| &r.to);
+            if let Some(release) = on_new.or(record.last_good.as_ref()) {
+                out.insert(name.clone(), release.clone());
+            }
+        }
+        out
+    }
+
+    /// Serves `node` its desired versions.
+    pub(super) fn sync_node(&mut self, node: &str) {
+        let desired = self.desired_for(node);
+        let labels: BTreeMap<String, String> = desired
+            .iter()
+            .map(|(name, r)| (name.clone(), r.version.clone()))
+            .collect();
+        let record = self.nodes.entry(node.to_string()).or_default();
+        if record.desired != labels {
+            record.desired = labels;
+            self.nodes_dirty = true;
+        }
+        let resources: Vec<(String, String, Any)> = desired
+            .iter()
+            .map(|(name, release)| {
+                (
+                    name.clone(),
+                    release.version.clone(),
+                    self.resource(name, release),
+                )
+            })
+            .collect();
+        self.cache.update(node, |snapshot| {
+            let mut changed = false;
+            let stale: Vec<String> = snapshot
+                .resources(type_url::EXTENSION_CONFIG)
+                .map(|r| {
+                    r.names()
+                        .filter(|n| !desired.contains_key(*n))
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for name in stale {
+                changed |= snapshot.remove_resource(type_url::EXTENSION_CONFIG, &name);
+            }
+            for (name, version, body) in resources {
+                changed |= snapshot.set_versioned_resource(
+                    type_url::EXTENSION_CONFIG,
+                    &name,
+                    &version,
+                    body,
+                );
+            }
+            changed
+        });
+    }
+
+    /// Serves every known proxy its desired versions.
+    pub(super) fn sync_all(&mut self) {
+        let nodes: Vec<String> = self.nodes.keys().cloned().collect();
+        for node in nodes {
+            self.sync_node(&node);
+        }
+    }
+
+    pub(super) fn save_plugins(&self) -> Result<(), Error> {
+        self.files.save_plugins(&self.plugins)
+    }
+
+    /// Connected proxies.
+    pub(super) fn connected_nodes(&self) -> BTreeSet<String> {
+        self.connected
+            .iter()
+            .filter(|(_, c)| c.streams > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+//! The rollout state that survives a restart, and the append-only decision log. Both live
+//! under `<data>/rollouts/`: `state.json` (plugins and rollouts, written before every push),
+//! `nodes.json` (per-proxy desired, ACKed and NACKed versions, written at most once a second)
+//! and `decisions.jsonl` (one JSON line per decision, fsynced).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::decide::{BaselineKind, Gate, Stage};
+use super::traffic::Totals;
+use crate::Error;
+use crate::artifact::ArtifactKind;
+
+/// One deployable version of a filter: an artifact and a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// The ECDS version label, `<artifact sha256>:<config sha prefix>`.
+    pub version: String,
+    /// The artifact's sha256.
+    pub sha256: String,
+    /// The artifact's kind.
+    pub kind: ArtifactKind,
+    /// The artifact in the store.
+    pub path: PathBuf,
+    /// The configuration, compact JSON.
+    pub config_json: String,
+}
+
+/// Why a rollout is paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    /// The reason.
+    pub reason: String,
+    /// Paused by a person: only `resume` lifts it. Otherwise it lifts once the cause clears.
+    pub manual: bool,
+}
+
+/// A rollout in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// A unique id; the cohort hash seeds from it.
+    pub id: String,
+    /// The last good version it replaces.
+    pub from: Option<Release>,
+    /// The new version.
+    pub to: Release,
+    /// The current stage.
+    pub stage: Stage,
+    /// When it began.
+    pub stage_started_ms: u64,
+    /// When the rollout began.
+    pub started_ms: u64,
+    /// Set while paused.
+    pub paused: Option<Paused>,
+    /// The current canary cohort.
+    pub canary: BTreeSet<String>,
+    /// The current baseline cohort.
+    pub baseline: BTreeSet<String>,
+    /// Proxies handed the new version, and when.
+    pub pushed: BTreeMap<String, u64>,
+    /// Consecutive failing traffic looks.
+    pub failing_looks: u32,
+    /// When the traffic gate last looked.
+    pub last_look_ms: u64,
+    /// Each proxy's traffic over the history window before the rollout began: the baseline
+    /// when no baseline cohort is left. Saved with the rollout, so a restart keeps it.
+    #[serde(default)]
+    pub history: BTreeMap<String, Totals>,
+}
+
+/// A version that is never pushed again on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantined {
+    /// The version.
+    pub release: Release,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at_ms: u64,
+}
+
+/// One filter's rollout state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// The version every proxy falls back to.
+    pub last_good: Option<Release>,
+    /// The rollout in progress.
+    pub rollout: Option<Rollout>,
+    /// The next version, waiting for the current rollout to end.
+    pub queued: Option<Release>,
+    /// Bad versions by version label.
+    pub quarantine: BTreeMap<String, Quarantined>,
+    /// Rollbacks so far.
+    pub rollbacks: u64,
+}
+
+impl PluginRecord {
+    /// The version the fleet is moving to: the rollout's target, else the last good.
+    pub fn desired(&self) -> Option<&Release> {
+        self.rollout
+            .as_ref()
+            .map(|r| &r.to)
+            .or(self.last_good.as_ref())
+    }
+}
+
+/// One proxy's versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// The version each filter should run, by filter.
+    pub desired: BTreeMap<String, String>,
+    /// The version it ACKed, by filter.
+    pub acked: BTreeMap<String, String>,
+    /// Its last NACK by filter: (version, Envoy's message).
+    pub last_nack: BTreeMap<String, (String, String)>,
+}
+
+/// One entry of the decision log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Its place in the log.
+    pub seq: u64,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The filter.
+    pub plugin: String,
+    /// The rollout.
+    pub rollout: String,
+    /// The last good version.
+    pub from: Option<String>,
+    /// The new version.
+    pub to: String,
+    /// The stage it was in.
+    pub stage: Option<Stage>,
+    /// What was done: start, queue, advance, promote, rollback, pause, resume, look, retry.
+    pub action: String,
+    /// The gate, for a rollback.
+    pub gate: Option<Gate>,
+    /// Why.
+    pub reason: String,
+    /// The canary cohort.
+    pub canary: Vec<String>,
+    /// The baseline cohort.
+    pub baseline: Vec<String>,
+    /// Raw canary counter deltas the look read.
+    pub canary_totals: Option<Totals>,
+    /// Raw baseline counter deltas the look read.
+    pub baseline_totals: Option<Totals>,
+    /// What the baseline was.
+    pub baseline_kind: Option<BaselineKind>,
+}
+
+/// The files under `<data>/rollouts/`.
+#[derive(Debug)]
+pub struct StateFiles {
+    dir: PathBuf,
+    log: File,
+}
+
+impl StateFiles {
+    /// Opens (creating) the folder and the decision log.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+        let log_path = dir.join("decisions.jsonl");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(Error::io("opening", &log_path))?;
+        Ok(Self { dir, log })
+    }
+
+    /// The plugins as last saved (empty on first start).
+    pub fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error> {
+        load_json(&self.dir.join("state.json"))
+    }
+
+    /// The nodes as last saved.
+    pub fn load_nodes(&self) -> Result<BTreeMap<String, NodeRecord>, Error> {
+        load_json(&self.dir.join("nodes.json"))
+    }
+
+    /// Saves the plugins durably (write, fsync, rename).
+    pub fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
+        save_json(&self.dir.join("state.json"), plugins)
+    }
+
+    /// Saves the nodes durably.
+    pub fn save_nodes(&self, nodes: &BTreeMap<String, NodeRecord>) -> Result<(), Error> {
+        save_json(&self.dir.join("nodes.json"), nodes)
+    }
+
+    /// Appends one decision and fsyncs it.
+    pub fn append(&mut self, decision: &Decision) -> Result<(), Error> {
+        let mut line = serde_json::to_vec(decision)?;
+        line.push(b'\n');
+        let path = self.dir.join("decisions.jsonl");
+        self.log
+            .write_all(&line)
+            .and_then(|()| self.log.sync_data())
+            .map_err(Error::io("appending to", &path))
+    }
+
+    /// The decisions logged so far, oldest first. A torn last line (a crash mid-write) is
+    /// skipped.
+    pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
+        let path = self.dir.join("decisions.jsonl");
+        let file = File::open(&path).map_err(Error::io("opening", &path))?;
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(Error::io("reading", &path))?;
+            if let Ok(decision) = serde_json::from_str(&line) {
+                out.push(decision);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn load_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(err) => Err(Error::io("reading", path)(err)),
+    }
+}
+
+fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(value)?;
+    let mut file = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io("writing", &tmp))?;
+    fs::rename(&tmp, path).map_err(Error::io("renaming", path))
+}
+
+#[cfg(test)]
+mod tests;
