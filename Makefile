@@ -42,7 +42,7 @@ filters: setup ## Build every filter to target/filters/<name>.wasm, with its pre
 test-filters: setup ## Build the filter variants the e2e tests use (target/filters/test/)
 	MESHPLUG_BUILD_ID=a filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-a.wasm
 	MESHPLUG_BUILD_ID=b filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-b.wasm
-	@for v in good good-v2 configure-fails panic status-500 slow; do \
+	@for v in good good-v2 configure-fails panic status-500 slow loop; do \
 	  MESHPLUG_VARIANT=$$v filters/build-wasm.sh testbed $(FILTER_OUT)/test/testbed-$$v.wasm || exit 1; \
 	done
 

@@ -77,18 +77,28 @@ impl RolloutMesh {
         policy_json: &str,
         metrics_relay: bool,
     ) -> Result<Self, HarnessError> {
+        Self::start_with_args(policy_json, metrics_relay, &[]).await
+    }
+
+    /// [`RolloutMesh::start_with_policy`] with more control-plane arguments.
+    pub async fn start_with_args(
+        policy_json: &str,
+        metrics_relay: bool,
+        extra_args: &[&str],
+    ) -> Result<Self, HarnessError> {
         let webhook = Webhook::start().await?;
         let policy = tempfile::NamedTempFile::new().map_err(HarnessError::io("policy file"))?;
         std::fs::write(policy.path(), policy_json).map_err(HarnessError::io("policy file"))?;
         let policy_path = policy.path().display().to_string();
         let url = webhook.url();
-        let args = [
+        let mut args = vec![
             "--rollout-policy",
             &policy_path,
             "--alert-webhook",
             &url,
             "--no-preflight",
         ];
+        args.extend_from_slice(extra_args);
         let mut mesh = Mesh::start_control_plane(&args).await?;
         let relay = match metrics_relay {
             true => Some(Relay::start(mesh.control_plane.addrs.xds).await?),

@@ -30,7 +30,7 @@ pub use error::XdsError;
 pub use events::{EventSink, NodeInfo, StreamId, XdsEvent};
 pub use grpc::AdsService;
 pub use server::{AdsServer, NodeGrouper, ResponseStream};
-pub use snapshot::{ResourceVersion, Selected, Snapshot, TypedResources};
+pub use snapshot::{PreparedResource, ResourceVersion, Selected, Snapshot, TypedResources};
 
 /// The protobuf types this crate speaks, re-exported so callers need not depend on `envoy-types`
 /// for the basics.

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use envoy_types::pb::google::protobuf::Any;
 use sha2::{Digest, Sha256};
@@ -23,7 +24,7 @@ pub struct ResourceVersion {
 /// The resources of one type in a snapshot, by name.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TypedResources {
-    resources: BTreeMap<String, Entry>,
+    resources: BTreeMap<String, Arc<Entry>>,
 }
 
 impl TypedResources {
@@ -78,6 +79,27 @@ impl TypedResources {
     }
 }
 
+/// A resource body with its version label, digested once and shared by every snapshot that
+/// holds it: serving one version to many per-node snapshots copies a pointer, not the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedResource(Arc<Entry>);
+
+impl PreparedResource {
+    /// Prepares `body` labelled `version`.
+    pub fn new(version: &str, body: Any) -> Self {
+        Self(Arc::new(Entry {
+            digest: body_digest(&body, version),
+            body,
+            version: version.to_string(),
+        }))
+    }
+
+    /// Its version label.
+    pub fn version(&self) -> &str {
+        &self.0.version
+    }
+}
+
 /// A resource chosen for a response.
 #[derive(Debug, Clone, Copy)]
 pub struct Selected<'a> {
@@ -127,21 +149,28 @@ impl Snapshot {
         version: &str,
         body: Any,
     ) -> bool {
-        let digest = body_digest(&body, version);
+        self.set_prepared_resource(type_url, name, &PreparedResource::new(version, body))
+    }
+
+    /// Adds or replaces resource `name` of `type_url` with a prepared resource, sharing its
+    /// body. Returns true when anything changed.
+    pub fn set_prepared_resource(
+        &mut self,
+        type_url: &str,
+        name: &str,
+        resource: &PreparedResource,
+    ) -> bool {
         let typed = self.types.entry(type_url.to_string()).or_default();
         let unchanged = typed
             .resources
             .get(name)
-            .is_some_and(|old| old.digest == digest);
+            .is_some_and(|old| old.digest == resource.0.digest);
         if unchanged {
             return false;
         }
-        let entry = Entry {
-            body,
-            digest,
-            version: version.to_string(),
-        };
-        typed.resources.insert(name.to_string(), entry);
+        typed
+            .resources
+            .insert(name.to_string(), Arc::clone(&resource.0));
         true
     }
 

@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use xds::proto::Any;
-use xds::{NodeInfo, SnapshotCache, XdsEvent, type_url};
+use xds::{NodeInfo, PreparedResource, SnapshotCache, XdsEvent, type_url};
 
 use super::decide::{Stage, millis};
 use super::metrics::RolloutMetrics;
@@ -49,7 +48,7 @@ pub struct Engine {
     pub(super) nodes_saved_ms: u64,
     pub(super) connected: BTreeMap<String, Connection>,
     pub(super) signals: HashMap<String, NodeSignals>,
-    pub(super) resources: HashMap<(String, String), Any>,
+    pub(super) resources: HashMap<(String, String), PreparedResource>,
     pub(super) cache: Arc<SnapshotCache>,
     pub(super) alerts: Option<mpsc::UnboundedSender<Decision>>,
     pub(super) metrics: Arc<RolloutMetrics>,
@@ -57,6 +56,10 @@ pub struct Engine {
     pub(super) rollbacks_in_flight: Vec<RollbackInFlight>,
     /// The first clock reading this process saw.
     pub(super) opened_ms: Option<u64>,
+    /// An ACK or a join happened since the last look: the next tick looks at once.
+    pub(super) look_soon: bool,
+    /// Rollout state changed without a push (a proxy joined): the next tick saves it.
+    pub(super) plugins_dirty: bool,
 }
 
 /// A rollback whose nodes have not all ACKed the last good version yet.
@@ -97,6 +100,8 @@ impl Engine {
             next_seq,
             rollbacks_in_flight: Vec::new(),
             opened_ms: None,
+            look_soon: false,
+            plugins_dirty: false,
         };
         for (name, plugin) in &engine.plugins {
             if let Some(rollout) = &plugin.rollout {
@@ -230,9 +235,10 @@ impl Engine {
                 .entry(node.id.clone())
                 .or_default()
                 .note_restart(now_ms);
+            // Decide now, so the proxy is served the last good version from its first response.
+            self.evaluate_all(now_ms, false);
         }
         self.join_full_rollouts(&node.id, now_ms);
-        self.evaluate_all(now_ms, false);
         self.sync_node(&node.id);
         node.id.clone()
     }
@@ -262,8 +268,11 @@ impl Engine {
                 joined = true;
             }
         }
-        if joined && let Err(err) = self.save_plugins() {
-            tracing::error!(error = %err, "saving rollout state");
+        if joined {
+            // Saved by the next tick: a proxy that joins and is lost in a crash joins again
+            // when it reconnects.
+            self.plugins_dirty = true;
+            self.look_soon = true;
         }
     }
 
@@ -291,8 +300,7 @@ impl Engine {
                         .insert(resource.name.clone(), resource.version.clone());
                 }
                 self.nodes_dirty = true;
-                self.finish_rollbacks(now_ms);
-                self.evaluate_all(now_ms, false);
+                self.look_soon = true;
             }
             XdsEvent::Nack {
                 type_url: t,
@@ -319,17 +327,29 @@ impl Engine {
     /// Records one stats flush from a proxy.
     pub fn on_metrics(&mut self, node: &str, sample: &FlushSample, now_ms: u64) {
         let slow_ms = self.policy.traffic.slow_threshold.as_secs_f64() * 1000.0;
-        self.signals
-            .entry(node.to_string())
-            .or_default()
-            .record(now_ms, sample, slow_ms);
-        self.evaluate_all(now_ms, false);
+        let signals = self.signals.entry(node.to_string()).or_default();
+        let restarts_before = signals.restart_after(0);
+        signals.record(now_ms, sample, slow_ms);
+        let restarted = signals.restart_after(0) != restarts_before;
+        // Hard-gate signals are judged at once; traffic waits for its look.
+        if !sample.load_errors.is_empty() || restarted {
+            self.evaluate_all(now_ms, false);
+        }
     }
 
     /// Runs due traffic looks and saves node state at most once a second.
     pub fn tick(&mut self, now_ms: u64) {
         self.opened_ms.get_or_insert(now_ms);
+        if std::mem::take(&mut self.look_soon) {
+            self.finish_rollbacks(now_ms);
+        }
         self.evaluate_all(now_ms, true);
+        if std::mem::take(&mut self.plugins_dirty)
+            && let Err(err) = self.save_plugins()
+        {
+            tracing::error!(error = %err, "saving rollout state");
+            self.plugins_dirty = true;
+        }
         if self.nodes_dirty && now_ms >= self.nodes_saved_ms + 1000 {
             match self.files.save_nodes(&self.nodes) {
                 Ok(()) => {
@@ -341,18 +361,20 @@ impl Engine {
         }
     }
 
-    /// The resource for `release` of `plugin`, built once.
-    fn resource(&mut self, plugin: &str, release: &Release) -> Any {
+    /// The resource for `release` of `plugin`, built and digested once, shared by every
+    /// proxy's snapshot.
+    fn resource(&mut self, plugin: &str, release: &Release) -> PreparedResource {
         let key = (plugin.to_string(), release.version.clone());
         self.resources
             .entry(key)
             .or_insert_with(|| {
-                extension_config(&FilterDeployment {
+                let body = extension_config(&FilterDeployment {
                     name: plugin,
                     kind: release.kind,
                     module_path: &release.path,
                     config_json: &release.config_json,
-                })
+                });
+                PreparedResource::new(&release.version, body)
             })
             .clone()
     }
@@ -385,15 +407,9 @@ impl Engine {
             record.desired = labels;
             self.nodes_dirty = true;
         }
-        let resources: Vec<(String, String, Any)> = desired
+        let resources: Vec<(String, PreparedResource)> = desired
             .iter()
-            .map(|(name, release)| {
-                (
-                    name.clone(),
-                    release.version.clone(),
-                    self.resource(name, release),
-                )
-            })
+            .map(|(name, release)| (name.clone(), self.resource(name, release)))
             .collect();
         self.cache.update(node, |snapshot| {
             let mut changed = false;
@@ -409,13 +425,9 @@ impl Engine {
             for name in stale {
                 changed |= snapshot.remove_resource(type_url::EXTENSION_CONFIG, &name);
             }
-            for (name, version, body) in resources {
-                changed |= snapshot.set_versioned_resource(
-                    type_url::EXTENSION_CONFIG,
-                    &name,
-                    &version,
-                    body,
-                );
+            for (name, resource) in &resources {
+                changed |=
+                    snapshot.set_prepared_resource(type_url::EXTENSION_CONFIG, name, resource);
             }
             changed
         });

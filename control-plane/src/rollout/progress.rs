@@ -13,6 +13,9 @@ use super::state::{Decision, Paused, Quarantined, Release, Rollout};
 use super::traffic::Totals;
 use crate::Error;
 
+/// How many cohort members a decision-log entry names; `canary_size` gives the whole count.
+const LOGGED_NODES: usize = 50;
+
 /// A decision-log entry about `rollout`, before its sequence number is assigned.
 pub(super) fn decision(
     plugin: &str,
@@ -32,8 +35,14 @@ pub(super) fn decision(
         action: action.to_string(),
         gate: None,
         reason,
-        canary: rollout.canary.iter().cloned().collect(),
-        baseline: rollout.baseline.iter().cloned().collect(),
+        canary_size: rollout.canary.len(),
+        canary: rollout.canary.iter().take(LOGGED_NODES).cloned().collect(),
+        baseline: rollout
+            .baseline
+            .iter()
+            .take(LOGGED_NODES)
+            .cloned()
+            .collect(),
         canary_totals: None,
         baseline_totals: None,
         baseline_kind: None,
@@ -155,7 +164,15 @@ impl Engine {
         };
         let policy = self.policy_for(&rollout);
         let canary = self.canary_nodes(plugin, &rollout);
-        let due = traffic && now_ms >= rollout.last_look_ms + millis(policy.look_interval);
+        // A stage that needs no traffic (e.g. the `immediate` policy) is judged by the hard
+        // gates alone.
+        let needs_traffic = match rollout.stage {
+            Stage::Step(i) => policy.steps.get(i).is_some_and(|s| s.min_requests > 0),
+            Stage::Bake => !policy.bake.is_zero(),
+        };
+        let due = traffic
+            && needs_traffic
+            && now_ms >= rollout.last_look_ms + millis(policy.look_interval);
         let traffic_input = due.then(|| self.traffic_input(plugin, &rollout, &policy, now_ms));
         let look = decide(&LookInput {
             now_ms,
@@ -482,7 +499,8 @@ impl Engine {
                 action: "rolled_back".into(),
                 gate: None,
                 reason: format!("every affected proxy ACKed the last good version {elapsed} ms after the rollback"),
-                canary: rollback.nodes.into_iter().collect(),
+                canary_size: rollback.nodes.len(),
+                canary: rollback.nodes.into_iter().take(LOGGED_NODES).collect(),
                 baseline: Vec::new(),
                 canary_totals: None,
                 baseline_totals: None,

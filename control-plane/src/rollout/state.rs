@@ -142,9 +142,12 @@ pub struct Decision {
     pub gate: Option<Gate>,
     /// Why.
     pub reason: String,
-    /// The canary cohort.
+    /// How many proxies the canary cohort holds.
+    #[serde(default)]
+    pub canary_size: usize,
+    /// The canary cohort (the first 50 by name).
     pub canary: Vec<String>,
-    /// The baseline cohort.
+    /// The baseline cohort (the first 50 by name).
     pub baseline: Vec<String>,
     /// Raw canary counter deltas the look read.
     pub canary_totals: Option<Totals>,
@@ -187,12 +190,16 @@ impl StateFiles {
 
     /// Saves the plugins durably (write, fsync, rename).
     pub fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
-        save_json(&self.dir.join("state.json"), plugins)
+        save_json(
+            &self.dir.join("state.json"),
+            &serde_json::to_vec_pretty(plugins)?,
+        )
     }
 
     /// Saves the nodes durably.
     pub fn save_nodes(&self, nodes: &BTreeMap<String, NodeRecord>) -> Result<(), Error> {
-        save_json(&self.dir.join("nodes.json"), nodes)
+        // Compact: with thousands of proxies this is written up to once a second.
+        save_json(&self.dir.join("nodes.json"), &serde_json::to_vec(nodes)?)
     }
 
     /// Appends one decision and fsyncs it.
@@ -230,11 +237,10 @@ fn load_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, E
     }
 }
 
-fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+fn save_json(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(value)?;
     let mut file = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
-    file.write_all(&bytes)
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(Error::io("writing", &tmp))?;
     fs::rename(&tmp, path).map_err(Error::io("renaming", path))

@@ -9,6 +9,7 @@
 //! | `panic` | panics on every request: Envoy answers 503 (`wasm_fail_stream`) |
 //! | `status-500` | answers every request with 500 |
 //! | `slow` | holds every request 300 ms (a root-context timer, not a busy loop) |
+//! | `loop` | never returns from the request path: the worker hangs until Envoy's watchdog kills it |
 //!
 //! Every variant that sees a request counts a heartbeat, `meshplug_heartbeat_<filter>`, and
 //! tags its responses `x-meshplug-filter: variant/<variant>`. Not for production.
@@ -33,6 +34,8 @@ pub enum Variant {
     Status500,
     /// Adds latency.
     Slow,
+    /// Hangs the worker.
+    Loop,
 }
 
 impl Variant {
@@ -44,6 +47,7 @@ impl Variant {
             "panic" => Self::Panic,
             "status-500" => Self::Status500,
             "slow" => Self::Slow,
+            "loop" => Self::Loop,
             _ => Self::Good,
         }
     }
@@ -57,6 +61,7 @@ impl Variant {
             Self::Panic => "panic",
             Self::Status500 => "status-500",
             Self::Slow => "slow",
+            Self::Loop => "loop",
         }
     }
 }
@@ -80,6 +85,7 @@ mod tests {
             Variant::Panic,
             Variant::Status500,
             Variant::Slow,
+            Variant::Loop,
         ] {
             assert_eq!(Variant::parse(v.name()), v);
         }

@@ -114,6 +114,10 @@ impl HttpContext for Request {
                     .push_back((self.id, now_ms() + SLOW_MS));
                 Action::Pause
             }
+            Variant::Loop => loop {
+                // A host call per turn, so nothing optimises the loop away.
+                let _ = hostcalls::get_current_time();
+            },
             Variant::Good | Variant::GoodV2 | Variant::ConfigureFails => Action::Continue,
         }
     }

@@ -87,6 +87,7 @@ impl Harness {
             }],
         };
         self.engine.on_event(&event, now);
+        self.engine.tick(now);
     }
 
     fn nack(&mut self, node_id: &str, now: u64) {

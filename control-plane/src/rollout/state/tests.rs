@@ -22,6 +22,7 @@ fn decision(seq: u64) -> Decision {
         action: "start".into(),
         gate: None,
         reason: "new version".into(),
+        canary_size: 0,
         canary: vec![],
         baseline: vec![],
         canary_totals: None,
