@@ -88,19 +88,6 @@ impl ControlPlane {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
-    /// GET an admin path as text.
-    pub async fn text(&self, path: &str) -> Result<String, HarnessError> {
-        let url = format!("http://{}{path}", self.addrs.admin);
-        Ok(self
-            .http
-            .get(url)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?)
-    }
-
     /// GET an admin API path as JSON.
     pub async fn api(&self, path: &str) -> Result<Value, HarnessError> {
         let url = format!("http://{}{path}", self.addrs.admin);

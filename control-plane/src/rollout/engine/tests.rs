@@ -73,38 +73,49 @@ impl Harness {
             .map(String::from)
     }
 
-    fn ack(&mut self, node_id: &str, now: u64) {
+    /// The node answers what it is served: an ACK, or a NACK with `error`.
+    fn answer(&mut self, node_id: &str, now: u64, error: Option<&str>) {
         let version = self.served(node_id).expect("something served");
-        let event = XdsEvent::Ack {
-            stream: 1,
-            node: node(node_id),
-            type_url: type_url::EXTENSION_CONFIG.into(),
-            version: "v".into(),
-            nonce: "n".into(),
-            resources: vec![ResourceVersion {
-                name: PLUGIN.into(),
+        let (stream, node, type_url, nonce) = (
+            1,
+            node(node_id),
+            type_url::EXTENSION_CONFIG.into(),
+            "n".into(),
+        );
+        let resources = vec![ResourceVersion {
+            name: PLUGIN.into(),
+            version,
+        }];
+        let version = "v".to_string();
+        let event = match error {
+            None => XdsEvent::Ack {
+                stream,
+                node,
+                type_url,
                 version,
-            }],
+                nonce,
+                resources,
+            },
+            Some(error) => XdsEvent::Nack {
+                stream,
+                node,
+                type_url,
+                version,
+                nonce,
+                resources,
+                error: error.into(),
+            },
         };
         self.engine.on_event(&event, now);
         self.engine.tick(now);
     }
 
+    fn ack(&mut self, node_id: &str, now: u64) {
+        self.answer(node_id, now, None);
+    }
+
     fn nack(&mut self, node_id: &str, now: u64) {
-        let version = self.served(node_id).expect("something served");
-        let event = XdsEvent::Nack {
-            stream: 1,
-            node: node(node_id),
-            type_url: type_url::EXTENSION_CONFIG.into(),
-            version: "v".into(),
-            nonce: "n".into(),
-            resources: vec![ResourceVersion {
-                name: PLUGIN.into(),
-                version,
-            }],
-            error: "Failed to configure base Wasm plugin".into(),
-        };
-        self.engine.on_event(&event, now);
+        self.answer(node_id, now, Some("Failed to configure base Wasm plugin"));
     }
 
     fn ack_all(&mut self, nodes: &[&str], now: u64) {
