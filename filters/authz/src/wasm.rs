@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 use crate::policy::{AuthzConfig, Decision, decide, parse_config};
 use crate::{FILTER_HEADER, filter_tag};
@@ -22,6 +22,27 @@ fn log(level: LogLevel, message: &str) {
 #[derive(Default)]
 struct AuthzRoot {
     config: Option<Rc<AuthzConfig>>,
+    heartbeat: Option<u32>,
+}
+
+/// Defines `meshplug_heartbeat_<filter>`, counted once per request the filter sees, so that
+/// meshplug's rollout gate notices requests that bypass it.
+fn define_heartbeat() -> Option<u32> {
+    let filter = hostcalls::get_property(vec!["plugin_name"])
+        .ok()
+        .flatten()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| "authz".into());
+    match hostcalls::define_metric(MetricType::Counter, &format!("meshplug_heartbeat_{filter}")) {
+        Ok(id) => Some(id),
+        Err(status) => {
+            log(
+                LogLevel::Warn,
+                &format!("authz: no heartbeat counter: {status:?}"),
+            );
+            None
+        }
+    }
 }
 
 impl Context for AuthzRoot {}
@@ -50,6 +71,7 @@ impl RootContext for AuthzRoot {
                     ),
                 );
                 self.config = Some(Rc::new(config));
+                self.heartbeat = define_heartbeat();
                 true
             }
             Err(err) => {
@@ -64,6 +86,7 @@ impl RootContext for AuthzRoot {
         Some(Box::new(AuthzRequest {
             config,
             allowed: false,
+            heartbeat: self.heartbeat,
         }))
     }
 
@@ -75,12 +98,16 @@ impl RootContext for AuthzRoot {
 struct AuthzRequest {
     config: Rc<AuthzConfig>,
     allowed: bool,
+    heartbeat: Option<u32>,
 }
 
 impl Context for AuthzRequest {}
 
 impl HttpContext for AuthzRequest {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(metric) = self.heartbeat {
+            let _ = hostcalls::increment_metric(metric, 1);
+        }
         let key = hostcalls::get_map_value(MapType::HttpRequestHeaders, &self.config.header)
             .ok()
             .flatten();
