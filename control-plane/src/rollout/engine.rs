@@ -189,6 +189,13 @@ impl Engine {
             return Ok(ReleaseOutcome::Unchanged);
         }
         if record.rollout.is_some() && self.policy.supersede {
+            // A version every proxy already ACKed, with nothing left to judge, is live: it
+            // becomes the last good one rather than being cancelled (the next tick would have
+            // promoted it anyway).
+            if self.promote_if_settled(plugin, now_ms)? {
+                self.start_rollout(plugin, release, now_ms)?;
+                return Ok(ReleaseOutcome::Started);
+            }
             // Serve the superseded version's proxies only once the new rollout is in place, so
             // none of them is sent the last good version in between.
             let reason = format!("superseded by {}", release.version);

@@ -434,6 +434,27 @@ impl Engine {
         self.start_queued(plugin, now_ms)
     }
 
+    /// Promotes the rollout of `plugin` if every proxy it reached ACKed it and its stage asks
+    /// for nothing more (the last step, no traffic, no bake). Returns whether it did.
+    pub(super) fn promote_if_settled(&mut self, plugin: &str, now_ms: u64) -> Result<bool, Error> {
+        let Some(rollout) = self.plugins.get(plugin).and_then(|p| p.rollout.clone()) else {
+            return Ok(false);
+        };
+        let policy = self.policy_for(&rollout);
+        let last = Stage::Step(policy.steps.len().saturating_sub(1));
+        let needs_nothing = rollout.stage == last
+            && policy.steps.last().is_some_and(|s| s.min_requests == 0)
+            && policy.bake.is_zero();
+        let acked = !rollout.pushed.is_empty()
+            && self.canary_nodes(plugin, &rollout).iter().all(|n| n.acked);
+        if !(needs_nothing && acked) {
+            return Ok(false);
+        }
+        let reason = "every proxy ACKed it before a newer version arrived".to_string();
+        self.promote(plugin, rollout, reason, now_ms)?;
+        Ok(true)
+    }
+
     /// Ends the rollout without a verdict: every proxy goes back to the last good version,
     /// nothing is quarantined, and anything queued is dropped (the publisher changed its mind).
     /// Returns the proxies that had the cancelled version; the caller serves them.

@@ -469,3 +469,41 @@ fn an_automatic_pause_lifts_when_metrics_return_and_a_manual_one_does_not() {
         .expect("resume");
     assert!(h.record().rollout.expect("rollout").paused.is_none());
 }
+
+#[test]
+fn an_acked_version_superseded_before_the_tick_becomes_the_last_good() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let files = StateFiles::open(dir.path()).expect("state files");
+    let metrics = Arc::new(RolloutMetrics::unregistered());
+    let mut engine = Engine::open(
+        Policy::immediate(),
+        files,
+        Arc::clone(&cache),
+        metrics,
+        None,
+    )
+    .expect("engine");
+    engine.on_connect(&node("n1"), 0);
+    engine.release(PLUGIN, release("a"), 10).expect("a");
+    let ack = XdsEvent::Ack {
+        stream: 1,
+        node: node("n1"),
+        type_url: type_url::EXTENSION_CONFIG.into(),
+        version: "v".into(),
+        nonce: "n".into(),
+        resources: vec![ResourceVersion {
+            name: PLUGIN.into(),
+            version: release("a").version,
+        }],
+    };
+    engine.on_event(&ack, 20);
+    // No tick between the ACK and the next version.
+    engine.release(PLUGIN, release("b"), 30).expect("b");
+    let record = engine.plugins().get(PLUGIN).cloned().expect("plugin");
+    assert_eq!(record.last_good, Some(release("a")));
+    assert_eq!(
+        record.rollout.expect("b rolls out").from,
+        Some(release("a"))
+    );
+}
