@@ -53,12 +53,16 @@ fn node(id: &str) -> NodeInfo {
 
 impl Harness {
     fn new(nodes: &[&str]) -> Self {
+        Self::with_policy(policy(), nodes)
+    }
+
+    fn with_policy(policy: Policy, nodes: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Arc::new(SnapshotCache::new());
         let files = StateFiles::open(dir.path()).expect("state files");
         let metrics = Arc::new(RolloutMetrics::unregistered());
         let mut engine =
-            Engine::open(policy(), files, Arc::clone(&cache), metrics, None).expect("engine");
+            Engine::open(policy, files, Arc::clone(&cache), metrics, None).expect("engine");
         for id in nodes {
             engine.on_connect(&node(id), 0);
         }
@@ -472,20 +476,9 @@ fn an_automatic_pause_lifts_when_metrics_return_and_a_manual_one_does_not() {
 
 #[test]
 fn an_acked_version_superseded_before_the_tick_becomes_the_last_good() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cache = Arc::new(SnapshotCache::new());
-    let files = StateFiles::open(dir.path()).expect("state files");
-    let metrics = Arc::new(RolloutMetrics::unregistered());
-    let mut engine = Engine::open(
-        Policy::immediate(),
-        files,
-        Arc::clone(&cache),
-        metrics,
-        None,
-    )
-    .expect("engine");
-    engine.on_connect(&node("n1"), 0);
-    engine.release(PLUGIN, release("a"), 10).expect("a");
+    let mut h = Harness::with_policy(Policy::immediate(), &["n1"]);
+    h.engine.release(PLUGIN, release("a"), 10).expect("a");
+    let version = h.served("n1").expect("a served");
     let ack = XdsEvent::Ack {
         stream: 1,
         node: node("n1"),
@@ -494,13 +487,13 @@ fn an_acked_version_superseded_before_the_tick_becomes_the_last_good() {
         nonce: "n".into(),
         resources: vec![ResourceVersion {
             name: PLUGIN.into(),
-            version: release("a").version,
+            version,
         }],
     };
-    engine.on_event(&ack, 20);
-    // No tick between the ACK and the next version.
-    engine.release(PLUGIN, release("b"), 30).expect("b");
-    let record = engine.plugins().get(PLUGIN).cloned().expect("plugin");
+    // The ACK, then the next version, with no tick in between.
+    h.engine.on_event(&ack, 20);
+    h.engine.release(PLUGIN, release("b"), 30).expect("b");
+    let record = h.record();
     assert_eq!(record.last_good, Some(release("a")));
     assert_eq!(
         record.rollout.expect("b rolls out").from,
