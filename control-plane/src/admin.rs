@@ -74,10 +74,20 @@ struct Nodes {
 }
 
 async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
-    let fleet = state.fleet.lock().unwrap_or_else(PoisonError::into_inner);
-    Json(Nodes {
-        nodes: fleet.nodes().cloned().collect(),
-    })
+    let mut nodes: Vec<NodeStatus> = {
+        let fleet = state.fleet.lock().unwrap_or_else(PoisonError::into_inner);
+        fleet.nodes().cloned().collect()
+    };
+    let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
+    for node in &mut nodes {
+        let Some(record) = engine.nodes().get(&node.id) else {
+            continue;
+        };
+        for (filter, version) in &record.desired {
+            node.filters.entry(filter.clone()).or_default().desired = Some(version.clone());
+        }
+    }
+    Json(Nodes { nodes })
 }
 
 async fn metrics(

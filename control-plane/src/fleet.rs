@@ -29,6 +29,9 @@ pub struct NodeStatus {
 /// One filter on one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FilterOnNode {
+    /// The version label the rollout engine wants this node to run (filled in by the admin
+    /// API from the engine's state).
+    pub desired: Option<String>,
     /// The version label last sent.
     pub sent: Option<String>,
     /// The version label last ACKed.

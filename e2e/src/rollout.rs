@@ -223,8 +223,9 @@ impl RolloutMesh {
                         .await
                         .map_err(|e| e.to_string())?;
                     let acked = status["acked"].as_str().unwrap_or("");
-                    if !acked.starts_with(sha) {
-                        return Err(format!("{node} ACKed {acked}"));
+                    let desired = status["desired"].as_str().unwrap_or("");
+                    if !acked.starts_with(sha) || !desired.starts_with(sha) {
+                        return Err(format!("{node} wants {desired}, ACKed {acked}"));
                     }
                     let answer = reqwest::Client::builder()
                         .no_proxy()
