@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use e2e::eventually;
 use e2e::rollout::RolloutMesh;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,11 +29,16 @@ async fn a_metrics_outage_pauses_and_never_rolls_back() {
             .is_some_and(|q| q.is_empty()),
         "{paused}"
     );
-    let alerts = bed.webhook.received();
-    assert!(
-        alerts.iter().any(|a| a["action"] == "pause"),
-        "a pause alert: {alerts:?}"
-    );
+    // The webhook POST is sent after the decision is recorded: wait for it.
+    let alerts = eventually(Duration::from_secs(10), "the pause alert", || async {
+        let alerts = bed.webhook.received();
+        if alerts.iter().any(|a| a["action"] == "pause") {
+            Ok(alerts)
+        } else {
+            Err(format!("alerts: {alerts:?}"))
+        }
+    })
+    .await;
     assert!(
         !alerts.iter().any(|a| a["action"] == "rollback"),
         "no rollback: {alerts:?}"
