@@ -11,9 +11,9 @@ use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::check::{Limits, check_artifact};
 use crate::preflight;
 use crate::registry::{
-    DEFAULT_CONFIG, PluginStatus, PublishedArtifact, Registry, RejectionRecord, resource_version,
+    DEFAULT_CONFIG, PublishedArtifact, Registry, RejectionRecord, resource_version,
 };
-use crate::rollout::{Engine, Release, ReleaseOutcome};
+use crate::rollout::{Engine, ReleaseOutcome};
 use crate::store::{Store, sha256_hex};
 
 /// What handling one file came to.
@@ -237,7 +237,7 @@ impl Ingest {
 
     /// Hands the filter's current artifact and configuration to the rollout engine.
     fn publish(&self, name: &str) -> IngestOutcome {
-        let Some(release) = self.registry().get(name).and_then(release_of) else {
+        let Some(release) = self.registry().release(name) else {
             return IngestOutcome::Stored {
                 name: name.to_string(),
             };
@@ -293,18 +293,6 @@ impl Ingest {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The release a filter's published artifact and configuration make.
-fn release_of(plugin: &PluginStatus) -> Option<Release> {
-    let artifact = plugin.artifact.as_ref()?;
-    Some(Release {
-        version: resource_version(&artifact.sha256, &plugin.config_sha256),
-        sha256: artifact.sha256.clone(),
-        kind: artifact.kind,
-        path: artifact.path.clone(),
-        config_json: plugin.config_json.clone(),
-    })
 }
 
 /// Reads a file whose size and modification time are the same before and after the read.

@@ -1,12 +1,12 @@
 //! What the control plane currently serves for each filter, and what it refused. Pure state.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::artifact::ArtifactKind;
-use crate::ecds::FilterDeployment;
+use crate::rollout::Release;
 use crate::store::sha256_hex;
 
 /// The configuration a filter gets when no `<name>.json` was given.
@@ -158,18 +158,18 @@ impl Registry {
         self.entry(name).last_rejection = Some(record);
     }
 
-    /// What to publish for `name`, with its version label, once it has an artifact.
-    pub fn deployment(&self, name: &str) -> Option<(FilterDeployment<'_>, String)> {
+    /// What to publish for `name` (its artifact with its configuration), once it has an
+    /// artifact.
+    pub fn release(&self, name: &str) -> Option<Release> {
         let plugin = self.plugins.get(name)?;
         let artifact = plugin.artifact.as_ref()?;
-        let deployment = FilterDeployment {
-            name: &plugin.name,
+        Some(Release {
+            version: resource_version(&artifact.sha256, &plugin.config_sha256),
+            sha256: artifact.sha256.clone(),
             kind: artifact.kind,
-            module_path: Path::new(&artifact.path),
-            config_json: &plugin.config_json,
-        };
-        let version = resource_version(&artifact.sha256, &plugin.config_sha256);
-        Some((deployment, version))
+            path: artifact.path.clone(),
+            config_json: plugin.config_json.clone(),
+        })
     }
 
     /// Records that `version` of `name` was published.

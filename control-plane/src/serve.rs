@@ -106,6 +106,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let xds_task = tokio::spawn(serve_xds(
         xds_listener,
+        cache,
         Arc::clone(&engine),
         Arc::clone(&fleet),
         stop_rx.clone(),
@@ -270,6 +271,7 @@ fn write_ready_file(path: &Path, bound: &BoundAddrs) -> Result<(), Error> {
 
 async fn serve_xds(
     listener: TcpListener,
+    cache: Arc<SnapshotCache>,
     engine: Arc<Mutex<Engine>>,
     fleet: Arc<Mutex<Fleet>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -294,10 +296,6 @@ async fn serve_xds(
             .unwrap_or_else(PoisonError::into_inner)
             .on_connect(node, unix_ms())
     });
-    let cache = engine
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .cache();
     let server = AdsServer::with_grouper(cache, sink, grouper);
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))

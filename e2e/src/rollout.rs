@@ -214,7 +214,7 @@ impl RolloutMesh {
             timeout,
             &format!("{tag} ({sha:.12}) on every Envoy"),
             || async {
-                for (i, envoy) in self.mesh.envoys.iter().enumerate() {
+                for i in 0..self.mesh.envoys.len() {
                     let node = format!("envoy-{}", i + 1);
                     let status = self
                         .mesh
@@ -227,22 +227,10 @@ impl RolloutMesh {
                     if !acked.starts_with(sha) || !desired.starts_with(sha) {
                         return Err(format!("{node} wants {desired}, ACKed {acked}"));
                     }
-                    let answer = reqwest::Client::builder()
-                        .no_proxy()
-                        .build()
-                        .map_err(|e| e.to_string())?
-                        .get(envoy.url("/"))
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let served = answer
-                        .headers()
-                        .get("x-meshplug-filter")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-")
-                        .to_string();
-                    if served != tag || answer.status() != 200 {
-                        return Err(format!("{node} answered {} from {served}", answer.status()));
+                    let (served, status) =
+                        self.mesh.served_by(i).await.map_err(|e| e.to_string())?;
+                    if served != tag || status != 200 {
+                        return Err(format!("{node} answered {status} from {served}"));
                     }
                 }
                 Ok(())

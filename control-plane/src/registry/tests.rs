@@ -12,7 +12,7 @@ fn artifact(sha: &str) -> PublishedArtifact {
 fn nothing_to_deploy_without_an_artifact() {
     let mut reg = Registry::new();
     assert!(reg.set_config("authz", r#"{"a":1}"#.into()));
-    assert!(reg.deployment("authz").is_none());
+    assert!(reg.release("authz").is_none());
 }
 
 #[test]
@@ -23,13 +23,14 @@ fn artifact_and_config_make_the_version() {
         !reg.set_artifact("authz", artifact("aaa")),
         "same artifact is no change"
     );
-    let (deployment, v1) = reg.deployment("authz").expect("deployable");
-    assert_eq!(deployment.config_json, DEFAULT_CONFIG);
+    let first = reg.release("authz").expect("deployable");
+    assert_eq!(first.config_json, DEFAULT_CONFIG);
+    let v1 = first.version;
     assert!(v1.starts_with("aaa:"));
 
     assert!(reg.set_config("authz", r#"{"a":1}"#.into()));
     assert!(!reg.set_config("authz", r#"{"a":1}"#.into()));
-    let (_, v2) = reg.deployment("authz").expect("deployable");
+    let v2 = reg.release("authz").expect("deployable").version;
     assert_ne!(v1, v2, "a config change is a new version");
     assert!(v2.starts_with("aaa:"));
 }

@@ -154,7 +154,7 @@ pub fn decide(input: &LookInput<'_>) -> Look {
             reason: "paused".into(),
         });
     }
-    let (min_duration, min_requests) = stage_needs(input);
+    let (min_duration, min_requests) = stage_needs(input.policy, input.stage);
     let needs_traffic = min_requests > 0;
     let Some(traffic) = &input.traffic else {
         let verdict = if needs_traffic {
@@ -295,15 +295,21 @@ fn unacked(input: &LookInput<'_>) -> Option<String> {
     (!waiting.is_empty()).then(|| waiting.join(", "))
 }
 
-fn stage_needs(input: &LookInput<'_>) -> (u64, u64) {
-    match input.stage {
-        Stage::Step(i) => input
-            .policy
+/// What `stage` asks for before it passes: (least duration in ms, least canary requests).
+pub fn stage_needs(policy: &Policy, stage: Stage) -> (u64, u64) {
+    match stage {
+        Stage::Step(i) => policy
             .steps
             .get(i)
             .map_or((0, 0), |s| (millis(s.min_duration), s.min_requests)),
-        Stage::Bake => (millis(input.policy.bake), 0),
+        Stage::Bake => (millis(policy.bake), 0),
     }
+}
+
+/// Whether the traffic gate looks during `stage`: a step that needs requests, or a bake.
+pub fn looks_at_traffic(policy: &Policy, stage: Stage) -> bool {
+    let (duration, requests) = stage_needs(policy, stage);
+    requests > 0 || (stage == Stage::Bake && duration > 0)
 }
 
 fn progress(input: &LookInput<'_>, min_duration: u64, baseline: Option<BaselineKind>) -> Verdict {

@@ -112,11 +112,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The snapshot cache proxies are served from (one group per node id).
-    pub fn cache(&self) -> Arc<SnapshotCache> {
-        Arc::clone(&self.cache)
-    }
-
     /// Saves the per-proxy state now (on shutdown).
     pub fn save_nodes(&mut self) -> Result<(), Error> {
         self.files.save_nodes(&self.nodes)?;
@@ -334,10 +329,11 @@ impl Engine {
     /// Records one stats flush from a proxy.
     pub fn on_metrics(&mut self, node: &str, sample: &FlushSample, now_ms: u64) {
         let slow_ms = self.policy.traffic.slow_threshold.as_secs_f64() * 1000.0;
-        let signals = self.signals.entry(node.to_string()).or_default();
-        let restarts_before = signals.restart_after(0);
-        signals.record(now_ms, sample, slow_ms);
-        let restarted = signals.restart_after(0) != restarts_before;
+        let restarted = self
+            .signals
+            .entry(node.to_string())
+            .or_default()
+            .record(now_ms, sample, slow_ms);
         // Hard-gate signals are judged at once; traffic waits for its look.
         if !sample.load_errors.is_empty() || restarted {
             self.evaluate_all(now_ms, false);

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use super::cohort::choose;
 use super::decide::{
-    BaselineKind, CanaryNode, Gate, Look, LookInput, Stage, TrafficInput, Verdict, decide, millis,
+    BaselineKind, CanaryNode, Gate, Look, LookInput, Stage, TrafficInput, Verdict, decide,
+    looks_at_traffic, millis,
 };
 use super::engine::{Engine, RollbackInFlight};
 use super::policy::Policy;
@@ -166,12 +167,8 @@ impl Engine {
         let canary = self.canary_nodes(plugin, &rollout);
         // A stage that needs no traffic (e.g. the `immediate` policy) is judged by the hard
         // gates alone.
-        let needs_traffic = match rollout.stage {
-            Stage::Step(i) => policy.steps.get(i).is_some_and(|s| s.min_requests > 0),
-            Stage::Bake => !policy.bake.is_zero(),
-        };
         let due = traffic
-            && needs_traffic
+            && looks_at_traffic(&policy, rollout.stage)
             && now_ms >= rollout.last_look_ms + millis(policy.look_interval);
         let traffic_input = due.then(|| self.traffic_input(plugin, &rollout, &policy, now_ms));
         let look = decide(&LookInput {
@@ -443,7 +440,7 @@ impl Engine {
         let policy = self.policy_for(&rollout);
         let last = Stage::Step(policy.steps.len().saturating_sub(1));
         let needs_nothing = rollout.stage == last
-            && policy.steps.last().is_some_and(|s| s.min_requests == 0)
+            && !looks_at_traffic(&policy, rollout.stage)
             && policy.bake.is_zero();
         let acked = !rollout.pushed.is_empty()
             && self.canary_nodes(plugin, &rollout).iter().all(|n| n.acked);

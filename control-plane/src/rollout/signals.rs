@@ -67,11 +67,14 @@ pub struct NodeSignals {
 }
 
 impl NodeSignals {
-    /// Records a flush received at `at_ms`; `slow_ms` is the slow-request threshold.
-    pub fn record(&mut self, at_ms: u64, sample: &FlushSample, slow_ms: f64) {
-        if let (Some(before), Some(now)) = (self.last_uptime_s, sample.uptime_s)
-            && now < before
-        {
+    /// Records a flush received at `at_ms`; `slow_ms` is the slow-request threshold. Returns
+    /// whether the flush shows a restart (`server.uptime` went down).
+    pub fn record(&mut self, at_ms: u64, sample: &FlushSample, slow_ms: f64) -> bool {
+        let restarted = matches!(
+            (self.last_uptime_s, sample.uptime_s),
+            (Some(before), Some(now)) if now < before
+        );
+        if restarted {
             self.restarts.push(at_ms);
         }
         if sample.uptime_s.is_some() {
@@ -98,6 +101,7 @@ impl NodeSignals {
         {
             self.samples.pop_front();
         }
+        restarted
     }
 
     /// (timed, slow) in one flush's interval histogram.

@@ -163,6 +163,23 @@ fn with_last_good() -> Harness {
     h
 }
 
+/// Version b rolling out from last good a, ACKed by its one canary at 1 010 ms.
+fn b_acked_by_its_canary() -> (Harness, String) {
+    let mut h = with_last_good();
+    h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
+    let canary = canary_of(&h);
+    h.ack(&canary, 1_010);
+    (h, canary)
+}
+
+/// The first decision-log entry with `action`.
+fn logged(h: &Harness, action: &str) -> Decision {
+    let log = h.engine.decisions().expect("log");
+    log.into_iter()
+        .find(|d| d.action == action)
+        .unwrap_or_else(|| panic!("no {action} in the decision log"))
+}
+
 fn canary_of(h: &Harness) -> String {
     let rollout = h.record().rollout.expect("rollout");
     assert_eq!(rollout.canary.len(), 1);
@@ -272,10 +289,7 @@ fn a_good_version_is_promoted_through_every_step() {
 
 #[test]
 fn canary_5xx_rolls_back_after_k_failing_looks() {
-    let mut h = with_last_good();
-    h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
-    let canary = canary_of(&h);
-    h.ack(&canary, 1_010);
+    let (mut h, canary) = b_acked_by_its_canary();
     let mut now = 1_000;
     while h.record().rollout.is_some() && now < 20_000 {
         now += 250;
@@ -287,23 +301,14 @@ fn canary_5xx_rolls_back_after_k_failing_looks() {
     }
     let record = h.record();
     assert!(record.rollout.is_none() && record.quarantine.contains_key(&release("b").version));
-    let rollback = h
-        .engine
-        .decisions()
-        .expect("log")
-        .into_iter()
-        .find(|d| d.action == "rollback")
-        .expect("rollback");
+    let rollback = logged(&h, "rollback");
     assert_eq!(rollback.gate, Some(crate::rollout::decide::Gate::Traffic));
     assert_eq!(h.served(&canary), Some(release("a").version));
 }
 
 #[test]
 fn no_metrics_pauses_and_never_rolls_back() {
-    let mut h = with_last_good();
-    h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
-    let canary = canary_of(&h);
-    h.ack(&canary, 1_010);
+    let (mut h, _) = b_acked_by_its_canary();
     for now in (1_250..60_000).step_by(250) {
         h.engine.tick(now);
     }
@@ -318,10 +323,7 @@ fn no_metrics_pauses_and_never_rolls_back() {
 
 #[test]
 fn a_canary_that_drops_and_comes_back_gets_the_last_good_version() {
-    let mut h = with_last_good();
-    h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
-    let canary = canary_of(&h);
-    h.ack(&canary, 1_010);
+    let (mut h, canary) = b_acked_by_its_canary();
     let closed = XdsEvent::StreamClosed {
         stream: 1,
         node: node(&canary),
@@ -329,13 +331,7 @@ fn a_canary_that_drops_and_comes_back_gets_the_last_good_version() {
     h.engine.on_event(&closed, 2_000);
     h.engine.on_connect(&node(&canary), 3_000);
     assert_eq!(h.served(&canary), Some(release("a").version));
-    let rollback = h
-        .engine
-        .decisions()
-        .expect("log")
-        .into_iter()
-        .find(|d| d.action == "rollback")
-        .expect("rollback");
+    let rollback = logged(&h, "rollback");
     assert_eq!(rollback.gate, Some(crate::rollout::decide::Gate::Liveness));
 }
 
@@ -427,10 +423,7 @@ fn publishing_the_last_good_version_again_cancels_the_rollout() {
 
 #[test]
 fn an_automatic_pause_lifts_when_metrics_return_and_a_manual_one_does_not() {
-    let mut h = with_last_good();
-    h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
-    let canary = canary_of(&h);
-    h.ack(&canary, 1_010);
+    let (mut h, _) = b_acked_by_its_canary();
     for now in (1_250..20_000).step_by(250) {
         h.engine.tick(now);
     }
