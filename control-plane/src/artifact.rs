@@ -8,6 +8,8 @@ use std::path::Path;
 pub enum ArtifactKind {
     /// A proxy-wasm module, `<name>.wasm`.
     Wasm,
+    /// An Envoy dynamic module, `lib<name>.so`.
+    Native,
 }
 
 impl ArtifactKind {
@@ -15,6 +17,7 @@ impl ArtifactKind {
     pub fn extension(self) -> &'static str {
         match self {
             Self::Wasm => "wasm",
+            Self::Native => "so",
         }
     }
 }
@@ -64,6 +67,16 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
         .filter(|n| is_filter_name(n))
     {
         return Some(WatchedFile::Schema { name: name.into() });
+    }
+    if let Some(name) = file_name
+        .strip_prefix("lib")
+        .and_then(|rest| rest.strip_suffix(".so"))
+        .filter(|n| is_filter_name(n))
+    {
+        return Some(WatchedFile::Artifact {
+            name: name.into(),
+            kind: ArtifactKind::Native,
+        });
     }
     let (stem, extension) = file_name.rsplit_once('.')?;
     if !is_filter_name(stem) {

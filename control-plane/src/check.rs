@@ -1,8 +1,13 @@
 //! Checks an artifact must pass before any proxy is sent it. Pure.
 //!
-//! Today these are structural: size, file format, and for Wasm that every section fits in the
-//! file, which is what catches a truncated or half-written build. Validating the code and running
-//! the module with its configuration is the pre-flight's job (see ARCHITECTURE.md).
+//! These are structural: size, file format; for Wasm that every section fits in the file, which
+//! is what catches a truncated or half-written build; for a dynamic module that it is an ELF
+//! shared object for this architecture exporting every hook Envoy requires ([`elf`]). Validating
+//! Wasm code and running it with its configuration is the pre-flight's job (see ARCHITECTURE.md).
+
+mod elf;
+
+pub use elf::{ENVOY_VERSION_SYMBOL, REQUIRED_HOOKS};
 
 use crate::artifact::ArtifactKind;
 
@@ -49,6 +54,20 @@ pub enum Rejection {
         /// Bytes left in the file.
         left: usize,
     },
+    /// A dynamic module for another machine.
+    #[error("dynamic module built for {found}, this machine is {expected}")]
+    WrongArchitecture {
+        /// The module's architecture.
+        found: String,
+        /// This machine's.
+        expected: String,
+    },
+    /// A dynamic module without hooks Envoy requires.
+    #[error("dynamic module does not export {}: {}", missing.len(), missing.join(", "))]
+    MissingHooks {
+        /// The hooks it lacks.
+        missing: Vec<String>,
+    },
     /// Not the file format its name claims.
     #[error("not a {expected} file: {detail}")]
     WrongFormat {
@@ -62,8 +81,19 @@ pub enum Rejection {
 const WASM_MAGIC: [u8; 4] = *b"\0asm";
 const WASM_VERSION_1: [u8; 4] = [1, 0, 0, 0];
 
+/// What the checks learned about an artifact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArtifactFacts {
+    /// For a dynamic module built with meshplug's SDK: the Envoy version it was built for.
+    pub envoy_version: Option<String>,
+}
+
 /// Checks `bytes` as an artifact of `kind`.
-pub fn check_artifact(kind: ArtifactKind, bytes: &[u8], limits: Limits) -> Result<(), Rejection> {
+pub fn check_artifact(
+    kind: ArtifactKind,
+    bytes: &[u8],
+    limits: Limits,
+) -> Result<ArtifactFacts, Rejection> {
     let size = bytes.len() as u64;
     if size == 0 {
         return Err(Rejection::Empty);
@@ -75,7 +105,10 @@ pub fn check_artifact(kind: ArtifactKind, bytes: &[u8], limits: Limits) -> Resul
         });
     }
     match kind {
-        ArtifactKind::Wasm => check_wasm_header(bytes),
+        ArtifactKind::Wasm => check_wasm_header(bytes).map(|()| ArtifactFacts::default()),
+        ArtifactKind::Native => elf::check_native(bytes).map(|envoy_version| ArtifactFacts {
+            envoy_version,
+        }),
     }
 }
 

@@ -36,6 +36,7 @@ pub struct FilterDeployment<'a> {
 pub fn extension_config(deployment: &FilterDeployment<'_>) -> Any {
     let typed_config = match deployment.kind {
         ArtifactKind::Wasm => to_any(&wasm_filter(deployment)),
+        ArtifactKind::Native => to_any(&native_filter(deployment)),
     };
     to_any(&TypedExtensionConfig {
         name: deployment.name.to_string(),
@@ -44,14 +45,7 @@ pub fn extension_config(deployment: &FilterDeployment<'_>) -> Any {
 }
 
 fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
-    let code = AsyncDataSource {
-        specifier: Some(async_data_source::Specifier::Local(DataSource {
-            specifier: Some(data_source::Specifier::Filename(
-                deployment.module_path.display().to_string(),
-            )),
-            ..Default::default()
-        })),
-    };
+    let code = local_file(deployment.module_path);
     let vm = VmConfig {
         vm_id: deployment.name.to_string(),
         runtime: WASM_RUNTIME.to_string(),
@@ -69,6 +63,65 @@ fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
             failure_policy: FailurePolicy::FailClosed as i32,
             ..Default::default()
         }),
+    }
+}
+
+/// `envoy.extensions.dynamic_modules.v3.DynamicModuleConfig` as Envoy 1.40 has it. envoy-types
+/// 0.7.7 predates field 6, `module`, which loads a module from a path; these two messages carry
+/// the fields meshplug sets, with Envoy's field numbers.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DynamicModuleConfig {
+    /// `name` (1): the module's name, for logs.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// `module` (6): where the `.so` is.
+    #[prost(message, optional, tag = "6")]
+    pub module: Option<AsyncDataSource>,
+}
+
+/// `envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DynamicModuleFilter {
+    /// `dynamic_module_config` (1).
+    #[prost(message, optional, tag = "1")]
+    pub dynamic_module_config: Option<DynamicModuleConfig>,
+    /// `filter_name` (2): handed to the module's `config_new`.
+    #[prost(string, tag = "2")]
+    pub filter_name: String,
+    /// `filter_config` (3): handed to the module's `config_new` (a StringValue arrives as its
+    /// bytes).
+    #[prost(message, optional, tag = "3")]
+    pub filter_config: Option<Any>,
+}
+
+impl Name for DynamicModuleFilter {
+    const NAME: &'static str = "DynamicModuleFilter";
+    const PACKAGE: &'static str = "envoy.extensions.filters.http.dynamic_modules.v3";
+
+    fn type_url() -> String {
+        format!("type.googleapis.com/{}", Self::full_name())
+    }
+}
+
+fn local_file(path: &Path) -> AsyncDataSource {
+    AsyncDataSource {
+        specifier: Some(async_data_source::Specifier::Local(DataSource {
+            specifier: Some(data_source::Specifier::Filename(path.display().to_string())),
+            ..Default::default()
+        })),
+    }
+}
+
+fn native_filter(deployment: &FilterDeployment<'_>) -> DynamicModuleFilter {
+    DynamicModuleFilter {
+        dynamic_module_config: Some(DynamicModuleConfig {
+            name: deployment.name.to_string(),
+            module: Some(local_file(deployment.module_path)),
+        }),
+        filter_name: deployment.name.to_string(),
+        filter_config: Some(to_any(&StringValue {
+            value: deployment.config_json.to_string(),
+        })),
     }
 }
 

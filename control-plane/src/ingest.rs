@@ -68,6 +68,8 @@ pub struct Ingest {
     pub engine: Arc<Mutex<Engine>>,
     /// The pre-flight sandbox; `None` turns pre-flight off.
     pub preflight: Option<Arc<sandbox::Preflight>>,
+    /// The kind a filter runs when both its `.wasm` and its `.so` are in the folder.
+    pub prefer: ArtifactKind,
 }
 
 impl Ingest {
@@ -117,12 +119,17 @@ impl Ingest {
         if let Some(reason) = keys.iter().find_map(|key| self.store.rejection(key)) {
             return Ok(self.reject(path, name, sha256, format!("refused before: {reason}")));
         }
-        if let Err(rejection) = check_artifact(kind, bytes, self.limits) {
-            let reason = rejection.to_string();
-            self.store.put_rejection(&sha256, &reason)?;
-            return Ok(self.reject(path, name, sha256, reason));
-        }
-        if let Some(sandbox) = &self.preflight {
+        let facts = match check_artifact(kind, bytes, self.limits) {
+            Ok(facts) => facts,
+            Err(rejection) => {
+                let reason = rejection.to_string();
+                self.store.put_rejection(&sha256, &reason)?;
+                return Ok(self.reject(path, name, sha256, reason));
+            }
+        };
+        // The sandbox runs Wasm. A dynamic module is native code with full trust: it is never
+        // run in the control plane; its check is the ELF check above.
+        if let Some(sandbox) = self.preflight.as_ref().filter(|_| kind == ArtifactKind::Wasm) {
             let verdict = preflight::run(
                 sandbox,
                 &name,
@@ -144,10 +151,17 @@ impl Ingest {
         }
         let stored = self.store.put(&sha256, kind, bytes)?;
         tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
+        let published_kind = self.registry().get(&name).and_then(|p| p.artifact.as_ref().map(|a| a.kind));
+        if kind != self.prefer && published_kind == Some(self.prefer) {
+            tracing::info!(filter = %name, %sha256, ?kind, prefer = ?self.prefer,
+                "stored, not deployed: the filter runs its preferred kind (--prefer-kind)");
+            return Ok(IngestOutcome::Stored { name });
+        }
         let artifact = PublishedArtifact {
             kind,
             sha256,
             path: stored,
+            envoy_version: facts.envoy_version,
         };
         self.registry().set_artifact(&name, artifact);
         Ok(self.publish(&name))
@@ -185,9 +199,10 @@ impl Ingest {
         config_json: &str,
         plugin: Option<&crate::registry::PluginStatus>,
     ) -> Result<Option<String>, Error> {
-        let (Some(sandbox), Some(artifact)) =
-            (&self.preflight, plugin.and_then(|p| p.artifact.as_ref()))
-        else {
+        let wasm_artifact = plugin
+            .and_then(|p| p.artifact.as_ref())
+            .filter(|a| a.kind == ArtifactKind::Wasm);
+        let (Some(sandbox), Some(artifact)) = (&self.preflight, wasm_artifact) else {
             return Ok(None);
         };
         let wasm = fs::read(&artifact.path)

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use meshplug::bootstrap::{render, standard_vars};
+use meshplug::artifact::ArtifactKind;
 use meshplug::check::Limits;
 use meshplug::client::{AdminClient, rollout_table};
 use meshplug::debounce::Quiet;
@@ -157,6 +158,10 @@ struct ServeArgs {
     /// Bearer token the admin API's rollout controls require.
     #[arg(long, env = "MESHPLUG_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// When the folder has both `<name>.wasm` and `lib<name>.so`, the kind the filter runs.
+    /// The other is still checked and stored, but not deployed.
+    #[arg(long, value_parser = ["wasm", "native"], default_value = "wasm")]
+    prefer_kind: String,
 }
 
 #[derive(clap::Args)]
@@ -276,6 +281,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rollout_policy: rollout_policy(args.rollout_policy.as_deref())?,
         alert_webhook: args.alert_webhook,
         admin_token: args.admin_token,
+        prefer_kind: if args.prefer_kind == "native" {
+            ArtifactKind::Native
+        } else {
+            ArtifactKind::Wasm
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run(config, shutdown_signal()))?;

@@ -50,6 +50,9 @@ pub struct PublishedArtifact {
     pub sha256: String,
     /// Its path in the store.
     pub path: PathBuf,
+    /// A dynamic module's Envoy version (from the module); only proxies on it receive it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envoy_version: Option<String>,
 }
 
 /// Why something was refused.
@@ -169,6 +172,7 @@ impl Registry {
             kind: artifact.kind,
             path: artifact.path.clone(),
             config_json: plugin.config_json.clone(),
+            envoy_version: artifact.envoy_version.clone(),
         })
     }
 

@@ -13,7 +13,7 @@ use xds::{AdsServer, NodeInfo, SnapshotCache, XdsEvent};
 
 use crate::Error;
 use crate::admin::{self, AdminState};
-use crate::artifact::{WatchedFile, classify};
+use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::check::Limits;
 use crate::debounce::Quiet;
 use crate::fleet::Fleet;
@@ -54,6 +54,8 @@ pub struct ServeConfig {
     pub alert_webhook: Option<String>,
     /// The bearer token the admin API's mutations require; `None` leaves them open.
     pub admin_token: Option<String>,
+    /// The kind a filter runs when the folder has both its `.wasm` and its `.so`.
+    pub prefer_kind: ArtifactKind,
 }
 
 /// The addresses actually bound.
@@ -95,6 +97,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         registry: Arc::clone(&registry),
         engine: Arc::clone(&engine),
         preflight: preflight_sandbox(config.preflight)?,
+        prefer: config.prefer_kind,
     };
 
     let xds_listener = bind(config.xds_addr).await?;

@@ -34,6 +34,7 @@ async fn admin(token: Option<&str>) -> Admin {
         kind: ArtifactKind::Wasm,
         path: PathBuf::from("/store/x.wasm"),
         config_json: "{}".into(),
+        envoy_version: None,
     };
     {
         let mut engine = engine.lock().expect("engine");

@@ -9,10 +9,22 @@ fn wasm(name: &str) -> Option<WatchedFile> {
     })
 }
 
+fn native(name: &str) -> Option<WatchedFile> {
+    Some(WatchedFile::Artifact {
+        name: name.into(),
+        kind: ArtifactKind::Native,
+    })
+}
+
 #[test]
 fn classifies_by_file_name() {
     let table = [
         ("/a/authz.wasm", wasm("authz")),
+        ("/a/libauthz.so", native("authz")),
+        ("/a/libheader-rewrite.so", native("header-rewrite")),
+        ("/a/authz.so", None),
+        ("/a/libAuthz.so", None),
+        ("/a/.libauthz.so.tmp.12", None),
         ("/a/header-rewrite.wasm", wasm("header-rewrite")),
         (
             "/a/authz.json",

@@ -34,13 +34,13 @@ fn table_of_refusals() {
 fn well_framed_wasm_passes() {
     assert_eq!(
         check_artifact(ArtifactKind::Wasm, HEADER, Limits::default()),
-        Ok(())
+        Ok(ArtifactFacts::default())
     );
     // A custom section (id 0) of 3 bytes, then a type section (id 1) of 1 byte.
     let framed = [HEADER, b"\x00\x03abc\x01\x01\x00"].concat();
     assert_eq!(
         check_artifact(ArtifactKind::Wasm, &framed, Limits::default()),
-        Ok(())
+        Ok(ArtifactFacts::default())
     );
 }
 
@@ -49,7 +49,7 @@ fn every_strict_prefix_of_a_module_is_refused() {
     let module = [HEADER, b"\x00\x03abc\x01\x04\x01\x60\x00\x00"].concat();
     assert_eq!(
         check_artifact(ArtifactKind::Wasm, &module, Limits::default()),
-        Ok(())
+        Ok(ArtifactFacts::default())
     );
     for cut in 1..module.len() {
         let prefix = &module[..cut];
@@ -60,5 +60,49 @@ fn every_strict_prefix_of_a_module_is_refused() {
             at_boundary,
             "prefix of {cut} bytes"
         );
+    }
+}
+
+fn native(bytes: &[u8]) -> Result<ArtifactFacts, Rejection> {
+    // The test binary stands in for a large ELF; size is not what these tests are about.
+    let unlimited = Limits {
+        max_artifact_bytes: u64::MAX,
+    };
+    check_artifact(ArtifactKind::Native, bytes, unlimited)
+}
+
+#[test]
+fn a_non_elf_file_is_not_a_dynamic_module() {
+    let err = native(b"#!/bin/sh\necho hi\n").expect_err("refused");
+    assert_eq!(err.to_string(), "not a ELF shared object file: no ELF magic number");
+    let wasm_named_so = native(HEADER).expect_err("refused");
+    assert!(matches!(wasm_named_so, Rejection::WrongFormat { .. }));
+}
+
+#[test]
+fn a_truncated_elf_is_refused() {
+    let exe = std::fs::read(std::env::current_exe().expect("test binary")).expect("readable");
+    for cut in [4, 20, 63, 64, 200, exe.len() / 2] {
+        let err = native(&exe[..cut]).expect_err("truncated");
+        assert!(
+            matches!(err, Rejection::WrongFormat { .. } | Rejection::MissingHooks { .. }),
+            "cut at {cut}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_shared_object_without_the_hooks_names_them() {
+    // This test binary is an ELF for this machine, but no dynamic module.
+    let exe = std::fs::read(std::env::current_exe().expect("test binary")).expect("readable");
+    match native(&exe) {
+        Err(Rejection::MissingHooks { missing }) => {
+            assert_eq!(missing.len(), REQUIRED_HOOKS.len());
+            assert_eq!(missing[0], "envoy_dynamic_module_on_program_init");
+        }
+        Err(Rejection::WrongFormat { detail, .. }) => {
+            assert!(detail.contains("not a shared object"), "{detail}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -31,6 +31,7 @@ fn fixture() -> Fixture {
             .expect("engine"),
         )),
         preflight: None,
+        prefer: ArtifactKind::Wasm,
     };
     Fixture {
         _dir: dir,

@@ -5,6 +5,7 @@ fn artifact(sha: &str) -> PublishedArtifact {
         kind: ArtifactKind::Wasm,
         sha256: sha.into(),
         path: PathBuf::from(format!("/s/{sha}.wasm")),
+        envoy_version: None,
     }
 }
 

@@ -35,6 +35,8 @@ pub enum ReleaseOutcome {
 pub(super) struct Connection {
     pub(super) streams: u32,
     pub(super) disconnected_at: Option<u64>,
+    /// The Envoy version the proxy reported (`major.minor.patch`).
+    pub(super) envoy_version: Option<String>,
 }
 
 /// The rollout engine. Lock it behind a mutex; every input is a method call.
@@ -229,6 +231,7 @@ impl Engine {
         self.opened_ms.get_or_insert(now_ms);
         let connection = self.connected.entry(node.id.clone()).or_default();
         connection.streams += 1;
+        connection.envoy_version = node.user_agent_version.clone();
         let came_back = connection.disconnected_at.take().is_some();
         self.nodes.entry(node.id.clone()).or_default();
         if came_back && self.in_crash_window(&node.id, now_ms) {
@@ -256,6 +259,7 @@ impl Engine {
     /// A proxy that connects during a rollout's last step, or during bake, joins it.
     fn join_full_rollouts(&mut self, node: &str, now_ms: u64) {
         let last = self.policy.steps.len().saturating_sub(1);
+        let envoy_version = self.envoy_version(node).map(String::from);
         let mut joined = false;
         for record in self.plugins.values_mut() {
             let Some(rollout) = record.rollout.as_mut() else {
@@ -264,7 +268,8 @@ impl Engine {
             let full = rollout.from.is_none()
                 || matches!(rollout.stage, Stage::Bake)
                 || rollout.stage == Stage::Step(last);
-            if full && !rollout.pushed.contains_key(node) {
+            let runs_on = rollout.to.runs_on(envoy_version.as_deref());
+            if full && runs_on && !rollout.pushed.contains_key(node) {
                 rollout.canary.insert(node.to_string());
                 rollout.pushed.insert(node.to_string(), now_ms);
                 joined = true;
@@ -383,7 +388,10 @@ impl Engine {
     }
 
     /// The version of each filter `node` should run.
+    /// A dynamic module goes only to proxies on the Envoy version it was built for; a proxy on
+    /// another version keeps its last good version, or runs without the filter.
     pub(super) fn desired_for(&self, node: &str) -> BTreeMap<String, Release> {
+        let proxy = self.envoy_version(node);
         let mut out = BTreeMap::new();
         for (name, record) in &self.plugins {
             let on_new = record
@@ -391,7 +399,11 @@ impl Engine {
                 .as_ref()
                 .filter(|r| r.pushed.contains_key(node))
                 .map(|r| &r.to);
-            if let Some(release) = on_new.or(record.last_good.as_ref()) {
+            let last_good = record.last_good.as_ref();
+            let runnable = on_new
+                .filter(|r| r.runs_on(proxy))
+                .or(last_good.filter(|r| r.runs_on(proxy)));
+            if let Some(release) = runnable {
                 out.insert(name.clone(), release.clone());
             }
         }
@@ -446,6 +458,19 @@ impl Engine {
 
     pub(super) fn save_plugins(&self) -> Result<(), Error> {
         self.files.save_plugins(&self.plugins)
+    }
+
+    /// The Envoy version `node` reported when it last connected.
+    pub(super) fn envoy_version(&self, node: &str) -> Option<&str> {
+        self.connected.get(node).and_then(|c| c.envoy_version.as_deref())
+    }
+
+    /// Connected proxies that can run `release` (see [`Release::runs_on`]).
+    pub(super) fn eligible_nodes(&self, release: &Release) -> BTreeSet<String> {
+        self.connected_nodes()
+            .into_iter()
+            .filter(|node| release.runs_on(self.envoy_version(node)))
+            .collect()
     }
 
     /// Connected proxies.

@@ -113,7 +113,7 @@ impl Engine {
             history: Default::default(),
         };
         let policy = self.policy_for(&rollout);
-        let connected = self.connected_nodes();
+        let connected = self.eligible_nodes(&rollout.to);
         let since = now_ms.saturating_sub(millis(policy.history_window));
         for node in &connected {
             if let Some(signals) = self.signals.get(node) {
@@ -349,7 +349,7 @@ impl Engine {
         rollout.failing_looks = 0;
         rollout.last_look_ms = now_ms;
         if let Stage::Step(i) = next {
-            let connected = self.connected_nodes();
+            let connected = self.eligible_nodes(&rollout.to);
             let already: BTreeSet<String> = rollout.pushed.keys().cloned().collect();
             let cohorts = choose(&rollout.id, &policy.steps[i], &connected, &already);
             for node in &cohorts.canary {

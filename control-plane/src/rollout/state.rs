@@ -28,6 +28,21 @@ pub struct Release {
     pub path: PathBuf,
     /// The configuration, compact JSON.
     pub config_json: String,
+    /// For a dynamic module: the Envoy version it was built for. Proxies on another version
+    /// never receive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_version: Option<String>,
+}
+
+impl Release {
+    /// Whether a proxy reporting `proxy_version` (`major.minor.patch`, if known) may run it.
+    /// A module that declares no version, and a proxy that reports none, are not held back.
+    pub fn runs_on(&self, proxy_version: Option<&str>) -> bool {
+        match (&self.envoy_version, proxy_version) {
+            (Some(built_for), Some(proxy)) => built_for == proxy,
+            _ => true,
+        }
+    }
 }
 
 /// Why a rollout is paused.

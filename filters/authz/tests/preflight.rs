@@ -73,13 +73,13 @@ fn schema_and_filter_refuse_the_same_configurations() {
     for config in [
         &br#"{"api_keys": "k1"}"#[..],
         br#"{"api_keys": ["k1"], "extra": true}"#,
-        br#"{"header": "x-key"}"#,
+        br#"{"rules": [{"prefix": "admin"}]}"#,
         br#"{"api_keys": [""]}"#,
     ] {
-        assert!(
-            authz::policy::parse_config(config).is_err(),
-            "the filter refuses it"
+        let loaded = meshplug_sdk::mock::Harness::<authz::Authz>::new(
+            std::str::from_utf8(config).expect("utf-8"),
         );
+        assert!(loaded.is_err(), "the filter refuses it");
         let err = preflight
             .run("authz", &built_module(), config, &[], Some(&schema()))
             .expect_err("the schema refuses it");

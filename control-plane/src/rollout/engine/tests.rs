@@ -20,6 +20,7 @@ fn release(tag: &str) -> Release {
         kind: ArtifactKind::Wasm,
         path: PathBuf::from(format!("/store/{tag}.wasm")),
         config_json: "{}".into(),
+        envoy_version: None,
     }
 }
 
@@ -492,4 +493,31 @@ fn an_acked_version_superseded_before_the_tick_becomes_the_last_good() {
         record.rollout.expect("b rolls out").from,
         Some(release("a"))
     );
+}
+
+#[test]
+fn a_dynamic_module_reaches_only_proxies_on_the_envoy_version_it_was_built_for() {
+    let mut h = Harness::with_policy(Policy::immediate(), &[]);
+    for (id, version) in [("on-140", "1.40.0"), ("on-139", "1.39.2")] {
+        let info = NodeInfo {
+            user_agent_version: Some(version.into()),
+            ..node(id)
+        };
+        h.engine.on_connect(&info, 0);
+    }
+    h.engine.release(PLUGIN, release("w"), 10).expect("wasm");
+    h.ack_all(&["on-140", "on-139"], 20);
+    let wasm = h.served("on-139").expect("wasm everywhere");
+    let native = Release {
+        kind: ArtifactKind::Native,
+        envoy_version: Some("1.40.0".into()),
+        ..release("n")
+    };
+    h.engine.release(PLUGIN, native.clone(), 30).expect("native");
+    assert_eq!(h.served("on-140"), Some(native.version.clone()));
+    assert_eq!(h.served("on-139"), Some(wasm), "the 1.39 proxy keeps its last good version");
+    h.ack("on-140", 40);
+    let record = h.record();
+    assert_eq!(record.last_good, Some(native), "promoted on the proxies that can run it");
+    assert!(record.rollout.is_none());
 }

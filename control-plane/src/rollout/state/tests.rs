@@ -7,6 +7,7 @@ fn release(version: &str) -> Release {
         kind: ArtifactKind::Wasm,
         path: PathBuf::from(format!("/store/{version}.wasm")),
         config_json: "{}".into(),
+        envoy_version: None,
     }
 }
 

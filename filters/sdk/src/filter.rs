@@ -1,0 +1,142 @@
+//! The filter contract: a configuration built once, a filter per request, and what a callback
+//! may answer.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::host::{Counter, Histogram, Host};
+
+/// What a callback tells the proxy to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Go on to the next filter.
+    Continue,
+    /// Hold this direction: headers wait for the body; a body chunk is buffered.
+    Stop,
+    /// Answer the client now; the request goes no further.
+    Reply(LocalReply),
+}
+
+/// A response the filter sends itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// A short reason for access logs (Envoy's response code details), e.g. `rate_limited`.
+    pub details: &'static str,
+}
+
+impl LocalReply {
+    /// A reply with `status`, a plain-text `body` and `details`.
+    pub fn text(status: u16, body: impl Into<String>, details: &'static str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: body.into().into_bytes(),
+            details,
+        }
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Defines the filter's own metrics while the configuration is built.
+pub trait Metrics {
+    /// Defines a counter named `name`.
+    fn counter(&mut self, name: &str) -> Result<Counter, Error>;
+    /// Defines a histogram named `name`.
+    fn histogram(&mut self, name: &str) -> Result<Histogram, Error>;
+}
+
+/// A filter's configuration, parsed once per configuration update and shared by every request
+/// (across worker threads for a dynamic module, hence `Send + Sync`).
+pub trait FilterConfig: Sized + Send + Sync + 'static {
+    /// The filter's name, used in logs and errors.
+    const NAME: &'static str;
+    /// The JSON shape of the configuration.
+    type Settings: DeserializeOwned;
+
+    /// Checks the parsed settings and prepares what requests need. An error rejects the
+    /// configuration.
+    fn build(settings: Self::Settings, metrics: &mut dyn Metrics) -> Result<Self, Error>;
+}
+
+/// A filter instance: one per HTTP request. Every callback has a default that continues.
+pub trait HttpFilter: Sized + 'static {
+    /// Its configuration.
+    type Config: FilterConfig;
+
+    /// A new instance for one request.
+    fn new(config: &Arc<Self::Config>) -> Self;
+
+    /// The request headers arrived.
+    fn on_request_headers<H: Host>(&mut self, _host: &mut H, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    /// A request body chunk arrived; read it with [`Host::body`].
+    fn on_request_body<H: Host>(&mut self, _host: &mut H, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    /// The response headers arrived.
+    fn on_response_headers<H: Host>(&mut self, _host: &mut H, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    /// A response body chunk arrived.
+    fn on_response_body<H: Host>(&mut self, _host: &mut H, _end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    /// The stream is done (answered, reset or aborted).
+    fn on_complete<H: Host>(&mut self, _host: &mut H) {}
+}
+
+/// A configuration as every backend loads it, with the counters meshplug counts for every filter.
+#[derive(Debug)]
+pub struct Loaded<C> {
+    /// The filter's configuration.
+    pub config: Arc<C>,
+    /// `meshplug_heartbeat_<plugin>`: one per request the filter sees. meshplug's rollout gate
+    /// compares it with the proxy's request count to spot requests that bypass the filter.
+    pub heartbeat: Option<Counter>,
+    /// `meshplug_panics_<plugin>`: callbacks that panicked (native backend; a Wasm panic traps).
+    pub panics: Option<Counter>,
+}
+
+/// Parses `bytes` (JSON; empty means `{}`) into `C` and defines meshplug's counters for
+/// `plugin`. Every backend goes through here, so a configuration is accepted or refused the same
+/// way as `.wasm` and as `.so`.
+pub fn load<C: FilterConfig>(
+    plugin: &str,
+    bytes: &[u8],
+    metrics: &mut dyn Metrics,
+) -> Result<Loaded<C>, Error> {
+    let text = if bytes.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        bytes
+    };
+    let settings: C::Settings =
+        serde_json::from_slice(text).map_err(|err| Error::config(C::NAME, err.to_string()))?;
+    let config = C::build(settings, metrics)?;
+    Ok(Loaded {
+        config: Arc::new(config),
+        heartbeat: metrics
+            .counter(&format!("meshplug_heartbeat_{plugin}"))
+            .ok(),
+        panics: metrics.counter(&format!("meshplug_panics_{plugin}")).ok(),
+    })
+}
