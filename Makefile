@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ENVOY_VERSION := $(shell tr -d '[:space:]' < envoy-config/.envoy-version)
 export MESHPLUG_ENVOY := $(CURDIR)/.tools/envoy-$(ENVOY_VERSION)/envoy/_bin/envoy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-FILTERS := authz
+FILTERS := authz ratelimit header-rewrite
 FILTER_OUT := target/filters
 
 .PHONY: help setup build filters test-filters test lint run bench bench-scale
@@ -28,10 +28,11 @@ setup: ## Install what is missing (Envoy, wasm toolchain, wrk); quick when all i
 build: setup ## Build the workspace
 	cargo build --workspace --all-targets
 
-filters: setup ## Build every filter to target/filters/<name>.wasm, with its pre-flight fixtures and schema
+filters: setup ## Build every filter both ways: target/filters/<name>.wasm and lib<name>.so, with pre-flight files
 	@for f in $(FILTERS); do \
-	  echo "filter $$f -> $(FILTER_OUT)/$$f.wasm"; \
+	  echo "filter $$f -> $(FILTER_OUT)/$$f.wasm $(FILTER_OUT)/lib$$f.so"; \
 	  filters/build-wasm.sh $$f $(FILTER_OUT)/$$f.wasm || exit 1; \
+	  filters/build-native.sh $$f $(FILTER_OUT)/lib$$f.so || exit 1; \
 	  for kind in fixtures schema; do \
 	    src=filters/$$f/preflight/$$( [ $$kind = schema ] && echo config.schema.json || echo fixtures.json ); \
 	    [ -f $$src ] || continue; \
@@ -42,6 +43,8 @@ filters: setup ## Build every filter to target/filters/<name>.wasm, with its pre
 test-filters: setup ## Build the filter variants the e2e tests use (target/filters/test/)
 	MESHPLUG_BUILD_ID=a filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-a.wasm
 	MESHPLUG_BUILD_ID=b filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-b.wasm
+	MESHPLUG_BUILD_ID=a filters/build-native.sh authz $(FILTER_OUT)/test/libauthz-a.so
+	MESHPLUG_BUILD_ID=b filters/build-native.sh authz $(FILTER_OUT)/test/libauthz-b.so
 	@for v in good good-v2 configure-fails panic status-500 slow loop; do \
 	  MESHPLUG_VARIANT=$$v filters/build-wasm.sh testbed $(FILTER_OUT)/test/testbed-$$v.wasm || exit 1; \
 	done

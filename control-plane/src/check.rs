@@ -106,9 +106,9 @@ pub fn check_artifact(
     }
     match kind {
         ArtifactKind::Wasm => check_wasm_header(bytes).map(|()| ArtifactFacts::default()),
-        ArtifactKind::Native => elf::check_native(bytes).map(|envoy_version| ArtifactFacts {
-            envoy_version,
-        }),
+        ArtifactKind::Native => {
+            elf::check_native(bytes).map(|envoy_version| ArtifactFacts { envoy_version })
+        }
     }
 }
 

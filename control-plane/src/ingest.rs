@@ -129,7 +129,11 @@ impl Ingest {
         };
         // The sandbox runs Wasm. A dynamic module is native code with full trust: it is never
         // run in the control plane; its check is the ELF check above.
-        if let Some(sandbox) = self.preflight.as_ref().filter(|_| kind == ArtifactKind::Wasm) {
+        if let Some(sandbox) = self
+            .preflight
+            .as_ref()
+            .filter(|_| kind == ArtifactKind::Wasm)
+        {
             let verdict = preflight::run(
                 sandbox,
                 &name,
@@ -151,7 +155,10 @@ impl Ingest {
         }
         let stored = self.store.put(&sha256, kind, bytes)?;
         tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
-        let published_kind = self.registry().get(&name).and_then(|p| p.artifact.as_ref().map(|a| a.kind));
+        let published_kind = self
+            .registry()
+            .get(&name)
+            .and_then(|p| p.artifact.as_ref().map(|a| a.kind));
         if kind != self.prefer && published_kind == Some(self.prefer) {
             tracing::info!(filter = %name, %sha256, ?kind, prefer = ?self.prefer,
                 "stored, not deployed: the filter runs its preferred kind (--prefer-kind)");

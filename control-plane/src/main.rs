@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use meshplug::bootstrap::{render, standard_vars};
 use meshplug::artifact::ArtifactKind;
+use meshplug::bootstrap::{render, standard_vars};
 use meshplug::check::Limits;
 use meshplug::client::{AdminClient, rollout_table};
 use meshplug::debounce::Quiet;

@@ -160,6 +160,27 @@ impl Mesh {
         self.publish("authz.json", config.as_bytes()).map(|_| ())
     }
 
+    /// Waits (up to 30 s) until node `node_id` has ACKed a version of filter `name` built from
+    /// the artifact with `sha256`.
+    pub async fn wait_until_acked(&self, node_id: &str, name: &str, sha256: &str) {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{node_id} to ACK {name} {}", &sha256[..12]),
+            || async {
+                let status = self
+                    .control_plane
+                    .filter_on_node(node_id, name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match status["acked"].as_str() {
+                    Some(version) if version.starts_with(sha256) => Ok(()),
+                    _ => Err(format!("{status}")),
+                }
+            },
+        )
+        .await;
+    }
+
     /// GET `path` through Envoy number `envoy` with `headers`.
     pub async fn get(
         &self,

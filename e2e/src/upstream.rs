@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::http::{HeaderMap, HeaderName};
 use axum::routing::any;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -29,12 +30,26 @@ impl Upstream {
         let addr = listener
             .local_addr()
             .map_err(HarnessError::io("upstream address"))?;
-        let app = Router::new().fallback(any(|| async { UPSTREAM_BODY }));
+        let app = Router::new().fallback(any(echo));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Ok(Self { addr, task })
     }
+}
+
+/// Answers [`UPSTREAM_BODY`], echoing every request header named `x-...` back as a response
+/// header `echo-x-...`, so tests can see what a filter did to the request.
+async fn echo(headers: HeaderMap) -> (HeaderMap, &'static str) {
+    let mut echoed = HeaderMap::new();
+    for (name, value) in &headers {
+        if name.as_str().starts_with("x-")
+            && let Ok(echo_name) = HeaderName::try_from(format!("echo-{name}"))
+        {
+            echoed.append(echo_name, value.clone());
+        }
+    }
+    (echoed, UPSTREAM_BODY)
 }
 
 impl Drop for Upstream {

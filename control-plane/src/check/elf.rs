@@ -2,7 +2,7 @@
 //! machine's architecture that exports every hook Envoy 1.40 resolves when it loads a module.
 //! Pure: it reads the bytes, it never loads them.
 
-use object::{Architecture, Object, ObjectSection, ObjectSymbol, ObjectKind};
+use object::{Architecture, Object, ObjectKind, ObjectSection, ObjectSymbol};
 
 use super::Rejection;
 
@@ -60,7 +60,10 @@ pub fn check_native(bytes: &[u8]) -> Result<Option<String>, Rejection> {
     }
     let file = object::File::parse(bytes).map_err(|err| wrong(format!("unreadable ELF: {err}")))?;
     if file.kind() != ObjectKind::Dynamic {
-        return Err(wrong(format!("a {:?} object, not a shared object", file.kind())));
+        return Err(wrong(format!(
+            "a {:?} object, not a shared object",
+            file.kind()
+        )));
     }
     let expected = host_architecture();
     if file.architecture() != expected {
@@ -110,10 +113,14 @@ fn envoy_version(file: &object::File<'_>) -> Result<Option<String>, Rejection> {
         .collect();
     let plausible = !text.is_empty()
         && text.split('.').count() == 3
-        && text.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        && text
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
     if plausible {
         Ok(Some(text))
     } else {
-        Err(wrong(format!("{ENVOY_VERSION_SYMBOL} is {text:?}, not a version")))
+        Err(wrong(format!(
+            "{ENVOY_VERSION_SYMBOL} is {text:?}, not a version"
+        )))
     }
 }

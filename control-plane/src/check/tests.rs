@@ -74,7 +74,10 @@ fn native(bytes: &[u8]) -> Result<ArtifactFacts, Rejection> {
 #[test]
 fn a_non_elf_file_is_not_a_dynamic_module() {
     let err = native(b"#!/bin/sh\necho hi\n").expect_err("refused");
-    assert_eq!(err.to_string(), "not a ELF shared object file: no ELF magic number");
+    assert_eq!(
+        err.to_string(),
+        "not a ELF shared object file: no ELF magic number"
+    );
     let wasm_named_so = native(HEADER).expect_err("refused");
     assert!(matches!(wasm_named_so, Rejection::WrongFormat { .. }));
 }
@@ -85,7 +88,10 @@ fn a_truncated_elf_is_refused() {
     for cut in [4, 20, 63, 64, 200, exe.len() / 2] {
         let err = native(&exe[..cut]).expect_err("truncated");
         assert!(
-            matches!(err, Rejection::WrongFormat { .. } | Rejection::MissingHooks { .. }),
+            matches!(
+                err,
+                Rejection::WrongFormat { .. } | Rejection::MissingHooks { .. }
+            ),
             "cut at {cut}: {err}"
         );
     }

@@ -73,18 +73,26 @@ fn native_deployment_becomes_a_dynamic_module_filter_loading_the_stored_so() {
         "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
     );
     let ours = DynamicModuleFilter::decode(typed.value.as_slice()).expect("decodes");
-    let module = ours.dynamic_module_config.and_then(|c| c.module).and_then(|m| m.specifier);
+    let module = ours
+        .dynamic_module_config
+        .and_then(|c| c.module)
+        .and_then(|m| m.specifier);
     let Some(async_data_source::Specifier::Local(local)) = module else {
         panic!("a local module expected");
     };
     assert_eq!(
         local.specifier,
-        Some(data_source::Specifier::Filename("/data/store/abc.so".into()))
+        Some(data_source::Specifier::Filename(
+            "/data/store/abc.so".into()
+        ))
     );
     // The fields envoy-types knows decode the same with the official message.
     let official = Official::decode(typed.value.as_slice()).expect("decodes");
     assert_eq!(official.filter_name, "authz");
-    assert_eq!(official.dynamic_module_config.expect("config").name, "authz");
+    assert_eq!(
+        official.dynamic_module_config.expect("config").name,
+        "authz"
+    );
     let config = official.filter_config.expect("filter config");
     let value = StringValue::decode(config.value.as_slice()).expect("string value");
     assert_eq!(value.value, r#"{"api_keys":["k"]}"#);

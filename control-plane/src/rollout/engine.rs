@@ -462,7 +462,9 @@ impl Engine {
 
     /// The Envoy version `node` reported when it last connected.
     pub(super) fn envoy_version(&self, node: &str) -> Option<&str> {
-        self.connected.get(node).and_then(|c| c.envoy_version.as_deref())
+        self.connected
+            .get(node)
+            .and_then(|c| c.envoy_version.as_deref())
     }
 
     /// Connected proxies that can run `release` (see [`Release::runs_on`]).

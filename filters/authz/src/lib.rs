@@ -73,16 +73,25 @@ impl HttpFilter for Authz {
         let key = host.header(Headers::Request, &policy.header);
         let authorization = host.header(Headers::Request, "authorization");
         let path = host.header(Headers::Request, ":path").unwrap_or_default();
-        match decide(policy, &path, credential(key.as_deref(), authorization.as_deref())) {
+        match decide(
+            policy,
+            &path,
+            credential(key.as_deref(), authorization.as_deref()),
+        ) {
             Decision::Allow => {
                 self.allowed = true;
                 Action::Continue
             }
-            Decision::Deny { status, body, details } => {
+            Decision::Deny {
+                status,
+                body,
+                details,
+            } => {
                 if let Some(denied) = self.config.denied {
                     host.increment(denied, 1);
                 }
-                let mut reply = LocalReply::text(status, body, details).with_header(FILTER_HEADER, filter_tag());
+                let mut reply = LocalReply::text(status, body, details)
+                    .with_header(FILTER_HEADER, filter_tag());
                 if status == 401 && policy.bearer {
                     reply = reply.with_header("www-authenticate", "Bearer realm=\"meshplug\"");
                 }

@@ -78,10 +78,13 @@ pub fn check(settings: AuthzSettings) -> Result<AuthzPolicy, Error> {
             return fail(format!("rule prefix {:?} must start with /", rule.prefix));
         }
         if let Some(unknown) = rule.allow.iter().find(|c| !credentials.contains(*c)) {
-            return fail(format!("rule {} allows {unknown:?}, which is not a configured key or token", rule.prefix));
+            return fail(format!(
+                "rule {} allows {unknown:?}, which is not a configured key or token",
+                rule.prefix
+            ));
         }
     }
-    rules.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    rules.sort_by_key(|rule| std::cmp::Reverse(rule.prefix.len()));
     Ok(AuthzPolicy {
         header,
         credentials,
@@ -140,11 +143,13 @@ pub fn decide(policy: &AuthzPolicy, path: &str, credential: Option<&str>) -> Dec
         };
     }
     match rule {
-        Some(rule) if !rule.allow.is_empty() && !rule.allow.contains(credential) => Decision::Deny {
-            status: 403,
-            body: "API key not allowed on this path\n",
-            details: "authz_path_denied",
-        },
+        Some(rule) if !rule.allow.is_empty() && !rule.allow.contains(credential) => {
+            Decision::Deny {
+                status: 403,
+                body: "API key not allowed on this path\n",
+                details: "authz_path_denied",
+            }
+        }
         _ => Decision::Allow,
     }
 }

@@ -31,7 +31,10 @@ fn denials_are_local_replies_and_counted() {
     let unknown = authz.send(&Request::get("/orders").header("x-api-key", "nope"));
     assert_eq!(unknown.status(), 403);
     assert_eq!(authz.host.counters.get("authz_denied"), Some(&2));
-    assert_eq!(authz.host.counters.get("meshplug_heartbeat_authz"), Some(&2));
+    assert_eq!(
+        authz.host.counters.get("meshplug_heartbeat_authz"),
+        Some(&2)
+    );
 }
 
 #[test]
@@ -43,5 +46,8 @@ fn anonymous_paths_need_no_credential() {
 #[test]
 fn invalid_configuration_is_refused() {
     let err = Harness::<Authz>::new(r#"{"api_keys": "k1"}"#).expect_err("wrong type");
-    assert!(err.to_string().starts_with("invalid authz configuration"), "{err}");
+    assert!(
+        err.to_string().starts_with("invalid authz configuration"),
+        "{err}"
+    );
 }

@@ -46,7 +46,9 @@ fn check_name(direction: &str, name: &str) -> Result<(), Error> {
     if name.is_empty() || !name.chars().all(is_token_char) {
         return Err(Error::config(
             "header-rewrite",
-            format!("{direction}: {name:?} is not a valid header name (pseudo-headers cannot be edited)"),
+            format!(
+                "{direction}: {name:?} is not a valid header name (pseudo-headers cannot be edited)"
+            ),
         ));
     }
     Ok(())
@@ -65,7 +67,9 @@ fn check_value(direction: &str, name: &str, value: &str) -> Result<(), Error> {
 impl Edits {
     fn checked(mut self, direction: &str) -> Result<Self, Error> {
         let lower = |map: BTreeMap<String, String>| -> BTreeMap<String, String> {
-            map.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
+            map.into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect()
         };
         self.set = lower(self.set);
         self.add = lower(self.add);

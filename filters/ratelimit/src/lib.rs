@@ -13,7 +13,9 @@ pub mod bucket;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use meshplug_sdk::{Action, Counter, Error, FilterConfig, Headers, Host, HttpFilter, LocalReply, Metrics};
+use meshplug_sdk::{
+    Action, Counter, Error, FilterConfig, Headers, Host, HttpFilter, LocalReply, Metrics,
+};
 use serde::Deserialize;
 
 use bucket::{Buckets, Shape, Verdict};
@@ -100,7 +102,9 @@ impl HttpFilter for Ratelimit {
     }
 
     fn on_request_headers<H: Host>(&mut self, host: &mut H, _end_of_stream: bool) -> Action {
-        let key = host.header(Headers::Request, &self.config.key_header).unwrap_or_default();
+        let key = host
+            .header(Headers::Request, &self.config.key_header)
+            .unwrap_or_default();
         let now = host.now_millis();
         let verdict = self
             .config
@@ -127,7 +131,11 @@ impl HttpFilter for Ratelimit {
 
     fn on_response_headers<H: Host>(&mut self, host: &mut H, _end_of_stream: bool) -> Action {
         if let Some(remaining) = self.remaining {
-            let _ = host.set_header(Headers::Response, "x-ratelimit-remaining", &remaining.to_string());
+            let _ = host.set_header(
+                Headers::Response,
+                "x-ratelimit-remaining",
+                &remaining.to_string(),
+            );
         }
         Action::Continue
     }

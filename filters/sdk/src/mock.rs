@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::Error;
 use crate::filter::{Action, FilterConfig, HttpFilter, Loaded, LocalReply, Metrics, load};
 use crate::host::{Body, Counter, Headers, Histogram, Host, LogLevel};
-use crate::Error;
 
 /// Metrics defined on the mock: ids are indexes into `names`.
 #[derive(Debug, Default)]
@@ -92,7 +92,8 @@ impl Host for MockHost {
     }
 
     fn remove_header(&mut self, map: Headers, name: &str) -> Result<(), Error> {
-        self.map(map).retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        self.map(map)
+            .retain(|(key, _)| !key.eq_ignore_ascii_case(name));
         Ok(())
     }
 

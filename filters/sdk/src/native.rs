@@ -38,6 +38,10 @@ pub struct NativeFilter<F: HttpFilter> {
     plugin: String,
     /// Set after a panic: the filter is skipped for the rest of the stream.
     poisoned: bool,
+    /// Whether the request headers reached this filter. A local reply from an earlier filter
+    /// still passes Envoy's encoder chain; like proxy-wasm, the SDK keeps the response from a
+    /// filter that never saw the request.
+    saw_request: bool,
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -53,7 +57,11 @@ pub fn program_init() -> *const c_char {
     match abi::resolve() {
         Ok(table) => {
             let callbacks = abi::install(table);
-            log(callbacks, LogLevel::Info, "meshplug-sdk: module loaded, ABI v0.2.0");
+            log(
+                callbacks,
+                LogLevel::Info,
+                "meshplug-sdk: module loaded, ABI v0.2.0",
+            );
             ABI_VERSION_C.as_ptr().cast()
         }
         Err(missing) => {
@@ -87,7 +95,11 @@ pub unsafe fn config_new<F: HttpFilter>(
     }));
     match built {
         Ok(Ok(loaded)) => {
-            log(callbacks, LogLevel::Info, &format!("{plugin}: configuration accepted"));
+            log(
+                callbacks,
+                LogLevel::Info,
+                &format!("{plugin}: configuration accepted"),
+            );
             Box::into_raw(Box::new(NativeConfig::<F> { loaded, plugin })) as *const c_void
         }
         Ok(Err(error)) => {
@@ -96,7 +108,11 @@ pub unsafe fn config_new<F: HttpFilter>(
         }
         Err(payload) => {
             let message = panic_message(payload.as_ref());
-            log(callbacks, LogLevel::Error, &format!("{plugin}: configuration panicked: {message}"));
+            log(
+                callbacks,
+                LogLevel::Error,
+                &format!("{plugin}: configuration panicked: {message}"),
+            );
             std::ptr::null()
         }
     }
@@ -119,7 +135,10 @@ pub unsafe fn config_destroy<F: HttpFilter>(config: *const c_void) {
 ///
 /// # Safety
 /// `config` must be null or a live pointer from [`config_new`] for the same `F`.
-pub unsafe fn filter_new<F: HttpFilter>(config: *const c_void, _filter_envoy: EnvoyPtr) -> *const c_void {
+pub unsafe fn filter_new<F: HttpFilter>(
+    config: *const c_void,
+    _filter_envoy: EnvoyPtr,
+) -> *const c_void {
     if config.is_null() {
         return std::ptr::null();
     }
@@ -133,6 +152,7 @@ pub unsafe fn filter_new<F: HttpFilter>(config: *const c_void, _filter_envoy: En
             panics: config.loaded.panics,
             plugin: config.plugin.clone(),
             poisoned: false,
+            saw_request: false,
         })) as *const c_void,
         Err(_) => std::ptr::null(),
     }
@@ -180,9 +200,11 @@ pub unsafe fn on_phase<F: HttpFilter>(
     };
     // SAFETY: per the contract; Envoy calls one stream's hooks on one thread, never concurrently.
     let state = unsafe { &mut *(filter as *mut NativeFilter<F>) };
-    if state.poisoned {
+    let response_phase = matches!(phase, Phase::ResponseHeaders | Phase::ResponseBody);
+    if state.poisoned || (response_phase && !state.saw_request) {
         return status::CONTINUE;
     }
+    state.saw_request = true;
     let mut host = NativeHost {
         callbacks,
         filter_envoy,
@@ -227,9 +249,16 @@ fn answer_panic<F: HttpFilter>(
     log(
         callbacks,
         LogLevel::Error,
-        &format!("{}: filter panicked in {phase:?}: {message}; answering 500", state.plugin),
+        &format!(
+            "{}: filter panicked in {phase:?}: {message}; answering 500",
+            state.plugin
+        ),
     );
-    host.send(&LocalReply::text(500, "filter error\n", "meshplug_filter_panic"));
+    host.send(&LocalReply::text(
+        500,
+        "filter error\n",
+        "meshplug_filter_panic",
+    ));
     status::STOP
 }
 
@@ -243,7 +272,7 @@ pub unsafe fn stream_complete<F: HttpFilter>(filter_envoy: EnvoyPtr, filter: *co
     };
     // SAFETY: per the contract.
     let state = unsafe { &mut *(filter as *mut NativeFilter<F>) };
-    if state.poisoned {
+    if state.poisoned || !state.saw_request {
         return;
     }
     let mut host = NativeHost {
@@ -252,7 +281,11 @@ pub unsafe fn stream_complete<F: HttpFilter>(filter_envoy: EnvoyPtr, filter: *co
     };
     if catch_unwind(AssertUnwindSafe(|| state.filter.on_complete(&mut host))).is_err() {
         state.poisoned = true;
-        log(callbacks, LogLevel::Error, &format!("{}: filter panicked on completion", state.plugin));
+        log(
+            callbacks,
+            LogLevel::Error,
+            &format!("{}: filter panicked on completion", state.plugin),
+        );
     }
 }
 
@@ -277,7 +310,9 @@ macro_rules! __export_native {
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-                envoy: EnvoyPtr, name: EnvoyBuffer, config: EnvoyBuffer,
+                envoy: EnvoyPtr,
+                name: EnvoyBuffer,
+                config: EnvoyBuffer,
             ) -> *const c_void {
                 unsafe { $crate::native::config_new::<$filter>(envoy, name, config) }
             }
@@ -289,7 +324,8 @@ macro_rules! __export_native {
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
-                config: *const c_void, envoy: EnvoyPtr,
+                config: *const c_void,
+                envoy: EnvoyPtr,
             ) -> *const c_void {
                 unsafe { $crate::native::filter_new::<$filter>(config, envoy) }
             }
@@ -301,31 +337,40 @@ macro_rules! __export_native {
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
-                envoy: EnvoyPtr, filter: *const c_void, end_of_stream: bool,
+                envoy: EnvoyPtr,
+                filter: *const c_void,
+                end_of_stream: bool,
             ) -> u32 {
                 unsafe { on_phase::<$filter>(envoy, filter, Phase::RequestHeaders, end_of_stream) }
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-                envoy: EnvoyPtr, filter: *const c_void, end_of_stream: bool,
+                envoy: EnvoyPtr,
+                filter: *const c_void,
+                end_of_stream: bool,
             ) -> u32 {
                 unsafe { on_phase::<$filter>(envoy, filter, Phase::RequestBody, end_of_stream) }
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
-                envoy: EnvoyPtr, filter: *const c_void, end_of_stream: bool,
+                envoy: EnvoyPtr,
+                filter: *const c_void,
+                end_of_stream: bool,
             ) -> u32 {
                 unsafe { on_phase::<$filter>(envoy, filter, Phase::ResponseHeaders, end_of_stream) }
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-                envoy: EnvoyPtr, filter: *const c_void, end_of_stream: bool,
+                envoy: EnvoyPtr,
+                filter: *const c_void,
+                end_of_stream: bool,
             ) -> u32 {
                 unsafe { on_phase::<$filter>(envoy, filter, Phase::ResponseBody, end_of_stream) }
             }
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-                envoy: EnvoyPtr, filter: *const c_void,
+                envoy: EnvoyPtr,
+                filter: *const c_void,
             ) {
                 unsafe { $crate::native::stream_complete::<$filter>(envoy, filter) }
             }

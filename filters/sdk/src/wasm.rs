@@ -11,9 +11,9 @@ use proxy_wasm::types::{
     Action as WasmAction, BufferType, ContextType, LogLevel as WasmLevel, MapType, MetricType,
 };
 
+use crate::Error;
 use crate::filter::{Action, HttpFilter, Loaded, Metrics, load};
 use crate::host::{Body, Counter, Headers, Histogram, Host, LogLevel};
-use crate::Error;
 
 /// Registers `F` as the module's root context. Called from the module's `_initialize`.
 pub fn start<F: HttpFilter>() {
@@ -76,7 +76,10 @@ impl<F: HttpFilter> RootContext for Root<F> {
         let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                log(LogLevel::Error, &format!("cannot read configuration: {status:?}"));
+                log(
+                    LogLevel::Error,
+                    &format!("cannot read configuration: {status:?}"),
+                );
                 return false;
             }
         };
@@ -142,7 +145,9 @@ impl<F: HttpFilter> HttpContext for Stream<F> {
         if let Some(heartbeat) = self.heartbeat {
             self.host.increment(heartbeat, 1);
         }
-        act(self.filter.on_request_headers(&mut self.host, end_of_stream))
+        act(self
+            .filter
+            .on_request_headers(&mut self.host, end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> WasmAction {
@@ -151,7 +156,9 @@ impl<F: HttpFilter> HttpContext for Stream<F> {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> WasmAction {
-        act(self.filter.on_response_headers(&mut self.host, end_of_stream))
+        act(self
+            .filter
+            .on_response_headers(&mut self.host, end_of_stream))
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> WasmAction {
@@ -176,7 +183,11 @@ fn map_type(map: Headers) -> MapType {
     }
 }
 
-fn checked(call: &'static str, name: &str, result: Result<(), proxy_wasm::types::Status>) -> Result<(), Error> {
+fn checked(
+    call: &'static str,
+    name: &str,
+    result: Result<(), proxy_wasm::types::Status>,
+) -> Result<(), Error> {
     result.map_err(|status| {
         let error = Error::host(call, format!("{name}: {status:?}"));
         log(LogLevel::Warn, &error.to_string());
@@ -190,15 +201,27 @@ impl Host for WasmHost {
     }
 
     fn set_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
-        checked("set_header", name, hostcalls::set_map_value(map_type(map), name, Some(value)))
+        checked(
+            "set_header",
+            name,
+            hostcalls::set_map_value(map_type(map), name, Some(value)),
+        )
     }
 
     fn add_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
-        checked("add_header", name, hostcalls::add_map_value(map_type(map), name, value))
+        checked(
+            "add_header",
+            name,
+            hostcalls::add_map_value(map_type(map), name, value),
+        )
     }
 
     fn remove_header(&mut self, map: Headers, name: &str) -> Result<(), Error> {
-        checked("remove_header", name, hostcalls::set_map_value(map_type(map), name, None))
+        checked(
+            "remove_header",
+            name,
+            hostcalls::set_map_value(map_type(map), name, None),
+        )
     }
 
     fn body(&self, which: Body) -> Vec<u8> {

@@ -513,11 +513,21 @@ fn a_dynamic_module_reaches_only_proxies_on_the_envoy_version_it_was_built_for()
         envoy_version: Some("1.40.0".into()),
         ..release("n")
     };
-    h.engine.release(PLUGIN, native.clone(), 30).expect("native");
+    h.engine
+        .release(PLUGIN, native.clone(), 30)
+        .expect("native");
     assert_eq!(h.served("on-140"), Some(native.version.clone()));
-    assert_eq!(h.served("on-139"), Some(wasm), "the 1.39 proxy keeps its last good version");
+    assert_eq!(
+        h.served("on-139"),
+        Some(wasm),
+        "the 1.39 proxy keeps its last good version"
+    );
     h.ack("on-140", 40);
     let record = h.record();
-    assert_eq!(record.last_good, Some(native), "promoted on the proxies that can run it");
+    assert_eq!(
+        record.last_good,
+        Some(native),
+        "promoted on the proxies that can run it"
+    );
     assert!(record.rollout.is_none());
 }

@@ -37,7 +37,11 @@ fn the_longest_matching_rule_applies() {
     assert_eq!(status(decide(&p, "/admin/users", Some("alpha"))), 200);
     assert_eq!(status(decide(&p, "/admin/public/x", None)), 200);
     assert_eq!(status(decide(&p, "/health?verbose=1", None)), 200);
-    assert_eq!(status(decide(&p, "/healthz", None)), 200, "prefix match, as configured");
+    assert_eq!(
+        status(decide(&p, "/healthz", None)),
+        200,
+        "prefix match, as configured"
+    );
 }
 
 #[test]
@@ -68,7 +72,10 @@ fn bad_configs_are_refused_with_a_reason() {
         (r#"{"api_keys": [""]}"#, "empty key"),
         (r#"{"bearer_tokens": [""]}"#, "empty token"),
         (r#"{"rules": [{"prefix": "admin"}]}"#, "must start with /"),
-        (r#"{"api_keys": ["a"], "rules": [{"prefix": "/x", "allow": ["b"]}]}"#, "not a configured"),
+        (
+            r#"{"api_keys": ["a"], "rules": [{"prefix": "/x", "allow": ["b"]}]}"#,
+            "not a configured",
+        ),
     ] {
         let err = policy(input).expect_err("must be refused");
         assert!(err.to_string().contains(needle), "{input}: {err}");

@@ -70,11 +70,24 @@ fn empty_configuration_means_defaults() {
 #[test]
 fn bad_json_and_refused_settings_name_the_filter() {
     let unknown = Harness::<Probe>::new(r#"{"deny": "/x"}"#).expect_err("unknown field");
-    assert!(unknown.to_string().starts_with("invalid probe configuration: unknown field"));
+    assert!(
+        unknown
+            .to_string()
+            .starts_with("invalid probe configuration: unknown field")
+    );
     let refused = Harness::<Probe>::new(r#"{"deny_path": ""}"#).expect_err("refused");
-    assert_eq!(refused.to_string(), "invalid probe configuration: deny_path must not be empty");
+    assert_eq!(
+        refused.to_string(),
+        "invalid probe configuration: deny_path must not be empty"
+    );
     let broken = Harness::<Probe>::new("{").expect_err("truncated JSON");
-    assert!(matches!(broken, Error::Config { filter: "probe", .. }));
+    assert!(matches!(
+        broken,
+        Error::Config {
+            filter: "probe",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -83,8 +96,14 @@ fn local_reply_stops_the_request_and_counts() {
     let denied = harness.send(&Request::get("/x"));
     assert_eq!(denied.status(), 403);
     assert_eq!(denied.upstream_headers, None);
-    assert_eq!(denied.response_header("content-type").as_deref(), Some("text/plain"));
+    assert_eq!(
+        denied.response_header("content-type").as_deref(),
+        Some("text/plain")
+    );
     harness.send(&Request::get("/y"));
     assert_eq!(harness.host.counters.get("probe_denied"), Some(&1));
-    assert_eq!(harness.host.counters.get("meshplug_heartbeat_probe"), Some(&2));
+    assert_eq!(
+        harness.host.counters.get("meshplug_heartbeat_probe"),
+        Some(&2)
+    );
 }

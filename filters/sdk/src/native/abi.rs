@@ -175,13 +175,13 @@ fn lookup(name: &str) -> Result<*mut c_void, String> {
 }
 
 macro_rules! resolve_table {
-    ($($field:ident => $symbol:literal),* $(,)?) => {
+    ($($field:ident: $fn_type:ty => $symbol:literal),* $(,)?) => {
         Callbacks {
             $(
                 // SAFETY: the symbol is Envoy's C function with the signature `abi.h` gives it,
                 // which is the field's type.
                 $field: unsafe {
-                    std::mem::transmute::<*mut c_void, _>(lookup($symbol)?)
+                    std::mem::transmute::<*mut c_void, $fn_type>(lookup($symbol)?)
                 },
             )*
         }
@@ -191,16 +191,16 @@ macro_rules! resolve_table {
 /// Resolves every callback the SDK needs from the running Envoy.
 pub fn resolve() -> Result<Callbacks, String> {
     Ok(resolve_table! {
-        log => "envoy_dynamic_module_callback_log",
-        get_header => "envoy_dynamic_module_callback_http_get_header",
-        set_header => "envoy_dynamic_module_callback_http_set_header",
-        add_header => "envoy_dynamic_module_callback_http_add_header",
-        send_response => "envoy_dynamic_module_callback_http_send_response",
-        get_body_chunks_size => "envoy_dynamic_module_callback_http_get_body_chunks_size",
-        get_body_chunks => "envoy_dynamic_module_callback_http_get_body_chunks",
-        define_counter => "envoy_dynamic_module_callback_http_filter_config_define_counter",
-        define_histogram => "envoy_dynamic_module_callback_http_filter_config_define_histogram",
-        increment_counter => "envoy_dynamic_module_callback_http_filter_increment_counter",
-        record_histogram_value => "envoy_dynamic_module_callback_http_filter_record_histogram_value",
+        log: LogFn => "envoy_dynamic_module_callback_log",
+        get_header: GetHeaderFn => "envoy_dynamic_module_callback_http_get_header",
+        set_header: SetHeaderFn => "envoy_dynamic_module_callback_http_set_header",
+        add_header: SetHeaderFn => "envoy_dynamic_module_callback_http_add_header",
+        send_response: SendResponseFn => "envoy_dynamic_module_callback_http_send_response",
+        get_body_chunks_size: BodyChunksSizeFn => "envoy_dynamic_module_callback_http_get_body_chunks_size",
+        get_body_chunks: BodyChunksFn => "envoy_dynamic_module_callback_http_get_body_chunks",
+        define_counter: DefineMetricFn => "envoy_dynamic_module_callback_http_filter_config_define_counter",
+        define_histogram: DefineMetricFn => "envoy_dynamic_module_callback_http_filter_config_define_histogram",
+        increment_counter: UpdateMetricFn => "envoy_dynamic_module_callback_http_filter_increment_counter",
+        record_histogram_value: UpdateMetricFn => "envoy_dynamic_module_callback_http_filter_record_histogram_value",
     })
 }

@@ -7,9 +7,9 @@ use super::abi::{
     Callbacks, EnvoyBuffer, EnvoyPtr, METRICS_SUCCESS, ModuleBuffer, ModuleHttpHeader, body_type,
     header_type,
 };
+use crate::Error;
 use crate::filter::{LocalReply, Metrics};
 use crate::host::{Body, Counter, Headers, Histogram, Host, LogLevel};
-use crate::Error;
 
 /// Writes a log line through Envoy (the `dynamic_modules` logger).
 pub fn log(callbacks: &Callbacks, level: LogLevel, message: &str) {
@@ -54,7 +54,10 @@ impl NativeMetrics<'_> {
         if result == METRICS_SUCCESS {
             Ok(id)
         } else {
-            Err(Error::host("define_metric", format!("{kind} {name}: result {result}")))
+            Err(Error::host(
+                "define_metric",
+                format!("{kind} {name}: result {result}"),
+            ))
         }
     }
 }

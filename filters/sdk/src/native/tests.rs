@@ -10,23 +10,39 @@ use super::{Phase, config_destroy, config_new, filter_destroy, filter_new, on_ph
 use crate::{Action, Error, FilterConfig, Host, HttpFilter, Metrics};
 
 /// What the fake Envoy saw: replies sent (status) and counter increments (id, by).
-static SEEN: Mutex<(Vec<u32>, Vec<(usize, u64)>)> = Mutex::new((Vec::new(), Vec::new()));
+type Seen = (Vec<u32>, Vec<(usize, u64)>);
+static SEEN: Mutex<Seen> = Mutex::new((Vec::new(), Vec::new()));
 
-fn seen<R>(f: impl FnOnce(&mut (Vec<u32>, Vec<(usize, u64)>)) -> R) -> R {
+fn seen<R>(f: impl FnOnce(&mut Seen) -> R) -> R {
     f(&mut SEEN.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 unsafe extern "C" fn fake_log(_level: u32, _message: ModuleBuffer) {}
 unsafe extern "C" fn fake_get_header(
-    _: EnvoyPtr, _: u32, _: ModuleBuffer, _: *mut EnvoyBuffer, _: usize, _: *mut usize,
+    _: EnvoyPtr,
+    _: u32,
+    _: ModuleBuffer,
+    _: *mut EnvoyBuffer,
+    _: usize,
+    _: *mut usize,
 ) -> bool {
     false
 }
-unsafe extern "C" fn fake_set_header(_: EnvoyPtr, _: u32, _: ModuleBuffer, _: ModuleBuffer) -> bool {
+unsafe extern "C" fn fake_set_header(
+    _: EnvoyPtr,
+    _: u32,
+    _: ModuleBuffer,
+    _: ModuleBuffer,
+) -> bool {
     true
 }
 unsafe extern "C" fn fake_send_response(
-    _: EnvoyPtr, status: u32, _: *mut ModuleHttpHeader, _: usize, _: ModuleBuffer, _: ModuleBuffer,
+    _: EnvoyPtr,
+    status: u32,
+    _: *mut ModuleHttpHeader,
+    _: usize,
+    _: ModuleBuffer,
+    _: ModuleBuffer,
 ) {
     seen(|s| s.0.push(status));
 }
@@ -37,16 +53,30 @@ unsafe extern "C" fn fake_chunks(_: EnvoyPtr, _: u32, _: *mut EnvoyBuffer) -> bo
     false
 }
 unsafe extern "C" fn fake_define(
-    _: EnvoyPtr, name: ModuleBuffer, _: *mut ModuleBuffer, _: usize, id: *mut usize,
+    _: EnvoyPtr,
+    name: ModuleBuffer,
+    _: *mut ModuleBuffer,
+    _: usize,
+    id: *mut usize,
 ) -> u32 {
     // SAFETY: the module passes its own live buffer and id slot.
     unsafe {
         let name = std::slice::from_raw_parts(name.ptr.cast::<u8>(), name.length);
-        *id = if name.starts_with(b"meshplug_panics_") { 7 } else { 1 };
+        *id = if name.starts_with(b"meshplug_panics_") {
+            7
+        } else {
+            1
+        };
     }
     abi::METRICS_SUCCESS
 }
-unsafe extern "C" fn fake_update(_: EnvoyPtr, id: usize, _: *mut ModuleBuffer, _: usize, by: u64) -> u32 {
+unsafe extern "C" fn fake_update(
+    _: EnvoyPtr,
+    id: usize,
+    _: *mut ModuleBuffer,
+    _: usize,
+    by: u64,
+) -> u32 {
     seen(|s| s.1.push((id, by)));
     abi::METRICS_SUCCESS
 }
@@ -142,7 +172,10 @@ fn a_panic_in_a_callback_answers_500_counts_and_skips_the_rest_of_the_stream() {
     }
     let (replies, counts) = seen(|s| s.clone());
     assert!(replies.contains(&500));
-    assert!(counts.contains(&(7, 1)), "the panic counter moved: {counts:?}");
+    assert!(
+        counts.contains(&(7, 1)),
+        "the panic counter moved: {counts:?}"
+    );
 }
 
 #[test]
@@ -151,7 +184,12 @@ fn null_pointers_from_envoy_are_never_followed() {
     // SAFETY: null is what the hooks must tolerate.
     unsafe {
         assert!(filter_new::<Fragile>(std::ptr::null(), std::ptr::null_mut()).is_null());
-        let status = on_phase::<Fragile>(std::ptr::null_mut(), std::ptr::null(), Phase::RequestHeaders, true);
+        let status = on_phase::<Fragile>(
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            Phase::RequestHeaders,
+            true,
+        );
         assert_eq!(status, status::CONTINUE);
         filter_destroy::<Fragile>(std::ptr::null());
         config_destroy::<Fragile>(std::ptr::null());
