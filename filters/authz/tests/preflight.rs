@@ -61,7 +61,7 @@ fn built_filter_passes_its_fixtures_in_the_sandbox() {
         report
             .logs
             .iter()
-            .any(|l| l.contains("1 keys on x-api-key")),
+            .any(|l| l.contains("authz: configuration accepted")),
         "{:?}",
         report.logs
     );

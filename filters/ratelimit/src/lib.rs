@@ -28,9 +28,11 @@ pub struct RatelimitSettings {
     /// The header whose value keys the bucket (default `x-api-key`).
     #[serde(default = "default_key_header")]
     pub key_header: String,
-    /// Burst size, at least 1.
+    /// Burst size, at least 1 (default 100).
+    #[serde(default = "default_capacity")]
     pub capacity: u32,
-    /// Tokens per second, at least 0 (0: the burst is all there is).
+    /// Tokens per second, at least 0 (0: the burst is all there is; default 100).
+    #[serde(default = "default_refill")]
     pub refill_per_second: f64,
     /// At most this many keys are tracked (default 10000).
     #[serde(default = "default_max_keys")]
@@ -39,6 +41,14 @@ pub struct RatelimitSettings {
 
 fn default_key_header() -> String {
     "x-api-key".into()
+}
+
+fn default_capacity() -> u32 {
+    100
+}
+
+fn default_refill() -> f64 {
+    100.0
 }
 
 fn default_max_keys() -> usize {

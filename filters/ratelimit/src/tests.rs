@@ -25,6 +25,16 @@ fn the_third_request_in_a_burst_gets_429_with_retry_after() {
 }
 
 #[test]
+fn an_empty_configuration_has_generous_defaults() {
+    let mut limit = Harness::<Ratelimit>::new("{}").expect("defaults");
+    let first = limit.send(&Request::get("/"));
+    assert_eq!(
+        first.response_header("x-ratelimit-remaining").as_deref(),
+        Some("99")
+    );
+}
+
+#[test]
 fn other_keys_are_not_limited() {
     let mut limit =
         Harness::<Ratelimit>::new(r#"{"capacity": 1, "refill_per_second": 0}"#).expect("config");
@@ -56,7 +66,7 @@ fn bad_configurations_are_refused() {
             r#"{"capacity": 1, "refill_per_second": -1}"#,
             "refill_per_second",
         ),
-        (r#"{"capacity": 1}"#, "missing field"),
+        (r#"{"capacity": "1"}"#, "invalid type"),
         (
             r#"{"capacity": 1, "refill_per_second": 1, "burst": 3}"#,
             "unknown field",
