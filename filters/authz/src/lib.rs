@@ -27,8 +27,9 @@ pub const BUILD_ID: &str = match option_env!("MESHPLUG_BUILD_ID") {
 pub const FILTER_HEADER: &str = "x-meshplug-filter";
 
 /// The value of [`FILTER_HEADER`].
-pub fn filter_tag() -> String {
-    format!("authz/{BUILD_ID}")
+pub fn filter_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| format!("authz/{BUILD_ID}"))
 }
 
 /// The loaded configuration.
@@ -102,7 +103,7 @@ impl HttpFilter for Authz {
 
     fn on_response_headers<H: Host>(&mut self, host: &mut H, _end_of_stream: bool) -> Action {
         if self.allowed {
-            let _ = host.set_header(Headers::Response, FILTER_HEADER, &filter_tag());
+            let _ = host.set_header(Headers::Response, FILTER_HEADER, filter_tag());
         }
         Action::Continue
     }
