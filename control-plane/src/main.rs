@@ -160,7 +160,7 @@ struct ServeArgs {
     admin_token: Option<String>,
     /// When the folder has both `<name>.wasm` and `lib<name>.so`, the kind the filter runs.
     /// The other is still checked and stored, but not deployed.
-    #[arg(long, value_parser = ["wasm", "native"], default_value = "wasm")]
+    #[arg(long, env = "MESHPLUG_PREFER_KIND", value_parser = ["wasm", "native"], default_value = "wasm")]
     prefer_kind: String,
 }
 

@@ -134,10 +134,11 @@ async fn main() -> anyhow::Result<()> {
         .map(|(rps, p99)| (median(rps), median(p99)))
         .collect();
     println!("## Filter overhead: wrk -t2 -c32 -d{SECONDS}s, {ROUNDS} interleaved rounds");
-    println!("| case | req/s (median) | req/s × no filter (paired median) | p99 ms (median) | p99 × no filter (paired median) |");
+    println!(
+        "| case | req/s (median) | req/s × no filter (paired median) | p99 ms (median) | p99 × no filter (paired median) |"
+    );
     println!("|---|---|---|---|---|");
-    for (((name, _), (rps, p99)), (rps_ratio, p99_ratio)) in
-        cases.iter().zip(&medians).zip(&ratios)
+    for (((name, _), (rps, p99)), (rps_ratio, p99_ratio)) in cases.iter().zip(&medians).zip(&ratios)
     {
         println!("| {name} | {rps:.0} | {rps_ratio:.3} | {p99:.2} | {p99_ratio:.2} |");
     }

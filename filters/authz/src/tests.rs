@@ -13,7 +13,10 @@ fn allowed_requests_are_tagged_and_reach_the_upstream() {
     let exchange = authz.send(&Request::get("/orders").header("x-api-key", "k1"));
     assert_eq!(exchange.status(), 200);
     assert!(exchange.upstream_headers.is_some());
-    assert_eq!(exchange.response_header(FILTER_HEADER).as_deref(), Some(filter_tag()));
+    assert_eq!(
+        exchange.response_header(FILTER_HEADER).as_deref(),
+        Some(filter_tag())
+    );
     let bearer = authz.send(&Request::get("/orders").header("authorization", "Bearer t1"));
     assert_eq!(bearer.status(), 200);
 }
