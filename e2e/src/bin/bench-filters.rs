@@ -17,6 +17,9 @@ const CONFIG: &str = r#"{"api_keys": ["bench-key"]}"#;
 const ROUNDS: usize = 5;
 const SECONDS: u32 = 8;
 
+/// Requests per second and p99 latencies, one entry per round.
+type Samples = (Vec<f64>, Vec<f64>);
+
 fn wasm_filter(path: &Path) -> String {
     format!(
         r#"{{ name: authz, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: {{ name: authz, vm_config: {{ vm_id: authz, runtime: envoy.wasm.runtime.v8, code: {{ local: {{ filename: "{}" }} }} }}, configuration: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: '{CONFIG}' }} }} }} }},"#,
@@ -104,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
         };
         envoys.push(Envoy::start(workdir.path(), options).await?);
     }
-    let mut results = vec![(Vec::new(), Vec::new()); cases.len()];
+    let mut results: Vec<Samples> = vec![(Vec::new(), Vec::new()); cases.len()];
     for round in 0..ROUNDS {
         for (i, envoy) in envoys.iter().enumerate() {
             let (rps, p99) = wrk(&envoy.url("/"))?;
@@ -118,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // Ratios are paired by round (each case against the no-filter run just before it), then
     // the median is taken: the machine's drift between rounds cancels out.
-    let paired = |i: usize, which: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| {
+    let paired = |i: usize, which: fn(&Samples) -> &Vec<f64>| {
         let mut ratios: Vec<f64> = which(&results[i])
             .iter()
             .zip(which(&results[0]))
