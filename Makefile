@@ -45,6 +45,9 @@ test-filters: setup ## Build the filter variants the e2e tests use (target/filte
 	MESHPLUG_BUILD_ID=b filters/build-wasm.sh authz $(FILTER_OUT)/test/authz-b.wasm
 	MESHPLUG_BUILD_ID=a filters/build-native.sh authz $(FILTER_OUT)/test/libauthz-a.so
 	MESHPLUG_BUILD_ID=b filters/build-native.sh authz $(FILTER_OUT)/test/libauthz-b.so
+	cargo build --quiet -p meshplug-sdk --example panicky --profile filter-native --target-dir target/native
+	cp target/native/filter-native/examples/libpanicky.so $(FILTER_OUT)/test/.libpanicky.so.tmp
+	mv -f $(FILTER_OUT)/test/.libpanicky.so.tmp $(FILTER_OUT)/test/libpanicky.so
 	@for v in good good-v2 configure-fails panic status-500 slow loop; do \
 	  MESHPLUG_VARIANT=$$v filters/build-wasm.sh testbed $(FILTER_OUT)/test/testbed-$$v.wasm || exit 1; \
 	done

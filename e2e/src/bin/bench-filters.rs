@@ -2,8 +2,10 @@
 //! filter, with `authz` as Wasm, and with `authz` as a dynamic module, measured with `wrk` in one
 //! run (rounds interleaved across the three cases) and reported as ratios to the no-filter case.
 //!
-//! Each case is its own Envoy (`envoy-config/bench-filter.yaml`, a direct_response listener, so
-//! the filter is the only work that differs). Every request carries an allowed API key.
+//! Each case is its own Envoy (`envoy-config/bench-filter.yaml`), so the filter is the only work
+//! that differs. Two setups: the route answers itself (`direct_response`, the harshest: Envoy
+//! does almost nothing else), and the route proxies to an upstream (this process's axum server).
+//! Every request carries an allowed API key.
 
 use std::path::Path;
 use std::process::Command;
@@ -87,6 +89,18 @@ fn median(values: &mut [f64]) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let upstream = e2e::upstream::Upstream::start().await?;
+    let direct = r#"direct_response: { status: 200, body: { inline_string: "ok\n" } }"#;
+    run("direct_response", direct, upstream.addr.port()).await?;
+    run(
+        "proxied to an upstream",
+        "route: { cluster: upstream }",
+        upstream.addr.port(),
+    )
+    .await
+}
+
+async fn run(setup: &str, route_action: &str, upstream_port: u16) -> anyhow::Result<()> {
     let wasm = filter_artifact("authz.wasm").context("make filters")?;
     let native = filter_artifact("libauthz.so").context("make filters")?;
     let cases = [
@@ -99,6 +113,8 @@ async fn main() -> anyhow::Result<()> {
     for (i, (_, filters)) in cases.iter().enumerate() {
         let mut vars = BootstrapVars::new();
         vars.insert("FILTERS", filters.clone());
+        vars.insert("ROUTE_ACTION", route_action.to_string());
+        vars.insert("UPSTREAM_PORT", upstream_port.to_string());
         let options = EnvoyOptions {
             node_id: format!("bench-{i}"),
             cluster: "bench".into(),
@@ -112,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         for (i, envoy) in envoys.iter().enumerate() {
             let (rps, p99) = wrk(&envoy.url("/"))?;
             eprintln!(
-                "round {round} {}: {rps:.0} req/s, p99 {p99:.2} ms",
+                "{setup} round {round} {}: {rps:.0} req/s, p99 {p99:.2} ms",
                 cases[i].0
             );
             results[i].0.push(rps);
@@ -136,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
         .iter_mut()
         .map(|(rps, p99)| (median(rps), median(p99)))
         .collect();
-    println!("## Filter overhead: wrk -t2 -c32 -d{SECONDS}s, {ROUNDS} interleaved rounds");
+    println!("## Filter overhead, {setup}: wrk -t2 -c32 -d{SECONDS}s, {ROUNDS} interleaved rounds");
     println!(
         "| case | req/s (median) | req/s × no filter (paired median) | p99 ms (median) | p99 × no filter (paired median) |"
     );
