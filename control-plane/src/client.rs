@@ -120,3 +120,92 @@ pub fn rollout_table(list: &Value) -> String {
     }
     out
 }
+
+/// Where one node stands with one filter, as `meshplug status` says it (after
+/// `istioctl proxy-status`): `SYNCED` (ACKed what it should run), `NACKED` (refused it),
+/// `SENT` (sent, no answer yet), `NOT SENT` (not sent yet), or `-` (nothing desired).
+pub fn filter_state(filter: &Value) -> &'static str {
+    let desired = filter["desired"].as_str();
+    let version_of = |key: &str| filter[key].as_str();
+    match desired {
+        None => "-",
+        Some(d) if version_of("acked") == Some(d) => "SYNCED",
+        Some(d) if filter["last_nack"]["version"].as_str() == Some(d) => "NACKED",
+        Some(d) if version_of("sent") == Some(d) => "SENT",
+        Some(_) => "NOT SENT",
+    }
+}
+
+fn short(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or("-".to_string(), |s| s.chars().take(12).collect())
+}
+
+/// The fleet (`/api/v1/nodes`) as a terminal table: one line per node and filter.
+pub fn status_table(nodes: &Value) -> String {
+    let mut out = format!(
+        "{:<20} {:<12} {:<8} {:<6} {:<16} {:<13} {:<13} {}\n",
+        "NODE", "CLUSTER", "ENVOY", "UP", "FILTER", "DESIRED", "ACKED", "STATUS"
+    );
+    for node in nodes["nodes"].as_array().into_iter().flatten() {
+        let filters = node["filters"].as_object().cloned().unwrap_or_default();
+        let up = if node["connected"] == true {
+            "yes"
+        } else {
+            "no"
+        };
+        let row = |filter: &str, desired: String, acked: String, state: &str| {
+            format!(
+                "{:<20} {:<12} {:<8} {:<6} {:<16} {:<13} {:<13} {}\n",
+                node["id"].as_str().unwrap_or("?"),
+                node["cluster"].as_str().unwrap_or("-"),
+                node["envoy_version"].as_str().unwrap_or("-"),
+                up,
+                filter,
+                desired,
+                acked,
+                state
+            )
+        };
+        if filters.is_empty() {
+            out.push_str(&row("-", "-".into(), "-".into(), "-"));
+        }
+        for (name, filter) in &filters {
+            let state = filter_state(filter);
+            out.push_str(&row(
+                name,
+                short(&filter["desired"]),
+                short(&filter["acked"]),
+                state,
+            ));
+            if let Some(error) = filter["last_nack"]["error"].as_str() {
+                out.push_str(&format!("  last NACK: {error}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The plugins (`/api/v1/plugins`) as a terminal table: one line per filter.
+pub fn plugins_table(plugins: &Value) -> String {
+    let mut out = format!(
+        "{:<16} {:<7} {:<13} {:<13} {:>9}  {}\n",
+        "PLUGIN", "KIND", "SHA", "CONFIG", "PUBLISHES", "LAST REJECTION"
+    );
+    for plugin in plugins["plugins"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:<16} {:<7} {:<13} {:<13} {:>9}  {}\n",
+            plugin["name"].as_str().unwrap_or("?"),
+            plugin["artifact"]["kind"].as_str().unwrap_or("-"),
+            short(&plugin["artifact"]["sha256"]),
+            short(&plugin["config_sha256"]),
+            plugin["publishes"].as_u64().unwrap_or(0),
+            plugin["last_rejection"]["reason"].as_str().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use meshplug::artifact::ArtifactKind;
 use meshplug::bootstrap::{render, standard_vars};
 use meshplug::check::Limits;
-use meshplug::client::{AdminClient, rollout_table};
+use meshplug::client::{AdminClient, plugins_table, rollout_table, status_table};
 use meshplug::debounce::Quiet;
 use meshplug::rollout::Policy;
 use meshplug::serve::{ServeConfig, run};
@@ -35,6 +35,11 @@ enum Command {
     Validate(ValidateArgs),
     /// Show every filter's rollout: last good, rolling out, stage, state, quarantine.
     Rollouts(RolloutsArgs),
+    /// Show every proxy and, per filter, the version it should run, the one it ACKed, and its
+    /// state (SYNCED, SENT, NOT SENT, NACKED with the message).
+    Status(RolloutsArgs),
+    /// Show every filter: artifact kind and sha, configuration, publishes, last rejection.
+    Plugins(RolloutsArgs),
     /// Stop a rollout advancing (the hard gates keep watching).
     Pause(ControlArgs),
     /// Lift a pause.
@@ -191,7 +196,9 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
-        Command::Rollouts(args) => rollouts(args),
+        Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),
+        Command::Status(args) => show(args, "/api/v1/nodes", status_table),
+        Command::Plugins(args) => show(args, "/api/v1/plugins", plugins_table),
         Command::Pause(args) => control(args.admin, &args.plugin, "pause", serde_json::json!({})),
         Command::Resume(args) => control(args.admin, &args.plugin, "resume", serde_json::json!({})),
         Command::Rollback(args) => {
@@ -230,12 +237,17 @@ fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn rollouts(args: RolloutsArgs) -> anyhow::Result<()> {
+/// Prints an admin API listing as JSON (the API's own, stable shape) or as a table.
+fn show(
+    args: RolloutsArgs,
+    path: &str,
+    table: fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
     let client = AdminClient::new(&args.admin.admin, args.admin.token)?;
-    let list = admin_runtime()?.block_on(client.rollouts())?;
+    let list = admin_runtime()?.block_on(client.get(path))?;
     match args.output.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&list)?),
-        "table" => print!("{}", rollout_table(&list)),
+        "table" => print!("{}", table(&list)),
         other => anyhow::bail!("unknown output {other:?}: table or json"),
     }
     Ok(())

@@ -1,0 +1,85 @@
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn filter_state_follows_desired_sent_acked_and_nack() {
+    let v = |desired: Option<&str>, sent: Option<&str>, acked: Option<&str>, nack: Option<&str>| {
+        json!({"desired": desired, "sent": sent, "acked": acked,
+               "last_nack": nack.map(|n| json!({"version": n, "error": "boom"}))})
+    };
+    assert_eq!(
+        filter_state(&v(Some("b"), Some("b"), Some("b"), None)),
+        "SYNCED"
+    );
+    assert_eq!(
+        filter_state(&v(Some("b"), Some("b"), Some("a"), Some("b"))),
+        "NACKED"
+    );
+    assert_eq!(
+        filter_state(&v(Some("b"), Some("b"), Some("a"), Some("x"))),
+        "SENT"
+    );
+    assert_eq!(
+        filter_state(&v(Some("b"), Some("a"), Some("a"), None)),
+        "NOT SENT"
+    );
+    assert_eq!(filter_state(&v(None, None, None, None)), "-");
+}
+
+#[test]
+fn status_table_has_a_line_per_node_and_filter_and_the_nack_message() {
+    let nodes = json!({"nodes": [
+        {"id": "envoy-1", "cluster": "edge", "envoy_version": "1.40.0", "connected": true,
+         "filters": {"authz": {"desired": "aaaaaaaaaaaaaaaa:c", "sent": "aaaaaaaaaaaaaaaa:c",
+                               "acked": "aaaaaaaaaaaaaaaa:c", "last_nack": null}}},
+        {"id": "envoy-2", "cluster": "edge", "envoy_version": "1.40.0", "connected": false,
+         "filters": {"authz": {"desired": "bbbbbbbbbbbbbbbb:c", "sent": "bbbbbbbbbbbbbbbb:c",
+                               "acked": "aaaaaaaaaaaaaaaa:c",
+                               "last_nack": {"version": "bbbbbbbbbbbbbbbb:c",
+                                             "error": "Failed to configure base Wasm plugin"}}}},
+        {"id": "envoy-3", "cluster": "edge", "connected": true, "filters": {}}
+    ]});
+    let table = status_table(&nodes);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NODE"));
+    assert!(
+        lines[1].contains("envoy-1") && lines[1].ends_with("SYNCED"),
+        "{table}"
+    );
+    assert!(
+        lines[1].contains("aaaaaaaaaaaa "),
+        "shas are cut to 12: {table}"
+    );
+    assert!(
+        lines[2].contains("envoy-2") && lines[2].contains(" no ") && lines[2].ends_with("NACKED")
+    );
+    assert_eq!(
+        lines[3],
+        "  last NACK: Failed to configure base Wasm plugin"
+    );
+    assert!(
+        lines[4].starts_with("envoy-3") && lines[4].contains(" - "),
+        "{table}"
+    );
+}
+
+#[test]
+fn plugins_table_shows_kind_sha_and_the_last_rejection() {
+    let plugins = json!({"plugins": [
+        {"name": "authz", "artifact": {"kind": "native", "sha256": "0123456789abcdef"},
+         "config_sha256": "fedcba9876543210", "publishes": 2,
+         "last_rejection": {"reason": "not a ELF shared object file: no ELF magic number"}},
+        {"name": "ratelimit", "artifact": null, "config_sha256": "x", "publishes": 0,
+         "last_rejection": null}
+    ]});
+    let table = plugins_table(&plugins);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[1].starts_with("authz")
+            && lines[1].contains("native")
+            && lines[1].contains("0123456789ab ")
+    );
+    assert!(lines[1].ends_with("no ELF magic number"));
+    assert!(lines[2].starts_with("ratelimit") && lines[2].ends_with("  -"));
+}
