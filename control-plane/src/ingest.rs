@@ -99,11 +99,13 @@ impl Ingest {
         sha256: String,
         bytes: &[u8],
     ) -> Result<IngestOutcome, Error> {
-        let current = self.registry().get(&name).and_then(|p| p.artifact.clone());
+        // Ingest runs one file at a time, so this view of the filter holds until it publishes.
+        let plugin = self.registry().get(&name).cloned();
+        let current = plugin.as_ref().and_then(|p| p.artifact.as_ref());
         if current.is_some_and(|a| a.sha256 == sha256) {
             return Ok(IngestOutcome::Unchanged { name, sha256 });
         }
-        let plugin = self.registry().get(&name).cloned();
+        let published_kind = current.map(|a| a.kind);
         let config_json = plugin
             .as_ref()
             .map_or(DEFAULT_CONFIG, |p| &p.config_json)
@@ -155,10 +157,6 @@ impl Ingest {
         }
         let stored = self.store.put(&sha256, kind, bytes)?;
         tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
-        let published_kind = self
-            .registry()
-            .get(&name)
-            .and_then(|p| p.artifact.as_ref().map(|a| a.kind));
         if kind != self.prefer && published_kind == Some(self.prefer) {
             tracing::info!(filter = %name, %sha256, ?kind, prefer = ?self.prefer,
                 "stored, not deployed: the filter runs its preferred kind (--prefer-kind)");
