@@ -114,12 +114,13 @@ pub type EnvoyPtr = *mut c_void;
 type LogFn = unsafe extern "C" fn(u32, ModuleBuffer);
 type GetHeaderFn =
     unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer, *mut EnvoyBuffer, usize, *mut usize) -> bool;
-type SetHeaderFn = unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer, ModuleBuffer) -> bool;
+pub(crate) type SetHeaderFn =
+    unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer, ModuleBuffer) -> bool;
 type SendResponseFn =
     unsafe extern "C" fn(EnvoyPtr, u32, *mut ModuleHttpHeader, usize, ModuleBuffer, ModuleBuffer);
 type BodyChunksSizeFn = unsafe extern "C" fn(EnvoyPtr, u32) -> usize;
 type BodyChunksFn = unsafe extern "C" fn(EnvoyPtr, u32, *mut EnvoyBuffer) -> bool;
-type DefineMetricFn =
+pub(crate) type DefineMetricFn =
     unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32;
 type UpdateMetricFn = unsafe extern "C" fn(EnvoyPtr, usize, *mut ModuleBuffer, usize, u64) -> u32;
 

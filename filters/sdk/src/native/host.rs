@@ -4,8 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::abi::{
-    Callbacks, EnvoyBuffer, EnvoyPtr, METRICS_SUCCESS, ModuleBuffer, ModuleHttpHeader, body_type,
-    header_type,
+    Callbacks, DefineMetricFn, EnvoyBuffer, EnvoyPtr, METRICS_SUCCESS, ModuleBuffer,
+    ModuleHttpHeader, SetHeaderFn, body_type, header_type,
 };
 use crate::Error;
 use crate::filter::{LocalReply, Metrics};
@@ -34,11 +34,7 @@ pub struct NativeMetrics<'a> {
 }
 
 impl NativeMetrics<'_> {
-    fn define(&self, kind: &'static str, name: &str) -> Result<usize, Error> {
-        let define = match kind {
-            "counter" => self.callbacks.define_counter,
-            _ => self.callbacks.define_histogram,
-        };
+    fn define(&self, define: DefineMetricFn, kind: &str, name: &str) -> Result<usize, Error> {
         let mut id = 0usize;
         // SAFETY: config_envoy came from Envoy for this config_new call; the name buffer and
         // the id slot are ours; no labels.
@@ -64,11 +60,13 @@ impl NativeMetrics<'_> {
 
 impl Metrics for NativeMetrics<'_> {
     fn counter(&mut self, name: &str) -> Result<Counter, Error> {
-        self.define("counter", name).map(Counter)
+        self.define(self.callbacks.define_counter, "counter", name)
+            .map(Counter)
     }
 
     fn histogram(&mut self, name: &str) -> Result<Histogram, Error> {
-        self.define("histogram", name).map(Histogram)
+        self.define(self.callbacks.define_histogram, "histogram", name)
+            .map(Histogram)
     }
 }
 
@@ -91,16 +89,11 @@ fn map_type(map: Headers) -> u32 {
 impl NativeHost<'_> {
     fn write_header(
         &mut self,
-        call: &'static str,
+        (call, write): (&'static str, SetHeaderFn),
         map: Headers,
         name: &str,
         value: ModuleBuffer,
     ) -> Result<(), Error> {
-        let write = if call == "add_header" {
-            self.callbacks.add_header
-        } else {
-            self.callbacks.set_header
-        };
         // SAFETY: filter_envoy is the current hook's; name and value buffers live for the call.
         let ok = unsafe {
             write(
@@ -169,15 +162,19 @@ impl Host for NativeHost<'_> {
     }
 
     fn set_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
-        self.write_header("set_header", map, name, ModuleBuffer::of(value.as_bytes()))
+        let set = ("set_header", self.callbacks.set_header);
+        self.write_header(set, map, name, ModuleBuffer::of(value.as_bytes()))
     }
 
     fn add_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
-        self.write_header("add_header", map, name, ModuleBuffer::of(value.as_bytes()))
+        let add = ("add_header", self.callbacks.add_header);
+        self.write_header(add, map, name, ModuleBuffer::of(value.as_bytes()))
     }
 
     fn remove_header(&mut self, map: Headers, name: &str) -> Result<(), Error> {
-        self.write_header("remove_header", map, name, ModuleBuffer::NULL)
+        // Envoy's set_header with no value removes the header.
+        let remove = ("remove_header", self.callbacks.set_header);
+        self.write_header(remove, map, name, ModuleBuffer::NULL)
     }
 
     fn body(&self, which: Body) -> Vec<u8> {
