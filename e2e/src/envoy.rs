@@ -118,6 +118,17 @@ impl Envoy {
         Ok(stats.get(name).and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
+    /// The sum of the numeric stats whose names end with `suffix`, e.g. a filter's own counter,
+    /// which Envoy prefixes by runtime (`wasmcustom.`, `dynamicmodulescustom.`).
+    pub async fn stat_sum(&self, suffix: &str) -> Result<u64, HarnessError> {
+        let stats = self.stats().await?;
+        Ok(stats
+            .iter()
+            .filter(|(name, _)| name.ends_with(suffix))
+            .filter_map(|(_, value)| value.parse::<u64>().ok())
+            .sum())
+    }
+
     /// The process.
     pub fn process(&mut self) -> &mut ChildGuard {
         &mut self.process

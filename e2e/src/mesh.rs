@@ -34,6 +34,11 @@ impl Answer {
     }
 }
 
+/// The tests' `authz` configuration: allows [`TEST_API_KEY`].
+pub fn authz_config() -> String {
+    format!(r#"{{"api_keys": ["{TEST_API_KEY}"]}}"#)
+}
+
 /// Upstream, control plane and Envoys, all stopped on drop.
 #[derive(Debug)]
 pub struct Mesh {
@@ -154,10 +159,57 @@ impl Mesh {
         self.publish(file, &bytes)
     }
 
-    /// Publishes the tests' `authz` configuration (allows [`TEST_API_KEY`]).
+    /// Publishes the tests' `authz` configuration ([`authz_config`]).
     pub fn publish_authz_config(&self) -> Result<(), HarnessError> {
-        let config = format!(r#"{{"api_keys": ["{TEST_API_KEY}"]}}"#);
-        self.publish("authz.json", config.as_bytes()).map(|_| ())
+        self.publish("authz.json", authz_config().as_bytes())
+            .map(|_| ())
+    }
+
+    /// Publishes `json` as `<name>.json` and waits (up to 20 s) until the control plane holds it,
+    /// so that an artifact published next is checked and served with it.
+    pub async fn publish_config(&self, name: &str, json: &str) -> Result<(), HarnessError> {
+        let compact = serde_json::from_str::<serde_json::Value>(json)?.to_string();
+        self.publish(&format!("{name}.json"), json.as_bytes())?;
+        eventually(
+            Duration::from_secs(20),
+            &format!("{name}'s configuration to be stored"),
+            || async {
+                let plugin = self
+                    .control_plane
+                    .plugin(name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if plugin["config_json"] == compact.as_str() {
+                    Ok(())
+                } else {
+                    Err(format!("{plugin}"))
+                }
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Waits (up to 30 s) until the control plane records a refusal of the artifact with
+    /// `sha256` for filter `name`; returns the reason.
+    pub async fn wait_for_rejection(&self, name: &str, sha256: &str, what: &str) -> String {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{what} to be refused"),
+            || async {
+                let plugin = self
+                    .control_plane
+                    .plugin(name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let rejection = &plugin["last_rejection"];
+                match rejection["reason"].as_str() {
+                    Some(reason) if rejection["sha256"] == sha256 => Ok(reason.to_string()),
+                    _ => Err(format!("not yet: {rejection}")),
+                }
+            },
+        )
+        .await
     }
 
     /// Waits (up to 30 s) until node `node_id` has ACKed a version of filter `name` built from

@@ -169,27 +169,7 @@ async fn run_table(kind: &str) -> Vec<String> {
         .await
         .expect("mesh starts");
     for (name, config) in CONFIGS {
-        mesh.publish(&format!("{name}.json"), config.as_bytes())
-            .expect("config");
-    }
-    for name in FILTERS {
-        e2e::eventually(
-            std::time::Duration::from_secs(20),
-            "configs stored",
-            || async {
-                let plugin = mesh
-                    .control_plane
-                    .plugin(name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if plugin["config_json"].as_str().is_some_and(|c| c != "{}") {
-                    Ok(())
-                } else {
-                    Err(format!("{plugin}"))
-                }
-            },
-        )
-        .await;
+        mesh.publish_config(name, config).await.expect("config");
     }
     for name in FILTERS {
         let file = if kind == "native" {

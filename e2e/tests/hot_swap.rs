@@ -43,12 +43,10 @@ async fn hot_swap_a_then_b_in_the_same_envoy() {
     })
     .await;
     assert!(uptime_b > uptime_a, "Envoy was not restarted");
-    let stats = envoy.stats().await.expect("stats");
-    let heartbeats: u64 = stats
-        .iter()
-        .filter(|(name, _)| name.ends_with("meshplug_heartbeat_authz"))
-        .filter_map(|(_, value)| value.parse::<u64>().ok())
-        .sum();
+    let heartbeats = envoy
+        .stat_sum("meshplug_heartbeat_authz")
+        .await
+        .expect("stats");
     assert!(heartbeats > 0, "authz counts a heartbeat per request");
     for stat in ["config_fail", "update_rejected", "update_failure"] {
         let name = format!("extension_config_discovery.http_filter.authz.{stat}");

@@ -18,24 +18,7 @@ async fn native_hot_swap_a_then_b_under_traffic() {
     let mut mesh = Mesh::start_with(&["--prefer-kind", "native"])
         .await
         .expect("mesh starts");
-    mesh.publish("authz.json", CONFIG.as_bytes())
-        .expect("config");
-    eventually(Duration::from_secs(20), "config stored", || async {
-        let plugin = mesh
-            .control_plane
-            .plugin("authz")
-            .await
-            .map_err(|e| e.to_string())?;
-        if plugin["config_json"]
-            .as_str()
-            .is_some_and(|c| c.contains("test-key-1"))
-        {
-            Ok(())
-        } else {
-            Err(format!("{plugin}"))
-        }
-    })
-    .await;
+    mesh.publish_config("authz", CONFIG).await.expect("config");
 
     mesh.publish_copy(&build_a, "libauthz.so")
         .expect("publish A");
@@ -96,16 +79,11 @@ async fn native_hot_swap_a_then_b_under_traffic() {
         let name = format!("extension_config_discovery.http_filter.authz.{stat}");
         assert_eq!(envoy.stat(&name).await.expect("stats"), 0, "{name}");
     }
-    let stats = envoy.stats().await.expect("stats");
-    let heartbeats: u64 = stats
-        .iter()
-        .filter(|(name, _)| name.ends_with("meshplug_heartbeat_authz"))
-        .filter_map(|(_, value)| value.parse::<u64>().ok())
-        .sum();
-    assert!(
-        heartbeats > 0,
-        "the native module counts heartbeats: {stats:?}"
-    );
+    let heartbeats = envoy
+        .stat_sum("meshplug_heartbeat_authz")
+        .await
+        .expect("stats");
+    assert!(heartbeats > 0, "the native module counts heartbeats");
     let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
     assert_eq!(plugin["artifact"]["kind"], "native");
     assert_eq!(plugin["artifact"]["envoy_version"], "1.40.0", "{plugin}");

@@ -14,20 +14,9 @@ async fn a_panic_in_a_native_filter_is_a_500_not_a_crash() {
     let mut mesh = Mesh::start_with(&["--prefer-kind", "native"])
         .await
         .expect("mesh starts");
-    mesh.publish("authz.json", br#"{"panic_on": "/boom"}"#)
+    mesh.publish_config("authz", r#"{"panic_on": "/boom"}"#)
+        .await
         .expect("config");
-    eventually(Duration::from_secs(20), "config stored", || async {
-        let plugin = mesh
-            .control_plane
-            .plugin("authz")
-            .await
-            .map_err(|e| e.to_string())?;
-        match plugin["config_json"].as_str() {
-            Some(c) if c.contains("/boom") => Ok(()),
-            _ => Err(format!("{plugin}")),
-        }
-    })
-    .await;
     mesh.publish_copy(&panicky, "libauthz.so").expect("publish");
     let sha = sha256_hex(&std::fs::read(&panicky).expect("read"));
     mesh.wait_until_acked("envoy-1", "authz", &sha).await;
@@ -48,12 +37,10 @@ async fn a_panic_in_a_native_filter_is_a_500_not_a_crash() {
     assert!(envoy.process().is_running(), "Envoy survived three panics");
     let envoy = &mesh.envoys[0];
     let panics = eventually(Duration::from_secs(5), "the panic counter", || async {
-        let stats = envoy.stats().await.map_err(|e| e.to_string())?;
-        let count: u64 = stats
-            .iter()
-            .filter(|(name, _)| name.ends_with("meshplug_panics_authz"))
-            .filter_map(|(_, value)| value.parse::<u64>().ok())
-            .sum();
+        let count = envoy
+            .stat_sum("meshplug_panics_authz")
+            .await
+            .map_err(|e| e.to_string())?;
         if count >= 3 {
             Ok(count)
         } else {

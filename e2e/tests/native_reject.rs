@@ -1,10 +1,9 @@
 //! A `.so` that lacks the hooks Envoy requires, and a file that is not ELF at all, are both
 //! refused before any push: the build already serving keeps serving, nothing new is published.
 
-use std::time::Duration;
-
+use e2e::Mesh;
+use e2e::mesh::authz_config;
 use e2e::paths::filter_artifact;
-use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -13,23 +12,9 @@ async fn bad_dynamic_modules_never_reach_envoy() {
     let mesh = Mesh::start_with(&["--prefer-kind", "native"])
         .await
         .expect("mesh starts");
-    mesh.publish_authz_config().expect("config");
-    eventually(Duration::from_secs(20), "config stored", || async {
-        let plugin = mesh
-            .control_plane
-            .plugin("authz")
-            .await
-            .map_err(|e| e.to_string())?;
-        if plugin["config_json"]
-            .as_str()
-            .is_some_and(|c| c.contains("test-key-1"))
-        {
-            Ok(())
-        } else {
-            Err(format!("{plugin}"))
-        }
-    })
-    .await;
+    mesh.publish_config("authz", &authz_config())
+        .await
+        .expect("config");
     mesh.publish_copy(&build_a, "libauthz.so")
         .expect("publish A");
     mesh.wait_until_served_by(0, "authz/a").await;
@@ -67,23 +52,7 @@ async fn bad_dynamic_modules_never_reach_envoy() {
     for (row, bytes, needle) in &rows {
         let sha = sha256_hex(bytes);
         mesh.publish("libauthz.so", bytes).expect("publish bad");
-        let reason = eventually(
-            Duration::from_secs(30),
-            &format!("{row} to be refused"),
-            || async {
-                let plugin = mesh
-                    .control_plane
-                    .plugin("authz")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let rejection = &plugin["last_rejection"];
-                match rejection["reason"].as_str() {
-                    Some(reason) if rejection["sha256"] == sha.as_str() => Ok(reason.to_string()),
-                    _ => Err(format!("not yet: {rejection}")),
-                }
-            },
-        )
-        .await;
+        let reason = mesh.wait_for_rejection("authz", &sha, row).await;
         assert!(
             reason.contains(needle),
             "{row}: {reason} should contain {needle}"

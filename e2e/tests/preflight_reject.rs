@@ -80,23 +80,7 @@ async fn bad_artifacts_never_reach_envoy() {
     for (row, bytes, needle) in &rows {
         let sha = sha256_hex(bytes);
         mesh.publish("authz.wasm", bytes).expect("publish bad");
-        let reason = eventually(
-            Duration::from_secs(30),
-            &format!("{row} to be refused"),
-            || async {
-                let plugin = mesh
-                    .control_plane
-                    .plugin("authz")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let rejection = &plugin["last_rejection"];
-                match rejection["reason"].as_str() {
-                    Some(reason) if rejection["sha256"] == sha.as_str() => Ok(reason.to_string()),
-                    _ => Err(format!("not yet: {rejection}")),
-                }
-            },
-        )
-        .await;
+        let reason = mesh.wait_for_rejection("authz", &sha, row).await;
         assert!(
             reason.contains(needle),
             "{row}: {reason} should contain {needle}"
