@@ -26,11 +26,6 @@ impl AdminClient {
         })
     }
 
-    /// `GET /api/v1/rollouts`.
-    pub async fn rollouts(&self) -> Result<Value, Error> {
-        self.get("/api/v1/rollouts").await
-    }
-
     /// `GET` a JSON document.
     pub async fn get(&self, path: &str) -> Result<Value, Error> {
         let url = format!("{}{path}", self.base);
@@ -79,10 +74,6 @@ pub fn rollout_table(list: &Value) -> String {
         "{:<16} {:<14} {:<14} {:<10} {:<12} {:>7} {:>11}\n",
         "FILTER", "LAST GOOD", "ROLLING OUT", "STAGE", "STATE", "CANARY", "QUARANTINED"
     );
-    let short = |v: &Value| {
-        v.as_str()
-            .map_or("-".to_string(), |s| s.chars().take(12).collect())
-    };
     for plugin in list["plugins"].as_array().into_iter().flatten() {
         let rollout = &plugin["rollout"];
         let stage = match (&rollout["stage"]["stage"], &rollout["stage"]["index"]) {
@@ -136,6 +127,7 @@ pub fn filter_state(filter: &Value) -> &'static str {
     }
 }
 
+/// A version or sha cut to 12 characters, or `-`.
 fn short(value: &Value) -> String {
     value
         .as_str()
