@@ -2,7 +2,7 @@
 //! and rollouts, and the rollout controls (bearer token when one is configured).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::catalog::{Catalog, FileStatus};
 use crate::fleet::{Fleet, NodeStatus};
 use crate::registry::{PluginStatus, Registry};
 use crate::rollout::Engine;
@@ -31,6 +32,8 @@ pub struct AdminState {
     pub prometheus: Arc<prometheus_client::registry::Registry>,
     /// The bearer token mutations require, if any.
     pub token: Option<Arc<str>>,
+    /// The manifests in force, when manifests govern.
+    pub manifests: Option<Arc<RwLock<Catalog>>>,
 }
 
 /// The admin routes.
@@ -40,6 +43,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/manifests", get(manifests))
         .route("/metrics", get(metrics))
         .merge(rollouts::routes())
         .with_state(state)
@@ -65,6 +69,25 @@ async fn plugins(State(state): State<AdminState>) -> Json<Plugins> {
         .unwrap_or_else(PoisonError::into_inner);
     Json(Plugins {
         plugins: registry.plugins().cloned().collect(),
+    })
+}
+
+#[derive(Serialize)]
+struct Manifests {
+    /// Whether manifests govern (`meshplug serve --plugins`).
+    enabled: bool,
+    /// Every manifest file read: what is in force from it, and why its text was refused.
+    files: Vec<FileStatus>,
+}
+
+async fn manifests(State(state): State<AdminState>) -> Json<Manifests> {
+    let files = state.manifests.as_ref().map(|catalog| {
+        let catalog = catalog.read().unwrap_or_else(PoisonError::into_inner);
+        catalog.files.values().cloned().collect()
+    });
+    Json(Manifests {
+        enabled: files.is_some(),
+        files: files.unwrap_or_default(),
     })
 }
 

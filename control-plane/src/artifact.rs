@@ -3,7 +3,9 @@
 use std::path::Path;
 
 /// The two shapes a filter ships in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactKind {
     /// A proxy-wasm module, `<name>.wasm`.

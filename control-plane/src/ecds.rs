@@ -30,6 +30,9 @@ pub struct FilterDeployment<'a> {
     pub module_path: &'a Path,
     /// The filter's configuration, handed to it as a JSON string.
     pub config_json: &'a str,
+    /// What a proxy does when the filter fails. Wasm only: a dynamic module runs in-process,
+    /// and the SDK answers 500 for a panic.
+    pub failure_policy: crate::manifest::FailurePolicy,
 }
 
 /// The ECDS resource for a deployment.
@@ -60,9 +63,17 @@ fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
             name: deployment.name.to_string(),
             vm: Some(plugin_config::Vm::VmConfig(vm)),
             configuration: Some(to_any(&configuration)),
-            failure_policy: FailurePolicy::FailClosed as i32,
+            failure_policy: wasm_failure_policy(deployment.failure_policy) as i32,
             ..Default::default()
         }),
+    }
+}
+
+fn wasm_failure_policy(policy: crate::manifest::FailurePolicy) -> FailurePolicy {
+    match policy {
+        crate::manifest::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
+        crate::manifest::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
+        crate::manifest::FailurePolicy::Reload => FailurePolicy::FailReload,
     }
 }
 

@@ -3,11 +3,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Error;
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
+use crate::catalog::Catalog;
 use crate::check::{Limits, check_artifact};
 use crate::preflight;
 use crate::registry::{
@@ -70,6 +71,10 @@ pub struct Ingest {
     pub preflight: Option<Arc<sandbox::Preflight>>,
     /// The kind a filter runs when both its `.wasm` and its `.so` are in the folder.
     pub prefer: ArtifactKind,
+    /// The plugin manifests in force, when manifests govern (`meshplug serve --plugins`):
+    /// then builds are matched to plugins by their `spec.artifact`, and `<name>.json`,
+    /// `<name>.fixtures.json` and `<name>.schema.json` in the artifacts folder are ignored.
+    pub manifests: Option<Arc<RwLock<Catalog>>>,
 }
 
 impl Ingest {
@@ -83,6 +88,18 @@ impl Ingest {
         };
         let sha256 = sha256_hex(&bytes);
         tracing::info!(path = %path.display(), %sha256, size = bytes.len(), "hashed");
+        if self.manifests.is_some() {
+            return match watched {
+                WatchedFile::Artifact { name, kind } => {
+                    self.managed_artifact(path, name, kind, sha256, &bytes)
+                }
+                _ => {
+                    tracing::warn!(path = %path.display(),
+                        "ignored: with plugin manifests, configuration, fixtures and schema live in the manifest");
+                    Ok(IngestOutcome::Ignored)
+                }
+            };
+        }
         match watched {
             WatchedFile::Artifact { name, kind } => self.artifact(path, name, kind, sha256, &bytes),
             WatchedFile::Config { name } => self.config(path, name, sha256, &bytes),
@@ -282,7 +299,7 @@ impl Ingest {
         }
     }
 
-    fn quarantined(&self, name: &str, version: &str) -> Option<String> {
+    pub(crate) fn quarantined(&self, name: &str, version: &str) -> Option<String> {
         let reason = self.engine().quarantined(name, version)?;
         Some(format!(
             "quarantined after a failed rollout ({reason}); lift it with `meshplug retry {name} {}`",
@@ -342,6 +359,8 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+mod manifests;
 
 #[cfg(test)]
 mod tests;

@@ -11,13 +11,17 @@
 pub mod admin;
 pub mod artifact;
 pub mod bootstrap;
+pub mod catalog;
 pub mod check;
 pub mod client;
+pub mod compose;
 pub mod debounce;
 pub mod ecds;
 mod error;
 pub mod fleet;
 pub mod ingest;
+pub mod manifest;
+pub mod manifest_watch;
 pub mod metrics_sink;
 pub mod preflight;
 pub mod registry;

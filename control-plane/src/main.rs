@@ -167,6 +167,14 @@ struct ServeArgs {
     /// The other is still checked and stored, but not deployed.
     #[arg(long, env = "MESHPLUG_PREFER_KIND", value_parser = ["wasm", "native"], default_value = "wasm")]
     prefer_kind: String,
+    /// A folder of `kind: Plugin` manifests (YAML, hot-reloaded). Given, manifests say which
+    /// filters exist, their configuration, targets and rollout policy.
+    #[arg(long, env = "MESHPLUG_PLUGINS")]
+    plugins: Option<PathBuf>,
+    /// A folder of `kind: Listener` and `kind: Cluster` manifests. Given (with --plugins),
+    /// meshplug serves LDS, RDS and CDS and composes each listener's filter chain.
+    #[arg(long, env = "MESHPLUG_MESH", requires = "plugins")]
+    mesh: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -298,6 +306,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             ArtifactKind::Wasm
         },
+        plugins_dir: args.plugins,
+        mesh_dir: args.mesh,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run(config, shutdown_signal()))?;

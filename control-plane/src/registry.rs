@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::artifact::ArtifactKind;
+use crate::manifest::FailurePolicy;
 use crate::rollout::Release;
 use crate::store::sha256_hex;
 
@@ -39,6 +40,11 @@ pub struct PluginStatus {
     /// The schema itself.
     #[serde(skip)]
     pub schema: Option<serde_json::Value>,
+    /// What a proxy does when the filter fails.
+    pub failure_policy: FailurePolicy,
+    /// The manifest file that defines it, when manifests govern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 /// The artifact a filter runs.
@@ -68,15 +74,28 @@ pub struct RejectionRecord {
     pub at_unix_ms: u64,
 }
 
+/// sha256 of what a filter is configured with: its JSON configuration and, when not the
+/// default, its failure policy.
+pub fn settings_sha256(config_json: &str, failure_policy: FailurePolicy) -> String {
+    match failure_policy {
+        FailurePolicy::FailClosed => sha256_hex(config_json.as_bytes()),
+        other => sha256_hex(format!("{config_json}\nfailurePolicy: {other:?}").as_bytes()),
+    }
+}
+
 /// The version label of a resource built from an artifact and a configuration.
 pub fn resource_version(artifact_sha: &str, config_sha: &str) -> String {
     format!("{artifact_sha}:{}", &config_sha[..config_sha.len().min(12)])
 }
 
-/// All filters by name.
+/// All filters by name, and (when manifests govern) every build seen, by build name.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Registry {
     plugins: BTreeMap<String, PluginStatus>,
+    #[serde(skip)]
+    builds: BTreeMap<String, BTreeMap<ArtifactKind, (u64, PublishedArtifact)>>,
+    #[serde(skip)]
+    builds_seen: u64,
 }
 
 impl Registry {
@@ -110,6 +129,8 @@ impl Registry {
                 has_schema: false,
                 fixture_list: Vec::new(),
                 schema: None,
+                failure_policy: FailurePolicy::default(),
+                manifest: None,
             })
     }
 
@@ -129,8 +150,43 @@ impl Registry {
         if plugin.config_json == config_json {
             return false;
         }
-        plugin.config_sha256 = sha256_hex(config_json.as_bytes());
+        plugin.config_sha256 = settings_sha256(&config_json, plugin.failure_policy);
         plugin.config_json = config_json;
+        true
+    }
+
+    /// Sets the failure policy of `name`. Returns false when unchanged.
+    pub fn set_failure_policy(&mut self, name: &str, policy: FailurePolicy) -> bool {
+        let plugin = self.entry(name);
+        if plugin.failure_policy == policy {
+            return false;
+        }
+        plugin.failure_policy = policy;
+        plugin.config_sha256 = settings_sha256(&plugin.config_json, policy);
+        true
+    }
+
+    /// Records which manifest defines `name` (`None`: none does any more).
+    pub fn set_manifest(&mut self, name: &str, file: Option<String>) {
+        self.entry(name).manifest = file;
+    }
+
+    /// Sets or clears the fixtures and schema of `name` at once. Returns whether either
+    /// changed.
+    pub fn set_preflight_inputs(
+        &mut self,
+        name: &str,
+        fixtures: Vec<sandbox::Fixture>,
+        schema: Option<serde_json::Value>,
+    ) -> bool {
+        let plugin = self.entry(name);
+        if plugin.fixture_list == fixtures && plugin.schema == schema {
+            return false;
+        }
+        plugin.fixtures = fixtures.len();
+        plugin.fixture_list = fixtures;
+        plugin.has_schema = schema.is_some();
+        plugin.schema = schema;
         true
     }
 
@@ -156,6 +212,64 @@ impl Registry {
         true
     }
 
+    /// Replaces what `status` configures of its filter (artifact, configuration, pre-flight
+    /// inputs, failure policy, manifest), keeping its publish history.
+    pub fn commit(&mut self, status: PluginStatus) {
+        let plugin = self.entry(&status.name);
+        plugin.artifact = status.artifact;
+        plugin.config_json = status.config_json;
+        plugin.config_sha256 = status.config_sha256;
+        plugin.fixtures = status.fixtures;
+        plugin.fixture_list = status.fixture_list;
+        plugin.has_schema = status.has_schema;
+        plugin.schema = status.schema;
+        plugin.failure_policy = status.failure_policy;
+        plugin.manifest = status.manifest;
+    }
+
+    /// The filter `name` as it is, or a fresh one.
+    pub fn get_or_default(&mut self, name: &str) -> PluginStatus {
+        self.entry(name).clone()
+    }
+
+    /// Records a checked and stored build of `name` (`<name>.wasm`, `lib<name>.so`).
+    pub fn add_build(&mut self, name: &str, build: PublishedArtifact) {
+        self.builds_seen += 1;
+        let seq = self.builds_seen;
+        let kinds = self.builds.entry(name.to_string()).or_default();
+        if kinds.get(&build.kind).is_some_and(|(_, b)| *b == build) {
+            return;
+        }
+        kinds.insert(build.kind, (seq, build));
+    }
+
+    /// The build a plugin runs: among builds whose name matches `pattern` (a name or glob) and
+    /// whose kind `allowed` admits, the newest of kind `prefer` if there is one, else the
+    /// newest of any.
+    pub fn choose_build(
+        &self,
+        pattern: &str,
+        allowed: impl Fn(ArtifactKind) -> bool,
+        prefer: ArtifactKind,
+    ) -> Option<PublishedArtifact> {
+        let pattern = glob::Pattern::new(pattern).ok()?;
+        let candidates: Vec<&(u64, PublishedArtifact)> = self
+            .builds
+            .iter()
+            .filter(|(name, _)| pattern.matches(name))
+            .flat_map(|(_, kinds)| kinds.values())
+            .filter(|(_, build)| allowed(build.kind))
+            .collect();
+        let newest = |of: &dyn Fn(&PublishedArtifact) -> bool| {
+            candidates
+                .iter()
+                .filter(|(_, b)| of(b))
+                .max_by_key(|(seq, _)| *seq)
+                .map(|(_, b)| b.clone())
+        };
+        newest(&|b| b.kind == prefer).or_else(|| newest(&|_| true))
+    }
+
     /// Records a refusal.
     pub fn reject(&mut self, name: &str, record: RejectionRecord) {
         self.entry(name).last_rejection = Some(record);
@@ -173,6 +287,7 @@ impl Registry {
             path: artifact.path.clone(),
             config_json: plugin.config_json.clone(),
             envoy_version: artifact.envoy_version.clone(),
+            failure_policy: plugin.failure_policy,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod decide;
 pub mod engine;
 pub mod metrics;
+mod placement;
 pub mod policy;
 mod progress;
 pub mod signals;

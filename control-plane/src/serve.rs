@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -14,10 +14,12 @@ use xds::{AdsServer, NodeInfo, SnapshotCache, XdsEvent};
 use crate::Error;
 use crate::admin::{self, AdminState};
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
+use crate::catalog::{Catalog, reconcile};
 use crate::check::Limits;
 use crate::debounce::Quiet;
 use crate::fleet::Fleet;
 use crate::ingest::{Ingest, IngestOutcome, unix_ms};
+use crate::manifest_watch::{self, ManifestWatcher};
 use crate::metrics_sink::MetricsSink;
 use crate::registry::Registry;
 use crate::rollout::metrics::RolloutMetrics;
@@ -56,6 +58,12 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// The kind a filter runs when the folder has both its `.wasm` and its `.so`.
     pub prefer_kind: ArtifactKind,
+    /// The watched folder of `kind: Plugin` manifests; set, manifests govern which filters
+    /// exist and where they go.
+    pub plugins_dir: Option<PathBuf>,
+    /// The watched folder of `kind: Listener` and `kind: Cluster` manifests; set (with
+    /// `plugins_dir`), meshplug serves LDS, RDS and CDS with composed filter chains.
+    pub mesh_dir: Option<PathBuf>,
 }
 
 /// The addresses actually bound.
@@ -91,6 +99,10 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         metrics,
         Some(alert_tx),
     )?));
+    let manifests = config
+        .plugins_dir
+        .as_ref()
+        .map(|_| Arc::new(RwLock::new(Catalog::new())));
     let ingest = Ingest {
         store: Store::open(config.data_dir.join("store"))?,
         limits: config.limits,
@@ -98,6 +110,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         engine: Arc::clone(&engine),
         preflight: preflight_sandbox(config.preflight)?,
         prefer: config.prefer_kind,
+        manifests: manifests.clone(),
     };
 
     let xds_listener = bind(config.xds_addr).await?;
@@ -128,9 +141,21 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         engine: Arc::clone(&engine),
         prometheus: Arc::new(prometheus),
         token: config.admin_token.clone().map(Arc::from),
+        manifests: manifests.clone(),
     };
     let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx));
 
+    let manifest_dirs = manifest_dirs(&config)?;
+    let serve_mesh = config.mesh_dir.is_some();
+    let mut reloads = None;
+    let _manifest_watcher = if manifest_dirs.is_empty() {
+        None
+    } else {
+        let (watcher, rx) = ManifestWatcher::start(&manifest_dirs)?;
+        reloads = Some(rx);
+        reload_manifests(&ingest, &engine, &manifest_dirs, serve_mesh).await;
+        Some(watcher)
+    };
     let (watcher, mut complete) = ArtifactWatcher::start(&artifacts_dir, config.quiet)?;
     for path in existing_files(&artifacts_dir)? {
         handle_path(&ingest, &watcher, path).await;
@@ -149,6 +174,9 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
                 Some(path) => handle_path(&ingest, &watcher, path).await,
                 None => break,
             },
+            Some(()) = next_reload(&mut reloads) => {
+                reload_manifests(&ingest, &engine, &manifest_dirs, serve_mesh).await;
+            }
         }
     }
     tracing::info!("shutting down");
@@ -161,6 +189,76 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         .unwrap_or_else(PoisonError::into_inner)
         .save_nodes()?;
     Ok(())
+}
+
+/// The manifest folders to watch (created if missing), plugins first.
+fn manifest_dirs(config: &ServeConfig) -> Result<Vec<PathBuf>, Error> {
+    let mut dirs = Vec::new();
+    for dir in [&config.plugins_dir, &config.mesh_dir]
+        .into_iter()
+        .flatten()
+    {
+        std::fs::create_dir_all(dir).map_err(Error::io("creating manifest folder", dir))?;
+        dirs.push(dir.canonicalize().map_err(Error::io("resolving", dir))?);
+    }
+    Ok(dirs)
+}
+
+async fn next_reload(reloads: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match reloads {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the manifest folders again: what parses and fits goes in force, each refusal is
+/// logged with file, line and field, and the engine and ingest follow.
+async fn reload_manifests(
+    ingest: &Ingest,
+    engine: &Arc<Mutex<Engine>>,
+    dirs: &[PathBuf],
+    serve_mesh: bool,
+) {
+    let Some(manifests) = ingest.manifests.clone() else {
+        return;
+    };
+    let scanned = match manifest_watch::scan(dirs) {
+        Ok(scanned) => scanned,
+        Err(err) => {
+            tracing::error!(error = %err, "reading manifests; the ones in force stay");
+            return;
+        }
+    };
+    let previous = manifests
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let catalog = reconcile(&previous, &scanned);
+    for status in catalog.files.values() {
+        if let Some(error) = &status.error {
+            let kept = status.in_force.is_some();
+            tracing::warn!(file = %error.file, line = ?error.line, field = %error.field,
+                message = %error.message, previous_kept = kept, "manifest refused: {error}");
+        }
+    }
+    if catalog.names() != previous.names() || catalog != previous {
+        tracing::info!(
+            plugins = catalog.plugins.len(),
+            listeners = catalog.listeners.len(),
+            clusters = catalog.clusters.len(),
+            "manifests in force"
+        );
+    }
+    engine
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .set_manifests(Arc::new(catalog.clone()), serve_mesh);
+    let worker = ingest.clone();
+    match tokio::task::spawn_blocking(move || worker.apply_catalog(&catalog)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "applying manifests"),
+        Err(err) => tracing::error!(error = %err, "applying manifests: task failed"),
+    }
 }
 
 fn preflight_sandbox(

@@ -7,6 +7,7 @@
 //! One scenario per file lives in `tests/`; `src/bin/` holds `dev-mesh` (what `make run`
 //! starts) and `bench-swap` (what `make bench` runs).
 
+pub mod composed;
 pub mod control_plane;
 pub mod envoy;
 mod error;
@@ -21,6 +22,7 @@ pub mod rollout;
 pub mod traffic;
 pub mod upstream;
 pub mod webhook;
+pub mod wrk;
 
 pub use error::HarnessError;
 pub use eventually::eventually;

@@ -76,11 +76,19 @@ impl Mesh {
     /// choose a rollout policy, the control plane runs `--rollout-policy immediate`: every
     /// proxy gets a new version at once, as the swap tests expect. Rollout tests pass theirs.
     pub async fn start_control_plane(control_plane_args: &[&str]) -> Result<Self, HarnessError> {
-        let mut args: Vec<&str> = control_plane_args.to_vec();
-        if !args.contains(&"--rollout-policy") {
-            args.extend(["--rollout-policy", "immediate"]);
+        Self::start_control_plane_in(control_plane_args, false).await
+    }
+
+    /// As [`Mesh::start_control_plane`]; `composed` adds `--plugins <dir>/plugins` and
+    /// `--mesh <dir>/mesh`.
+    pub(crate) async fn start_control_plane_in(
+        control_plane_args: &[&str],
+        composed: bool,
+    ) -> Result<Self, HarnessError> {
+        let mut args: Vec<String> = control_plane_args.iter().map(|a| a.to_string()).collect();
+        if !args.iter().any(|a| a == "--rollout-policy") {
+            args.extend(["--rollout-policy".into(), "immediate".into()]);
         }
-        let control_plane_args = args.as_slice();
         let mut dir = tempfile::Builder::new()
             .prefix("meshplug-e2e-")
             .tempdir()
@@ -91,8 +99,14 @@ impl Mesh {
         }
         let upstream = Upstream::start().await?;
         let artifacts = dir.path().join("artifacts");
-        let control_plane =
-            ControlPlane::start_watching(dir.path(), &artifacts, control_plane_args).await?;
+        if composed {
+            for folder in ["plugins", "mesh"] {
+                let path = dir.path().join(folder);
+                args.extend([format!("--{folder}"), path.display().to_string()]);
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let control_plane = ControlPlane::start_watching(dir.path(), &artifacts, &args).await?;
         Ok(Self {
             envoys: Vec::new(),
             control_plane,

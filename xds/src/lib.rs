@@ -15,7 +15,9 @@
 //! What it does not do:
 //! - Delta xDS (`DeltaAggregatedResources` answers `UNIMPLEMENTED`);
 //! - decide anything about the resources: it knows nothing about plugins, rollouts or health;
-//! - order dependent resource types (e.g. LDS after ECDS): callers publish in a safe order.
+//! - hold one type back until the node has ACKed another: it sends changed types in
+//!   dependency order (clusters, endpoints, listeners, routes, filter configurations) and
+//!   leaves the rest to Envoy's warming.
 
 mod cache;
 mod error;
@@ -56,4 +58,21 @@ pub mod type_url {
         "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
     /// CDS.
     pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    /// EDS.
+    pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+
+    /// The order in which changed types are sent: clusters before the listeners whose routes
+    /// use them, listeners before their routes, filter configurations last (Envoy asks for
+    /// those once a listener names them). Unknown types go last, by name.
+    pub fn send_order(type_url: &str) -> (u8, &str) {
+        let rank = match type_url {
+            CLUSTER => 0,
+            ENDPOINT => 1,
+            LISTENER => 2,
+            ROUTE_CONFIGURATION => 3,
+            EXTENSION_CONFIG => 4,
+            _ => 5,
+        };
+        (rank, type_url)
+    }
 }

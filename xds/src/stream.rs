@@ -86,9 +86,12 @@ impl StreamState {
         Ok(())
     }
 
-    /// Answers every subscription whose selection changed in `snapshot`.
+    /// Answers every subscription whose selection changed in `snapshot`, in dependency order
+    /// (see [`crate::type_url::send_order`]).
     pub(crate) fn on_snapshot(&mut self, snapshot: &Snapshot, out: &mut Outcome) {
-        let type_urls: Vec<String> = self.types.keys().cloned().collect();
+        let mut type_urls: Vec<String> = self.types.keys().cloned().collect();
+        type_urls
+            .sort_by(|a, b| crate::type_url::send_order(a).cmp(&crate::type_url::send_order(b)));
         for type_url in type_urls {
             self.respond(&type_url, snapshot, out);
         }

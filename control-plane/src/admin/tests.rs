@@ -35,6 +35,7 @@ async fn admin(token: Option<&str>) -> Admin {
         path: PathBuf::from("/store/x.wasm"),
         config_json: "{}".into(),
         envoy_version: None,
+        failure_policy: Default::default(),
     };
     {
         let mut engine = engine.lock().expect("engine");
@@ -51,6 +52,7 @@ async fn admin(token: Option<&str>) -> Admin {
         engine,
         prometheus: Arc::new(prometheus),
         token: token.map(Arc::from),
+        manifests: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

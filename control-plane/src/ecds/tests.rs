@@ -9,6 +9,7 @@ fn wasm_deployment_becomes_a_wasm_filter_reading_the_stored_module() {
         name: "authz",
         kind: ArtifactKind::Wasm,
         module_path: &path,
+        failure_policy: Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     });
     assert_eq!(
@@ -51,6 +52,7 @@ fn the_same_deployment_encodes_identically() {
         name: "a",
         kind: ArtifactKind::Wasm,
         module_path: &path,
+        failure_policy: Default::default(),
         config_json: "{}",
     };
     assert_eq!(extension_config(&deployment), extension_config(&deployment));
@@ -64,6 +66,7 @@ fn native_deployment_becomes_a_dynamic_module_filter_loading_the_stored_so() {
         name: "authz",
         kind: ArtifactKind::Native,
         module_path: &path,
+        failure_policy: Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     });
     let tec = TypedExtensionConfig::decode(any.value.as_slice()).expect("decodes");

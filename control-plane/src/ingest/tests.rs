@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
         )),
         preflight: None,
         prefer: ArtifactKind::Wasm,
+        manifests: None,
     };
     Fixture {
         _dir: dir,

@@ -46,7 +46,7 @@ impl Engine {
         let Some(mut rollout) = self.plugins.get(plugin).and_then(|p| p.rollout.clone()) else {
             return Err(Error::Rollout(format!("{plugin}: no rollout in progress")));
         };
-        let policy = self.policy.clone();
+        let policy = self.plugin_policy(plugin).clone();
         match command {
             Command::Pause => {
                 rollout.paused = Some(Paused {

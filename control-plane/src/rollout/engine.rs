@@ -13,6 +13,7 @@ use xds::{NodeInfo, PreparedResource, SnapshotCache, XdsEvent, type_url};
 
 use super::decide::{Stage, millis};
 use super::metrics::RolloutMetrics;
+use super::placement::Placement;
 use super::policy::Policy;
 use super::progress::decision;
 use super::signals::{FlushSample, NodeSignals};
@@ -37,6 +38,10 @@ pub(super) struct Connection {
     pub(super) disconnected_at: Option<u64>,
     /// The Envoy version the proxy reported (`major.minor.patch`).
     pub(super) envoy_version: Option<String>,
+    /// What the proxy said about itself (cluster, metadata) when it last connected.
+    pub(super) info: Option<NodeInfo>,
+    /// When its current streams began (ms since the epoch).
+    pub(super) connected_since: Option<u64>,
 }
 
 /// The rollout engine. Lock it behind a mutex; every input is a method call.
@@ -62,6 +67,8 @@ pub struct Engine {
     pub(super) look_soon: bool,
     /// Rollout state changed without a push (a proxy joined): the next tick saves it.
     pub(super) plugins_dirty: bool,
+    /// What the manifests say about where plugins go.
+    pub(super) placement: Placement,
 }
 
 /// A rollback whose nodes have not all ACKed the last good version yet.
@@ -104,6 +111,7 @@ impl Engine {
             opened_ms: None,
             look_soon: false,
             plugins_dirty: false,
+            placement: Placement::default(),
         };
         for (name, plugin) in &engine.plugins {
             if let Some(rollout) = &plugin.rollout {
@@ -185,7 +193,7 @@ impl Engine {
         if known.iter().flatten().any(|r| r.version == release.version) {
             return Ok(ReleaseOutcome::Unchanged);
         }
-        if record.rollout.is_some() && self.policy.supersede {
+        if record.rollout.is_some() && self.plugin_policy(plugin).supersede {
             // A version every proxy already ACKed, with nothing left to judge, is live: it
             // becomes the last good one rather than being cancelled (the next tick would have
             // promoted it anyway).
@@ -230,8 +238,12 @@ impl Engine {
     pub fn on_connect(&mut self, node: &NodeInfo, now_ms: u64) -> String {
         self.opened_ms.get_or_insert(now_ms);
         let connection = self.connected.entry(node.id.clone()).or_default();
+        if connection.streams == 0 {
+            connection.connected_since = Some(now_ms);
+        }
         connection.streams += 1;
         connection.envoy_version = node.user_agent_version.clone();
+        connection.info = Some(node.clone());
         let came_back = connection.disconnected_at.take().is_some();
         self.nodes.entry(node.id.clone()).or_default();
         if came_back && self.in_crash_window(&node.id, now_ms) {
@@ -249,20 +261,29 @@ impl Engine {
     }
 
     fn in_crash_window(&self, node: &str, now_ms: u64) -> bool {
-        let window = millis(self.policy.crash_window);
-        self.plugins
-            .values()
-            .filter_map(|p| p.rollout.as_ref())
-            .any(|r| r.pushed.get(node).is_some_and(|at| now_ms <= at + window))
+        self.plugins.iter().any(|(name, p)| {
+            let window = millis(self.plugin_policy(name).crash_window);
+            p.rollout
+                .as_ref()
+                .is_some_and(|r| r.pushed.get(node).is_some_and(|at| now_ms <= at + window))
+        })
     }
 
     /// A proxy that connects during a rollout's last step, or during bake, joins it.
     fn join_full_rollouts(&mut self, node: &str, now_ms: u64) {
-        let last = self.policy.steps.len().saturating_sub(1);
         let envoy_version = self.envoy_version(node).map(String::from);
+        let lasts: BTreeMap<String, usize> = self
+            .plugins
+            .keys()
+            .filter(|name| self.targets(name, node))
+            .map(|name| {
+                let last = self.plugin_policy(name).steps.len().saturating_sub(1);
+                (name.clone(), last)
+            })
+            .collect();
         let mut joined = false;
-        for record in self.plugins.values_mut() {
-            let Some(rollout) = record.rollout.as_mut() else {
+        for (name, record) in &mut self.plugins {
+            let (Some(rollout), Some(&last)) = (record.rollout.as_mut(), lasts.get(name)) else {
                 continue;
             };
             let full = rollout.from.is_none()
@@ -381,6 +402,7 @@ impl Engine {
                     kind: release.kind,
                     module_path: &release.path,
                     config_json: &release.config_json,
+                    failure_policy: release.failure_policy,
                 });
                 PreparedResource::new(&release.version, body)
             })
@@ -394,6 +416,9 @@ impl Engine {
         let proxy = self.envoy_version(node);
         let mut out = BTreeMap::new();
         for (name, record) in &self.plugins {
+            if !self.targets(name, node) {
+                continue;
+            }
             let on_new = record
                 .rollout
                 .as_ref()
@@ -426,8 +451,13 @@ impl Engine {
             .iter()
             .map(|(name, release)| (name.clone(), self.resource(name, release)))
             .collect();
+        let served = desired.keys().cloned().collect();
+        let composed = self.composed_for(&served);
         self.cache.update(node, |snapshot| {
             let mut changed = false;
+            // With composed listeners a filter leaves a proxy by leaving its listeners; its
+            // configuration stays, so a draining listener never loses it.
+            let keep_all = composed.is_some();
             let stale: Vec<String> = snapshot
                 .resources(type_url::EXTENSION_CONFIG)
                 .map(|r| {
@@ -437,12 +467,15 @@ impl Engine {
                         .collect()
                 })
                 .unwrap_or_default();
-            for name in stale {
+            for name in stale.into_iter().filter(|_| !keep_all) {
                 changed |= snapshot.remove_resource(type_url::EXTENSION_CONFIG, &name);
             }
             for (name, resource) in &resources {
                 changed |=
                     snapshot.set_prepared_resource(type_url::EXTENSION_CONFIG, name, resource);
+            }
+            if let Some(composed) = &composed {
+                changed |= composed.apply(snapshot);
             }
             changed
         });
@@ -467,11 +500,12 @@ impl Engine {
             .and_then(|c| c.envoy_version.as_deref())
     }
 
-    /// Connected proxies that can run `release` (see [`Release::runs_on`]).
-    pub(super) fn eligible_nodes(&self, release: &Release) -> BTreeSet<String> {
+    /// Connected proxies that `plugin` targets and that can run `release` (see
+    /// [`Release::runs_on`]).
+    pub(super) fn eligible_nodes(&self, plugin: &str, release: &Release) -> BTreeSet<String> {
         self.connected_nodes()
             .into_iter()
-            .filter(|node| release.runs_on(self.envoy_version(node)))
+            .filter(|node| self.targets(plugin, node) && release.runs_on(self.envoy_version(node)))
             .collect()
     }
 

@@ -77,14 +77,15 @@ impl Engine {
 
     /// The policy a rollout runs under: a first version (nothing to fall back to) goes to all
     /// proxies at once, gated by acceptance, load and liveness only.
-    fn policy_for(&self, rollout: &Rollout) -> Policy {
+    fn policy_for(&self, plugin: &str, rollout: &Rollout) -> Policy {
+        let policy = self.plugin_policy(plugin);
         if rollout.from.is_some() {
-            return self.policy.clone();
+            return policy.clone();
         }
         Policy {
             steps: Policy::immediate().steps,
             bake: std::time::Duration::ZERO,
-            ..self.policy.clone()
+            ..policy.clone()
         }
     }
 
@@ -112,8 +113,8 @@ impl Engine {
             last_look_ms: now_ms,
             history: Default::default(),
         };
-        let policy = self.policy_for(&rollout);
-        let connected = self.eligible_nodes(&rollout.to);
+        let policy = self.policy_for(plugin, &rollout);
+        let connected = self.eligible_nodes(plugin, &rollout.to);
         let since = now_ms.saturating_sub(millis(policy.history_window));
         for node in &connected {
             if let Some(signals) = self.signals.get(node) {
@@ -163,7 +164,7 @@ impl Engine {
         let Some(rollout) = self.plugins.get(plugin).and_then(|p| p.rollout.clone()) else {
             return Ok(());
         };
-        let policy = self.policy_for(&rollout);
+        let policy = self.policy_for(plugin, &rollout);
         let canary = self.canary_nodes(plugin, &rollout);
         // A stage that needs no traffic (e.g. the `immediate` policy) is judged by the hard
         // gates alone.
@@ -349,7 +350,7 @@ impl Engine {
         rollout.failing_looks = 0;
         rollout.last_look_ms = now_ms;
         if let Stage::Step(i) = next {
-            let connected = self.eligible_nodes(&rollout.to);
+            let connected = self.eligible_nodes(plugin, &rollout.to);
             let already: BTreeSet<String> = rollout.pushed.keys().cloned().collect();
             let cohorts = choose(&rollout.id, &policy.steps[i], &connected, &already);
             for node in &cohorts.canary {
@@ -437,7 +438,7 @@ impl Engine {
         let Some(rollout) = self.plugins.get(plugin).and_then(|p| p.rollout.clone()) else {
             return Ok(false);
         };
-        let policy = self.policy_for(&rollout);
+        let policy = self.policy_for(plugin, &rollout);
         let last = Stage::Step(policy.steps.len().saturating_sub(1));
         let needs_nothing = rollout.stage == last
             && !looks_at_traffic(&policy, rollout.stage)

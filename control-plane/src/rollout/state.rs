@@ -14,6 +14,7 @@ use super::decide::{BaselineKind, Gate, Stage};
 use super::traffic::Totals;
 use crate::Error;
 use crate::artifact::ArtifactKind;
+use crate::manifest::FailurePolicy;
 
 /// One deployable version of a filter: an artifact and a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +33,9 @@ pub struct Release {
     /// never receive it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envoy_version: Option<String>,
+    /// What a proxy does when the filter fails (Wasm `failure_policy`).
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
 }
 
 impl Release {

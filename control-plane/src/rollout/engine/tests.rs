@@ -21,6 +21,7 @@ fn release(tag: &str) -> Release {
         path: PathBuf::from(format!("/store/{tag}.wasm")),
         config_json: "{}".into(),
         envoy_version: None,
+        failure_policy: Default::default(),
     }
 }
 
@@ -511,6 +512,7 @@ fn a_dynamic_module_reaches_only_proxies_on_the_envoy_version_it_was_built_for()
     let native = Release {
         kind: ArtifactKind::Native,
         envoy_version: Some("1.40.0".into()),
+        failure_policy: Default::default(),
         ..release("n")
     };
     h.engine

@@ -8,6 +8,7 @@ fn release(version: &str) -> Release {
         path: PathBuf::from(format!("/store/{version}.wasm")),
         config_json: "{}".into(),
         envoy_version: None,
+        failure_policy: Default::default(),
     }
 }
 

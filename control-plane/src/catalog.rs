@@ -1,0 +1,218 @@
+//! The manifests in force: the result of reading the `plugins/` and `mesh/` folders again,
+//! given what was in force before. Pure.
+//!
+//! A file that fails to parse, names something twice, or refers to a listener or cluster that
+//! is not there is refused with a [`ManifestError`]; the version of that file that was in force
+//! before stays in force (if it still fits). A file that is gone takes its manifest with it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::manifest::{
+    ClusterSpec, ListenerSpec, Manifest, ManifestError, ManifestKind, Named, PluginSpec, parse,
+};
+use crate::store::sha256_hex;
+
+/// Every manifest in force, and the status of every file read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// Plugins by name.
+    pub plugins: BTreeMap<String, Named<PluginSpec>>,
+    /// Listeners by name.
+    pub listeners: BTreeMap<String, Named<ListenerSpec>>,
+    /// Clusters by name.
+    pub clusters: BTreeMap<String, Named<ClusterSpec>>,
+    /// Each file's status, by file name.
+    pub files: BTreeMap<String, FileStatus>,
+    in_force: BTreeMap<String, Manifest>,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileStatus {
+    /// The file.
+    pub file: String,
+    /// sha256 of the text read.
+    pub sha256: String,
+    /// The kind and name in force from this file, if any (the new version, or the previous
+    /// one when the new one was refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_force: Option<(ManifestKind, String)>,
+    /// Why the text read is not in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ManifestError>,
+}
+
+/// One file read from a watched folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedFile {
+    /// Its name, as errors show it (`plugins/authz.yaml`).
+    pub file: String,
+    /// Its text.
+    pub text: String,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Files whose text was refused.
+    pub fn errors(&self) -> impl Iterator<Item = &ManifestError> {
+        self.files.values().filter_map(|f| f.error.as_ref())
+    }
+}
+
+/// Reads `scanned` (every manifest file, both folders) given `previous`.
+pub fn reconcile(previous: &Catalog, scanned: &[ScannedFile]) -> Catalog {
+    let parsed: BTreeMap<&str, (&ScannedFile, Result<Manifest, ManifestError>)> = scanned
+        .iter()
+        .map(|s| (s.file.as_str(), (s, parse(&s.file, &s.text))))
+        .collect();
+    let mut next = Catalog::new();
+    for kind in [
+        ManifestKind::Cluster,
+        ManifestKind::Listener,
+        ManifestKind::Plugin,
+    ] {
+        for (file, (scan, result)) in &parsed {
+            if next.files.contains_key(*file) {
+                continue;
+            }
+            let fresh = result.as_ref().ok().filter(|m| m.kind() == kind);
+            // The version in force before counts unless the file now holds another kind.
+            let old = previous
+                .in_force
+                .get(*file)
+                .filter(|m| m.kind() == kind && result.as_ref().map_or(true, |r| r.kind() == kind));
+            let parse_error = result.as_ref().err().cloned();
+            // A file that does not parse, with nothing before it, is reported in the last pass.
+            let report_now = parse_error.is_some() && kind == ManifestKind::Plugin;
+            if fresh.is_none() && old.is_none() && !report_now {
+                continue;
+            }
+            let mut error = parse_error;
+            let mut chosen = None;
+            if let Some(manifest) = fresh {
+                match next.admit(file, &scan.text, manifest, previous) {
+                    Ok(()) => chosen = Some(manifest.clone()),
+                    Err(refusal) => error = Some(refusal),
+                }
+            }
+            if chosen.is_none()
+                && let Some(manifest) = old
+                && next.admit(file, &scan.text, manifest, previous).is_ok()
+            {
+                chosen = Some(manifest.clone());
+            }
+            if chosen.is_none() && error.is_none() {
+                continue;
+            }
+            next.files.insert(
+                file.to_string(),
+                FileStatus {
+                    file: file.to_string(),
+                    sha256: sha256_hex(scan.text.as_bytes()),
+                    in_force: chosen.as_ref().map(|m| (m.kind(), m.name().to_string())),
+                    error,
+                },
+            );
+            if let Some(manifest) = chosen {
+                next.insert(file, manifest);
+            }
+        }
+    }
+    next
+}
+
+impl Catalog {
+    /// Whether `manifest` from `file` may join: its name is free and what it names exists.
+    fn admit(
+        &self,
+        file: &str,
+        text: &str,
+        manifest: &Manifest,
+        previous: &Catalog,
+    ) -> Result<(), ManifestError> {
+        let name = manifest.name();
+        let owner = self
+            .in_force
+            .iter()
+            .find(|(_, m)| m.kind() == manifest.kind() && m.name() == name)
+            .map(|(f, _)| f.clone());
+        // Two files, one name: the one that had it in force keeps it, else the first by name.
+        let rival = owner.or_else(|| {
+            previous
+                .in_force
+                .iter()
+                .find(|(f, m)| {
+                    f.as_str() != file && m.kind() == manifest.kind() && m.name() == name
+                })
+                .map(|(f, _)| f.clone())
+        });
+        if let Some(rival) = rival.filter(|r| r != file) {
+            let message = format!("{} `{name}` is already defined in {rival}", manifest.kind());
+            return Err(ManifestError::at_value(
+                file,
+                text,
+                "metadata.name",
+                "name:",
+                message,
+            ));
+        }
+        match manifest {
+            Manifest::Listener(listener) => {
+                for (i, cluster) in listener.spec.clusters() {
+                    if !self.clusters.contains_key(cluster) {
+                        let message = format!("no Cluster named `{cluster}`");
+                        let field = format!("spec.routes[{i}].cluster");
+                        return Err(ManifestError::at_value(
+                            file, text, &field, cluster, message,
+                        ));
+                    }
+                }
+            }
+            Manifest::Plugin(plugin) => {
+                for (i, listener) in plugin.spec.listeners.iter().enumerate() {
+                    if !self.listeners.contains_key(listener) {
+                        let message = format!("no Listener named `{listener}`");
+                        let field = format!("spec.listeners[{i}]");
+                        return Err(ManifestError::at_value(
+                            file, text, &field, listener, message,
+                        ));
+                    }
+                }
+            }
+            Manifest::Cluster(_) => {}
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, file: &str, manifest: Manifest) {
+        match &manifest {
+            Manifest::Plugin(m) => {
+                self.plugins.insert(m.name.clone(), m.clone());
+            }
+            Manifest::Listener(m) => {
+                self.listeners.insert(m.name.clone(), m.clone());
+            }
+            Manifest::Cluster(m) => {
+                self.clusters.insert(m.name.clone(), m.clone());
+            }
+        }
+        self.in_force.insert(file.to_string(), manifest);
+    }
+
+    /// The names of the plugins, listeners and clusters in force.
+    pub fn names(&self) -> BTreeSet<(ManifestKind, String)> {
+        self.in_force
+            .values()
+            .map(|m| (m.kind(), m.name().to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+use super::*;
+
+fn plugin(name: &str, phase: &str, listeners: &str) -> String {
+    format!(
+        "apiVersion: meshplug.dev/v1alpha1\nkind: Plugin\nmetadata:\n  name: {name}\nspec:\n  \
+         artifact: {name}\n  phase: {phase}\n  listeners: [{listeners}]\n"
+    )
+}
+
+fn listener(name: &str, cluster: &str) -> String {
+    format!(
+        "apiVersion: meshplug.dev/v1alpha1\nkind: Listener\nmetadata:\n  name: {name}\nspec:\n  \
+         port: 0\n  routes:\n    - prefix: /\n      cluster: {cluster}\n"
+    )
+}
+
+fn cluster(name: &str) -> String {
+    format!(
+        "apiVersion: meshplug.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  \
+         endpoints: [\"127.0.0.1:8080\"]\n"
+    )
+}
+
+fn scan(files: &[(&str, String)]) -> Vec<ScannedFile> {
+    files
+        .iter()
+        .map(|(file, text)| ScannedFile {
+            file: file.to_string(),
+            text: text.clone(),
+        })
+        .collect()
+}
+
+fn good() -> Vec<ScannedFile> {
+    scan(&[
+        ("mesh/backend.yaml", cluster("backend")),
+        ("mesh/ingress.yaml", listener("ingress", "backend")),
+        ("plugins/authz.yaml", plugin("authz", "authn", "ingress")),
+    ])
+}
+
+#[test]
+fn a_consistent_folder_is_in_force() {
+    let catalog = reconcile(&Catalog::new(), &good());
+    assert_eq!(catalog.errors().count(), 0);
+    assert!(catalog.plugins.contains_key("authz"));
+    assert!(catalog.listeners.contains_key("ingress"));
+    assert!(catalog.clusters.contains_key("backend"));
+    assert_eq!(
+        catalog.files["plugins/authz.yaml"].in_force,
+        Some((ManifestKind::Plugin, "authz".into()))
+    );
+}
+
+#[test]
+fn a_broken_edit_keeps_the_previous_version() {
+    let before = reconcile(&Catalog::new(), &good());
+    let mut files = good();
+    files[2].text = files[2].text.replace("phase: authn", "phase: nope");
+    let after = reconcile(&before, &files);
+    assert_eq!(after.plugins["authz"], before.plugins["authz"]);
+    let status = &after.files["plugins/authz.yaml"];
+    let error = status.error.as_ref().expect("refused");
+    assert_eq!(error.field, "spec.phase");
+    assert_eq!(error.line, Some(7));
+    assert!(status.in_force.is_some(), "the old version stays in force");
+}
+
+#[test]
+fn a_broken_new_file_is_reported_and_not_in_force() {
+    let mut files = good();
+    files.push(ScannedFile {
+        file: "plugins/new.yaml".into(),
+        text: "kind: [".into(),
+    });
+    let catalog = reconcile(&Catalog::new(), &files);
+    let status = &catalog.files["plugins/new.yaml"];
+    assert!(status.error.is_some());
+    assert_eq!(status.in_force, None);
+    assert_eq!(catalog.plugins.len(), 1);
+}
+
+#[test]
+fn dangling_references_are_refused_with_the_field() {
+    let files = scan(&[
+        ("mesh/ingress.yaml", listener("ingress", "missing")),
+        ("plugins/authz.yaml", plugin("authz", "authn", "nowhere")),
+    ]);
+    let catalog = reconcile(&Catalog::new(), &files);
+    let listener_error = catalog.files["mesh/ingress.yaml"].error.clone();
+    let listener_error = listener_error.expect("dangling cluster");
+    assert_eq!(listener_error.field, "spec.routes[0].cluster");
+    assert_eq!(listener_error.line, Some(9));
+    let plugin_error = catalog.files["plugins/authz.yaml"].error.clone();
+    let plugin_error = plugin_error.expect("dangling listener");
+    assert_eq!(plugin_error.field, "spec.listeners[0]");
+    assert!(plugin_error.message.contains("no Listener named `nowhere`"));
+    assert!(catalog.plugins.is_empty() && catalog.listeners.is_empty());
+}
+
+#[test]
+fn a_name_defined_twice_stays_with_the_file_that_had_it() {
+    let before = reconcile(&Catalog::new(), &good());
+    let mut files = good();
+    files.insert(
+        0,
+        ScannedFile {
+            file: "plugins/a-copy.yaml".into(),
+            text: plugin("authz", "stats", "ingress"),
+        },
+    );
+    let after = reconcile(&before, &files);
+    let error = after.files["plugins/a-copy.yaml"].error.clone();
+    let error = error.expect("duplicate refused");
+    assert!(
+        error
+            .message
+            .contains("already defined in plugins/authz.yaml")
+    );
+    assert_eq!(error.field, "metadata.name");
+    assert_eq!(after.plugins["authz"], before.plugins["authz"]);
+}
+
+#[test]
+fn a_removed_file_takes_its_manifest_along() {
+    let before = reconcile(&Catalog::new(), &good());
+    let mut files = good();
+    files.pop();
+    let after = reconcile(&before, &files);
+    assert!(after.plugins.is_empty());
+    assert!(!after.files.contains_key("plugins/authz.yaml"));
+}
+
+#[test]
+fn a_file_may_change_its_kind() {
+    let before = reconcile(&Catalog::new(), &good());
+    let mut files = good();
+    files[0].text = cluster("backend").replace("kind: Cluster", "kind: Cluster");
+    files.push(ScannedFile {
+        file: "mesh/other.yaml".into(),
+        text: cluster("other"),
+    });
+    let middle = reconcile(&before, &files);
+    files[3].text = plugin("other", "custom", "");
+    let after = reconcile(&middle, &files);
+    assert!(after.plugins.contains_key("other"));
+    assert!(!after.clusters.contains_key("other"));
+    assert_eq!(after.errors().count(), 0);
+}

@@ -1,0 +1,207 @@
+//! Ingest when plugin manifests govern: a build (`<name>.wasm`, `lib<name>.so`) is checked and
+//! stored once, then every plugin whose `spec.artifact` matches it picks its build, runs the
+//! pre-flight with its own configuration and fixtures, and publishes. A manifest change does
+//! the same for that plugin. A refusal leaves the plugin as it was.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Ingest, IngestOutcome};
+use crate::Error;
+use crate::artifact::ArtifactKind;
+use crate::catalog::Catalog;
+use crate::check::check_artifact;
+use crate::manifest::{Named, PluginSpec, preferred_kind};
+use crate::preflight;
+use crate::registry::{PluginStatus, PublishedArtifact, resource_version, settings_sha256};
+
+impl Ingest {
+    /// A build arrived while manifests govern.
+    pub(super) fn managed_artifact(
+        &self,
+        path: &Path,
+        name: String,
+        kind: ArtifactKind,
+        sha256: String,
+        bytes: &[u8],
+    ) -> Result<IngestOutcome, Error> {
+        let catalog = self.catalog();
+        let plugins: Vec<&Named<PluginSpec>> = catalog
+            .plugins
+            .values()
+            .filter(|p| p.spec.kind.allows(kind) && matches(&p.spec.artifact, &name))
+            .collect();
+        let refused = |reason: String| {
+            for plugin in &plugins {
+                self.reject(path, plugin.name.clone(), sha256.clone(), reason.clone());
+            }
+            tracing::warn!(build = %name, %sha256, %reason, "build refused");
+            IngestOutcome::Rejected {
+                name: name.clone(),
+                sha256: sha256.clone(),
+                reason: reason.clone(),
+            }
+        };
+        if let Some(reason) = self.store.rejection(&sha256) {
+            return Ok(refused(format!("refused before: {reason}")));
+        }
+        let facts = match check_artifact(kind, bytes, self.limits) {
+            Ok(facts) => facts,
+            Err(rejection) => {
+                let reason = rejection.to_string();
+                self.store.put_rejection(&sha256, &reason)?;
+                return Ok(refused(reason));
+            }
+        };
+        let stored = self.store.put(&sha256, kind, bytes)?;
+        tracing::info!(build = %name, %sha256, path = %stored.display(), "stored");
+        self.registry().add_build(
+            &name,
+            PublishedArtifact {
+                kind,
+                sha256,
+                path: stored,
+                envoy_version: facts.envoy_version,
+            },
+        );
+        let mut outcome = IngestOutcome::Stored { name };
+        for plugin in plugins {
+            outcome = self.place(plugin, &catalog)?;
+        }
+        Ok(outcome)
+    }
+
+    /// The manifests changed: every plugin in `catalog` takes its settings and build. Returns
+    /// what became of each.
+    pub fn apply_catalog(&self, catalog: &Catalog) -> Result<Vec<IngestOutcome>, Error> {
+        if let Some(manifests) = &self.manifests {
+            *manifests
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog.clone();
+        }
+        let gone: Vec<String> = self
+            .registry()
+            .plugins()
+            .filter(|p| p.manifest.is_some() && !catalog.plugins.contains_key(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        for name in gone {
+            tracing::info!(plugin = %name, "manifest removed: the plugin leaves every chain");
+            self.registry().set_manifest(&name, None);
+        }
+        let mut outcomes = Vec::new();
+        for plugin in catalog.plugins.values() {
+            outcomes.push(self.place(plugin, catalog)?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Gives `plugin` its manifest's settings and its build; runs the pre-flight when either
+    /// changed, then publishes.
+    fn place(&self, plugin: &Named<PluginSpec>, catalog: &Catalog) -> Result<IngestOutcome, Error> {
+        let name = plugin.name.clone();
+        let spec = &plugin.spec;
+        let current = self.registry().get_or_default(&name);
+        let mut candidate = current.clone();
+        candidate.config_json = spec.config.to_string();
+        candidate.failure_policy = spec.failure_policy;
+        candidate.config_sha256 = settings_sha256(&candidate.config_json, spec.failure_policy);
+        candidate.fixtures = spec.fixtures.len();
+        candidate.fixture_list = spec.fixtures.clone();
+        candidate.has_schema = spec.schema.is_some();
+        candidate.schema = spec.schema.clone();
+        candidate.manifest = manifest_file(catalog, &name);
+        let prefer = preferred_kind(spec, self.prefer);
+        candidate.artifact =
+            self.registry()
+                .choose_build(&spec.artifact, |k| spec.kind.allows(k), prefer);
+        let Some(artifact) = candidate.artifact.clone() else {
+            self.registry().commit(candidate);
+            tracing::info!(plugin = %name, artifact = %spec.artifact, "waiting for a build");
+            return Ok(IngestOutcome::Stored { name });
+        };
+        if candidate == current && current.resource_version.is_some() {
+            return Ok(IngestOutcome::Unchanged {
+                name,
+                sha256: artifact.sha256,
+            });
+        }
+        let source = PathBuf::from(candidate.manifest.clone().unwrap_or_default());
+        let version = resource_version(&artifact.sha256, &candidate.config_sha256);
+        if let Some(reason) = self.quarantined(&name, &version) {
+            return Ok(self.reject(&source, name, artifact.sha256, reason));
+        }
+        if let Some(reason) = self.preflight_candidate(&name, &candidate, &artifact)? {
+            return Ok(self.reject(&source, name, artifact.sha256, reason));
+        }
+        self.registry().commit(candidate);
+        Ok(self.publish(&name))
+    }
+
+    /// Runs the pre-flight of a Wasm build with the candidate's inputs; the reason when
+    /// refused (now, or before with the same inputs).
+    fn preflight_candidate(
+        &self,
+        name: &str,
+        candidate: &PluginStatus,
+        artifact: &PublishedArtifact,
+    ) -> Result<Option<String>, Error> {
+        let sha = &artifact.sha256;
+        let config = &candidate.config_json;
+        let keys = preflight::lookup_keys(sha, config, Some(candidate));
+        if let Some(reason) = keys.iter().find_map(|key| self.store.rejection(key)) {
+            return Ok(Some(format!("refused before: {reason}")));
+        }
+        let Some(sandbox) = self
+            .preflight
+            .as_ref()
+            .filter(|_| artifact.kind == ArtifactKind::Wasm)
+        else {
+            return Ok(None);
+        };
+        let wasm = fs::read(&artifact.path)
+            .map_err(Error::io("reading stored artifact", &artifact.path))?;
+        match preflight::run(sandbox, name, sha, &wasm, config, Some(candidate)) {
+            Ok(report) => {
+                tracing::info!(plugin = %name, %sha, fixtures = report.fixtures_passed,
+                    compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed");
+                Ok(None)
+            }
+            Err(refusal) => {
+                self.store.put_rejection(&refusal.key, &refusal.reason)?;
+                Ok(Some(refusal.reason))
+            }
+        }
+    }
+
+    fn catalog(&self) -> Catalog {
+        self.manifests
+            .as_ref()
+            .map(|m| {
+                m.read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Whether build `name` matches a plugin's `spec.artifact` (a name or a glob).
+fn matches(pattern: &str, name: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+}
+
+fn manifest_file(catalog: &Catalog, plugin: &str) -> Option<String> {
+    catalog
+        .files
+        .values()
+        .find(|f| {
+            f.in_force.as_ref().is_some_and(|(kind, name)| {
+                *kind == crate::manifest::ManifestKind::Plugin && name == plugin
+            })
+        })
+        .map(|f| f.file.clone())
+}
+
+#[cfg(test)]
+mod tests;

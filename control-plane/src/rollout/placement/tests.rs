@@ -1,0 +1,174 @@
+//! Targeting, per-plugin policies and composed listeners, on an engine with a fake clock.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+use prost::Message;
+use xds::{NodeInfo, SnapshotCache};
+
+use super::*;
+use crate::artifact::ArtifactKind;
+use crate::catalog::{ScannedFile, reconcile};
+use crate::rollout::Release;
+use crate::rollout::metrics::RolloutMetrics;
+use crate::rollout::state::StateFiles;
+
+fn release(tag: &str) -> Release {
+    let sha = format!("{tag}{}", "0".repeat(63));
+    Release {
+        version: format!("{sha}:cfg"),
+        sha256: sha,
+        kind: ArtifactKind::Wasm,
+        path: PathBuf::from(format!("/store/{tag}.wasm")),
+        config_json: "{}".into(),
+        envoy_version: None,
+        failure_policy: Default::default(),
+    }
+}
+
+fn node(id: &str, tier: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        cluster: "test".into(),
+        metadata: BTreeMap::from([("tier".to_string(), tier.to_string())]),
+        ..NodeInfo::default()
+    }
+}
+
+fn catalog(plugins: &[(&str, &str, &str)]) -> Arc<Catalog> {
+    let mut files = vec![ScannedFile {
+        file: "mesh/ingress.yaml".into(),
+        text: "apiVersion: meshplug.dev/v1alpha1\nkind: Listener\nmetadata: {name: ingress}\n\
+               spec:\n  port: 0\n  routes: [{directResponse: {status: 200}}]\n"
+            .into(),
+    }];
+    for (name, phase, targets) in plugins {
+        files.push(ScannedFile {
+            file: format!("plugins/{name}.yaml"),
+            text: format!(
+                "apiVersion: meshplug.dev/v1alpha1\nkind: Plugin\nmetadata: {{name: {name}}}\n\
+                 spec:\n  artifact: {name}\n  phase: {phase}\n  targets: {targets}\n  rollout: immediate\n"
+            ),
+        });
+    }
+    let catalog = reconcile(&Catalog::new(), &files);
+    assert_eq!(catalog.errors().count(), 0, "{:?}", catalog.files);
+    Arc::new(catalog)
+}
+
+fn engine(cache: &Arc<SnapshotCache>, dir: &std::path::Path) -> Engine {
+    let files = StateFiles::open(dir).expect("state files");
+    let metrics = Arc::new(RolloutMetrics::unregistered());
+    // The default policy has canary steps; the manifests' `rollout: immediate` wins.
+    let mut engine =
+        Engine::open(Policy::default(), files, Arc::clone(cache), metrics, None).expect("engine");
+    engine.on_connect(&node("edge-1", "edge"), 0);
+    engine.on_connect(&node("core-1", "core"), 0);
+    engine
+}
+
+fn chain(cache: &SnapshotCache, node: &str) -> Vec<String> {
+    let snapshot = cache.snapshot(node);
+    let Some(any) = snapshot
+        .resources(type_url::LISTENER)
+        .and_then(|r| r.get("ingress"))
+    else {
+        return vec!["<no listener>".into()];
+    };
+    let listener = Listener::decode(any.value.as_slice()).expect("listener");
+    let Some(filter::ConfigType::TypedConfig(hcm)) =
+        &listener.filter_chains[0].filters[0].config_type
+    else {
+        panic!("no HCM");
+    };
+    let hcm = HttpConnectionManager::decode(hcm.value.as_slice()).expect("hcm");
+    hcm.http_filters.into_iter().map(|f| f.name).collect()
+}
+
+fn has_config(cache: &SnapshotCache, node: &str, plugin: &str) -> bool {
+    let snapshot = cache.snapshot(node);
+    snapshot
+        .resources(type_url::EXTENSION_CONFIG)
+        .is_some_and(|r| r.get(plugin).is_some())
+}
+
+#[test]
+fn a_plugin_reaches_only_the_proxies_it_targets_in_phase_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let mut engine = engine(&cache, dir.path());
+    engine.set_manifests(
+        catalog(&[
+            ("ratelimit", "authz", "{}"),
+            ("authz", "authn", "{labels: {tier: edge}}"),
+        ]),
+        true,
+    );
+    assert_eq!(chain(&cache, "edge-1"), ["envoy.filters.http.router"]);
+    engine
+        .release("ratelimit", release("a"), 1)
+        .expect("release");
+    engine.release("authz", release("b"), 2).expect("release");
+    assert_eq!(
+        chain(&cache, "edge-1"),
+        ["authz", "ratelimit", "envoy.filters.http.router"]
+    );
+    assert_eq!(
+        chain(&cache, "core-1"),
+        ["ratelimit", "envoy.filters.http.router"]
+    );
+    assert!(has_config(&cache, "edge-1", "authz"));
+    assert!(!has_config(&cache, "core-1", "authz"));
+    let rollout = engine.plugins()["authz"].rollout.clone();
+    let pushed: Vec<String> = rollout
+        .map(|r| r.pushed.into_keys().collect())
+        .unwrap_or_default();
+    assert!(!pushed.contains(&"core-1".to_string()), "{pushed:?}");
+}
+
+#[test]
+fn a_plugin_with_no_artifact_yet_stays_out_of_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let mut engine = engine(&cache, dir.path());
+    engine.set_manifests(catalog(&[("authz", "authn", "{}")]), true);
+    assert_eq!(chain(&cache, "edge-1"), ["envoy.filters.http.router"]);
+    assert!(!has_config(&cache, "edge-1", "authz"));
+}
+
+#[test]
+fn removing_a_manifest_takes_the_filter_out_and_keeps_its_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let mut engine = engine(&cache, dir.path());
+    engine.set_manifests(catalog(&[("authz", "authn", "{}")]), true);
+    engine.release("authz", release("a"), 1).expect("release");
+    assert_eq!(
+        chain(&cache, "core-1"),
+        ["authz", "envoy.filters.http.router"]
+    );
+    engine.set_manifests(catalog(&[]), true);
+    assert_eq!(chain(&cache, "core-1"), ["envoy.filters.http.router"]);
+    assert!(
+        has_config(&cache, "core-1", "authz"),
+        "a draining listener may still use it"
+    );
+    assert!(engine.desired_for("core-1").is_empty());
+}
+
+#[test]
+fn without_a_mesh_config_no_listener_is_served_but_targets_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let mut engine = engine(&cache, dir.path());
+    engine.set_manifests(
+        catalog(&[("authz", "authn", "{labels: {tier: core}}")]),
+        false,
+    );
+    engine.release("authz", release("a"), 1).expect("release");
+    assert_eq!(chain(&cache, "core-1"), ["<no listener>"]);
+    assert!(has_config(&cache, "core-1", "authz"));
+    assert!(!has_config(&cache, "edge-1", "authz"));
+}
