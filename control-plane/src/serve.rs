@@ -235,10 +235,12 @@ async fn reload_manifests(
         .clone();
     let catalog = reconcile(&previous, &scanned);
     for status in catalog.files.values() {
-        if let Some(error) = &status.error {
+        let already_told =
+            previous.files.get(&status.file).map(|s| &s.error) == Some(&status.error);
+        if let Some(error) = status.error.as_ref().filter(|_| !already_told) {
             let kept = status.in_force.is_some();
             tracing::warn!(file = %error.file, line = ?error.line, field = %error.field,
-                message = %error.message, previous_kept = kept, "manifest refused: {error}");
+                reason = %error.message, previous_kept = kept, error = %error, "manifest refused");
         }
     }
     if catalog.names() != previous.names() || catalog != previous {

@@ -7,32 +7,48 @@
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use std::marker::PhantomData;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
 use tonic::codec::{BufferSettings, Codec};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
-use crate::server::{AdsServer, ResponseStream};
+use crate::server::{AdsServer, DeltaResponseStream, ResponseStream};
 
 const STREAM_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 /// Initial codec buffer per stream (tonic's default is 8 KiB).
 const BUFFER_BYTES: usize = 1024;
 /// How much is encoded before yielding to the transport (tonic's default).
 const YIELD_THRESHOLD: usize = 32 * 1024;
 
-/// Prost codec with small initial buffers.
-#[derive(Debug, Clone, Copy, Default)]
-struct AdsCodec;
+/// Prost codec with small initial buffers, for requests `Q` and responses `R`.
+#[derive(Debug, Clone, Copy)]
+struct AdsCodec<Q, R>(PhantomData<fn(Q) -> R>);
 
-impl Codec for AdsCodec {
-    type Encode = DiscoveryResponse;
-    type Decode = DiscoveryRequest;
-    type Encoder = ProstEncoder<DiscoveryResponse>;
-    type Decoder = ProstDecoder<DiscoveryRequest>;
+impl<Q, R> Default for AdsCodec<Q, R> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Q, R> Codec for AdsCodec<Q, R>
+where
+    Q: prost::Message + Default + Send + 'static,
+    R: prost::Message + Send + 'static,
+{
+    type Encode = R;
+    type Decode = Q;
+    type Encoder = ProstEncoder<R>;
+    type Decoder = ProstDecoder<Q>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstEncoder::new(BufferSettings::new(BUFFER_BYTES, YIELD_THRESHOLD))
@@ -43,8 +59,8 @@ impl Codec for AdsCodec {
     }
 }
 
-/// The tonic service for `envoy.service.discovery.v3.AggregatedDiscoveryService`. Delta
-/// xDS and unknown methods answer `UNIMPLEMENTED`.
+/// The tonic service for `envoy.service.discovery.v3.AggregatedDiscoveryService`, both state
+/// of the world and Delta. Unknown methods answer `UNIMPLEMENTED`.
 #[derive(Debug, Clone)]
 pub struct AdsService {
     server: AdsServer,
@@ -73,6 +89,23 @@ impl StreamingService<DiscoveryRequest> for StreamMethod {
     }
 }
 
+struct DeltaMethod(AdsServer);
+
+impl StreamingService<DeltaDiscoveryRequest> for DeltaMethod {
+    type Response = DeltaDiscoveryResponse;
+    type ResponseStream = DeltaResponseStream;
+    type Future = BoxFuture<Response<DeltaResponseStream>, Status>;
+
+    fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
+        let server = self.0.clone();
+        Box::pin(async move {
+            Ok(Response::new(
+                server.open_delta_stream(request.into_inner()),
+            ))
+        })
+    }
+}
+
 impl<B> Service<http::Request<B>> for AdsService
 where
     B: tonic::codegen::Body + Send + 'static,
@@ -87,17 +120,22 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != STREAM_PATH {
-            let status = Status::unimplemented(format!(
-                "{} is not served; use state-of-the-world StreamAggregatedResources",
-                request.uri().path()
-            ));
-            return Box::pin(async move { Ok(status.into_http()) });
+        let server = self.server.clone();
+        match request.uri().path() {
+            STREAM_PATH => Box::pin(async move {
+                let codec = AdsCodec::<DiscoveryRequest, DiscoveryResponse>::default();
+                let mut grpc = Grpc::new(codec).max_decoding_message_size(MAX_REQUEST_BYTES);
+                Ok(grpc.streaming(StreamMethod(server), request).await)
+            }),
+            DELTA_PATH => Box::pin(async move {
+                let codec = AdsCodec::<DeltaDiscoveryRequest, DeltaDiscoveryResponse>::default();
+                let mut grpc = Grpc::new(codec).max_decoding_message_size(MAX_REQUEST_BYTES);
+                Ok(grpc.streaming(DeltaMethod(server), request).await)
+            }),
+            other => {
+                let status = Status::unimplemented(format!("{other} is not served"));
+                Box::pin(async move { Ok(status.into_http()) })
+            }
         }
-        let method = StreamMethod(self.server.clone());
-        Box::pin(async move {
-            let mut grpc = Grpc::new(AdsCodec).max_decoding_message_size(MAX_REQUEST_BYTES);
-            Ok(grpc.streaming(method, request).await)
-        })
     }
 }

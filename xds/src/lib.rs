@@ -12,14 +12,18 @@
 //! - reports each stream's life and every response, ACK and NACK as an [`XdsEvent`] to a caller's
 //!   [`EventSink`].
 //!
+//! - serves `DeltaAggregatedResources` (incremental xDS) from the same snapshots: per type it
+//!   tracks what the node holds and sends only changed resources and removed names;
+//!
 //! What it does not do:
-//! - Delta xDS (`DeltaAggregatedResources` answers `UNIMPLEMENTED`);
+//! - resource TTLs, on-demand (VHDS-style) resource locators, or xdstp:// names;
 //! - decide anything about the resources: it knows nothing about plugins, rollouts or health;
 //! - hold one type back until the node has ACKed another: it sends changed types in
 //!   dependency order (clusters, endpoints, listeners, routes, filter configurations) and
 //!   leaves the rest to Envoy's warming.
 
 mod cache;
+mod delta;
 mod error;
 mod events;
 mod grpc;
@@ -31,7 +35,7 @@ pub use cache::SnapshotCache;
 pub use error::XdsError;
 pub use events::{EventSink, NodeInfo, StreamId, XdsEvent};
 pub use grpc::AdsService;
-pub use server::{AdsServer, NodeGrouper, ResponseStream};
+pub use server::{AdsServer, DeltaResponseStream, NodeGrouper, ResponseStream};
 pub use snapshot::{PreparedResource, ResourceVersion, Selected, Snapshot, TypedResources};
 
 /// The protobuf types this crate speaks, re-exported so callers need not depend on `envoy-types`

@@ -2,11 +2,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use crate::delta::DeltaState;
 use crate::grpc::AdsService;
 use crate::stream::{Outcome, StreamState};
 use crate::{EventSink, NodeInfo, Snapshot, SnapshotCache, StreamId, XdsError, XdsEvent};
@@ -71,36 +75,120 @@ impl AdsServer {
 /// The stream of responses to one ADS stream.
 pub type ResponseStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
 
+/// The stream of responses to one Delta ADS stream.
+pub type DeltaResponseStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+/// One flavour of the ADS protocol: its messages and its per-stream state.
+pub(crate) trait Protocol: Sized + Send + 'static {
+    type Request: Send + 'static;
+    type Response: Send + 'static;
+    fn open(id: StreamId, node: NodeInfo) -> Self;
+    fn first_node(request: &Self::Request) -> Option<&Node>;
+    fn node(&self) -> &NodeInfo;
+    fn on_request(
+        &mut self,
+        request: Self::Request,
+        snapshot: &Snapshot,
+        out: &mut Outcome<Self::Response>,
+    ) -> Result<(), XdsError>;
+    fn on_snapshot(&mut self, snapshot: &Snapshot, out: &mut Outcome<Self::Response>);
+}
+
+impl Protocol for StreamState {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    fn open(id: StreamId, node: NodeInfo) -> Self {
+        Self::new(id, node)
+    }
+    fn first_node(request: &DiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+    fn node(&self) -> &NodeInfo {
+        StreamState::node(self)
+    }
+    fn on_request(
+        &mut self,
+        request: DiscoveryRequest,
+        snapshot: &Snapshot,
+        out: &mut Outcome,
+    ) -> Result<(), XdsError> {
+        StreamState::on_request(self, request, snapshot, out)
+    }
+    fn on_snapshot(&mut self, snapshot: &Snapshot, out: &mut Outcome) {
+        StreamState::on_snapshot(self, snapshot, out);
+    }
+}
+
+impl Protocol for DeltaState {
+    type Request = DeltaDiscoveryRequest;
+    type Response = DeltaDiscoveryResponse;
+    fn open(id: StreamId, node: NodeInfo) -> Self {
+        Self::new(id, node)
+    }
+    fn first_node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+    fn node(&self) -> &NodeInfo {
+        DeltaState::node(self)
+    }
+    fn on_request(
+        &mut self,
+        request: DeltaDiscoveryRequest,
+        snapshot: &Snapshot,
+        out: &mut Outcome<DeltaDiscoveryResponse>,
+    ) -> Result<(), XdsError> {
+        DeltaState::on_request(self, request, snapshot, out)
+    }
+    fn on_snapshot(&mut self, snapshot: &Snapshot, out: &mut Outcome<DeltaDiscoveryResponse>) {
+        DeltaState::on_snapshot(self, snapshot, out);
+    }
+}
+
 impl AdsServer {
     /// Serves one ADS stream: a task follows the node's snapshot and answers its requests.
     pub(crate) fn open_stream(&self, inbound: Streaming<DiscoveryRequest>) -> ResponseStream {
+        self.open::<StreamState>(inbound)
+    }
+
+    /// Serves one Delta ADS stream.
+    pub(crate) fn open_delta_stream(
+        &self,
+        inbound: Streaming<DeltaDiscoveryRequest>,
+    ) -> DeltaResponseStream {
+        self.open::<DeltaState>(inbound)
+    }
+
+    fn open<P: Protocol>(
+        &self,
+        inbound: Streaming<P::Request>,
+    ) -> ReceiverStream<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(run_stream(Arc::clone(&self.shared), id, inbound, tx));
+        tokio::spawn(run_stream::<P>(Arc::clone(&self.shared), id, inbound, tx));
         ReceiverStream::new(rx)
     }
 }
 
-type Responder = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+type Responder<R> = mpsc::Sender<Result<R, Status>>;
 
-async fn run_stream(
+async fn run_stream<P: Protocol>(
     shared: Arc<Shared>,
     id: StreamId,
-    mut inbound: Streaming<DiscoveryRequest>,
-    tx: Responder,
+    mut inbound: Streaming<P::Request>,
+    tx: Responder<P::Response>,
 ) {
     let first = match inbound.message().await {
         Ok(Some(first)) => first,
         Ok(None) | Err(_) => return,
     };
-    let Some(node) = first.node.as_ref().map(NodeInfo::from_proto) else {
+    let Some(node) = P::first_node(&first).map(NodeInfo::from_proto) else {
         let _ = tx.send(Err(XdsError::MissingNode.into())).await;
         return;
     };
     let group = (shared.grouper)(&node);
     tracing::debug!(stream = id, node = %node.id, %group, "ADS stream opened");
     let snapshots = shared.cache.watch(&group);
-    let mut state = StreamState::new(id, node);
+    let mut state = P::open(id, node);
     shared.sink.on_event(XdsEvent::StreamOpened {
         stream: id,
         node: state.node().clone(),
@@ -118,13 +206,13 @@ async fn run_stream(
     });
 }
 
-async fn serve_stream(
+async fn serve_stream<P: Protocol>(
     shared: &Shared,
-    state: &mut StreamState,
-    first: DiscoveryRequest,
-    mut inbound: Streaming<DiscoveryRequest>,
+    state: &mut P,
+    first: P::Request,
+    mut inbound: Streaming<P::Request>,
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    tx: &Responder,
+    tx: &Responder<P::Response>,
 ) -> Result<(), XdsError> {
     let mut pending = Some(first);
     loop {
@@ -155,7 +243,7 @@ async fn serve_stream(
     }
 }
 
-async fn deliver(shared: &Shared, tx: &Responder, out: Outcome) -> Result<(), XdsError> {
+async fn deliver<R>(shared: &Shared, tx: &Responder<R>, out: Outcome<R>) -> Result<(), XdsError> {
     for event in out.events {
         shared.sink.on_event(event);
     }

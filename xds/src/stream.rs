@@ -31,10 +31,19 @@ struct SentResponse {
 
 /// What a step of the protocol produced, in order: events to report at once (ACK, NACK), and
 /// responses, each with the `Sent` event to report once it is handed to the stream.
-#[derive(Debug, Default)]
-pub(crate) struct Outcome {
+#[derive(Debug)]
+pub(crate) struct Outcome<R = DiscoveryResponse> {
     pub(crate) events: Vec<XdsEvent>,
-    pub(crate) responses: Vec<(DiscoveryResponse, XdsEvent)>,
+    pub(crate) responses: Vec<(R, XdsEvent)>,
+}
+
+impl<R> Default for Outcome<R> {
+    fn default() -> Self {
+        Self {
+            events: Vec::new(),
+            responses: Vec::new(),
+        }
+    }
 }
 
 impl StreamState {
