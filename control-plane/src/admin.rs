@@ -103,11 +103,17 @@ async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
     };
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
     for node in &mut nodes {
+        node.chains = engine.chains_for(&node.id);
         let Some(record) = engine.nodes().get(&node.id) else {
             continue;
         };
         for (filter, version) in &record.desired {
             node.filters.entry(filter.clone()).or_default().desired = Some(version.clone());
+        }
+        for (filter, version) in &record.applied {
+            if let Some(state) = node.filters.get_mut(filter) {
+                state.applied = Some(version.clone());
+            }
         }
     }
     Json(Nodes { nodes })

@@ -137,8 +137,8 @@ fn short(value: &Value) -> String {
 /// The fleet (`/api/v1/nodes`) as a terminal table: one line per node and filter.
 pub fn status_table(nodes: &Value) -> String {
     let mut out = format!(
-        "{:<20} {:<12} {:<8} {:<6} {:<16} {:<13} {:<13} {}\n",
-        "NODE", "CLUSTER", "ENVOY", "UP", "FILTER", "DESIRED", "ACKED", "STATUS"
+        "{:<20} {:<12} {:<8} {:<6} {:<16} {:<13} {:<13} {:<8} {}\n",
+        "NODE", "CLUSTER", "ENVOY", "UP", "FILTER", "DESIRED", "ACKED", "APPLIED", "STATUS"
     );
     for node in nodes["nodes"].as_array().into_iter().flatten() {
         let filters = node["filters"].as_object().cloned().unwrap_or_default();
@@ -147,9 +147,9 @@ pub fn status_table(nodes: &Value) -> String {
         } else {
             "no"
         };
-        let row = |filter: &str, desired: String, acked: String, state: &str| {
+        let row = |filter: &str, desired: String, acked: String, applied: &str, state: &str| {
             format!(
-                "{:<20} {:<12} {:<8} {:<6} {:<16} {:<13} {:<13} {}\n",
+                "{:<20} {:<12} {:<8} {:<6} {:<16} {:<13} {:<13} {:<8} {}\n",
                 node["id"].as_str().unwrap_or("?"),
                 node["cluster"].as_str().unwrap_or("-"),
                 node["envoy_version"].as_str().unwrap_or("-"),
@@ -157,18 +157,25 @@ pub fn status_table(nodes: &Value) -> String {
                 filter,
                 desired,
                 acked,
+                applied,
                 state
             )
         };
         if filters.is_empty() {
-            out.push_str(&row("-", "-".into(), "-".into(), "-"));
+            out.push_str(&row("-", "-".into(), "-".into(), "-", "-"));
         }
         for (name, filter) in &filters {
             let state = filter_state(filter);
+            let applied = match (filter["applied"].as_str(), filter["acked"].as_str()) {
+                (Some(applied), Some(acked)) if applied == acked => "yes",
+                (_, Some(_)) => "no",
+                _ => "-",
+            };
             out.push_str(&row(
                 name,
                 short(&filter["desired"]),
                 short(&filter["acked"]),
+                applied,
                 state,
             ));
             if let Some(error) = filter["last_nack"]["error"].as_str() {

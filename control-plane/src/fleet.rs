@@ -22,6 +22,10 @@ pub struct NodeStatus {
     pub connected_since_unix_ms: u64,
     /// ECDS resources by filter name.
     pub filters: BTreeMap<String, FilterOnNode>,
+    /// With a composed mesh: each listener's filter chain on this node, in order (filled in
+    /// by the admin API).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub chains: BTreeMap<String, Vec<String>>,
     #[serde(skip)]
     open_streams: u32,
 }
@@ -36,6 +40,9 @@ pub struct FilterOnNode {
     pub sent: Option<String>,
     /// The version label last ACKed.
     pub acked: Option<String>,
+    /// The version label ACKed and then seen loading (`config_reload` moved with no load
+    /// error after it was sent; filled in by the admin API from the engine's state).
+    pub applied: Option<String>,
     /// The last NACK.
     pub last_nack: Option<Nack>,
     /// How many responses carried this filter to the node.
@@ -89,6 +96,7 @@ impl Fleet {
                 connected: false,
                 connected_since_unix_ms: now_ms,
                 filters: BTreeMap::new(),
+                chains: BTreeMap::new(),
                 open_streams: 0,
             });
         match event {

@@ -92,7 +92,10 @@ pub fn decode(families: &[MetricFamily]) -> FlushSample {
             .update_rejected
             .max(counts.config_fail.saturating_sub(counts.update_failure));
         if errors > 0 {
-            sample.load_errors.insert(filter, errors);
+            sample.load_errors.insert(filter.clone(), errors);
+        }
+        if counts.config_reload > 0 {
+            sample.reloads.insert(filter, counts.config_reload);
         }
     }
     sample
@@ -100,6 +103,7 @@ pub fn decode(families: &[MetricFamily]) -> FlushSample {
 
 #[derive(Default)]
 struct DiscoveryCounts {
+    config_reload: u64,
     config_fail: u64,
     update_rejected: u64,
     update_failure: u64,
@@ -131,6 +135,7 @@ fn read_metric(scratch: &mut Scratch, name: &str, metric: &Metric) {
         if let Some((filter, stat)) = rest.rsplit_once('.') {
             let counts = scratch.discovery.entry(filter.to_string()).or_default();
             match stat {
+                "config_reload" => counts.config_reload += counter(),
                 "config_fail" => counts.config_fail += counter(),
                 "update_rejected" => counts.update_rejected += counter(),
                 "update_failure" => counts.update_failure += counter(),

@@ -6,6 +6,7 @@
 //! The decision core ([`decide`], [`traffic`], [`cohort`]) is pure. [`engine`] is the I/O shell:
 //! persisted [`state`], per-proxy snapshots, the decision log and alerts.
 
+mod applied;
 pub mod cohort;
 pub mod commands;
 pub mod decide;

@@ -63,9 +63,30 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
         );
         assert_eq!(authz["acked"], authz["desired"], "{status}");
     }
-    let table = meshplug(&admin, &["status"]);
+    // Applied: Envoy's config_reload for the filter, streamed with its stats, followed the ACK.
+    let table = eventually(
+        Duration::from_secs(15),
+        "both proxies to report applied",
+        || async {
+            let out = meshplug(&admin, &["status", "-o", "json"]);
+            let status: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+            let applied = ["envoy-1", "envoy-2"].iter().all(|node| {
+                let authz = filter(&status, node);
+                authz["applied"].is_string() && authz["applied"] == authz["acked"]
+            });
+            if applied {
+                Ok(meshplug(&admin, &["status"]))
+            } else {
+                Err(out)
+            }
+        },
+    )
+    .await;
     assert_eq!(
-        table.lines().filter(|l| l.ends_with("SYNCED")).count(),
+        table
+            .lines()
+            .filter(|l| l.ends_with("SYNCED") && l.contains(" yes "))
+            .count(),
         2,
         "{table}"
     );

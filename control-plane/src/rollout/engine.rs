@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use xds::{NodeInfo, PreparedResource, SnapshotCache, XdsEvent, type_url};
 
+use super::applied::ReloadClock;
 use super::decide::{Stage, millis};
 use super::metrics::RolloutMetrics;
 use super::placement::Placement;
@@ -69,6 +70,8 @@ pub struct Engine {
     pub(super) plugins_dirty: bool,
     /// What the manifests say about where plugins go.
     pub(super) placement: Placement,
+    /// Sends and clean reloads, for "applied".
+    pub(super) reloads: ReloadClock,
 }
 
 /// A rollback whose nodes have not all ACKed the last good version yet.
@@ -112,6 +115,7 @@ impl Engine {
             look_soon: false,
             plugins_dirty: false,
             placement: Placement::default(),
+            reloads: ReloadClock::default(),
         };
         for (name, plugin) in &engine.plugins {
             if let Some(rollout) = &plugin.rollout {
@@ -329,6 +333,18 @@ impl Engine {
                 }
                 self.nodes_dirty = true;
                 self.look_soon = true;
+                for resource in resources {
+                    self.settle_applied(&node, &resource.name);
+                }
+            }
+            XdsEvent::Sent {
+                type_url: t,
+                resources,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
+                for resource in resources {
+                    self.note_sent(&node, &resource.name, now_ms);
+                }
             }
             XdsEvent::Nack {
                 type_url: t,
@@ -355,6 +371,11 @@ impl Engine {
     /// Records one stats flush from a proxy.
     pub fn on_metrics(&mut self, node: &str, sample: &FlushSample, now_ms: u64) {
         let slow_ms = self.policy.traffic.slow_threshold.as_secs_f64() * 1000.0;
+        for filter in sample.reloads.keys() {
+            if !sample.load_errors.contains_key(filter) {
+                self.note_reload(node, filter, now_ms);
+            }
+        }
         let restarted = self
             .signals
             .entry(node.to_string())

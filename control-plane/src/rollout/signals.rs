@@ -25,6 +25,9 @@ pub struct FlushSample {
     /// `config_fail`, `update_rejected` and `update_failure` by ECDS filter name, since the last
     /// flush.
     pub load_errors: BTreeMap<String, u64>,
+    /// `config_reload` by ECDS filter name, since the last flush (it counts rejected updates
+    /// too, so it means "applied" only with no load error beside it).
+    pub reloads: BTreeMap<String, u64>,
     /// `server.uptime` in seconds.
     pub uptime_s: Option<u64>,
 }

@@ -136,6 +136,10 @@ pub struct NodeRecord {
     pub acked: BTreeMap<String, String>,
     /// Its last NACK by filter: (version, Envoy's message).
     pub last_nack: BTreeMap<String, (String, String)>,
+    /// The version it ACKed and then reported loading (`config_reload` moved, no load error,
+    /// after the version was sent), by filter.
+    #[serde(default)]
+    pub applied: BTreeMap<String, String>,
 }
 
 /// One entry of the decision log.
