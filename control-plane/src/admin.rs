@@ -15,6 +15,7 @@ use crate::fleet::{Fleet, NodeStatus};
 use crate::registry::{PluginStatus, Registry};
 use crate::rollout::Engine;
 
+mod pprof;
 mod rollouts;
 
 /// What the admin API reads.
@@ -45,6 +46,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/manifests", get(manifests))
         .route("/metrics", get(metrics))
+        .route("/debug/pprof/profile", get(pprof::profile))
         .merge(rollouts::routes())
         .with_state(state)
 }

@@ -29,5 +29,6 @@ pub mod rollout;
 pub mod serve;
 pub mod store;
 pub mod watcher;
+pub mod xds_metrics;
 
 pub use error::Error;

@@ -27,6 +27,7 @@ use crate::rollout::state::{Decision, StateFiles};
 use crate::rollout::{Engine, Policy};
 use crate::store::Store;
 use crate::watcher::ArtifactWatcher;
+use crate::xds_metrics::XdsMetrics;
 
 /// How often the rollout engine looks at its rollouts.
 const TICK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -91,6 +92,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let ready = Arc::new(AtomicBool::new(false));
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
+    let xds_metrics = Arc::new(XdsMetrics::register(&mut prometheus));
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
     let engine = Arc::new(Mutex::new(Engine::open(
         config.rollout_policy.clone(),
@@ -125,6 +127,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         cache,
         Arc::clone(&engine),
         Arc::clone(&fleet),
+        xds_metrics,
         stop_rx.clone(),
     ));
     let tick_task = tokio::spawn(tick_rollouts(Arc::clone(&engine), stop_rx.clone()));
@@ -377,11 +380,13 @@ async fn serve_xds(
     cache: Arc<SnapshotCache>,
     engine: Arc<Mutex<Engine>>,
     fleet: Arc<Mutex<Fleet>>,
+    xds_metrics: Arc<XdsMetrics>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let events = Arc::clone(&engine);
     let sink = move |event: XdsEvent| {
         log_event(&event);
+        xds_metrics.observe(&event);
         let now = unix_ms();
         fleet
             .lock()

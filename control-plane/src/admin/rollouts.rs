@@ -39,7 +39,7 @@ struct PluginRollout {
 }
 
 #[derive(Serialize)]
-struct ApiError {
+pub(super) struct ApiError {
     error: String,
 }
 
@@ -148,7 +148,10 @@ async fn control(
     }
 }
 
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), (StatusCode, Json<ApiError>)> {
+pub(super) fn authorize(
+    state: &AdminState,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, Json<ApiError>)> {
     let Some(token) = &state.token else {
         return Ok(());
     };

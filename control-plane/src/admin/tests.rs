@@ -19,6 +19,49 @@ async fn admin(token: Option<&str>) -> Admin {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
+    let xds_metrics = crate::xds_metrics::XdsMetrics::register(&mut prometheus);
+    let node = xds::NodeInfo::default();
+    xds_metrics.observe(&xds::XdsEvent::StreamOpened {
+        stream: 1,
+        node: node.clone(),
+    });
+    for (nonce, acked) in [("1", true), ("2", false)] {
+        let type_url = xds::type_url::EXTENSION_CONFIG.to_string();
+        xds_metrics.observe(&xds::XdsEvent::Sent {
+            stream: 1,
+            node: node.clone(),
+            type_url: type_url.clone(),
+            version: "v".into(),
+            nonce: nonce.into(),
+            resources: vec![],
+        });
+        let (stream, node, version, nonce) = (1, node.clone(), "v".into(), nonce.into());
+        xds_metrics.observe(&if acked {
+            xds::XdsEvent::Ack {
+                stream,
+                node,
+                type_url,
+                version,
+                nonce,
+                resources: vec![],
+            }
+        } else {
+            let error = "refused".into();
+            xds::XdsEvent::Nack {
+                stream,
+                node,
+                type_url,
+                version,
+                nonce,
+                resources: vec![],
+                error,
+            }
+        });
+    }
+    metrics.set_in_progress(&std::collections::BTreeMap::from([(
+        "step-1".to_string(),
+        1,
+    )]));
     let engine = Engine::open(
         Policy::default(),
         StateFiles::open(dir.path()).expect("state"),
@@ -168,4 +211,78 @@ async fn rollouts_and_metrics_show_the_engine() {
         "{text}"
     );
     assert!(text.contains("# EOF"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_cover_xds_and_rollouts_in_progress() {
+    let api = admin(None).await;
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    for family in [
+        "meshplug_xds_pushes_total{type=\"ecds\"} 2",
+        "meshplug_xds_acks_total{type=\"ecds\"} 1",
+        "meshplug_xds_nacks_total{type=\"ecds\"} 1",
+        "meshplug_connected_nodes 1",
+        "meshplug_push_latency_seconds_count 2",
+        "meshplug_rollouts_in_progress{stage=\"step-1\"} 1",
+        "meshplug_rollouts_started_total{plugin=\"authz\"}",
+    ] {
+        assert!(text.contains(family), "{family} missing from\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn pprof_serves_a_cpu_profile_and_guards_it() {
+    let api = admin(Some("s3cret")).await;
+    let url = |seconds: &str| format!("{}/debug/pprof/profile?seconds={seconds}", api.base);
+    let refused = api.http.get(url("1")).send().await.expect("send");
+    assert_eq!(refused.status(), 401);
+    let too_long = api
+        .http
+        .get(url("3600"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(too_long.status(), 400);
+    let response = api
+        .http
+        .get(url("1"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.expect("body");
+    use ::pprof::protos::Message;
+    let profile = ::pprof::protos::Profile::parse_from_bytes(&bytes).expect("a pprof profile");
+    assert!(!profile.sample_type.is_empty());
+    assert!(
+        profile.duration_nanos >= 900_000_000,
+        "{}",
+        profile.duration_nanos
+    );
+}
+
+#[tokio::test]
+async fn manifests_say_whether_they_govern() {
+    let api = admin(None).await;
+    let body: serde_json::Value = api
+        .http
+        .get(format!("{}/api/v1/manifests", api.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["enabled"], false);
+    assert_eq!(body["files"], serde_json::json!([]));
 }

@@ -394,6 +394,7 @@ impl Engine {
             self.finish_rollbacks(now_ms);
         }
         self.evaluate_all(now_ms, true);
+        self.metrics.set_in_progress(&self.rollouts_by_stage());
         if std::mem::take(&mut self.plugins_dirty)
             && let Err(err) = self.save_plugins()
         {

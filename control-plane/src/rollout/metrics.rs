@@ -1,9 +1,10 @@
-//! Prometheus metrics of rollouts: started, promoted, rolled back (by gate), alerts, and how
-//! long rollbacks take to reach every proxy.
+//! Prometheus metrics of rollouts: started, promoted, rolled back (by gate), alerts, rollouts
+//! in progress by stage, and how long rollbacks take to reach every proxy.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -21,6 +22,11 @@ struct RollbackLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertLabels {
     plugin: String,
     kind: String,
@@ -34,6 +40,7 @@ pub struct RolloutMetrics {
     rolled_back: Family<RollbackLabels, Counter>,
     alerts: Family<AlertLabels, Counter>,
     rollback_seconds: Histogram,
+    in_progress: Family<StageLabel, Gauge>,
 }
 
 impl RolloutMetrics {
@@ -45,7 +52,13 @@ impl RolloutMetrics {
             rolled_back: Family::default(),
             alerts: Family::default(),
             rollback_seconds: Histogram::new([0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+            in_progress: Family::default(),
         };
+        registry.register(
+            "meshplug_rollouts_in_progress",
+            "Rollouts in progress, by stage (step-1, step-2, ..., bake, paused)",
+            metrics.in_progress.clone(),
+        );
         registry.register(
             "meshplug_rollouts_started",
             "Rollouts started",
@@ -112,6 +125,18 @@ impl RolloutMetrics {
                 kind: kind.into(),
             })
             .inc();
+    }
+
+    /// Sets the rollouts in progress: how many are in each stage now.
+    pub fn set_in_progress(&self, by_stage: &std::collections::BTreeMap<String, i64>) {
+        self.in_progress.clear();
+        for (stage, count) in by_stage {
+            self.in_progress
+                .get_or_create(&StageLabel {
+                    stage: stage.clone(),
+                })
+                .set(*count);
+        }
     }
 
     pub(super) fn rollback_seconds(&self, seconds: f64) {

@@ -148,6 +148,20 @@ impl Engine {
         Some(Arc::clone(entry))
     }
 
+    /// How many rollouts are in each stage (`step-1`, ..., `bake`, or `paused`).
+    pub(super) fn rollouts_by_stage(&self) -> BTreeMap<String, i64> {
+        let mut counts = BTreeMap::new();
+        for rollout in self.plugins.values().filter_map(|p| p.rollout.as_ref()) {
+            let stage = match (rollout.paused.is_some(), rollout.stage) {
+                (true, _) => "paused".to_string(),
+                (false, super::decide::Stage::Step(i)) => format!("step-{}", i + 1),
+                (false, super::decide::Stage::Bake) => "bake".to_string(),
+            };
+            *counts.entry(stage).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// The chain each listener of `node` runs now, by listener (for the fleet view).
     pub fn chains_for(&self, node: &str) -> BTreeMap<String, Vec<String>> {
         let Some(catalog) = &self.placement.mesh else {

@@ -1,0 +1,139 @@
+//! Prometheus metrics of the xDS server: responses pushed, ACKs and NACKs by resource type,
+//! connected nodes, and push latency (a response handed to the stream until its ACK).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use xds::{StreamId, XdsEvent, type_url};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: String,
+}
+
+/// Responses older than this without an answer are forgotten (the stream went away).
+const FORGET_AFTER_SECS: u64 = 300;
+
+/// The xDS metrics, registered once; fed every stream event.
+#[derive(Debug)]
+pub struct XdsMetrics {
+    pushes: Family<TypeLabel, Counter>,
+    acks: Family<TypeLabel, Counter>,
+    nacks: Family<TypeLabel, Counter>,
+    connected: Gauge,
+    push_latency: Histogram,
+    unanswered: Mutex<HashMap<(StreamId, String), Instant>>,
+}
+
+impl XdsMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            pushes: Family::default(),
+            acks: Family::default(),
+            nacks: Family::default(),
+            connected: Gauge::default(),
+            push_latency: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            unanswered: Mutex::new(HashMap::new()),
+        };
+        registry.register(
+            "meshplug_xds_pushes",
+            "xDS responses sent, by type",
+            metrics.pushes.clone(),
+        );
+        registry.register(
+            "meshplug_xds_acks",
+            "xDS responses ACKed, by type",
+            metrics.acks.clone(),
+        );
+        registry.register(
+            "meshplug_xds_nacks",
+            "xDS responses NACKed, by type",
+            metrics.nacks.clone(),
+        );
+        registry.register(
+            "meshplug_connected_nodes",
+            "ADS streams open now",
+            metrics.connected.clone(),
+        );
+        registry.register(
+            "meshplug_push_latency_seconds",
+            "From an xDS response handed to its stream to the node's ACK or NACK",
+            metrics.push_latency.clone(),
+        );
+        metrics
+    }
+
+    /// Follows one stream event.
+    pub fn observe(&self, event: &XdsEvent) {
+        let mut unanswered = self
+            .unanswered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match event {
+            XdsEvent::StreamOpened { .. } => {
+                self.connected.inc();
+            }
+            XdsEvent::StreamClosed { stream, .. } => {
+                self.connected.dec();
+                unanswered.retain(|(s, _), _| s != stream);
+            }
+            XdsEvent::Sent {
+                stream,
+                type_url,
+                nonce,
+                ..
+            } => {
+                self.pushes.get_or_create(&label(type_url)).inc();
+                unanswered.retain(|_, at| at.elapsed().as_secs() < FORGET_AFTER_SECS);
+                unanswered.insert((*stream, nonce.clone()), Instant::now());
+            }
+            XdsEvent::Ack {
+                stream,
+                type_url,
+                nonce,
+                ..
+            }
+            | XdsEvent::Nack {
+                stream,
+                type_url,
+                nonce,
+                ..
+            } => {
+                let family = if matches!(event, XdsEvent::Ack { .. }) {
+                    &self.acks
+                } else {
+                    &self.nacks
+                };
+                family.get_or_create(&label(type_url)).inc();
+                if let Some(at) = unanswered.remove(&(*stream, nonce.clone())) {
+                    self.push_latency.observe(at.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+}
+
+fn label(url: &str) -> TypeLabel {
+    let short = match url {
+        type_url::EXTENSION_CONFIG => "ecds",
+        type_url::LISTENER => "lds",
+        type_url::ROUTE_CONFIGURATION => "rds",
+        type_url::CLUSTER => "cds",
+        type_url::ENDPOINT => "eds",
+        _ => "other",
+    };
+    TypeLabel {
+        r#type: short.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
