@@ -20,12 +20,13 @@ use crate::rollout::signals::{FlushSample, Histogram};
 #[derive(Debug, Clone)]
 pub struct MetricsSink {
     engine: Arc<Mutex<Engine>>,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl MetricsSink {
-    /// A sink feeding `engine`.
-    pub fn new(engine: Arc<Mutex<Engine>>) -> Self {
-        Self { engine }
+    /// A sink feeding `engine`; its streams end (status OK) once `stop` turns true.
+    pub fn new(engine: Arc<Mutex<Engine>>, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { engine, stop }
     }
 
     /// The tonic service.
@@ -42,7 +43,13 @@ impl MetricsService for MetricsSink {
     ) -> Result<Response<StreamMetricsResponse>, Status> {
         let mut stream = request.into_inner();
         let mut node: Option<String> = None;
-        while let Some(message) = stream.message().await? {
+        let mut stop = self.stop.clone();
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message?,
+                _ = stop.wait_for(|stopped| *stopped) => None,
+            };
+            let Some(message) = message else { break };
             if node.is_none() {
                 node = message
                     .identifier

@@ -191,6 +191,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .save_nodes()?;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -405,12 +406,17 @@ async fn serve_xds(
             .on_connect(node, unix_ms())
     });
     let server = AdsServer::with_grouper(cache, sink, grouper);
+    let closer = server.clone();
+    let metrics_stop = stop.clone();
+    // On stop: no new connections; each ADS stream finishes the response in hand and ends;
+    // metrics streams end; then the server returns.
     let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .add_service(server.into_service())
-        .add_service(MetricsSink::new(engine).into_service())
+        .add_service(MetricsSink::new(engine, metrics_stop).into_service())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
+            closer.close();
         })
         .await;
     if let Err(err) = result {

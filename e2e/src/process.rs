@@ -43,6 +43,29 @@ impl ChildGuard {
         }
     }
 
+    /// Sends SIGTERM and waits up to `within` for the process to exit; its exit status, or
+    /// `None` if it is still running (the guard still kills it on drop).
+    pub async fn terminate(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let pid = i32::try_from(self.pid()?).ok()?;
+        // SAFETY: `kill` has no memory-safety preconditions; `pid` is our own child, not yet
+        // reaped (the guard still holds it), so the PID cannot have been reused.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Its name, for messages.
     pub fn name(&self) -> &str {
         &self.name

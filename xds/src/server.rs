@@ -33,6 +33,7 @@ struct Shared {
     grouper: NodeGrouper,
     sink: Arc<dyn EventSink>,
     next_stream: AtomicU64,
+    closing: watch::Sender<bool>,
 }
 
 impl fmt::Debug for AdsServer {
@@ -62,8 +63,16 @@ impl AdsServer {
                 grouper,
                 sink: Arc::new(sink),
                 next_stream: AtomicU64::new(1),
+                closing: watch::channel(false).0,
             }),
         }
+    }
+
+    /// Ends every open stream, and every stream opened from now on, once its current response
+    /// is handed over: the RPCs finish with status OK, so a graceful server shutdown does not
+    /// wait for proxies that never hang up.
+    pub fn close(&self) {
+        self.shared.closing.send_replace(true);
     }
 
     /// The tonic service to add to a `tonic::transport::Server`.
@@ -214,8 +223,12 @@ async fn serve_stream<P: Protocol>(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     tx: &Responder<P::Response>,
 ) -> Result<(), XdsError> {
+    let mut closing = shared.closing.subscribe();
     let mut pending = Some(first);
     loop {
+        if *closing.borrow_and_update() {
+            return Ok(());
+        }
         let mut out = Outcome::default();
         if let Some(request) = pending.take() {
             let snapshot = snapshots.borrow_and_update().clone();
@@ -237,6 +250,7 @@ async fn serve_stream<P: Protocol>(
                     let snapshot = snapshots.borrow_and_update().clone();
                     state.on_snapshot(&snapshot, &mut out);
                 }
+                _ = closing.changed() => return Ok(()),
             }
         }
         deliver(shared, tx, out).await?;
