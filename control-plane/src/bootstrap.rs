@@ -29,7 +29,7 @@ pub fn render(template: &str, vars: &BootstrapVars) -> Result<String, Error> {
     Ok(out)
 }
 
-/// The variables of `envoy-config/bootstrap.yaml`. `METRICS_PORT` defaults to `XDS_PORT`: the
+/// The variables of `envoy-config/bootstrap.yaml` (and `bootstrap-mesh.yaml`). `METRICS_PORT` defaults to `XDS_PORT`: the
 /// control plane serves ADS and the MetricsService on one port.
 pub fn standard_vars(
     node_id: &str,
@@ -45,6 +45,9 @@ pub fn standard_vars(
     if let Some(xds) = vars.get("XDS_PORT").cloned() {
         vars.entry("METRICS_PORT").or_insert(xds);
     }
+    // `bootstrap-mesh.yaml`: no metadata labels, state-of-the-world ADS.
+    vars.insert("NODE_LABELS", "{}".to_string());
+    vars.insert("ADS_API", "GRPC".to_string());
     vars
 }
 

@@ -186,6 +186,43 @@ pub fn status_table(nodes: &Value) -> String {
     out
 }
 
+/// The manifest files (`/api/v1/manifests`) as a terminal table: one line per file, and the
+/// refusal under a refused one.
+pub fn manifests_table(manifests: &Value) -> String {
+    if manifests["enabled"] == false {
+        return "manifests do not govern this control plane (start it with --plugins DIR)\n".into();
+    }
+    let mut out = format!("{:<32} {:<9} {:<20} {}\n", "FILE", "KIND", "NAME", "STATUS");
+    for file in manifests["files"].as_array().into_iter().flatten() {
+        let in_force = &file["in_force"];
+        let status = match (in_force.is_array(), file["error"].is_object()) {
+            (true, false) => "in force",
+            (true, true) => "REFUSED (previous version in force)",
+            (false, _) => "REFUSED",
+        };
+        out.push_str(&format!(
+            "{:<32} {:<9} {:<20} {}\n",
+            file["file"].as_str().unwrap_or("?"),
+            in_force[0].as_str().unwrap_or("-"),
+            in_force[1].as_str().unwrap_or("-"),
+            status
+        ));
+        if let Some(error) = file["error"].as_object() {
+            let line = error
+                .get("line")
+                .and_then(Value::as_u64)
+                .map_or(String::new(), |l| format!(":{l}"));
+            let field = error.get("field").and_then(Value::as_str).unwrap_or("");
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+            out.push_str(&format!(
+                "  {}{line}: {field}: {message}\n",
+                file["file"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    out
+}
+
 /// The plugins (`/api/v1/plugins`) as a terminal table: one line per filter.
 pub fn plugins_table(plugins: &Value) -> String {
     let mut out = format!(

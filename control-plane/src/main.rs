@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use meshplug::artifact::ArtifactKind;
 use meshplug::bootstrap::{render, standard_vars};
 use meshplug::check::Limits;
-use meshplug::client::{AdminClient, plugins_table, rollout_table, status_table};
+use meshplug::client::{AdminClient, manifests_table, plugins_table, rollout_table, status_table};
 use meshplug::debounce::Quiet;
 use meshplug::rollout::Policy;
 use meshplug::serve::{ServeConfig, run};
@@ -40,6 +40,9 @@ enum Command {
     Status(RolloutsArgs),
     /// Show every filter: artifact kind and sha, configuration, publishes, last rejection.
     Plugins(RolloutsArgs),
+    /// Manifest files read from the plugins and mesh folders: what is in force, what was
+    /// refused and why (file, line, field).
+    Manifests(RolloutsArgs),
     /// Stop a rollout advancing (the hard gates keep watching).
     Pause(ControlArgs),
     /// Lift a pause.
@@ -197,6 +200,13 @@ struct BootstrapArgs {
     /// Where Envoy streams its stats; default: the xDS port.
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// `bootstrap-mesh.yaml`: node metadata labels that plugin targets match, as a YAML flow
+    /// map, e.g. `{tier: edge, zone: a}`.
+    #[arg(long, default_value = "{}")]
+    node_labels: String,
+    /// `bootstrap-mesh.yaml`: state-of-the-world (`grpc`) or incremental (`delta`) ADS.
+    #[arg(long, value_parser = ["grpc", "delta"], default_value = "grpc")]
+    ads: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -207,6 +217,7 @@ fn main() -> anyhow::Result<()> {
         Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),
         Command::Status(args) => show(args, "/api/v1/nodes", status_table),
         Command::Plugins(args) => show(args, "/api/v1/plugins", plugins_table),
+        Command::Manifests(args) => show(args, "/api/v1/manifests", manifests_table),
         Command::Pause(args) => control(args.admin, &args.plugin, "pause", serde_json::json!({})),
         Command::Resume(args) => control(args.admin, &args.plugin, "resume", serde_json::json!({})),
         Command::Rollback(args) => {
@@ -329,6 +340,13 @@ fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     );
     let metrics_port = args.metrics_port.unwrap_or(args.xds_port);
     vars.insert("METRICS_PORT", metrics_port.to_string());
+    vars.insert("NODE_LABELS", args.node_labels);
+    let api = if args.ads == "delta" {
+        "DELTA_GRPC"
+    } else {
+        "GRPC"
+    };
+    vars.insert("ADS_API", api.to_string());
     print!("{}", render(&template, &vars)?);
     Ok(())
 }

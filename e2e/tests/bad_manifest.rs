@@ -4,7 +4,7 @@
 
 use e2e::Mesh;
 use e2e::composed::{Ads, authz_config_yaml, plugin_manifest};
-use e2e::paths::filter_artifact;
+use e2e::paths::{filter_artifact, meshplug_binary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_manifests_are_refused_by_file_line_and_field() {
@@ -110,6 +110,20 @@ async fn malformed_manifests_are_refused_by_file_line_and_field() {
             mesh.remove_manifest("plugins", file).expect("remove");
         }
     }
+    let admin = format!("http://{}", mesh.control_plane.addrs.admin);
+    let output = std::process::Command::new(meshplug_binary().expect("meshplug built"))
+        .args(["manifests", "--admin", &admin])
+        .output()
+        .expect("meshplug manifests");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("REFUSED (previous version in force)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("plugins/authz.yaml:10: spec.rollout.steps:"),
+        "{table}"
+    );
     let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
     assert_eq!(
         plugin["config_json"], r#"{"api_keys":["test-key-1"]}"#,

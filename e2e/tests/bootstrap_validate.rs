@@ -5,7 +5,11 @@ use std::process::Command;
 use e2e::paths::{bootstrap_template, envoy_binary};
 use meshplug::bootstrap::{render, standard_vars};
 
-const TEMPLATES: [&str; 2] = ["bootstrap.yaml", "bootstrap-file-ecds.yaml"];
+const TEMPLATES: [&str; 3] = [
+    "bootstrap.yaml",
+    "bootstrap-file-ecds.yaml",
+    "bootstrap-mesh.yaml",
+];
 
 #[test]
 fn rendered_templates_pass_envoy_validate() {
@@ -24,6 +28,8 @@ fn rendered_templates_pass_envoy_validate() {
             ],
         );
         vars.insert("ECDS_DIR", dir.path().display().to_string());
+        vars.insert("NODE_LABELS", "{tier: edge}".to_string());
+        vars.insert("ADS_API", "DELTA_GRPC".to_string());
         let rendered = render(&template, &vars).expect("renders");
         let path = dir.path().join(name);
         std::fs::write(&path, rendered).expect("write");

@@ -75,10 +75,10 @@ impl DeltaState {
             subscription.wildcard = request.resource_names_subscribe.is_empty()
                 && (type_url == type_url::LISTENER || type_url == type_url::CLUSTER);
         }
-        if !request.response_nonce.is_empty() {
-            if let Some(resources) = subscription.pending.remove(&request.response_nonce) {
-                out.events.push(self.ack_or_nack(&request, resources));
-            }
+        if !request.response_nonce.is_empty()
+            && let Some(resources) = subscription.pending.remove(&request.response_nonce)
+        {
+            out.events.push(self.ack_or_nack(&request, resources));
         }
         let subscription = self.types.entry(type_url.clone()).or_default();
         for name in request.resource_names_subscribe {

@@ -135,7 +135,7 @@ fn a_removed_file_takes_its_manifest_along() {
 fn a_file_may_change_its_kind() {
     let before = reconcile(&Catalog::new(), &good());
     let mut files = good();
-    files[0].text = cluster("backend").replace("kind: Cluster", "kind: Cluster");
+    files[0].text = cluster("backend");
     files.push(ScannedFile {
         file: "mesh/other.yaml".into(),
         text: cluster("other"),

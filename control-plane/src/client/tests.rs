@@ -83,3 +83,25 @@ fn plugins_table_shows_kind_sha_and_the_last_rejection() {
     assert!(lines[1].ends_with("no ELF magic number"));
     assert!(lines[2].starts_with("ratelimit") && lines[2].ends_with("  -"));
 }
+
+#[test]
+fn manifests_table_shows_refusals_with_file_line_and_field() {
+    let manifests = serde_json::json!({"enabled": true, "files": [
+        {"file": "plugins/authz.yaml", "sha256": "x", "in_force": ["Plugin", "authz"],
+         "error": {"file": "plugins/authz.yaml", "line": 7, "column": 10, "field": "spec.phase",
+                   "message": "unknown variant `first`"}},
+        {"file": "mesh/ingress.yaml", "sha256": "y", "in_force": ["Listener", "ingress"]}
+    ]});
+    let table = manifests_table(&manifests);
+    assert!(
+        table.contains("REFUSED (previous version in force)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("plugins/authz.yaml:7: spec.phase: unknown variant `first`"),
+        "{table}"
+    );
+    assert!(table.contains("in force"), "{table}");
+    let off = manifests_table(&serde_json::json!({"enabled": false, "files": []}));
+    assert!(off.contains("--plugins"));
+}
