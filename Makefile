@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FILTERS := authz ratelimit header-rewrite
 FILTER_OUT := target/filters
 
-.PHONY: help setup build filters test-filters test lint run bench bench-scale
+.PHONY: help setup build filters test-filters test lint run run-mesh bench bench-scale
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ lint: ## rustfmt check and clippy -D warnings
 run: setup filters ## Start control plane, Envoy and an upstream; watch target/filters
 	cargo build -p meshplug -p e2e --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT)
+
+run-mesh: setup filters ## As run, but listener, routes, cluster and plugins come from manifests in .run/mesh and .run/plugins
+	cargo build -p meshplug -p e2e --bins
+	target/debug/dev-mesh --artifacts $(FILTER_OUT) --composed
 
 bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, swaps under wrk load, pre-flight time, rollback latency, filter overhead, manifest translation
 	cargo build --release -p meshplug -p e2e --bins

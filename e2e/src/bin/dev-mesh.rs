@@ -1,7 +1,10 @@
 //! `make run`: an upstream, the control plane and one Envoy on loopback, until Ctrl-C.
-//! Every process it starts is stopped when it exits.
+//! `make run-mesh` (`--composed`): the same, with the listener, routes, cluster and plugins
+//! from manifests in `.run/mesh/` and `.run/plugins/` (examples written on first run), and an
+//! Envoy whose listeners all come from meshplug. Every process it starts is stopped when it
+//! exits.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use e2e::control_plane::ControlPlane;
@@ -19,9 +22,13 @@ async fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/filters"));
     let listen_port = flag(&args, "--listen-port").unwrap_or_else(|| "10000".into());
+    let composed = args.iter().any(|a| a == "--composed");
     let workdir = repo_root().join(".run");
     std::fs::create_dir_all(&workdir).context("creating .run")?;
     std::fs::create_dir_all(&artifacts).context("creating the artifacts folder")?;
+    if composed {
+        return composed_mesh(&workdir, &artifacts, &listen_port).await;
+    }
     let config = artifacts.join("authz.json");
     if !config.exists() {
         std::fs::write(&config, format!("{{\"api_keys\": [\"{DEV_KEY}\"]}}\n"))
@@ -65,6 +72,101 @@ async fn main() -> anyhow::Result<()> {
     println!("  Envoy admin    : http://{}", envoy.admin);
     println!("  logs           : {}", workdir.display());
     println!("Edit a filter and run `make filters`, or copy a .wasm into the watched folder.");
+    println!("Ctrl-C stops everything.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    drop(envoy);
+    drop(control_plane);
+    drop(upstream);
+    Ok(())
+}
+
+/// The rollout policy argument: `immediate` unless MESHPLUG_ROLLOUT_POLICY chooses one.
+fn policy_args() -> Vec<String> {
+    match std::env::var_os("MESHPLUG_ROLLOUT_POLICY") {
+        Some(_) => Vec::new(),
+        None => vec!["--rollout-policy".into(), "immediate".into()],
+    }
+}
+
+/// Writes `text` to `path` unless the file is there (the user's edits win).
+fn example(path: &Path, text: &str) -> anyhow::Result<()> {
+    if !path.exists() {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::Result<()> {
+    let (plugins, mesh) = (workdir.join("plugins"), workdir.join("mesh"));
+    std::fs::create_dir_all(&plugins).context("creating .run/plugins")?;
+    std::fs::create_dir_all(&mesh).context("creating .run/mesh")?;
+    let upstream = Upstream::start().await?;
+    // The upstream's port changes every run: this one file is rewritten each time.
+    std::fs::write(
+        mesh.join("upstream.yaml"),
+        format!(
+            "apiVersion: meshplug.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: upstream\n\
+             spec:\n  endpoints: [\"{}\"]\n",
+            upstream.addr
+        ),
+    )
+    .context("writing .run/mesh/upstream.yaml")?;
+    example(
+        &mesh.join("ingress.yaml"),
+        &format!(
+            "apiVersion: meshplug.dev/v1alpha1\nkind: Listener\nmetadata:\n  name: ingress\n\
+             spec:\n  port: {port}\n  routes:\n    - prefix: /\n      cluster: upstream\n"
+        ),
+    )?;
+    example(
+        &plugins.join("authz.yaml"),
+        &format!(
+            "apiVersion: meshplug.dev/v1alpha1\nkind: Plugin\nmetadata:\n  name: authz\n\
+             spec:\n  artifact: authz\n  phase: authn\n  config:\n    api_keys: [{DEV_KEY}]\n\
+             \x20 targets:\n    labels: {{tier: dev}}\n"
+        ),
+    )?;
+    let mut args = policy_args();
+    for (flag, dir) in [("--plugins", &plugins), ("--mesh", &mesh)] {
+        args.extend([flag.to_string(), dir.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let control_plane = ControlPlane::start_watching(workdir, artifacts, &args).await?;
+    let mut vars = BootstrapVars::new();
+    vars.insert("XDS_PORT", control_plane.addrs.xds.port().to_string());
+    vars.insert("NODE_LABELS", "{tier: dev}".into());
+    vars.insert("ADS_API", "GRPC".into());
+    let options = EnvoyOptions {
+        node_id: "envoy-1".into(),
+        cluster: "dev".into(),
+        template: bootstrap_template("bootstrap-mesh.yaml"),
+        vars,
+    };
+    let envoy = Envoy::start(workdir, options).await?;
+    println!("meshplug dev mesh (composed from manifests) is up");
+    println!(
+        "  manifests      : {} and {}",
+        plugins.display(),
+        mesh.display()
+    );
+    println!("  builds         : {}", artifacts.display());
+    println!(
+        "  try            : curl -i -H 'x-api-key: {DEV_KEY}' {}",
+        envoy.url("/")
+    );
+    println!(
+        "  the chain      : meshplug status --admin http://{}",
+        control_plane.addrs.admin
+    );
+    println!(
+        "  manifests      : meshplug manifests --admin http://{}",
+        control_plane.addrs.admin
+    );
+    println!(
+        "Add a plugin: write plugins/<name>.yaml (kind: Plugin); remove the file to remove it."
+    );
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c()
         .await
