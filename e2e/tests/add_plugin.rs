@@ -52,6 +52,7 @@ async fn new_plugins_join_the_chain_in_phase_order_without_a_failed_request() {
     .expect("write");
     mesh.wait_for_chain(0, &["zz-authn", "ratelimit"]).await;
     let report = load.await.expect("wrk task").expect("wrk runs");
+    eprintln!("wrk during the change: {report:?}");
     assert!(report.requests > 100, "{report:?}");
     assert_eq!(
         report.non_2xx, 0,
