@@ -132,6 +132,19 @@ impl Ingest {
             return Ok(self.reject(&source, name, artifact.sha256, reason));
         }
         if let Some(reason) = self.preflight_candidate(&name, &candidate, &artifact)? {
+            // The same refusal on every manifest reload is reported once.
+            let told = current
+                .last_rejection
+                .as_ref()
+                .is_some_and(|r| r.sha256 == artifact.sha256 && r.reason == reason);
+            if told {
+                let sha256 = artifact.sha256;
+                return Ok(IngestOutcome::Rejected {
+                    name,
+                    sha256,
+                    reason,
+                });
+            }
             return Ok(self.reject(&source, name, artifact.sha256, reason));
         }
         self.registry().commit(candidate);

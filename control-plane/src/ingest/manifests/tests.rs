@@ -140,3 +140,42 @@ fn side_files_are_ignored_when_manifests_govern() {
     let outcome = drop_build(&ingest, dir.path(), "authz.json", b"{}");
     assert_eq!(outcome, IngestOutcome::Ignored);
 }
+
+#[test]
+fn a_refusal_is_recorded_once_across_reloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ingest = ingest(dir.path());
+    drop_build(&ingest, dir.path(), "authz.wasm", &wasm("a"));
+    let sha = sha256_hex(&wasm("a"));
+    ingest
+        .store
+        .put_rejection(&sha, "traps in on_configure")
+        .expect("record");
+    let manifests = catalog(&[("authz", "authz", "{}")]);
+    let first = ingest.apply_catalog(&manifests).expect("applied");
+    assert!(
+        matches!(first[0], IngestOutcome::Rejected { .. }),
+        "{first:?}"
+    );
+    let recorded = |ingest: &Ingest| {
+        let registry = ingest.registry.lock().expect("lock");
+        registry.get("authz").and_then(|p| p.last_rejection.clone())
+    };
+    let before = recorded(&ingest).expect("recorded");
+    assert!(
+        before.reason.contains("traps in on_configure"),
+        "{before:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = ingest.apply_catalog(&manifests).expect("applied");
+    assert!(
+        matches!(again[0], IngestOutcome::Rejected { .. }),
+        "{again:?}"
+    );
+    assert_eq!(
+        recorded(&ingest),
+        Some(before),
+        "not recorded (or logged) again"
+    );
+    assert_eq!(running(&ingest, "authz"), None);
+}
