@@ -15,6 +15,7 @@ pub mod metrics;
 mod placement;
 pub mod policy;
 mod progress;
+mod serving;
 pub mod signals;
 pub mod state;
 pub mod traffic;
