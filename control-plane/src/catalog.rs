@@ -5,7 +5,7 @@
 //! is not there is refused with a [`ManifestError`]; the version of that file that was in force
 //! before stays in force (if it still fits). A file that is gone takes its manifest with it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -203,14 +203,6 @@ impl Catalog {
             }
         }
         self.in_force.insert(file.to_string(), manifest);
-    }
-
-    /// The names of the plugins, listeners and clusters in force.
-    pub fn names(&self) -> BTreeSet<(ManifestKind, String)> {
-        self.in_force
-            .values()
-            .map(|m| (m.kind(), m.name().to_string()))
-            .collect()
     }
 }
 

@@ -155,39 +155,9 @@ impl Registry {
         true
     }
 
-    /// Sets the failure policy of `name`. Returns false when unchanged.
-    pub fn set_failure_policy(&mut self, name: &str, policy: FailurePolicy) -> bool {
-        let plugin = self.entry(name);
-        if plugin.failure_policy == policy {
-            return false;
-        }
-        plugin.failure_policy = policy;
-        plugin.config_sha256 = settings_sha256(&plugin.config_json, policy);
-        true
-    }
-
     /// Records which manifest defines `name` (`None`: none does any more).
     pub fn set_manifest(&mut self, name: &str, file: Option<String>) {
         self.entry(name).manifest = file;
-    }
-
-    /// Sets or clears the fixtures and schema of `name` at once. Returns whether either
-    /// changed.
-    pub fn set_preflight_inputs(
-        &mut self,
-        name: &str,
-        fixtures: Vec<sandbox::Fixture>,
-        schema: Option<serde_json::Value>,
-    ) -> bool {
-        let plugin = self.entry(name);
-        if plugin.fixture_list == fixtures && plugin.schema == schema {
-            return false;
-        }
-        plugin.fixtures = fixtures.len();
-        plugin.fixture_list = fixtures;
-        plugin.has_schema = schema.is_some();
-        plugin.schema = schema;
-        true
     }
 
     /// Sets the pre-flight fixtures of `name`. Returns false when unchanged.

@@ -247,7 +247,7 @@ async fn reload_manifests(
                 reason = %error.message, previous_kept = kept, error = %error, "manifest refused");
         }
     }
-    if catalog.names() != previous.names() || catalog != previous {
+    if catalog != previous {
         tracing::info!(
             plugins = catalog.plugins.len(),
             listeners = catalog.listeners.len(),

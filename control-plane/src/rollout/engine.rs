@@ -40,8 +40,6 @@ pub(super) struct Connection {
     pub(super) envoy_version: Option<String>,
     /// What the proxy said about itself (cluster, metadata) when it last connected.
     pub(super) info: Option<NodeInfo>,
-    /// When its current streams began (ms since the epoch).
-    pub(super) connected_since: Option<u64>,
 }
 
 /// The rollout engine. Lock it behind a mutex; every input is a method call.
@@ -241,9 +239,6 @@ impl Engine {
     pub fn on_connect(&mut self, node: &NodeInfo, now_ms: u64) -> String {
         self.opened_ms.get_or_insert(now_ms);
         let connection = self.connected.entry(node.id.clone()).or_default();
-        if connection.streams == 0 {
-            connection.connected_since = Some(now_ms);
-        }
         connection.streams += 1;
         connection.envoy_version = node.user_agent_version.clone();
         connection.info = Some(node.clone());
