@@ -9,10 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::Error;
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::catalog::Catalog;
-use crate::check::{Limits, check_artifact};
+use crate::check::{ArtifactFacts, Limits, check_artifact};
 use crate::preflight;
 use crate::registry::{
-    DEFAULT_CONFIG, PublishedArtifact, Registry, RejectionRecord, resource_version,
+    DEFAULT_CONFIG, PluginStatus, PublishedArtifact, Registry, RejectionRecord, resource_version,
 };
 use crate::rollout::{Engine, ReleaseOutcome};
 use crate::store::{Store, sha256_hex};
@@ -134,43 +134,17 @@ impl Ingest {
         if let Some(reason) = self.quarantined(&name, &resource_version(&sha256, &config_sha)) {
             return Ok(self.reject(path, name, sha256, reason));
         }
-        let keys = preflight::lookup_keys(&sha256, &config_json, plugin.as_ref());
-        if let Some(reason) = keys.iter().find_map(|key| self.store.rejection(key)) {
-            return Ok(self.reject(path, name, sha256, format!("refused before: {reason}")));
+        if let Some(reason) = self.refused_before(&sha256, &config_json, plugin.as_ref()) {
+            return Ok(self.reject(path, name, sha256, reason));
         }
-        let facts = match check_artifact(kind, bytes, self.limits) {
+        let facts = match self.check_structure(kind, &sha256, bytes)? {
             Ok(facts) => facts,
-            Err(rejection) => {
-                let reason = rejection.to_string();
-                self.store.put_rejection(&sha256, &reason)?;
-                return Ok(self.reject(path, name, sha256, reason));
-            }
+            Err(reason) => return Ok(self.reject(path, name, sha256, reason)),
         };
-        // The sandbox runs Wasm. A dynamic module is native code with full trust: it is never
-        // run in the control plane; its check is the ELF check above.
-        if let Some(sandbox) = self
-            .preflight
-            .as_ref()
-            .filter(|_| kind == ArtifactKind::Wasm)
-        {
-            let verdict = preflight::run(
-                sandbox,
-                &name,
-                &sha256,
-                bytes,
-                &config_json,
-                plugin.as_ref(),
-            );
-            match verdict {
-                Ok(report) => {
-                    tracing::info!(filter = %name, %sha256, fixtures = report.fixtures_passed,
-                    compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed")
-                }
-                Err(refusal) => {
-                    self.store.put_rejection(&refusal.key, &refusal.reason)?;
-                    return Ok(self.reject(path, name, sha256, refusal.reason));
-                }
-            }
+        let verdict =
+            self.run_preflight(&name, kind, &sha256, bytes, &config_json, plugin.as_ref())?;
+        if let Some(reason) = verdict {
+            return Ok(self.reject(path, name, sha256, reason));
         }
         let stored = self.store.put(&sha256, kind, bytes)?;
         tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
@@ -214,12 +188,76 @@ impl Ingest {
         Ok(self.publish(&name))
     }
 
+    /// Why `sha` with these inputs was refused before, if it was (a refusal of the module
+    /// itself holds for any inputs).
+    pub(crate) fn refused_before(
+        &self,
+        sha: &str,
+        config_json: &str,
+        plugin: Option<&PluginStatus>,
+    ) -> Option<String> {
+        let keys = preflight::lookup_keys(sha, config_json, plugin);
+        let reason = keys.iter().find_map(|key| self.store.rejection(key))?;
+        Some(format!("refused before: {reason}"))
+    }
+
+    /// The structural check of a build (size, Wasm framing, or the ELF checks); a refusal is
+    /// remembered under its sha. `Err(reason)` when refused.
+    pub(crate) fn check_structure(
+        &self,
+        kind: ArtifactKind,
+        sha: &str,
+        bytes: &[u8],
+    ) -> Result<Result<ArtifactFacts, String>, Error> {
+        match check_artifact(kind, bytes, self.limits) {
+            Ok(facts) => Ok(Ok(facts)),
+            Err(rejection) => {
+                let reason = rejection.to_string();
+                self.store.put_rejection(sha, &reason)?;
+                Ok(Err(reason))
+            }
+        }
+    }
+
+    /// Runs the pre-flight of a Wasm build as filter `name` with `config_json` and `plugin`'s
+    /// fixtures and schema, when the sandbox is on; a pass is logged, a refusal remembered.
+    /// The reason when refused. A dynamic module is native code with full trust: it is never
+    /// run in the control plane; its check is the ELF check.
+    pub(crate) fn run_preflight(
+        &self,
+        name: &str,
+        kind: ArtifactKind,
+        sha: &str,
+        bytes: &[u8],
+        config_json: &str,
+        plugin: Option<&PluginStatus>,
+    ) -> Result<Option<String>, Error> {
+        let Some(sandbox) = self
+            .preflight
+            .as_ref()
+            .filter(|_| kind == ArtifactKind::Wasm)
+        else {
+            return Ok(None);
+        };
+        match preflight::run(sandbox, name, sha, bytes, config_json, plugin) {
+            Ok(report) => {
+                tracing::info!(filter = %name, sha256 = %sha, fixtures = report.fixtures_passed,
+                    compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed");
+                Ok(None)
+            }
+            Err(refusal) => {
+                self.store.put_rejection(&refusal.key, &refusal.reason)?;
+                Ok(Some(refusal.reason))
+            }
+        }
+    }
+
     /// Runs the published artifact with a new configuration; the reason when it is refused.
     fn preflight_config(
         &self,
         name: &str,
         config_json: &str,
-        plugin: Option<&crate::registry::PluginStatus>,
+        plugin: Option<&PluginStatus>,
     ) -> Result<Option<String>, Error> {
         let wasm_artifact = plugin
             .and_then(|p| p.artifact.as_ref())

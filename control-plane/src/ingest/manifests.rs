@@ -10,9 +10,7 @@ use super::{Ingest, IngestOutcome};
 use crate::Error;
 use crate::artifact::ArtifactKind;
 use crate::catalog::Catalog;
-use crate::check::check_artifact;
 use crate::manifest::{Named, PluginSpec, preferred_kind};
-use crate::preflight;
 use crate::registry::{PluginStatus, PublishedArtifact, resource_version, settings_sha256};
 
 impl Ingest {
@@ -45,13 +43,9 @@ impl Ingest {
         if let Some(reason) = self.store.rejection(&sha256) {
             return Ok(refused(format!("refused before: {reason}")));
         }
-        let facts = match check_artifact(kind, bytes, self.limits) {
+        let facts = match self.check_structure(kind, &sha256, bytes)? {
             Ok(facts) => facts,
-            Err(rejection) => {
-                let reason = rejection.to_string();
-                self.store.put_rejection(&sha256, &reason)?;
-                return Ok(refused(reason));
-            }
+            Err(reason) => return Ok(refused(reason)),
         };
         let stored = self.store.put(&sha256, kind, bytes)?;
         tracing::info!(build = %name, %sha256, path = %stored.display(), "stored");
@@ -151,40 +145,24 @@ impl Ingest {
         Ok(self.publish(&name))
     }
 
-    /// Runs the pre-flight of a Wasm build with the candidate's inputs; the reason when
-    /// refused (now, or before with the same inputs).
+    /// Runs the pre-flight of the candidate's build with its inputs; the reason when refused
+    /// (now, or before with the same inputs).
     fn preflight_candidate(
         &self,
         name: &str,
         candidate: &PluginStatus,
         artifact: &PublishedArtifact,
     ) -> Result<Option<String>, Error> {
-        let sha = &artifact.sha256;
-        let config = &candidate.config_json;
-        let keys = preflight::lookup_keys(sha, config, Some(candidate));
-        if let Some(reason) = keys.iter().find_map(|key| self.store.rejection(key)) {
-            return Ok(Some(format!("refused before: {reason}")));
+        let (sha, config) = (&artifact.sha256, &candidate.config_json);
+        if let Some(reason) = self.refused_before(sha, config, Some(candidate)) {
+            return Ok(Some(reason));
         }
-        let Some(sandbox) = self
-            .preflight
-            .as_ref()
-            .filter(|_| artifact.kind == ArtifactKind::Wasm)
-        else {
+        if self.preflight.is_none() || artifact.kind != ArtifactKind::Wasm {
             return Ok(None);
-        };
+        }
         let wasm = fs::read(&artifact.path)
             .map_err(Error::io("reading stored artifact", &artifact.path))?;
-        match preflight::run(sandbox, name, sha, &wasm, config, Some(candidate)) {
-            Ok(report) => {
-                tracing::info!(plugin = %name, %sha, fixtures = report.fixtures_passed,
-                    compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed");
-                Ok(None)
-            }
-            Err(refusal) => {
-                self.store.put_rejection(&refusal.key, &refusal.reason)?;
-                Ok(Some(refusal.reason))
-            }
-        }
+        self.run_preflight(name, artifact.kind, sha, &wasm, config, Some(candidate))
     }
 
     fn catalog(&self) -> Catalog {
