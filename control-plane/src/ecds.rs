@@ -136,7 +136,8 @@ fn native_filter(deployment: &FilterDeployment<'_>) -> DynamicModuleFilter {
     }
 }
 
-fn to_any<M: Message + Name>(message: &M) -> Any {
+/// A message packed as `Any` with its type URL.
+pub(crate) fn to_any<M: Message + Name>(message: &M) -> Any {
     Any {
         type_url: M::type_url(),
         value: message.encode_to_vec(),

@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::snapshot::hex_prefix;
 use crate::stream::Outcome;
 use crate::{NodeInfo, ResourceVersion, Snapshot, StreamId, XdsError, XdsEvent, type_url};
 
@@ -226,10 +227,7 @@ fn held_digest(held: &BTreeMap<String, String>) -> String {
         hasher.update((version.len() as u64).to_be_bytes());
         hasher.update(version.as_bytes());
     }
-    hasher.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex_prefix(&hasher.finalize(), 8)
 }
 
 #[cfg(test)]

@@ -174,6 +174,30 @@ impl Snapshot {
         true
     }
 
+    /// Sets each of `resources` under `type_url` and, with `remove_others`, removes the
+    /// resources of that type not among them: the whole type replaced in one call. Returns
+    /// true when anything changed.
+    pub fn put_resources<'a>(
+        &mut self,
+        type_url: &str,
+        resources: impl IntoIterator<Item = (&'a str, &'a PreparedResource)>,
+        remove_others: bool,
+    ) -> bool {
+        let resources: Vec<(&str, &PreparedResource)> = resources.into_iter().collect();
+        let mut changed = false;
+        if remove_others && let Some(typed) = self.types.get_mut(type_url) {
+            let before = typed.resources.len();
+            typed
+                .resources
+                .retain(|name, _| resources.iter().any(|(n, _)| n == name));
+            changed = typed.resources.len() != before;
+        }
+        for (name, resource) in resources {
+            changed |= self.set_prepared_resource(type_url, name, resource);
+        }
+        changed
+    }
+
     /// Removes resource `name` of `type_url`. Returns true when it was present.
     pub fn remove_resource(&mut self, type_url: &str, name: &str) -> bool {
         self.types
@@ -203,7 +227,8 @@ fn body_digest(body: &Any, version: &str) -> [u8; 32] {
         .into()
 }
 
-fn hex_prefix(bytes: &[u8], len: usize) -> String {
+/// The first `len` bytes of `bytes` in lower-case hex.
+pub(crate) fn hex_prefix(bytes: &[u8], len: usize) -> String {
     bytes.iter().take(len).map(|b| format!("{b:02x}")).collect()
 }
 

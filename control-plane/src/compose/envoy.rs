@@ -22,11 +22,11 @@ use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
 };
-use prost::{Message, Name};
+use prost::Name;
 use xds::proto::Any;
 
 use super::{ChainEntry, ListenerPlan, MeshPlan};
-use crate::ecds::DynamicModuleFilter;
+use crate::ecds::{DynamicModuleFilter, to_any};
 use crate::manifest::{ClusterSpec, FailurePolicy, Named, RouteSpec};
 
 /// The Envoy resources of a plan, each with its name, sorted by name.
@@ -220,13 +220,6 @@ fn duration(d: std::time::Duration) -> envoy_types::pb::google::protobuf::Durati
     envoy_types::pb::google::protobuf::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-    }
-}
-
-fn to_any<M: Message + Name>(message: &M) -> Any {
-    Any {
-        type_url: M::type_url(),
-        value: message.encode_to_vec(),
     }
 }
 

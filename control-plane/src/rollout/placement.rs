@@ -66,22 +66,8 @@ impl ComposedResources {
     pub(super) fn apply(&self, snapshot: &mut Snapshot) -> bool {
         let mut changed = false;
         for (type_url, resources) in &self.by_type {
-            let keep: BTreeSet<&str> = resources.iter().map(|(n, _)| n.as_str()).collect();
-            let stale: Vec<String> = snapshot
-                .resources(type_url)
-                .map(|r| {
-                    r.names()
-                        .filter(|n| !keep.contains(n))
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default();
-            for name in stale {
-                changed |= snapshot.remove_resource(type_url, &name);
-            }
-            for (name, resource) in resources {
-                changed |= snapshot.set_prepared_resource(type_url, name, resource);
-            }
+            let resources = resources.iter().map(|(name, r)| (name.as_str(), r));
+            changed |= snapshot.put_resources(type_url, resources, true);
         }
         changed
     }

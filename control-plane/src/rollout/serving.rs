@@ -75,26 +75,12 @@ impl Engine {
         let served = desired.keys().cloned().collect();
         let composed = self.composed_for(&served);
         self.cache.update(node, |snapshot| {
-            let mut changed = false;
             // With composed listeners a filter leaves a proxy by leaving its listeners; its
             // configuration stays, so a draining listener never loses it.
-            let keep_all = composed.is_some();
-            let stale: Vec<String> = snapshot
-                .resources(type_url::EXTENSION_CONFIG)
-                .map(|r| {
-                    r.names()
-                        .filter(|n| !desired.contains_key(*n))
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default();
-            for name in stale.into_iter().filter(|_| !keep_all) {
-                changed |= snapshot.remove_resource(type_url::EXTENSION_CONFIG, &name);
-            }
-            for (name, resource) in &resources {
-                changed |=
-                    snapshot.set_prepared_resource(type_url::EXTENSION_CONFIG, name, resource);
-            }
+            let remove_others = composed.is_none();
+            let ecds = resources.iter().map(|(name, r)| (name.as_str(), r));
+            let mut changed =
+                snapshot.put_resources(type_url::EXTENSION_CONFIG, ecds, remove_others);
             if let Some(composed) = &composed {
                 changed |= composed.apply(snapshot);
             }

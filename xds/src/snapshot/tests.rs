@@ -58,3 +58,27 @@ fn remove_reports_presence() {
     assert!(!snap.remove_resource("t", "a"));
     assert!(!snap.remove_resource("other", "a"));
 }
+
+#[test]
+fn put_resources_replaces_a_type_or_only_adds() {
+    let body = |v: &[u8]| Any {
+        type_url: "t".into(),
+        value: v.to_vec(),
+    };
+    let a = PreparedResource::new("a1", body(b"a"));
+    let b = PreparedResource::new("b1", body(b"b"));
+    let mut snap = Snapshot::new();
+    assert!(snap.put_resources("t", [("a", &a), ("b", &b)], true));
+    assert!(
+        !snap.put_resources("t", [("a", &a)], false),
+        "nothing new, nothing removed"
+    );
+    assert_eq!(snap.resources("t").map(|r| r.len()), Some(2));
+    assert!(snap.put_resources("t", [("a", &a)], true));
+    let names: Vec<&str> = snap
+        .resources("t")
+        .map(|r| r.names().collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["a"]);
+    assert!(!snap.put_resources("t", [("a", &a)], true));
+}

@@ -4,6 +4,7 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager, http_filter,
 };
+use prost::Message;
 
 use super::*;
 use crate::catalog::{Catalog, ScannedFile, reconcile};
