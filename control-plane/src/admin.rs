@@ -2,7 +2,7 @@
 //! and rollouts, and the rollout controls (bearer token when one is configured).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, FileStatus};
+use crate::catalog::{FileStatus, SharedCatalog};
 use crate::fleet::{Fleet, NodeStatus};
 use crate::registry::{PluginStatus, Registry};
 use crate::rollout::Engine;
@@ -34,7 +34,7 @@ pub struct AdminState {
     /// The bearer token mutations require, if any.
     pub token: Option<Arc<str>>,
     /// The manifests in force, when manifests govern.
-    pub manifests: Option<Arc<RwLock<Catalog>>>,
+    pub manifests: Option<SharedCatalog>,
 }
 
 /// The admin routes.

@@ -14,6 +14,10 @@ use crate::manifest::{
 };
 use crate::store::sha256_hex;
 
+/// The catalog in force, shared by ingest, the admin API and the reload loop; replaced whole
+/// on each reload, so readers take the `Arc` and never copy the catalog.
+pub type SharedCatalog = std::sync::Arc<std::sync::RwLock<std::sync::Arc<Catalog>>>;
+
 /// Every manifest in force, and the status of every file read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {

@@ -3,12 +3,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Error;
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
-use crate::catalog::Catalog;
+use crate::catalog::SharedCatalog;
 use crate::check::{ArtifactFacts, Limits, check_artifact};
 use crate::preflight;
 use crate::registry::{
@@ -74,7 +74,7 @@ pub struct Ingest {
     /// The plugin manifests in force, when manifests govern (`meshplug serve --plugins`):
     /// then builds are matched to plugins by their `spec.artifact`, and `<name>.json`,
     /// `<name>.fixtures.json` and `<name>.schema.json` in the artifacts folder are ignored.
-    pub manifests: Option<Arc<RwLock<Catalog>>>,
+    pub manifests: Option<SharedCatalog>,
 }
 
 impl Ingest {

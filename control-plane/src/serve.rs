@@ -104,7 +104,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let manifests = config
         .plugins_dir
         .as_ref()
-        .map(|_| Arc::new(RwLock::new(Catalog::new())));
+        .map(|_| Arc::new(RwLock::new(Arc::new(Catalog::new()))));
     let ingest = Ingest {
         store: Store::open(config.data_dir.join("store"))?,
         limits: config.limits,
@@ -233,11 +233,8 @@ async fn reload_manifests(
             return;
         }
     };
-    let previous = manifests
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let catalog = reconcile(&previous, &scanned);
+    let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
+    let catalog = Arc::new(reconcile(&previous, &scanned));
     for status in catalog.files.values() {
         let already_told =
             previous.files.get(&status.file).map(|s| &s.error) == Some(&status.error);
@@ -247,7 +244,7 @@ async fn reload_manifests(
                 reason = %error.message, previous_kept = kept, error = %error, "manifest refused");
         }
     }
-    if catalog != previous {
+    if *catalog != *previous {
         tracing::info!(
             plugins = catalog.plugins.len(),
             listeners = catalog.listeners.len(),
@@ -258,9 +255,9 @@ async fn reload_manifests(
     engine
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .set_manifests(Arc::new(catalog.clone()), serve_mesh);
+        .set_manifests(Arc::clone(&catalog), serve_mesh);
     let worker = ingest.clone();
-    match tokio::task::spawn_blocking(move || worker.apply_catalog(&catalog)).await {
+    match tokio::task::spawn_blocking(move || worker.apply_catalog(catalog)).await {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => tracing::error!(error = %err, "applying manifests"),
         Err(err) => tracing::error!(error = %err, "applying manifests: task failed"),

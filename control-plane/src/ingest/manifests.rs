@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{Ingest, IngestOutcome};
 use crate::Error;
@@ -67,11 +68,11 @@ impl Ingest {
 
     /// The manifests changed: every plugin in `catalog` takes its settings and build. Returns
     /// what became of each.
-    pub fn apply_catalog(&self, catalog: &Catalog) -> Result<Vec<IngestOutcome>, Error> {
+    pub fn apply_catalog(&self, catalog: Arc<Catalog>) -> Result<Vec<IngestOutcome>, Error> {
         if let Some(manifests) = &self.manifests {
             *manifests
                 .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog.clone();
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&catalog);
         }
         let gone: Vec<String> = self
             .registry()
@@ -85,7 +86,7 @@ impl Ingest {
         }
         let mut outcomes = Vec::new();
         for plugin in catalog.plugins.values() {
-            outcomes.push(self.place(plugin, catalog)?);
+            outcomes.push(self.place(plugin, &catalog)?);
         }
         Ok(outcomes)
     }
@@ -165,14 +166,10 @@ impl Ingest {
         self.run_preflight(name, artifact.kind, sha, &wasm, config, Some(candidate))
     }
 
-    fn catalog(&self) -> Catalog {
+    fn catalog(&self) -> Arc<Catalog> {
         self.manifests
             .as_ref()
-            .map(|m| {
-                m.read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone()
-            })
+            .map(|m| Arc::clone(&m.read().unwrap_or_else(std::sync::PoisonError::into_inner)))
             .unwrap_or_default()
     }
 }

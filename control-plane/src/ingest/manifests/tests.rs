@@ -36,7 +36,7 @@ fn ingest(dir: &Path) -> Ingest {
         )),
         preflight: None,
         prefer: ArtifactKind::Wasm,
-        manifests: Some(Arc::new(RwLock::new(Catalog::new()))),
+        manifests: Some(Arc::new(RwLock::new(Arc::new(Catalog::new())))),
     }
 }
 
@@ -77,7 +77,7 @@ fn a_build_waits_for_its_manifest_and_a_manifest_for_its_build() {
     assert!(ingest.registry.lock().expect("lock").get("authz").is_none());
 
     let outcomes = ingest
-        .apply_catalog(&catalog(&[("edge-authz", "authz", "{k: 1}")]))
+        .apply_catalog(Arc::new(catalog(&[("edge-authz", "authz", "{k: 1}")])))
         .expect("applied");
     assert!(
         matches!(outcomes[0], IngestOutcome::Published { .. }),
@@ -95,7 +95,7 @@ fn a_glob_runs_the_newest_matching_build_and_others_are_left_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ingest = ingest(dir.path());
     ingest
-        .apply_catalog(&catalog(&[("authz", "authz-*", "{}")]))
+        .apply_catalog(Arc::new(catalog(&[("authz", "authz-*", "{}")])))
         .expect("applied");
     drop_build(&ingest, dir.path(), "authz-v1.wasm", &wasm("v1"));
     assert_eq!(running(&ingest, "authz"), Some(sha256_hex(&wasm("v1"))));
@@ -111,24 +111,26 @@ fn a_config_edit_republishes_and_a_removed_manifest_is_marked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ingest = ingest(dir.path());
     ingest
-        .apply_catalog(&catalog(&[("authz", "authz", "{v: 1}")]))
+        .apply_catalog(Arc::new(catalog(&[("authz", "authz", "{v: 1}")])))
         .expect("applied");
     drop_build(&ingest, dir.path(), "authz.wasm", &wasm("a"));
     let again = ingest
-        .apply_catalog(&catalog(&[("authz", "authz", "{v: 1}")]))
+        .apply_catalog(Arc::new(catalog(&[("authz", "authz", "{v: 1}")])))
         .expect("applied");
     assert!(
         matches!(again[0], IngestOutcome::Unchanged { .. }),
         "{again:?}"
     );
     let edited = ingest
-        .apply_catalog(&catalog(&[("authz", "authz", "{v: 2}")]))
+        .apply_catalog(Arc::new(catalog(&[("authz", "authz", "{v: 2}")])))
         .expect("applied");
     assert!(
         matches!(edited[0], IngestOutcome::Published { .. }),
         "{edited:?}"
     );
-    ingest.apply_catalog(&catalog(&[])).expect("applied");
+    ingest
+        .apply_catalog(Arc::new(catalog(&[])))
+        .expect("applied");
     let registry = ingest.registry.lock().expect("lock");
     assert_eq!(registry.get("authz").and_then(|p| p.manifest.clone()), None);
 }
@@ -151,8 +153,10 @@ fn a_refusal_is_recorded_once_across_reloads() {
         .store
         .put_rejection(&sha, "traps in on_configure")
         .expect("record");
-    let manifests = catalog(&[("authz", "authz", "{}")]);
-    let first = ingest.apply_catalog(&manifests).expect("applied");
+    let manifests = Arc::new(catalog(&[("authz", "authz", "{}")]));
+    let first = ingest
+        .apply_catalog(Arc::clone(&manifests))
+        .expect("applied");
     assert!(
         matches!(first[0], IngestOutcome::Rejected { .. }),
         "{first:?}"
@@ -167,7 +171,9 @@ fn a_refusal_is_recorded_once_across_reloads() {
         "{before:?}"
     );
     std::thread::sleep(std::time::Duration::from_millis(5));
-    let again = ingest.apply_catalog(&manifests).expect("applied");
+    let again = ingest
+        .apply_catalog(Arc::clone(&manifests))
+        .expect("applied");
     assert!(
         matches!(again[0], IngestOutcome::Rejected { .. }),
         "{again:?}"
