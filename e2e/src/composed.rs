@@ -153,14 +153,7 @@ impl Mesh {
             "http://{}/config_dump?resource=dynamic_listeners",
             self.envoys[envoy].admin
         );
-        let dump: Value = reqwest::Client::builder()
-            .no_proxy()
-            .build()?
-            .get(url)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let dump: Value = self.http.get(url).send().await?.json().await?;
         let listener = dump["configs"]
             .as_array()
             .and_then(|c| c.iter().find(|l| l["name"] == "ingress"))

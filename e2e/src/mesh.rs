@@ -48,7 +48,7 @@ pub struct Mesh {
     pub control_plane: ControlPlane,
     /// The upstream.
     pub upstream: Upstream,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     dir: TempDir,
 }
 
@@ -184,22 +184,14 @@ impl Mesh {
     pub async fn publish_config(&self, name: &str, json: &str) -> Result<(), HarnessError> {
         let compact = serde_json::from_str::<serde_json::Value>(json)?.to_string();
         self.publish(&format!("{name}.json"), json.as_bytes())?;
-        eventually(
-            Duration::from_secs(20),
-            &format!("{name}'s configuration to be stored"),
-            || async {
-                let plugin = self
-                    .control_plane
-                    .plugin(name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if plugin["config_json"] == compact.as_str() {
-                    Ok(())
-                } else {
-                    Err(format!("{plugin}"))
-                }
-            },
-        )
+        let what = format!("{name}'s configuration to be stored");
+        self.wait_for_plugin(name, &what, Duration::from_secs(20), |plugin| {
+            if plugin["config_json"] == compact.as_str() {
+                Ok(())
+            } else {
+                Err(format!("{plugin}"))
+            }
+        })
         .await;
         Ok(())
     }
@@ -207,22 +199,34 @@ impl Mesh {
     /// Waits (up to 30 s) until the control plane records a refusal of the artifact with
     /// `sha256` for filter `name`; returns the reason.
     pub async fn wait_for_rejection(&self, name: &str, sha256: &str, what: &str) -> String {
-        eventually(
-            Duration::from_secs(30),
-            &format!("{what} to be refused"),
-            || async {
-                let plugin = self
-                    .control_plane
-                    .plugin(name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let rejection = &plugin["last_rejection"];
-                match rejection["reason"].as_str() {
-                    Some(reason) if rejection["sha256"] == sha256 => Ok(reason.to_string()),
-                    _ => Err(format!("not yet: {rejection}")),
-                }
-            },
-        )
+        let what = format!("{what} to be refused");
+        self.wait_for_plugin(name, &what, Duration::from_secs(30), |plugin| {
+            let rejection = &plugin["last_rejection"];
+            match rejection["reason"].as_str() {
+                Some(reason) if rejection["sha256"] == sha256 => Ok(reason.to_string()),
+                _ => Err(format!("not yet: {rejection}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits up to `timeout` until `check` accepts filter `name` as `/api/v1/plugins` shows
+    /// it; returns what `check` returned.
+    pub async fn wait_for_plugin<T>(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&serde_json::Value) -> Result<T, String>,
+    ) -> T {
+        eventually(timeout, what, || async {
+            let plugin = self
+                .control_plane
+                .plugin(name)
+                .await
+                .map_err(|e| e.to_string())?;
+            check(&plugin)
+        })
         .await
     }
 

@@ -36,13 +36,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let upstream = Upstream::start().await?;
-    // Every save reaches the one dev Envoy at once, unless MESHPLUG_ROLLOUT_POLICY chooses a
-    // policy (then it goes through the rollout gates like production).
-    let args: &[&str] = match std::env::var_os("MESHPLUG_ROLLOUT_POLICY") {
-        Some(_) => &[],
-        None => &["--rollout-policy", "immediate"],
-    };
-    let control_plane = ControlPlane::start_watching(&workdir, &artifacts, args).await?;
+    let args = policy_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let control_plane = ControlPlane::start_watching(&workdir, &artifacts, &args).await?;
     let mut vars = BootstrapVars::new();
     vars.insert("XDS_PORT", control_plane.addrs.xds.port().to_string());
     vars.insert("UPSTREAM_PORT", upstream.addr.port().to_string());
@@ -72,17 +68,12 @@ async fn main() -> anyhow::Result<()> {
     println!("  Envoy admin    : http://{}", envoy.admin);
     println!("  logs           : {}", workdir.display());
     println!("Edit a filter and run `make filters`, or copy a .wasm into the watched folder.");
-    println!("Ctrl-C stops everything.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    drop(envoy);
-    drop(control_plane);
-    drop(upstream);
-    Ok(())
+    until_ctrl_c(envoy, control_plane, upstream).await
 }
 
-/// The rollout policy argument: `immediate` unless MESHPLUG_ROLLOUT_POLICY chooses one.
+/// The rollout policy argument. Every save reaches the one dev Envoy at once, unless
+/// MESHPLUG_ROLLOUT_POLICY chooses a policy (then it goes through the rollout gates like
+/// production).
 fn policy_args() -> Vec<String> {
     match std::env::var_os("MESHPLUG_ROLLOUT_POLICY") {
         Some(_) => Vec::new(),
@@ -167,6 +158,15 @@ async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::
     println!(
         "Add a plugin: write plugins/<name>.yaml (kind: Plugin); remove the file to remove it."
     );
+    until_ctrl_c(envoy, control_plane, upstream).await
+}
+
+/// Waits for Ctrl-C, then stops Envoy, the control plane and the upstream, in that order.
+async fn until_ctrl_c(
+    envoy: Envoy,
+    control_plane: ControlPlane,
+    upstream: Upstream,
+) -> anyhow::Result<()> {
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c()
         .await
