@@ -12,7 +12,8 @@ use crate::rollout::policy::Step;
 
 const PLUGIN: &str = "authz";
 
-fn release(tag: &str) -> Release {
+/// A Wasm release whose sha starts with `tag` (the other rollout tests use it too).
+pub(crate) fn release(tag: &str) -> Release {
     let sha = format!("{tag}{}", "0".repeat(63));
     Release {
         version: format!("{sha}:cfg"),

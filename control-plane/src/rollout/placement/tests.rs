@@ -1,7 +1,6 @@
 //! Targeting, per-plugin policies and composed listeners, on an engine with a fake clock.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
@@ -9,24 +8,10 @@ use prost::Message;
 use xds::{NodeInfo, SnapshotCache};
 
 use super::*;
-use crate::artifact::ArtifactKind;
 use crate::catalog::{ScannedFile, reconcile};
-use crate::rollout::Release;
+use crate::rollout::engine::tests::release;
 use crate::rollout::metrics::RolloutMetrics;
 use crate::rollout::state::StateFiles;
-
-fn release(tag: &str) -> Release {
-    let sha = format!("{tag}{}", "0".repeat(63));
-    Release {
-        version: format!("{sha}:cfg"),
-        sha256: sha,
-        kind: ArtifactKind::Wasm,
-        path: PathBuf::from(format!("/store/{tag}.wasm")),
-        config_json: "{}".into(),
-        envoy_version: None,
-        failure_policy: Default::default(),
-    }
-}
 
 fn node(id: &str, tier: &str) -> NodeInfo {
     NodeInfo {
