@@ -15,6 +15,21 @@ struct Admin {
     http: reqwest::Client,
 }
 
+impl Admin {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        self.http.get(url).send().await.expect("send")
+    }
+
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("json")
+    }
+
+    async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("text")
+    }
+}
+
 async fn admin(token: Option<&str>) -> Admin {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut prometheus = prometheus_client::registry::Registry::default();
@@ -175,15 +190,7 @@ async fn bad_controls_are_clear_errors() {
 #[tokio::test]
 async fn rollouts_and_metrics_show_the_engine() {
     let api = admin(None).await;
-    let list: serde_json::Value = api
-        .http
-        .get(format!("{}/api/v1/rollouts", api.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let list: serde_json::Value = api.get_json("/api/v1/rollouts").await;
     let authz = &list["plugins"][0];
     assert_eq!(authz["last_good"]["sha256"], "aaaa", "{list}");
     assert_eq!(authz["rollout"]["to"]["sha256"], "bbbb", "{list}");
@@ -193,15 +200,7 @@ async fn rollouts_and_metrics_show_the_engine() {
             .is_some_and(|d| d.len() >= 3),
         "{list}"
     );
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let text = api.get_text("/metrics").await;
     assert!(
         text.contains("meshplug_rollouts_started_total{plugin=\"authz\"} 2"),
         "{text}"
@@ -216,15 +215,7 @@ async fn rollouts_and_metrics_show_the_engine() {
 #[tokio::test]
 async fn metrics_cover_xds_and_rollouts_in_progress() {
     let api = admin(None).await;
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let text = api.get_text("/metrics").await;
     for family in [
         "meshplug_xds_pushes_total{type=\"ecds\"} 2",
         "meshplug_xds_acks_total{type=\"ecds\"} 1",
@@ -274,15 +265,7 @@ async fn pprof_serves_a_cpu_profile_and_guards_it() {
 #[tokio::test]
 async fn manifests_say_whether_they_govern() {
     let api = admin(None).await;
-    let body: serde_json::Value = api
-        .http
-        .get(format!("{}/api/v1/manifests", api.base))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let body: serde_json::Value = api.get_json("/api/v1/manifests").await;
     assert_eq!(body["enabled"], false);
     assert_eq!(body["files"], serde_json::json!([]));
 }
