@@ -18,9 +18,6 @@ struct TypeLabel {
     r#type: String,
 }
 
-/// Responses older than this without an answer are forgotten (the stream went away).
-const FORGET_AFTER_SECS: u64 = 300;
-
 /// The xDS metrics, registered once; fed every stream event.
 #[derive(Debug)]
 pub struct XdsMetrics {
@@ -29,8 +26,14 @@ pub struct XdsMetrics {
     nacks: Family<TypeLabel, Counter>,
     connected: Gauge,
     push_latency: Histogram,
-    unanswered: Mutex<HashMap<(StreamId, String), Instant>>,
+    /// Per stream and type, the last response not answered yet: (nonce, when sent). A newer
+    /// response of a type supersedes the older one, and a closed stream takes its entries,
+    /// so this stays as small as the open streams.
+    unanswered: Mutex<HashMap<StreamId, Unanswered>>,
 }
+
+/// One stream's unanswered responses: type URL → (nonce, when sent).
+type Unanswered = HashMap<String, (String, Instant)>;
 
 impl XdsMetrics {
     /// Creates the metrics and registers them in `registry`.
@@ -83,7 +86,7 @@ impl XdsMetrics {
             }
             XdsEvent::StreamClosed { stream, .. } => {
                 self.connected.dec();
-                unanswered.retain(|(s, _), _| s != stream);
+                unanswered.remove(stream);
             }
             XdsEvent::Sent {
                 stream,
@@ -92,8 +95,11 @@ impl XdsMetrics {
                 ..
             } => {
                 self.pushes.get_or_create(&label(type_url)).inc();
-                unanswered.retain(|_, at| at.elapsed().as_secs() < FORGET_AFTER_SECS);
-                unanswered.insert((*stream, nonce.clone()), Instant::now());
+                let sent = (nonce.clone(), Instant::now());
+                unanswered
+                    .entry(*stream)
+                    .or_default()
+                    .insert(type_url.clone(), sent);
             }
             XdsEvent::Ack {
                 stream,
@@ -113,7 +119,10 @@ impl XdsMetrics {
                     &self.nacks
                 };
                 family.get_or_create(&label(type_url)).inc();
-                if let Some(at) = unanswered.remove(&(*stream, nonce.clone())) {
+                if let Some(types) = unanswered.get_mut(stream)
+                    && types.get(type_url).is_some_and(|(sent, _)| sent == nonce)
+                    && let Some((_, at)) = types.remove(type_url)
+                {
                     self.push_latency.observe(at.elapsed().as_secs_f64());
                 }
             }
