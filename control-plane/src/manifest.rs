@@ -18,8 +18,8 @@ use crate::rollout::Policy;
 mod spec;
 
 pub use spec::{
-    ClusterSpec, DirectResponse, FailurePolicy, KindChoice, ListenerSpec, Phase, PluginSpec,
-    RolloutSpec, RouteSpec, Selector,
+    ClusterSpec, CompiledSelector, DirectResponse, FailurePolicy, KindChoice, ListenerSpec, Phase,
+    PluginSpec, RolloutSpec, RouteSpec, Selector,
 };
 
 /// The only `apiVersion` understood.

@@ -129,11 +129,36 @@ pub struct Selector {
 impl Selector {
     /// Whether a node with this id, cluster and metadata is selected.
     pub fn matches(&self, id: &str, cluster: &str, metadata: &BTreeMap<String, String>) -> bool {
-        let id_ok = self.node_ids.is_empty()
-            || self
+        self.compile().matches(id, cluster, metadata)
+    }
+
+    /// The selector with its globs compiled once, for matching many nodes. (Globs that do
+    /// not compile were refused when the manifest was read.)
+    pub fn compile(&self) -> CompiledSelector {
+        CompiledSelector {
+            node_ids: self
                 .node_ids
                 .iter()
-                .any(|pattern| glob::Pattern::new(pattern).is_ok_and(|p| p.matches(id)));
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
+            clusters: self.clusters.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+}
+
+/// A [`Selector`] ready to match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledSelector {
+    node_ids: Vec<glob::Pattern>,
+    clusters: Vec<String>,
+    labels: BTreeMap<String, String>,
+}
+
+impl CompiledSelector {
+    /// Whether a node with this id, cluster and metadata is selected.
+    pub fn matches(&self, id: &str, cluster: &str, metadata: &BTreeMap<String, String>) -> bool {
+        let id_ok = self.node_ids.is_empty() || self.node_ids.iter().any(|p| p.matches(id));
         let cluster_ok = self.clusters.is_empty() || self.clusters.iter().any(|c| c == cluster);
         let labels_ok = self
             .labels

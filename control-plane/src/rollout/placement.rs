@@ -14,13 +14,13 @@ use super::engine::Engine;
 use super::policy::Policy;
 use crate::catalog::Catalog;
 use crate::compose::{self, envoy::MeshResources};
-use crate::manifest::{Selector, rollout_policy};
+use crate::manifest::{CompiledSelector, rollout_policy};
 use crate::store::sha256_hex;
 
 /// What the manifests say about one plugin's placement.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct PluginPlacement {
-    pub(super) targets: Selector,
+    pub(super) targets: CompiledSelector,
     pub(super) policy: Policy,
 }
 
@@ -82,7 +82,7 @@ impl Engine {
             .values()
             .map(|plugin| {
                 let placement = PluginPlacement {
-                    targets: plugin.spec.targets.clone(),
+                    targets: plugin.spec.targets.compile(),
                     policy: rollout_policy(&plugin.spec, &self.policy),
                 };
                 (plugin.name.clone(), placement)
