@@ -1,11 +1,19 @@
 //! The admin HTTP API: health, readiness, Prometheus metrics, JSON status of filters, nodes
-//! and rollouts, and the rollout controls (bearer token when one is configured).
+//! and rollouts, and the rollout controls.
+//!
+//! With a bearer token configured, every endpoint needs it except `/healthz` and `/readyz`
+//! (which say nothing but "ok"): reads too, since `/api/v1/plugins` carries filter
+//! configurations (API keys, say), and `/metrics` (scrape it with Prometheus's
+//! `authorization` setting). The token is checked before a request body is read, and a body
+//! is at most [`MAX_BODY_BYTES`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -37,18 +45,33 @@ pub struct AdminState {
     pub manifests: Option<SharedCatalog>,
 }
 
+/// The largest request body the admin API reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
+    let guarded = Router::new()
         .route("/api/v1/plugins", get(plugins))
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/manifests", get(manifests))
         .route("/metrics", get(metrics))
         .route("/debug/pprof/profile", get(pprof::profile))
         .merge(rollouts::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Refuses a request without the token (401) or with another (403), before its body is read.
+async fn require_token(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    match rollouts::authorize(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {

@@ -51,6 +51,18 @@ pub enum WatchedFile {
     },
 }
 
+impl WatchedFile {
+    /// The filter the file belongs to.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Artifact { name, .. }
+            | Self::Config { name }
+            | Self::Fixtures { name }
+            | Self::Schema { name } => name,
+        }
+    }
+}
+
 /// Classifies a path by its file name. Temp files, hidden files and names that are not a valid
 /// filter name give `None`: they are never read.
 pub fn classify(path: &Path) -> Option<WatchedFile> {
@@ -92,6 +104,39 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
         }),
         "json" => Some(WatchedFile::Config { name }),
         _ => None,
+    }
+}
+
+/// Why a path that [`classify`] gives `None` for is not acted on, for the log.
+pub fn ignored_reason(path: &Path) -> String {
+    let Some(file_name) = path.file_name() else {
+        return "no file name".into();
+    };
+    let Some(file_name) = file_name.to_str() else {
+        return "the file name is not UTF-8".into();
+    };
+    if is_temporary(file_name) {
+        return "a hidden, backup or partial file (a build in progress)".into();
+    }
+    let stem = ["lib", ""]
+        .iter()
+        .find_map(|prefix| {
+            let rest = file_name.strip_prefix(prefix)?;
+            [".fixtures.json", ".schema.json", ".wasm", ".json", ".so"]
+                .iter()
+                .find_map(|suffix| rest.strip_suffix(suffix))
+                .filter(|_| !(prefix.is_empty() && file_name.ends_with(".so")))
+        });
+    match stem {
+        Some(stem) => format!(
+            "{stem:?} is not a filter name (1 to 63 of a-z, 0-9, '-', '_', starting with a letter)"
+        ),
+        None if file_name.ends_with(".so") => {
+            "a dynamic module must be named lib<name>.so".into()
+        }
+        None => "not <name>.wasm, lib<name>.so, <name>.json, <name>.fixtures.json or \
+                 <name>.schema.json"
+            .into(),
     }
 }
 

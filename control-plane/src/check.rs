@@ -16,13 +16,34 @@ use crate::artifact::ArtifactKind;
 pub struct Limits {
     /// Largest artifact accepted, in bytes.
     pub max_artifact_bytes: u64,
+    /// Largest filter configuration (and fixtures or schema file) accepted, in bytes. Every
+    /// proxy holds each configuration, and so does the saved rollout state.
+    pub max_config_bytes: u64,
 }
+
+/// The default largest configuration: 1 MiB.
+pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_artifact_bytes: 32 * 1024 * 1024,
+            max_config_bytes: DEFAULT_MAX_CONFIG_BYTES,
         }
+    }
+}
+
+impl Limits {
+    /// A configuration over the limit, as a refusal message.
+    pub fn check_config(&self, size: usize) -> Result<(), String> {
+        let size = size as u64;
+        if size > self.max_config_bytes {
+            return Err(format!(
+                "configuration is {size} bytes, over the limit of {} bytes (--max-config-bytes)",
+                self.max_config_bytes
+            ));
+        }
+        Ok(())
     }
 }
 

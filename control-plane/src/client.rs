@@ -29,9 +29,11 @@ impl AdminClient {
     /// `GET` a JSON document.
     pub async fn get(&self, path: &str) -> Result<Value, Error> {
         let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
+        let mut request = self.http.get(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Error::Admin(format!("GET {url}: {e}")))?;

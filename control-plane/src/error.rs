@@ -52,6 +52,14 @@ pub enum Error {
     /// The admin API could not be reached or refused a call.
     #[error("admin API: {0}")]
     Admin(String),
+    /// The saved rollout state cannot be used, and starting without it would lose data.
+    #[error("{}", state_message(path, detail))]
+    State {
+        /// `state.json`.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -70,4 +78,18 @@ impl Error {
             source,
         }
     }
+}
+
+fn state_message(path: &std::path::Path, detail: &str) -> String {
+    let data = path
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map_or_else(|| ".".into(), |d| d.display().to_string());
+    format!(
+        "rollout state {}: {detail}. Starting without it would forget every filter's last good \
+         version and quarantine, so meshplug stops. See what is there: `meshplug state check \
+         --data {data}`; go back to the previous generation: `meshplug state restore --previous \
+         --data {data}`; or start over on purpose: `meshplug state reset --data {data}`",
+        path.display()
+    )
 }

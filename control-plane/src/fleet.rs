@@ -82,8 +82,16 @@ impl Fleet {
         self.nodes.get(id)
     }
 
+    /// Forgets node `id` (disconnected too long).
+    pub fn forget(&mut self, id: &str) {
+        self.nodes.remove(id);
+    }
+
     /// Applies one stream event observed at `now_ms`.
     pub fn apply(&mut self, event: &XdsEvent, now_ms: u64) {
+        if matches!(event, XdsEvent::Refused { .. }) {
+            return; // never a node of the fleet
+        }
         let info = event.node();
         let node = self
             .nodes

@@ -16,6 +16,8 @@ use crate::registry::{
 };
 use crate::rollout::{Engine, ReleaseOutcome};
 use crate::store::{Store, sha256_hex};
+use crate::refusals::{Limit, Refusals};
+use read::{ReadOutcome, read_checked};
 
 /// What handling one file came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +61,8 @@ pub enum IngestOutcome {
 /// The ingest stage: store, checks, registry and the snapshot it publishes into.
 #[derive(Debug, Clone)]
 pub struct Ingest {
+    /// The artifacts folder (canonical): links are followed only inside it.
+    pub folder: PathBuf,
     /// Where artifacts are kept.
     pub store: Store,
     /// Check limits.
@@ -75,16 +79,48 @@ pub struct Ingest {
     /// then builds are matched to plugins by their `spec.artifact`, and `<name>.json`,
     /// `<name>.fixtures.json` and `<name>.schema.json` in the artifacts folder are ignored.
     pub manifests: Option<SharedCatalog>,
+    /// Held by each ingest step (a file, a manifest reload), so they run one at a time.
+    pub serial: Arc<Mutex<()>>,
+    /// Counts inputs refused by a limit.
+    pub refusals: Arc<Refusals>,
 }
 
 impl Ingest {
-    /// Handles one settled path.
+    /// Handles one settled path. A failure (a full disk, say) is also recorded as the filter's
+    /// last refusal, so it shows in `/api/v1/plugins` and `meshplug plugins`, not only the log.
     pub fn handle(&self, path: &Path) -> Result<IngestOutcome, Error> {
+        let _serial = self.serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = self.handle_file(path);
+        if let (Err(err), Some(watched)) = (&result, classify(path)) {
+            let reason = format!("not ingested: {err}; tried again when the file changes");
+            self.reject(path, watched.name().to_string(), String::new(), reason);
+        }
+        result
+    }
+
+    fn handle_file(&self, path: &Path) -> Result<IngestOutcome, Error> {
         let Some(watched) = classify(path) else {
             return Ok(IngestOutcome::Ignored);
         };
-        let Some(bytes) = read_settled(path)? else {
-            return Ok(IngestOutcome::NotSettled);
+        let limit = match watched {
+            WatchedFile::Artifact { .. } => self.limits.max_artifact_bytes,
+            _ => self.limits.max_config_bytes,
+        };
+        let bytes = match read_checked(path, &self.folder, limit)? {
+            ReadOutcome::Bytes(bytes) => bytes,
+            ReadOutcome::NotSettled => return Ok(IngestOutcome::NotSettled),
+            ReadOutcome::Refused(reason) if self.manifests.is_some() => {
+                self.refusals.count(Limit::ArtifactFile);
+                tracing::warn!(path = %path.display(), %reason, "build refused");
+                let name = watched.name().to_string();
+                let sha256 = String::new();
+                return Ok(IngestOutcome::Rejected { name, sha256, reason });
+            }
+            ReadOutcome::Refused(reason) => {
+                self.refusals.count(Limit::ArtifactFile);
+                let name = watched.name().to_string();
+                return Ok(self.reject(path, name, String::new(), reason));
+            }
         };
         let sha256 = sha256_hex(&bytes);
         tracing::info!(path = %path.display(), %sha256, size = bytes.len(), "hashed");
@@ -105,6 +141,25 @@ impl Ingest {
             WatchedFile::Config { name } => self.config(path, name, sha256, &bytes),
             WatchedFile::Fixtures { name } => self.fixtures(path, name, sha256, &bytes),
             WatchedFile::Schema { name } => self.schema(path, name, sha256, &bytes),
+        }
+    }
+
+    /// After a restart in folder mode: every filter the engine serves takes back the artifact
+    /// and configuration it was published with, before the folder is read again.
+    pub fn resume_published(&self) {
+        if self.manifests.is_some() {
+            return;
+        }
+        let served: Vec<(String, crate::rollout::Release)> = self
+            .engine()
+            .plugins()
+            .iter()
+            .filter_map(|(name, record)| Some((name.clone(), record.desired()?.clone())))
+            .collect();
+        let mut registry = self.registry();
+        for (name, release) in served {
+            tracing::info!(plugin = %name, version = %release.version, "resuming the published version");
+            registry.resume(&name, &release);
         }
     }
 
@@ -170,6 +225,10 @@ impl Ingest {
         sha256: String,
         bytes: &[u8],
     ) -> Result<IngestOutcome, Error> {
+        if let Err(reason) = self.limits.check_config(bytes.len()) {
+            self.refusals.count(Limit::ConfigBytes);
+            return Ok(self.reject(path, name, sha256, reason));
+        }
         let compact = match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(value) => value.to_string(),
             Err(err) => {
@@ -370,26 +429,6 @@ impl Ingest {
     }
 }
 
-/// Reads a file whose size and modification time are the same before and after the read.
-/// `None` when it vanished or changed meanwhile.
-fn read_settled(path: &Path) -> Result<Option<Vec<u8>>, Error> {
-    let stamp = |path: &Path| {
-        fs::metadata(path)
-            .ok()
-            .map(|meta| (meta.len(), meta.modified().ok()))
-    };
-    let Some(before) = stamp(path) else {
-        return Ok(None);
-    };
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(Error::io("reading", path)(err)),
-    };
-    let settled = stamp(path) == Some(before) && bytes.len() as u64 == before.0;
-    Ok(settled.then_some(bytes))
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -399,6 +438,7 @@ pub fn unix_ms() -> u64 {
 }
 
 mod manifests;
+pub mod read;
 
 #[cfg(test)]
 mod tests;

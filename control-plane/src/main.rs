@@ -12,7 +12,7 @@ use meshplug::check::Limits;
 use meshplug::client::{AdminClient, manifests_table, plugins_table, rollout_table, status_table};
 use meshplug::debounce::Quiet;
 use meshplug::rollout::Policy;
-use meshplug::serve::{ServeConfig, run};
+use meshplug::serve::{Guards, ServeConfig, run};
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +53,33 @@ enum Command {
     Rollback(ControlArgs),
     /// Lift the quarantine of a version and roll it out again.
     Retry(RetryArgs),
+    /// Check or repair the saved rollout state (`<data>/rollouts/state.json`).
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Say what `state.json` and its previous generation hold; exit 1 if the current one is
+    /// not usable.
+    Check(StateArgs),
+    /// Put the previous generation back (`--previous`); the damaged file is kept aside.
+    Restore {
+        /// Restore the generation before the current one (`state.json.prev`).
+        #[arg(long, required = true)]
+        previous: bool,
+        #[command(flatten)]
+        args: StateArgs,
+    },
+    /// Start over on purpose: forget every filter's last good version and quarantine.
+    Reset(StateArgs),
+}
+
+#[derive(clap::Args)]
+struct StateArgs {
+    /// The data folder `meshplug serve --data` uses.
+    #[arg(long, env = "MESHPLUG_DATA", default_value = ".meshplug")]
+    data: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -141,6 +168,19 @@ struct ServeArgs {
     /// Largest artifact accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_artifact_bytes)]
     max_artifact_bytes: u64,
+    /// Largest filter configuration (and fixtures or schema file) accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_config_bytes)]
+    max_config_bytes: u64,
+    /// Close an xDS connection that sends no byte for this many seconds (live proxies are
+    /// pinged at a third of it).
+    #[arg(long, default_value_t = Guards::default().xds_idle_timeout.as_secs_f64())]
+    xds_idle_timeout_s: f64,
+    /// Largest node (id, cluster, metadata) an ADS stream may open with, in bytes.
+    #[arg(long, default_value_t = Guards::default().max_node_bytes)]
+    max_node_bytes: usize,
+    /// Forget a proxy disconnected this many seconds (unless a rollout in progress counts it).
+    #[arg(long, default_value_t = Guards::default().forget_nodes_after.as_secs())]
+    forget_nodes_after_s: u64,
     /// Quiet time after a writer closes a file, in milliseconds.
     #[arg(long, default_value_t = 100)]
     settle_after_close_ms: u64,
@@ -235,7 +275,31 @@ fn main() -> anyhow::Result<()> {
             "retry",
             serde_json::json!({ "version": args.version }),
         ),
+        Command::State(command) => state(command),
     }
+}
+
+fn state(command: StateCommand) -> anyhow::Result<()> {
+    use meshplug::rollout::state::envelope;
+    let path = |args: &StateArgs| args.data.join("rollouts").join("state.json");
+    let now = meshplug::ingest::unix_ms();
+    match command {
+        StateCommand::Check(args) => {
+            let current = envelope::load(&path(&args))?;
+            let prev_path = envelope::previous(&path(&args));
+            let previous = envelope::load(&prev_path)?;
+            println!("{}: {}", path(&args).display(), envelope::describe(&current));
+            println!("{}: {}", prev_path.display(), envelope::describe(&previous));
+            if !envelope::usable(&current) {
+                anyhow::bail!("the current rollout state is not usable");
+            }
+        }
+        StateCommand::Restore { args, .. } => {
+            println!("{}", envelope::restore_previous(&path(&args), now)?);
+        }
+        StateCommand::Reset(args) => println!("{}", envelope::reset(&path(&args), now)?),
+    }
+    Ok(())
 }
 
 fn rollout_policy(arg: Option<&str>) -> anyhow::Result<Policy> {
@@ -299,6 +363,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ready_file: args.ready_file,
         limits: Limits {
             max_artifact_bytes: args.max_artifact_bytes,
+            max_config_bytes: args.max_config_bytes,
         },
         quiet: Quiet {
             after_close: Duration::from_millis(args.settle_after_close_ms),
@@ -319,9 +384,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         plugins_dir: args.plugins,
         mesh_dir: args.mesh,
+        guards: Guards {
+            xds_idle_timeout: Duration::try_from_secs_f64(args.xds_idle_timeout_s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--xds-idle-timeout-s must be a positive number of seconds")?,
+            max_node_bytes: args.max_node_bytes,
+            forget_nodes_after: Duration::from_secs(args.forget_nodes_after_s),
+        },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(run(config, shutdown_signal()))?;
+    let result = runtime.block_on(run(config, shutdown_signal()));
+    // A blocking task still running (a pre-flight, a reload) does not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result?;
     Ok(())
 }
 

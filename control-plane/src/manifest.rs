@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::ArtifactKind;
 use crate::rollout::Policy;
 
+pub mod shape;
 mod spec;
 
 pub use spec::{
@@ -169,6 +170,7 @@ struct Metadata {
 
 /// Parses one manifest file. `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
+    shape::check_shape(file, text)?;
     let head: Head = deserialize(file, text)?;
     let whole = |field: &str, message: String| ManifestError {
         file: file.to_string(),

@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::catalog::ScannedFile;
+use crate::ingest::read::{ReadOutcome, read_checked};
+use crate::manifest::shape::UNREADABLE;
 
 /// How long the folders must be quiet before they are read again.
 pub const QUIET: Duration = Duration::from_millis(150);
@@ -84,15 +86,15 @@ pub fn scan(dirs: &[PathBuf]) -> Result<Vec<ScannedFile>, Error> {
             .to_string();
         let entries = std::fs::read_dir(dir).map_err(Error::io("listing", dir))?;
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            if !is_manifest(&path) || !path.is_file() {
+            if !is_manifest(&path) || path.is_dir() {
                 continue;
             }
-            let text = match std::fs::read(&path) {
-                Ok(bytes) => {
-                    String::from_utf8(bytes).unwrap_or_else(|_| "<<not UTF-8 text>>: [".to_string())
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(Error::io("reading", &path)(err)),
+            let limit = crate::manifest::shape::MAX_BYTES as u64;
+            let text = match read_checked(&path, dir, limit)? {
+                ReadOutcome::Bytes(bytes) => String::from_utf8(bytes)
+                    .unwrap_or_else(|_| format!("{UNREADABLE}the file is not UTF-8 text")),
+                ReadOutcome::NotSettled => continue,
+                ReadOutcome::Refused(reason) => format!("{UNREADABLE}{reason}"),
             };
             let name = path
                 .file_name()

@@ -261,6 +261,23 @@ impl Registry {
         })
     }
 
+    /// Takes back what was published before a restart: `release` (the version the engine
+    /// serves) becomes `name`'s artifact and configuration, so a configuration refused while
+    /// running is checked against it again instead of being taken as in force.
+    pub fn resume(&mut self, name: &str, release: &Release) {
+        let plugin = self.entry(name);
+        plugin.artifact = Some(PublishedArtifact {
+            kind: release.kind,
+            sha256: release.sha256.clone(),
+            path: release.path.clone(),
+            envoy_version: release.envoy_version.clone(),
+        });
+        plugin.failure_policy = release.failure_policy;
+        plugin.config_sha256 = settings_sha256(&release.config_json, release.failure_policy);
+        plugin.config_json = release.config_json.clone();
+        plugin.resource_version = Some(release.version.clone());
+    }
+
     /// Records that `version` of `name` was published.
     pub fn mark_published(&mut self, name: &str, version: String) {
         let plugin = self.entry(name);

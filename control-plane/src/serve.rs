@@ -8,18 +8,20 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use xds::{AdsServer, NodeInfo, SnapshotCache, XdsEvent};
 
 use crate::Error;
 use crate::admin::{self, AdminState};
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
-use crate::catalog::{Catalog, reconcile};
+use crate::catalog::Catalog;
 use crate::check::Limits;
 use crate::debounce::Quiet;
 use crate::fleet::Fleet;
+use crate::idle::IdleTimeout;
 use crate::ingest::{Ingest, IngestOutcome, unix_ms};
-use crate::manifest_watch::{self, ManifestWatcher};
+use crate::manifest_watch::ManifestWatcher;
 use crate::metrics_sink::MetricsSink;
 use crate::registry::Registry;
 use crate::rollout::metrics::RolloutMetrics;
@@ -28,6 +30,8 @@ use crate::rollout::{Engine, Policy};
 use crate::store::Store;
 use crate::watcher::ArtifactWatcher;
 use crate::xds_metrics::XdsMetrics;
+
+mod reload;
 
 /// How often the rollout engine looks at its rollouts.
 const TICK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -65,6 +69,31 @@ pub struct ServeConfig {
     /// The watched folder of `kind: Listener` and `kind: Cluster` manifests; set (with
     /// `plugins_dir`), meshplug serves LDS, RDS and CDS with composed filter chains.
     pub mesh_dir: Option<PathBuf>,
+    /// Bounds on what clients and files can make the control plane hold or wait for.
+    pub guards: Guards,
+}
+
+/// Bounds on connections and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guards {
+    /// An xDS connection that sends no byte for this long is closed. Live proxies are pinged
+    /// at a third of it, so they always answer in time.
+    pub xds_idle_timeout: std::time::Duration,
+    /// The largest node (id, cluster, metadata) a stream may open with.
+    pub max_node_bytes: usize,
+    /// A proxy disconnected this long is forgotten (its node record, signals and snapshot),
+    /// unless a rollout in progress counts it.
+    pub forget_nodes_after: std::time::Duration,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            xds_idle_timeout: std::time::Duration::from_secs(90),
+            max_node_bytes: xds::DEFAULT_MAX_NODE_BYTES,
+            forget_nodes_after: std::time::Duration::from_secs(3600),
+        }
+    }
 }
 
 /// The addresses actually bound.
@@ -92,28 +121,39 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let ready = Arc::new(AtomicBool::new(false));
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
-    let xds_metrics = Arc::new(XdsMetrics::register(&mut prometheus));
+    let refusals = Arc::new(crate::refusals::Refusals::register(&mut prometheus));
+    let xds_metrics =
+        Arc::new(XdsMetrics::register(&mut prometheus).counting_refusals(Arc::clone(&refusals)));
     let (alert_tx, alert_rx) = mpsc::unbounded_channel();
-    let engine = Arc::new(Mutex::new(Engine::open(
+    let store = Store::open(config.data_dir.join("store"))?;
+    let state_files =
+        StateFiles::open(config.data_dir.join("rollouts"))?.guarding(store.has_artifacts());
+    let mut engine = Engine::open(
         config.rollout_policy.clone(),
-        StateFiles::open(config.data_dir.join("rollouts"))?,
+        state_files,
         Arc::clone(&cache),
         metrics,
         Some(alert_tx),
-    )?));
+    )?;
+    engine.resume_clocks(unix_ms());
+    let engine = Arc::new(Mutex::new(engine));
     let manifests = config
         .plugins_dir
         .as_ref()
         .map(|_| Arc::new(RwLock::new(Arc::new(Catalog::new()))));
     let ingest = Ingest {
-        store: Store::open(config.data_dir.join("store"))?,
+        folder: artifacts_dir.clone(),
+        store,
         limits: config.limits,
         registry: Arc::clone(&registry),
         engine: Arc::clone(&engine),
         preflight: preflight_sandbox(config.preflight)?,
         prefer: config.prefer_kind,
         manifests: manifests.clone(),
+        serial: Arc::default(),
+        refusals: Arc::clone(&refusals),
     };
+    ingest.resume_published();
 
     let xds_listener = bind(config.xds_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
@@ -128,9 +168,15 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         Arc::clone(&engine),
         Arc::clone(&fleet),
         xds_metrics,
+        config.guards,
         stop_rx.clone(),
     ));
-    let tick_task = tokio::spawn(tick_rollouts(Arc::clone(&engine), stop_rx.clone()));
+    let tick_task = tokio::spawn(tick_rollouts(
+        Arc::clone(&engine),
+        Arc::clone(&fleet),
+        config.guards.forget_nodes_after,
+        stop_rx.clone(),
+    ));
     tokio::spawn(send_alerts(alert_rx, config.alert_webhook.clone()));
     if config.admin_token.is_none() {
         tracing::warn!(
@@ -146,17 +192,24 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         token: config.admin_token.clone().map(Arc::from),
         manifests: manifests.clone(),
     };
-    let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx));
+    let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx.clone()));
 
     let manifest_dirs = manifest_dirs(&config)?;
     let serve_mesh = config.mesh_dir.is_some();
-    let mut reloads = None;
     let _manifest_watcher = if manifest_dirs.is_empty() {
         None
     } else {
         let (watcher, rx) = ManifestWatcher::start(&manifest_dirs)?;
-        reloads = Some(rx);
-        reload_manifests(&ingest, &engine, &manifest_dirs, serve_mesh).await;
+        let reloader = reload::Reloader {
+            ingest: ingest.clone(),
+            engine: Arc::clone(&engine),
+            dirs: manifest_dirs.clone(),
+            serve_mesh,
+        };
+        // The first read completes before any build is looked at; later ones run on their
+        // own task, so a slow reload never holds up ingest or shutdown.
+        reloader.reload().await;
+        tokio::spawn(reloader.follow(rx, stop_rx.clone()));
         Some(watcher)
     };
     let (watcher, mut complete) = ArtifactWatcher::start(&artifacts_dir, config.quiet)?;
@@ -177,9 +230,6 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
                 Some(path) => handle_path(&ingest, &watcher, path).await,
                 None => break,
             },
-            Some(()) = next_reload(&mut reloads) => {
-                reload_manifests(&ingest, &engine, &manifest_dirs, serve_mesh).await;
-            }
         }
     }
     tracing::info!("shutting down");
@@ -208,62 +258,6 @@ fn manifest_dirs(config: &ServeConfig) -> Result<Vec<PathBuf>, Error> {
     Ok(dirs)
 }
 
-async fn next_reload(reloads: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
-    match reloads {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Reads the manifest folders again: what parses and fits goes in force, each refusal is
-/// logged with file, line and field, and the engine and ingest follow.
-async fn reload_manifests(
-    ingest: &Ingest,
-    engine: &Arc<Mutex<Engine>>,
-    dirs: &[PathBuf],
-    serve_mesh: bool,
-) {
-    let Some(manifests) = ingest.manifests.clone() else {
-        return;
-    };
-    let scanned = match manifest_watch::scan(dirs) {
-        Ok(scanned) => scanned,
-        Err(err) => {
-            tracing::error!(error = %err, "reading manifests; the ones in force stay");
-            return;
-        }
-    };
-    let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
-    let catalog = Arc::new(reconcile(&previous, &scanned));
-    for status in catalog.files.values() {
-        let already_told =
-            previous.files.get(&status.file).map(|s| &s.error) == Some(&status.error);
-        if let Some(error) = status.error.as_ref().filter(|_| !already_told) {
-            let kept = status.in_force.is_some();
-            tracing::warn!(file = %error.file, line = ?error.line, field = %error.field,
-                reason = %error.message, previous_kept = kept, error = %error, "manifest refused");
-        }
-    }
-    if *catalog != *previous {
-        tracing::info!(
-            plugins = catalog.plugins.len(),
-            listeners = catalog.listeners.len(),
-            clusters = catalog.clusters.len(),
-            "manifests in force"
-        );
-    }
-    engine
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .set_manifests(Arc::clone(&catalog), serve_mesh);
-    let worker = ingest.clone();
-    match tokio::task::spawn_blocking(move || worker.apply_catalog(catalog)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::error!(error = %err, "applying manifests"),
-        Err(err) => tracing::error!(error = %err, "applying manifests: task failed"),
-    }
-}
-
 fn preflight_sandbox(
     limits: Option<sandbox::Limits>,
 ) -> Result<Option<Arc<sandbox::Preflight>>, Error> {
@@ -280,18 +274,42 @@ fn preflight_sandbox(
     }
 }
 
-async fn tick_rollouts(engine: Arc<Mutex<Engine>>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn tick_rollouts(
+    engine: Arc<Mutex<Engine>>,
+    fleet: Arc<Mutex<Fleet>>,
+    forget_after: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_sweep = 0;
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                engine.lock().unwrap_or_else(PoisonError::into_inner).tick(unix_ms());
+                let now = unix_ms();
+                let mut engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
+                engine.tick(now);
+                if now >= last_sweep + SWEEP_MS {
+                    last_sweep = now;
+                    let forget_ms = u64::try_from(forget_after.as_millis()).unwrap_or(u64::MAX);
+                    let gone = engine.forget_disconnected(now, forget_ms);
+                    drop(engine);
+                    if !gone.is_empty() {
+                        let mut fleet = fleet.lock().unwrap_or_else(PoisonError::into_inner);
+                        for node in &gone {
+                            fleet.forget(node);
+                        }
+                        tracing::info!(nodes = gone.len(), "forgot proxies disconnected too long");
+                    }
+                }
             }
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
 }
+
+/// How often disconnected proxies are looked for.
+const SWEEP_MS: u64 = 1000;
 
 /// POSTs each alert's decision-log entry to the webhook, if one is set. A failed POST is
 /// logged; the alert was already raised in the log and the metrics.
@@ -344,10 +362,15 @@ async fn handle_path(ingest: &Ingest, watcher: &ArtifactWatcher, path: PathBuf) 
 /// published with its configuration.
 fn existing_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let entries = std::fs::read_dir(dir).map_err(Error::io("listing", dir))?;
+    let mut ignored = crate::watcher::IgnoredNames::default();
     let mut files: Vec<(bool, PathBuf)> = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter_map(|path| {
-            let is_artifact = matches!(classify(&path)?, WatchedFile::Artifact { .. });
+            let Some(watched) = classify(&path) else {
+                ignored.note(&path);
+                return None;
+            };
+            let is_artifact = matches!(watched, WatchedFile::Artifact { .. });
             Some((is_artifact, path))
         })
         .collect();
@@ -379,6 +402,7 @@ async fn serve_xds(
     engine: Arc<Mutex<Engine>>,
     fleet: Arc<Mutex<Fleet>>,
     xds_metrics: Arc<XdsMetrics>,
+    guards: Guards,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let events = Arc::clone(&engine);
@@ -403,15 +427,20 @@ async fn serve_xds(
             .on_connect(node, unix_ms())
     });
     let server = AdsServer::with_grouper(cache, sink, grouper);
+    server.set_max_node_bytes(guards.max_node_bytes);
     let closer = server.clone();
     let metrics_stop = stop.clone();
+    let idle = guards.xds_idle_timeout;
+    let incoming = TcpListenerStream::new(listener)
+        .map(move |accepted| accepted.map(|stream| IdleTimeout::new(stream, idle)));
     // On stop: no new connections; each ADS stream finishes the response in hand and ends;
     // metrics streams end; then the server returns.
     let result = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_interval(Some(idle / 3))
+        .http2_keepalive_timeout(Some(idle / 3))
         .add_service(server.into_service())
         .add_service(MetricsSink::new(engine, metrics_stop).into_service())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
             closer.close();
         })
@@ -469,6 +498,9 @@ fn log_event(event: &XdsEvent) {
             ..
         } => {
             tracing::warn!(node = %node.id, %type_url, ?resources, %error, "NACKed");
+        }
+        XdsEvent::Refused { node, reason, .. } => {
+            tracing::warn!(node = %node.id, cluster = %node.cluster, %reason, "stream refused");
         }
     }
 }

@@ -34,7 +34,40 @@ impl Store {
         let dir = dir
             .canonicalize()
             .map_err(Error::io("resolving store", &dir))?;
-        Ok(Self { dir })
+        let store = Self { dir };
+        store.remove_leftovers();
+        Ok(store)
+    }
+
+    /// The temp file a put of `sha` writes before its rename.
+    pub fn temp_path(&self, sha: &str) -> PathBuf {
+        self.dir.join(format!(".{sha}.{}.tmp", std::process::id()))
+    }
+
+    /// Whether the store holds any artifact (a `.wasm` or `.so`).
+    pub fn has_artifacts(&self) -> bool {
+        fs::read_dir(&self.dir).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                !name.starts_with('.') && (name.ends_with(".wasm") || name.ends_with(".so"))
+            })
+        })
+    }
+
+    /// Removes the temp files a crashed or failed put left.
+    fn remove_leftovers(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                tracing::info!(file = %entry.path().display(), "removing a temp file an interrupted store write left");
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The folder.
@@ -54,11 +87,18 @@ impl Store {
         if path.exists() {
             return Ok(path);
         }
-        let tmp = self.dir.join(format!(".{sha}.{}.tmp", std::process::id()));
-        write_synced(&tmp, bytes)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
-            .map_err(Error::io("making read-only", &tmp))?;
-        fs::rename(&tmp, &path).map_err(Error::io("renaming into store", &path))?;
+        let tmp = self.temp_path(sha);
+        let written = write_synced(&tmp, bytes)
+            .and_then(|()| {
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
+                    .map_err(Error::io("making read-only", &tmp))
+            })
+            .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("renaming into store", &path)));
+        if let Err(err) = written {
+            // A full disk (or any failed write) leaves nothing behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(err);
+        }
         fs::File::open(&self.dir)
             .and_then(|dir| dir.sync_all())
             .map_err(Error::io("syncing store folder", &self.dir))?;
@@ -69,7 +109,13 @@ impl Store {
     /// tried twice.
     pub fn put_rejection(&self, sha: &str, reason: &str) -> Result<(), Error> {
         let path = self.dir.join(format!("{sha}.rejected"));
-        write_synced(&path, reason.as_bytes())
+        let tmp = self.dir.join(format!(".{sha}.rejected.{}.tmp", std::process::id()));
+        let written = write_synced(&tmp, reason.as_bytes())
+            .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("renaming", &path)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
     }
 
     /// Why `sha` was refused before, if it was.

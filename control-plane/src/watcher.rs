@@ -9,7 +9,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::Error;
-use crate::artifact::classify;
+use crate::artifact::{classify, ignored_reason};
 use crate::debounce::{Debouncer, FsChange, Quiet};
 
 /// A running watch. Dropping it stops the watch.
@@ -25,9 +25,15 @@ impl ArtifactWatcher {
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = mpsc::channel(64);
         let sender = changes_tx.clone();
+        let mut ignored = IgnoredNames::default();
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<Event>| match result {
                 Ok(event) => {
+                    if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))) {
+                        for path in event.paths.iter().filter(|p| classify(p).is_none()) {
+                            ignored.note(path);
+                        }
+                    }
                     for change in changes_of(&event) {
                         let _ = sender.send(change);
                     }
@@ -57,6 +63,39 @@ impl ArtifactWatcher {
         let _ = self
             .changes
             .send((path.to_path_buf(), FsChange::ClosedAfterWrite));
+    }
+}
+
+/// Logs each file name the watcher does not act on, once, with the reason. Bounded: after
+/// [`IgnoredNames::CAPACITY`] names it starts over, so a flood of names cannot grow it.
+#[derive(Debug, Default)]
+pub struct IgnoredNames {
+    told: std::collections::HashSet<std::ffi::OsString>,
+}
+
+impl IgnoredNames {
+    /// How many names are remembered.
+    pub const CAPACITY: usize = 4096;
+
+    /// Logs `path` unless its name was logged before. Returns whether it logged.
+    pub fn note(&mut self, path: &Path) -> bool {
+        let Some(name) = path.file_name() else {
+            return false;
+        };
+        if self.told.contains(name) {
+            return false;
+        }
+        if self.told.len() >= Self::CAPACITY {
+            self.told.clear();
+        }
+        self.told.insert(name.to_os_string());
+        let reason = ignored_reason(path);
+        if reason.starts_with("a hidden") {
+            tracing::info!(path = %path.display(), %reason, "ignored");
+        } else {
+            tracing::warn!(path = %path.display(), %reason, "ignored");
+        }
+        true
     }
 }
 

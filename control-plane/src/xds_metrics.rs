@@ -13,6 +13,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use xds::{StreamId, XdsEvent, type_url};
 
+use crate::refusals::{Limit, Refusals};
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
     r#type: String,
@@ -30,6 +32,8 @@ pub struct XdsMetrics {
     /// response of a type supersedes the older one, and a closed stream takes its entries,
     /// so this stays as small as the open streams.
     unanswered: Mutex<HashMap<StreamId, Unanswered>>,
+    /// Where refused streams are counted.
+    refusals: Option<std::sync::Arc<Refusals>>,
 }
 
 /// One stream's unanswered responses: type URL → (nonce, when sent).
@@ -45,6 +49,7 @@ impl XdsMetrics {
             connected: Gauge::default(),
             push_latency: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             unanswered: Mutex::new(HashMap::new()),
+            refusals: None,
         };
         registry.register(
             "meshplug_xds_pushes",
@@ -74,6 +79,12 @@ impl XdsMetrics {
         metrics
     }
 
+    /// Counts refused streams in `refusals` too.
+    pub fn counting_refusals(mut self, refusals: std::sync::Arc<Refusals>) -> Self {
+        self.refusals = Some(refusals);
+        self
+    }
+
     /// Follows one stream event.
     pub fn observe(&self, event: &XdsEvent) {
         let mut unanswered = self
@@ -81,6 +92,11 @@ impl XdsMetrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
+            XdsEvent::Refused { .. } => {
+                if let Some(refusals) = &self.refusals {
+                    refusals.count(Limit::NodeBytes);
+                }
+            }
             XdsEvent::StreamOpened { .. } => {
                 self.connected.inc();
             }

@@ -88,12 +88,20 @@ impl ControlPlane {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
-    /// GET an admin API path as JSON.
+    /// The admin token it was started with (`--admin-token`), which every read needs too.
+    pub fn admin_token(&self) -> Option<&str> {
+        let at = self.extra_args.iter().position(|a| a == "--admin-token")?;
+        self.extra_args.get(at + 1).map(String::as_str)
+    }
+
+    /// GET an admin API path as JSON (with the admin token, when one is set).
     pub async fn api(&self, path: &str) -> Result<Value, HarnessError> {
         let url = format!("http://{}{path}", self.addrs.admin);
-        Ok(self
-            .http
-            .get(url)
+        let mut request = self.http.get(url);
+        if let Some(token) = self.admin_token() {
+            request = request.bearer_auth(token);
+        }
+        Ok(request
             .send()
             .await?
             .error_for_status()?

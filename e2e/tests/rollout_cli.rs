@@ -1,5 +1,5 @@
 //! The rollout CLI against a running control plane with an admin token: `meshplug rollouts`
-//! shows a rollout in progress; `pause` without the token is refused; with it, pause, rollback
+//! shows a rollout in progress; reads and `pause` without the token are refused; with it, pause, rollback
 //! (which quarantines), retry (which lifts the quarantine and rolls out again) and
 //! `promote --full` do what they say.
 
@@ -41,7 +41,10 @@ async fn the_cli_shows_and_steers_a_rollout() {
     })
     .await;
 
-    let (ok, out, _) = meshplug(&admin, &["rollouts", "-o", "json"], None);
+    // With a token set, reads need it too (filter configurations carry secrets).
+    let (ok, _, err) = meshplug(&admin, &["rollouts", "-o", "json"], None);
+    assert!(!ok && err.contains("Bearer"), "a read without the token: {err}");
+    let (ok, out, _) = meshplug(&admin, &["rollouts", "-o", "json"], Some(TOKEN));
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
@@ -49,7 +52,7 @@ async fn the_cli_shows_and_steers_a_rollout() {
         next.as_str(),
         "{out}"
     );
-    let (ok, table, _) = meshplug(&admin, &["rollouts"], None);
+    let (ok, table, _) = meshplug(&admin, &["rollouts"], Some(TOKEN));
     assert!(
         ok && table.contains("authz") && table.contains(&next[..12]),
         "{table}"
@@ -62,7 +65,7 @@ async fn the_cli_shows_and_steers_a_rollout() {
     );
     let (ok, out, err) = meshplug(&admin, &["pause", "authz"], Some(TOKEN));
     assert!(ok && out.contains("paused"), "{out}{err}");
-    let (_, table, _) = meshplug(&admin, &["rollouts"], None);
+    let (_, table, _) = meshplug(&admin, &["rollouts"], Some(TOKEN));
     assert!(table.contains("paused"), "{table}");
 
     let (ok, out, err) = meshplug(&admin, &["rollback", "authz"], Some(TOKEN));

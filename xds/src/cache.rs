@@ -60,6 +60,16 @@ impl SnapshotCache {
             .subscribe()
     }
 
+    /// Drops `group`'s snapshot if no stream watches it. Returns whether it was dropped.
+    pub fn remove_unwatched(&self, group: &str) -> bool {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        let unwatched = groups.get(group).is_some_and(|s| s.receiver_count() == 0);
+        if unwatched {
+            groups.remove(group);
+        }
+        unwatched
+    }
+
     /// The group keys that have a snapshot or a watcher.
     pub fn groups(&self) -> Vec<String> {
         let groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);

@@ -9,6 +9,20 @@ pub enum XdsError {
     /// A request on an aggregated stream named no `type_url`.
     #[error("an ADS DiscoveryRequest must carry a type_url")]
     MissingTypeUrl,
+    /// The first request's node is larger than the server takes.
+    #[error(
+        "the node in the first DiscoveryRequest is {size} bytes; this server takes at most {limit} \
+         (node metadata that large is held for every stream)"
+    )]
+    NodeTooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A request could not be read (over the size limit, or not a DiscoveryRequest).
+    #[error("reading a request: {0}")]
+    Request(tonic::Status),
     /// The client went away while a response was being sent.
     #[error("the stream closed while sending")]
     StreamClosed,
@@ -23,6 +37,8 @@ impl From<XdsError> for tonic::Status {
             XdsError::MissingNode | XdsError::MissingTypeUrl => {
                 tonic::Status::invalid_argument(err.to_string())
             }
+            XdsError::NodeTooLarge { .. } => tonic::Status::resource_exhausted(err.to_string()),
+            XdsError::Request(status) => status,
             XdsError::StreamClosed => tonic::Status::cancelled(err.to_string()),
             XdsError::Transport(_) => tonic::Status::internal(err.to_string()),
         }

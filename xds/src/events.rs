@@ -122,6 +122,16 @@ pub enum XdsEvent {
         /// `error_detail.message` as the node wrote it.
         error: String,
     },
+    /// A stream was refused before it opened (its node is over the size limit, say); the
+    /// node was told why in the stream's status. `node` carries only id and cluster.
+    Refused {
+        /// The stream.
+        stream: StreamId,
+        /// Its node: id and cluster only.
+        node: NodeInfo,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl XdsEvent {
@@ -132,7 +142,8 @@ impl XdsEvent {
             | Self::StreamClosed { node, .. }
             | Self::Sent { node, .. }
             | Self::Ack { node, .. }
-            | Self::Nack { node, .. } => node,
+            | Self::Nack { node, .. }
+            | Self::Refused { node, .. } => node,
         }
     }
 }

@@ -35,7 +35,9 @@ pub use cache::SnapshotCache;
 pub use error::XdsError;
 pub use events::{EventSink, NodeInfo, StreamId, XdsEvent};
 pub use grpc::AdsService;
-pub use server::{AdsServer, DeltaResponseStream, NodeGrouper, ResponseStream};
+pub use server::{
+    AdsServer, DEFAULT_MAX_NODE_BYTES, DeltaResponseStream, NodeGrouper, ResponseStream,
+};
 pub use snapshot::{PreparedResource, ResourceVersion, Selected, Snapshot, TypedResources};
 
 /// The protobuf types this crate speaks, re-exported so callers need not depend on `envoy-types`

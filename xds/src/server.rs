@@ -1,6 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -28,7 +28,11 @@ pub struct AdsServer {
     shared: Arc<Shared>,
 }
 
+/// The largest node (id, cluster, metadata, …) a stream may open with, by default: 256 KiB.
+pub const DEFAULT_MAX_NODE_BYTES: usize = 256 * 1024;
+
 struct Shared {
+    max_node_bytes: AtomicUsize,
     cache: Arc<SnapshotCache>,
     grouper: NodeGrouper,
     sink: Arc<dyn EventSink>,
@@ -59,6 +63,7 @@ impl AdsServer {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
+                max_node_bytes: AtomicUsize::new(DEFAULT_MAX_NODE_BYTES),
                 cache,
                 grouper,
                 sink: Arc::new(sink),
@@ -73,6 +78,11 @@ impl AdsServer {
     /// wait for proxies that never hang up.
     pub fn close(&self) {
         self.shared.closing.send_replace(true);
+    }
+
+    /// Refuses streams whose first request carries a node larger than `bytes` (encoded).
+    pub fn set_max_node_bytes(&self, bytes: usize) {
+        self.shared.max_node_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// The tonic service to add to a `tonic::transport::Server`.
@@ -188,12 +198,38 @@ async fn run_stream<P: Protocol>(
 ) {
     let first = match inbound.message().await {
         Ok(Some(first)) => first,
-        Ok(None) | Err(_) => return,
+        Ok(None) => return,
+        Err(status) => {
+            tracing::warn!(stream = id, %status, "ADS stream refused: its first request could not be read");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
     };
-    let Some(node) = P::first_node(&first).map(NodeInfo::from_proto) else {
+    let Some(proto) = P::first_node(&first) else {
         let _ = tx.send(Err(XdsError::MissingNode.into())).await;
         return;
     };
+    let (size, limit) = (
+        prost::Message::encoded_len(proto),
+        shared.max_node_bytes.load(Ordering::Relaxed),
+    );
+    if size > limit {
+        let err = XdsError::NodeTooLarge { size, limit };
+        let node = NodeInfo {
+            id: proto.id.chars().take(256).collect(),
+            cluster: proto.cluster.chars().take(256).collect(),
+            ..NodeInfo::default()
+        };
+        let reason = err.to_string();
+        let _ = tx.send(Err(err.into())).await;
+        shared.sink.on_event(XdsEvent::Refused {
+            stream: id,
+            node,
+            reason,
+        });
+        return;
+    }
+    let node = NodeInfo::from_proto(proto);
     let group = (shared.grouper)(&node);
     tracing::debug!(stream = id, node = %node.id, %group, "ADS stream opened");
     let snapshots = shared.cache.watch(&group);
@@ -240,7 +276,7 @@ async fn serve_stream<P: Protocol>(
                     Ok(None) => return Ok(()),
                     Err(status) => {
                         tracing::debug!(stream = ?state.node().id, %status, "ADS stream read failed");
-                        return Ok(());
+                        return Err(XdsError::Request(status));
                     }
                 },
                 changed = snapshots.changed() => {

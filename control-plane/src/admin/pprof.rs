@@ -1,19 +1,17 @@
 //! `/debug/pprof/profile?seconds=N`: a CPU profile of the control plane in pprof's protobuf
 //! format, as Go services serve with `net/http/pprof` (`go tool pprof` and `pprof` read it).
 //! Sampling runs at 99 Hz for the asked time (1 to 60 s, default 10); one profile at a time.
-//! With an admin token set, it needs the token, like the mutations.
+//! With an admin token set, it needs the token, like every admin endpoint.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::Query;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pprof::protos::Message;
 use serde::Deserialize;
 
-use super::AdminState;
-use super::rollouts::authorize;
 
 /// The longest profile served.
 const MAX_SECONDS: u64 = 60;
@@ -28,13 +26,9 @@ pub(super) struct ProfileQuery {
 }
 
 pub(super) async fn profile(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
     Query(query): Query<ProfileQuery>,
 ) -> Response {
-    if let Err(refusal) = authorize(&state, &headers) {
-        return refusal.into_response();
-    }
+    // The token was checked by `admin::require_token`.
     let seconds = query.seconds.unwrap_or(10);
     if seconds == 0 || seconds > MAX_SECONDS {
         let message = format!("seconds must be 1..={MAX_SECONDS}, got {seconds}\n");

@@ -56,20 +56,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<Ap
 
 async fn list(State(state): State<AdminState>) -> Reply<RolloutList> {
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    let log = engine
-        .decisions()
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let plugins = engine
         .plugins()
         .iter()
-        .map(|(name, record)| {
-            let mine: Vec<Decision> = log.iter().filter(|d| &d.plugin == name).cloned().collect();
-            let skip = mine.len().saturating_sub(RECENT);
-            PluginRollout {
-                name: name.clone(),
-                record: record.clone(),
-                recent_decisions: mine.into_iter().skip(skip).collect(),
-            }
+        .map(|(name, record)| PluginRollout {
+            name: name.clone(),
+            record: record.clone(),
+            recent_decisions: engine.decisions_of(name, 0, RECENT, true),
         })
         .collect();
     Ok(Json(RolloutList {
@@ -78,26 +71,30 @@ async fn list(State(state): State<AdminState>) -> Reply<RolloutList> {
     }))
 }
 
+/// The most decisions one page holds.
+const MAX_PAGE: usize = 1000;
+
 #[derive(Deserialize)]
 struct DecisionQuery {
+    /// Only decisions with a larger sequence number.
     #[serde(default)]
     since: u64,
+    /// At most this many (default and maximum [`MAX_PAGE`]).
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
+/// A page of a filter's decisions after `since`, oldest first. The next page starts after the
+/// last `seq`; a page shorter than `limit` is the last. The admin API serves the most recent
+/// decisions kept in memory; the whole log is in `<data>/rollouts/decisions*.jsonl`.
 async fn decisions(
     State(state): State<AdminState>,
     Path(plugin): Path<String>,
     Query(query): Query<DecisionQuery>,
 ) -> Reply<Vec<Decision>> {
+    let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    let log = engine
-        .decisions()
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(
-        log.into_iter()
-            .filter(|d| d.plugin == plugin && d.seq > query.since)
-            .collect(),
-    ))
+    Ok(Json(engine.decisions_of(&plugin, query.since, limit, false)))
 }
 
 #[derive(Deserialize, Default)]
@@ -116,10 +113,9 @@ struct ControlReply {
 async fn control(
     State(state): State<AdminState>,
     Path((plugin, action)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Option<Json<ControlBody>>,
 ) -> Reply<ControlReply> {
-    authorize(&state, &headers)?;
+    // The token was checked before the body was read (`admin::require_token`).
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let command = match action.as_str() {
         "pause" => Command::Pause,

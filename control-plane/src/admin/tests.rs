@@ -269,3 +269,58 @@ async fn manifests_say_whether_they_govern() {
     assert_eq!(body["enabled"], false);
     assert_eq!(body["files"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn with_a_token_every_endpoint_but_health_needs_it() {
+    let api = admin(Some("s3cret")).await;
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(api.get(path).await.status(), 200, "{path}");
+    }
+    for path in [
+        "/api/v1/plugins",
+        "/api/v1/nodes",
+        "/api/v1/manifests",
+        "/api/v1/rollouts",
+        "/api/v1/rollouts/authz/decisions",
+        "/metrics",
+    ] {
+        assert_eq!(api.get(path).await.status(), 401, "{path}");
+        let url = format!("{}{path}", api.base);
+        let with = api.http.get(url).bearer_auth("s3cret").send().await.expect("send");
+        assert_eq!(with.status(), 200, "{path} with the token");
+    }
+    assert_eq!(api.get("/debug/pprof/profile?seconds=1").await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_token_is_checked_before_the_body_is_read() {
+    let api = admin(Some("s3cret")).await;
+    let url = format!("{}/api/v1/rollouts/authz/pause", api.base);
+    let bodies: [(&str, Vec<u8>); 4] = [
+        ("application/json", b"{not json".to_vec()),
+        ("text/plain", b"hello".to_vec()),
+        ("application/json", vec![b' '; 2 * MAX_BODY_BYTES]),
+        ("application/json", br#"{"full": "yes"}"#.to_vec()),
+    ];
+    for (content_type, body) in bodies {
+        let response = api
+            .http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), 401, "{content_type}");
+    }
+    let too_big = api
+        .http
+        .post(&url)
+        .bearer_auth("s3cret")
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * MAX_BODY_BYTES])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(too_big.status(), 413);
+}

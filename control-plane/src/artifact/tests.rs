@@ -71,3 +71,24 @@ fn filter_names_are_plain_and_bounded() {
     assert!(!is_filter_name(&"a".repeat(64)));
     assert!(is_filter_name(&"a".repeat(63)));
 }
+
+#[test]
+fn every_ignored_name_has_a_reason() {
+    let table = [
+        ("/a/Authz.wasm", "is not a filter name"),
+        ("/a/libAuthz.so", "is not a filter name"),
+        ("/a/authz.so", "lib<name>.so"),
+        ("/a/1authz.json", "is not a filter name"),
+        ("/a/authz.wasm~", "partial file"),
+        ("/a/.authz.wasm", "hidden"),
+        ("/a/authz.txt", "not <name>.wasm"),
+        ("/a/authz", "not <name>.wasm"),
+        ("/a/a b.wasm", "is not a filter name"),
+        ("/a/Bad.fixtures.json", "is not a filter name"),
+    ];
+    for (path, expected) in table {
+        assert_eq!(classify(Path::new(path)), None, "{path}");
+        let reason = ignored_reason(Path::new(path));
+        assert!(reason.contains(expected), "{path}: {reason}");
+    }
+}

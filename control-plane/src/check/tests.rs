@@ -6,6 +6,7 @@ const HEADER: &[u8] = b"\0asm\x01\0\0\0";
 fn table_of_refusals() {
     let limits = Limits {
         max_artifact_bytes: 64,
+        ..Limits::default()
     };
     let big = [HEADER, &[0u8; 100][..]].concat();
     let table: [(&[u8], &str); 8] = [
@@ -67,6 +68,7 @@ fn native(bytes: &[u8]) -> Result<ArtifactFacts, Rejection> {
     // The test binary stands in for a large ELF; size is not what these tests are about.
     let unlimited = Limits {
         max_artifact_bytes: u64::MAX,
+        ..Limits::default()
     };
     check_artifact(ArtifactKind::Native, bytes, unlimited)
 }

@@ -122,6 +122,10 @@ impl Ingest {
             });
         }
         let source = PathBuf::from(candidate.manifest.clone().unwrap_or_default());
+        if let Err(reason) = self.limits.check_config(candidate.config_json.len()) {
+            self.refusals.count(crate::refusals::Limit::ConfigBytes);
+            return Ok(self.reject(&source, name, artifact.sha256, reason));
+        }
         let version = resource_version(&artifact.sha256, &candidate.config_sha256);
         if let Some(reason) = self.quarantined(&name, &version) {
             return Ok(self.reject(&source, name, artifact.sha256, reason));

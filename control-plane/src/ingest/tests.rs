@@ -17,6 +17,7 @@ fn fixture() -> Fixture {
     let watched = dir.path().join("artifacts");
     fs::create_dir_all(&watched).expect("mkdir");
     let ingest = Ingest {
+        folder: watched.canonicalize().expect("canonical"),
         store: Store::open(dir.path().join("store")).expect("store"),
         limits: Limits::default(),
         registry: Arc::new(Mutex::new(Registry::new())),
@@ -33,6 +34,8 @@ fn fixture() -> Fixture {
         preflight: None,
         prefer: ArtifactKind::Wasm,
         manifests: None,
+        serial: Arc::default(),
+        refusals: Arc::new(crate::refusals::Refusals::unregistered()),
     };
     Fixture {
         _dir: dir,
@@ -217,4 +220,47 @@ fn preflight_runs_the_fixtures() {
         matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("expected status 200, got 401")),
         "{outcome:?}"
     );
+}
+
+#[test]
+fn hostile_files_are_refused_by_name_and_never_read() {
+    let f = fixture();
+    let zero = f.watched.join("zero.wasm");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("link");
+    let fifo = f.watched.join("fifo.wasm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    for (path, expected) in [
+        (&zero, "outside the artifacts folder"),
+        (&fifo, "a FIFO"),
+    ] {
+        let outcome = f.ingest.handle(path).expect("handled");
+        assert!(
+            matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains(expected)),
+            "{}: {outcome:?}",
+            path.display()
+        );
+    }
+    let registry = f.ingest.registry.lock().expect("lock");
+    let shown = registry.get("fifo").and_then(|p| p.last_rejection.as_ref());
+    assert!(shown.is_some_and(|r| r.reason.contains("a FIFO")), "{shown:?}");
+    assert_eq!(f.published_version(), None);
+}
+
+#[test]
+fn an_oversized_configuration_is_refused_and_the_old_one_stays() {
+    let f = fixture();
+    f.drop_file("authz.json", br#"{"api_keys":["k1"]}"#);
+    f.drop_file("authz.wasm", WASM);
+    let before = f.published_version();
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2 << 20));
+    let outcome = f.drop_file("authz.json", big.as_bytes());
+    assert!(
+        matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains("over the limit of 1048576 bytes")),
+        "{outcome:?}"
+    );
+    assert_eq!(f.published_version(), before);
 }

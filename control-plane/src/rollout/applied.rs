@@ -14,6 +14,14 @@ pub(super) struct ReloadClock {
     reloaded_ms: HashMap<(String, String), u64>,
 }
 
+impl ReloadClock {
+    /// Forgets everything about `node`.
+    pub(super) fn forget(&mut self, node: &str) {
+        self.sent_ms.retain(|(n, _), _| n != node);
+        self.reloaded_ms.retain(|(n, _), _| n != node);
+    }
+}
+
 impl Engine {
     /// A version of `filter` was sent to `node`.
     pub(super) fn note_sent(&mut self, node: &str, filter: &str, now_ms: u64) {

@@ -69,6 +69,8 @@ pub struct Engine {
     pub(super) placement: Placement,
     /// Sends and clean reloads, for "applied".
     pub(super) reloads: ReloadClock,
+    /// When the `alive` mark was last written.
+    pub(super) alive_marked_ms: u64,
 }
 
 /// A rollback whose nodes have not all ACKed the last good version yet.
@@ -92,7 +94,7 @@ impl Engine {
     ) -> Result<Self, Error> {
         let plugins = files.load_plugins()?;
         let nodes = files.load_nodes()?;
-        let next_seq = files.decisions()?.last().map_or(1, |d| d.seq + 1);
+        let next_seq = files.last_seq() + 1;
         let engine = Self {
             policy,
             files,
@@ -113,6 +115,7 @@ impl Engine {
             plugins_dirty: false,
             placement: Placement::default(),
             reloads: ReloadClock::default(),
+            alive_marked_ms: 0,
         };
         for (name, plugin) in &engine.plugins {
             if let Some(rollout) = &plugin.rollout {
@@ -121,6 +124,40 @@ impl Engine {
             }
         }
         Ok(engine)
+    }
+
+    /// Re-arms the clocks of the rollouts loaded from disk, at the first clock reading after a
+    /// start: every deadline (ACK, step, bake) counts time the control plane was up and
+    /// watching, so the downtime since it was last alive is added to each rollout's
+    /// timestamps. Call it once, right after [`Engine::open`].
+    pub fn resume_clocks(&mut self, now_ms: u64) {
+        let Some(alive) = self.files.last_alive_ms() else {
+            return;
+        };
+        let down = now_ms.saturating_sub(alive);
+        if down == 0 {
+            return;
+        }
+        let mut shifted = false;
+        for (name, record) in &mut self.plugins {
+            let Some(rollout) = record.rollout.as_mut() else {
+                continue;
+            };
+            rollout.stage_started_ms += down;
+            rollout.started_ms += down;
+            rollout.last_look_ms += down;
+            for at in rollout.pushed.values_mut() {
+                *at += down;
+            }
+            shifted = true;
+            tracing::info!(plugin = %name, rollout = %rollout.id, downtime_ms = down,
+                "rollout clocks re-armed: the downtime does not count against its deadlines");
+        }
+        if shifted && let Err(err) = self.save_plugins() {
+            tracing::error!(error = %err, "saving re-armed rollout state");
+            self.plugins_dirty = true;
+        }
+        self.alive_marked_ms = now_ms;
     }
 
     /// Saves the per-proxy state now (on shutdown).
@@ -145,9 +182,30 @@ impl Engine {
         &self.nodes
     }
 
-    /// The decision log, oldest first.
+    /// The decisions kept in memory (the most recent ones; the whole log is on disk),
+    /// oldest first.
     pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
-        self.files.decisions()
+        Ok(self.files.decisions().cloned().collect())
+    }
+
+    /// Up to `limit` decisions about `plugin` after sequence number `since`, oldest first;
+    /// with `newest`, the last `limit` of them instead of the first.
+    pub fn decisions_of(
+        &self,
+        plugin: &str,
+        since: u64,
+        limit: usize,
+        newest: bool,
+    ) -> Vec<Decision> {
+        let mine = |d: &&Decision| d.plugin == plugin && d.seq > since;
+        if newest {
+            let mut out: Vec<Decision> =
+                self.files.decisions().rev().filter(mine).take(limit).cloned().collect();
+            out.reverse();
+            out
+        } else {
+            self.files.decisions().filter(mine).take(limit).cloned().collect()
+        }
     }
 
     /// Why `version` of `plugin` is quarantined, if it is.
@@ -395,6 +453,12 @@ impl Engine {
             tracing::error!(error = %err, "saving rollout state");
             self.plugins_dirty = true;
         }
+        if now_ms >= self.alive_marked_ms + 1000 {
+            if let Err(err) = self.files.mark_alive(now_ms) {
+                tracing::warn!(error = %err, "marking the control plane alive");
+            }
+            self.alive_marked_ms = now_ms;
+        }
         if self.nodes_dirty && now_ms >= self.nodes_saved_ms + 1000 {
             match self.files.save_nodes(&self.nodes) {
                 Ok(()) => {
@@ -404,6 +468,40 @@ impl Engine {
                 Err(err) => tracing::error!(error = %err, "saving node state"),
             }
         }
+    }
+
+    /// Forgets proxies disconnected for more than `after_ms` (at `now_ms`): their connection,
+    /// node record, signals, applied clocks and snapshot. A proxy a rollout in progress
+    /// counts (canary, baseline, pushed) is kept until the rollout ends. Returns the forgotten.
+    pub fn forget_disconnected(&mut self, now_ms: u64, after_ms: u64) -> Vec<String> {
+        let in_rollouts: BTreeSet<&String> = self
+            .plugins
+            .values()
+            .filter_map(|p| p.rollout.as_ref())
+            .flat_map(|r| r.pushed.keys().chain(&r.baseline).chain(&r.canary))
+            .collect();
+        let gone: Vec<String> = self
+            .connected
+            .iter()
+            .filter(|(id, c)| {
+                c.streams == 0
+                    && c.disconnected_at
+                        .is_some_and(|at| now_ms.saturating_sub(at) > after_ms)
+                    && !in_rollouts.contains(id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.connected.remove(id);
+            self.nodes.remove(id);
+            self.signals.remove(id);
+            self.reloads.forget(id);
+            self.cache.remove_unwatched(id);
+        }
+        if !gone.is_empty() {
+            self.nodes_dirty = true;
+        }
+        gone
     }
 
     pub(super) fn save_plugins(&self) -> Result<(), Error> {

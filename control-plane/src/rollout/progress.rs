@@ -161,10 +161,17 @@ impl Engine {
     }
 
     fn evaluate(&mut self, plugin: &str, now_ms: u64, traffic: bool) -> Result<(), Error> {
-        let Some(rollout) = self.plugins.get(plugin).and_then(|p| p.rollout.clone()) else {
+        let Some(mut rollout) = self.plugins.get(plugin).and_then(|p| p.rollout.clone()) else {
             return Ok(());
         };
         let policy = self.policy_for(plugin, &rollout);
+        if self.fill_cohorts(plugin, &mut rollout, &policy, now_ms) {
+            let pushed: Vec<String> = rollout.pushed.keys().cloned().collect();
+            self.store_rollout(plugin, rollout.clone())?;
+            for node in pushed {
+                self.sync_node(&node);
+            }
+        }
         let canary = self.canary_nodes(plugin, &rollout);
         // A stage that needs no traffic (e.g. the `immediate` policy) is judged by the hard
         // gates alone.
@@ -185,6 +192,60 @@ impl Engine {
             paused: rollout.paused.as_ref().is_some_and(|p| p.manual),
         });
         self.apply(plugin, rollout, &policy, look, traffic_input, now_ms)
+    }
+
+    /// A step whose canary or baseline is empty because its proxies were not connected when it
+    /// began takes them once they are: the canary first (the step starts over from then),
+    /// then the baseline. Returns whether the rollout changed.
+    fn fill_cohorts(
+        &mut self,
+        plugin: &str,
+        rollout: &mut Rollout,
+        policy: &Policy,
+        now_ms: u64,
+    ) -> bool {
+        let Stage::Step(i) = rollout.stage else {
+            return false;
+        };
+        let need_canary = rollout.pushed.is_empty();
+        let need_baseline = rollout.baseline.is_empty() && rollout.from.is_some();
+        if !(need_canary || need_baseline) || rollout.paused.as_ref().is_some_and(|p| p.manual) {
+            return false;
+        }
+        let eligible = self.eligible_nodes(plugin, &rollout.to);
+        let already: BTreeSet<String> = rollout.pushed.keys().cloned().collect();
+        if eligible.len() <= already.len() {
+            return false;
+        }
+        let Some(step) = policy.steps.get(i) else {
+            return false;
+        };
+        let cohorts = choose(&rollout.id, step, &eligible, &already);
+        let mut changed = None;
+        if need_canary && !cohorts.canary.is_empty() {
+            for node in &cohorts.canary {
+                rollout.pushed.insert(node.clone(), now_ms);
+            }
+            rollout.canary = cohorts.canary;
+            rollout.stage_started_ms = now_ms;
+            rollout.last_look_ms = now_ms;
+            rollout.failing_looks = 0;
+            changed = Some("proxies connected: the canary is chosen and the step starts");
+        }
+        if rollout.baseline.is_empty() && !cohorts.baseline.is_empty() && rollout.from.is_some() {
+            rollout.baseline = cohorts.baseline;
+            changed = changed.or(Some("proxies connected: the baseline is chosen"));
+        }
+        let Some(reason) = changed else {
+            return false;
+        };
+        if rollout.paused.take().is_some() {
+            let entry = decision(plugin, rollout, "resume", reason.into(), now_ms);
+            self.append(entry);
+        }
+        let entry = decision(plugin, rollout, "cohort", reason.into(), now_ms);
+        self.append(entry);
+        true
     }
 
     fn canary_nodes(&self, plugin: &str, rollout: &Rollout) -> Vec<CanaryNode> {

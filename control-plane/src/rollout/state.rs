@@ -1,12 +1,15 @@
 //! The rollout state that survives a restart, and the append-only decision log. Both live
-//! under `<data>/rollouts/`: `state.json` (plugins and rollouts, written before every push),
+//! under `<data>/rollouts/`: `state.json` (plugins and rollouts, written before every push,
+//! in an [`envelope`] with a generation and a checksum; the generation before is
+//! `state.json.prev`),
 //! `nodes.json` (per-proxy desired, ACKed and NACKed versions, written at most once a second)
-//! and `decisions.jsonl` (one JSON line per decision, fsynced).
+//! and `decisions.jsonl` (one JSON line per decision, fsynced, rotated: see [`log`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +18,8 @@ use super::traffic::Totals;
 use crate::Error;
 use crate::artifact::ArtifactKind;
 use crate::manifest::FailurePolicy;
+use envelope::Envelope;
+use log::{DecisionLog, LogLimits};
 
 /// One deployable version of a filter: an artifact and a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,39 +189,104 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct StateFiles {
     dir: PathBuf,
-    log: File,
+    log: DecisionLog,
+    generation: AtomicU64,
+    store_has_artifacts: bool,
 }
 
 impl StateFiles {
     /// Opens (creating) the folder and the decision log.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        Self::open_with(dir, LogLimits::default())
+    }
+
+    /// Opens with the decision log bounded by `limits`.
+    pub fn open_with(dir: impl Into<PathBuf>, limits: LogLimits) -> Result<Self, Error> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
-        let log_path = dir.join("decisions.jsonl");
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(Error::io("opening", &log_path))?;
-        Ok(Self { dir, log })
+        let log = DecisionLog::open(&dir, limits)?;
+        Ok(Self {
+            dir,
+            log,
+            generation: AtomicU64::new(0),
+            store_has_artifacts: false,
+        })
     }
 
-    /// The plugins as last saved (empty on first start).
+    /// Says whether the artifact store holds artifacts: then a missing, empty or corrupt
+    /// `state.json` is an error instead of a first start.
+    pub fn guarding(mut self, store_has_artifacts: bool) -> Self {
+        self.store_has_artifacts = store_has_artifacts;
+        self
+    }
+
+    /// `state.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The plugins as last saved (empty on first start). See [`envelope::resolve`] for when
+    /// it refuses.
     pub fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error> {
-        load_json(&self.dir.join("state.json"))
+        let path = self.state_path();
+        let loaded = envelope::load(&path)?;
+        let (generation, plugins) = envelope::resolve(&path, loaded, self.store_has_artifacts)?;
+        self.generation.store(generation, Ordering::SeqCst);
+        Ok(plugins)
     }
 
-    /// The nodes as last saved.
+    /// The nodes as last saved. They are what proxies reported and are learned again when
+    /// they reconnect, so a damaged `nodes.json` is logged and started over, not fatal.
     pub fn load_nodes(&self) -> Result<BTreeMap<String, NodeRecord>, Error> {
-        load_json(&self.dir.join("nodes.json"))
+        let path = self.dir.join("nodes.json");
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                tracing::warn!(file = %path.display(), error = %err,
+                    "node state unreadable; it is learned again as proxies reconnect");
+                BTreeMap::new()
+            })),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(err) => Err(Error::io("reading", &path)(err)),
+        }
     }
 
-    /// Saves the plugins durably (write, fsync, rename).
+    /// Saves the plugins durably as the next generation, keeping the previous one.
     pub fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
-        save_json(
-            &self.dir.join("state.json"),
-            &serde_json::to_vec_pretty(plugins)?,
-        )
+        let generation = self.generation.load(Ordering::SeqCst) + 1;
+        let saved_ms = crate::ingest::unix_ms();
+        let envelope = Envelope::new(generation, saved_ms, plugins)?;
+        envelope::save(&self.state_path(), &envelope)?;
+        self.generation.store(generation, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The generation last loaded or saved.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Notes that the control plane was up and watching at `now_ms` (`<dir>/alive`; written
+    /// about once a second, not fsynced: a lost write only makes the next start count a
+    /// little more of the downtime as up time).
+    pub fn mark_alive(&self, now_ms: u64) -> Result<(), Error> {
+        let path = self.dir.join("alive");
+        let tmp = self.dir.join("alive.tmp");
+        fs::write(&tmp, now_ms.to_string())
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(Error::io("writing", &path))
+    }
+
+    /// When the control plane was last known up and watching: the later of the `alive` mark
+    /// and the last save of `state.json`.
+    pub fn last_alive_ms(&self) -> Option<u64> {
+        let alive = fs::read_to_string(self.dir.join("alive"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        let saved = match envelope::load(&self.state_path()) {
+            Ok(envelope::Loaded::Valid(e)) => Some(e.saved_ms),
+            _ => None,
+        };
+        alive.max(saved)
     }
 
     /// Saves the nodes durably.
@@ -227,47 +297,35 @@ impl StateFiles {
 
     /// Appends one decision and fsyncs it.
     pub fn append(&mut self, decision: &Decision) -> Result<(), Error> {
-        let mut line = serde_json::to_vec(decision)?;
-        line.push(b'\n');
-        let path = self.dir.join("decisions.jsonl");
-        self.log
-            .write_all(&line)
-            .and_then(|()| self.log.sync_data())
-            .map_err(Error::io("appending to", &path))
+        self.log.append(decision)
     }
 
-    /// The decisions logged so far, oldest first. A torn last line (a crash mid-write) is
-    /// skipped.
-    pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
-        let path = self.dir.join("decisions.jsonl");
-        let file = File::open(&path).map_err(Error::io("opening", &path))?;
-        let mut out = Vec::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(Error::io("reading", &path))?;
-            if let Ok(decision) = serde_json::from_str(&line) {
-                out.push(decision);
-            }
-        }
-        Ok(out)
+    /// The highest decision sequence number logged (0 for none).
+    pub fn last_seq(&self) -> u64 {
+        self.log.last_seq()
     }
-}
 
-fn load_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(err) => Err(Error::io("reading", path)(err)),
+    /// The most recent decisions (bounded; the full log is on disk), oldest first.
+    pub fn decisions(&self) -> impl DoubleEndedIterator<Item = &Decision> {
+        self.log.recent()
     }
 }
 
 fn save_json(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension("json.tmp");
-    let mut file = File::create(&tmp).map_err(Error::io("creating", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(Error::io("writing", &tmp))?;
+    let written = File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(err) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("writing", &tmp)(err));
+    }
     fs::rename(&tmp, path).map_err(Error::io("renaming", path))
 }
+
+pub mod envelope;
+pub mod log;
 
 #[cfg(test)]
 mod tests;

@@ -45,3 +45,32 @@ fn rejections_are_remembered() {
     store.put_rejection("abc", "empty file").expect("record");
     assert_eq!(store.rejection("abc").as_deref(), Some("empty file"));
 }
+
+#[test]
+fn a_failed_write_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("store")).expect("open");
+    let sha = sha256_hex(b"module");
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    std::os::unix::fs::symlink("/dev/full", store.temp_path(&sha)).expect("link");
+    let err = store
+        .put(&sha, ArtifactKind::Wasm, b"module")
+        .expect_err("a full disk fails the put");
+    assert!(err.to_string().contains("No space left"), "{err}");
+    let left: Vec<_> = fs::read_dir(store.dir())
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!store.has_artifacts());
+}
+
+#[test]
+fn opening_removes_leftover_temp_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("store")).expect("open");
+    fs::write(store.dir().join(".abc.123.tmp"), b"half").expect("write");
+    let store = Store::open(store.dir()).expect("reopen");
+    assert!(!store.dir().join(".abc.123.tmp").exists());
+}

@@ -21,6 +21,7 @@ fn wasm(tag: &str) -> Vec<u8> {
 
 fn ingest(dir: &Path) -> Ingest {
     Ingest {
+        folder: dir.canonicalize().expect("canonical"),
         store: Store::open(dir.join("store")).expect("store"),
         limits: Limits::default(),
         registry: Arc::new(Mutex::new(Registry::new())),
@@ -37,6 +38,8 @@ fn ingest(dir: &Path) -> Ingest {
         preflight: None,
         prefer: ArtifactKind::Wasm,
         manifests: Some(Arc::new(RwLock::new(Arc::new(Catalog::new())))),
+        serial: Arc::default(),
+        refusals: Arc::new(crate::refusals::Refusals::unregistered()),
     }
 }
 

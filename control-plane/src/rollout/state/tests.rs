@@ -1,3 +1,5 @@
+use std::fs::OpenOptions;
+
 use super::*;
 
 fn release(version: &str) -> Release {
@@ -64,12 +66,9 @@ fn the_log_appends_and_skips_a_torn_line() {
         .open(&path)
         .expect("open log");
     raw.write_all(b"{\"seq\":3,\"at_m").expect("torn write");
-    let seqs: Vec<u64> = files
-        .decisions()
-        .expect("read")
-        .iter()
-        .map(|d| d.seq)
-        .collect();
+    drop(files);
+    let files = StateFiles::open(dir.path()).expect("reopen");
+    let seqs: Vec<u64> = files.decisions().map(|d| d.seq).collect();
     assert_eq!(seqs, vec![1, 2]);
 }
 

@@ -1,0 +1,102 @@
+//! Manifest reloads, off the ingest path: the folders are read and parsed on a blocking
+//! thread, then the engine takes the catalog and ingest places its plugins (one ingest step at
+//! a time: [`crate::ingest::Ingest::serial`]).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::catalog::{Catalog, reconcile};
+use crate::ingest::Ingest;
+use crate::manifest_watch;
+use crate::rollout::Engine;
+
+/// What a reload needs.
+#[derive(Debug, Clone)]
+pub(super) struct Reloader {
+    pub(super) ingest: Ingest,
+    pub(super) engine: Arc<Mutex<Engine>>,
+    pub(super) dirs: Vec<PathBuf>,
+    pub(super) serve_mesh: bool,
+}
+
+impl Reloader {
+    /// Reloads after each burst of changes until `stop`.
+    pub(super) async fn follow(self, mut changes: mpsc::Receiver<()>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                change = changes.recv() => if change.is_none() {
+                    return;
+                },
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            self.reload().await;
+        }
+    }
+
+    /// Reads the manifest folders again: what parses and fits goes in force, each refusal is
+    /// logged with file, line and field, and the engine and ingest follow.
+    pub(super) async fn reload(&self) {
+        let Some(manifests) = self.ingest.manifests.clone() else {
+            return;
+        };
+        let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
+        let dirs = self.dirs.clone();
+        let read = tokio::task::spawn_blocking(move || read_catalog(&dirs, &previous)).await;
+        let catalog = match read {
+            Ok(Some(catalog)) => catalog,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::error!(error = %err, "reading manifests: task failed");
+                return;
+            }
+        };
+        let this = self.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let _serial = this.ingest.serial.lock().unwrap_or_else(PoisonError::into_inner);
+            this.engine
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .set_manifests(Arc::clone(&catalog), this.serve_mesh);
+            this.ingest.apply_catalog(catalog)
+        })
+        .await;
+        match applied {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "applying manifests"),
+            Err(err) => tracing::error!(error = %err, "applying manifests: task failed"),
+        }
+    }
+}
+
+/// Scans and reconciles the folders against `previous`; logs what changed. `None` when the
+/// folders cannot be listed (the manifests in force stay).
+fn read_catalog(dirs: &[PathBuf], previous: &Catalog) -> Option<Arc<Catalog>> {
+    let scanned = match manifest_watch::scan(dirs) {
+        Ok(scanned) => scanned,
+        Err(err) => {
+            tracing::error!(error = %err, "reading manifests; the ones in force stay");
+            return None;
+        }
+    };
+    let catalog = Arc::new(reconcile(previous, &scanned));
+    for status in catalog.files.values() {
+        let already_told =
+            previous.files.get(&status.file).map(|s| &s.error) == Some(&status.error);
+        if let Some(error) = status.error.as_ref().filter(|_| !already_told) {
+            let kept = status.in_force.is_some();
+            tracing::warn!(file = %error.file, line = ?error.line, field = %error.field,
+                reason = %error.message, previous_kept = kept, error = %error, "manifest refused");
+        }
+    }
+    if *catalog != *previous {
+        tracing::info!(
+            plugins = catalog.plugins.len(),
+            listeners = catalog.listeners.len(),
+            clusters = catalog.clusters.len(),
+            "manifests in force"
+        );
+    }
+    Some(catalog)
+}
