@@ -264,3 +264,52 @@ fn an_oversized_configuration_is_refused_and_the_old_one_stays() {
     );
     assert_eq!(f.published_version(), before);
 }
+
+/// A control plane started again on the same store and state: what `serve` does at start.
+fn restarted(f: &Fixture) -> Ingest {
+    let root = f._dir.path();
+    let engine = Engine::open(
+        Policy::immediate(),
+        StateFiles::open(root.join("rollouts")).expect("state"),
+        Arc::new(xds::SnapshotCache::new()),
+        Arc::new(RolloutMetrics::unregistered()),
+        None,
+    )
+    .expect("engine");
+    let ingest = Ingest {
+        registry: Arc::new(Mutex::new(Registry::new())),
+        engine: Arc::new(Mutex::new(engine)),
+        store: Store::open(root.join("store")).expect("store"),
+        ..f.ingest.clone()
+    };
+    ingest.resume_published();
+    ingest
+}
+
+#[test]
+fn a_configuration_refused_while_running_is_not_in_force_after_a_restart() {
+    let f = with_preflight(fixture());
+    let good = br#"{"api_keys": ["k1"]}"#;
+    f.drop_file("authz.json", good);
+    f.drop_file("authz.wasm", &built_authz());
+    let before = f.published_version().expect("published");
+    let bad = f.drop_file("authz.json", br#"{"api_keys": ["k1"], "typo": 1}"#);
+    assert!(matches!(bad, IngestOutcome::Rejected { .. }), "{bad:?}");
+
+    let again = restarted(&f);
+    // As at start: configurations first, then builds.
+    let config = again.handle(&f.watched.join("authz.json")).expect("config");
+    assert!(
+        matches!(&config, IngestOutcome::Rejected { reason, .. } if reason.contains("unknown field")),
+        "{config:?}"
+    );
+    let build = again.handle(&f.watched.join("authz.wasm")).expect("build");
+    assert!(matches!(build, IngestOutcome::Unchanged { .. }), "{build:?}");
+    let registry = again.registry.lock().expect("lock");
+    let in_force = registry.get("authz").map(|p| p.config_json.clone());
+    assert_eq!(in_force.as_deref(), Some(r#"{"api_keys":["k1"]}"#));
+    drop(registry);
+    let engine = again.engine.lock().expect("engine");
+    let served = engine.plugins().get("authz").and_then(|p| p.desired()).map(|r| r.version.clone());
+    assert_eq!(served, Some(before));
+}

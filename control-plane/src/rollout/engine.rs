@@ -70,7 +70,7 @@ pub struct Engine {
     /// Sends and clean reloads, for "applied".
     pub(super) reloads: ReloadClock,
     /// When the `alive` mark was last written.
-    pub(super) alive_marked_ms: u64,
+    pub(super) alive_marked_ms: Option<u64>,
 }
 
 /// A rollback whose nodes have not all ACKed the last good version yet.
@@ -115,7 +115,7 @@ impl Engine {
             plugins_dirty: false,
             placement: Placement::default(),
             reloads: ReloadClock::default(),
-            alive_marked_ms: 0,
+            alive_marked_ms: None,
         };
         for (name, plugin) in &engine.plugins {
             if let Some(rollout) = &plugin.rollout {
@@ -157,7 +157,11 @@ impl Engine {
             tracing::error!(error = %err, "saving re-armed rollout state");
             self.plugins_dirty = true;
         }
-        self.alive_marked_ms = now_ms;
+        // Marked at once: a crash before the next tick must not count this downtime twice.
+        if let Err(err) = self.files.mark_alive(now_ms) {
+            tracing::warn!(error = %err, "marking the control plane alive");
+        }
+        self.alive_marked_ms = Some(now_ms);
     }
 
     /// Saves the per-proxy state now (on shutdown).
@@ -453,11 +457,11 @@ impl Engine {
             tracing::error!(error = %err, "saving rollout state");
             self.plugins_dirty = true;
         }
-        if now_ms >= self.alive_marked_ms + 1000 {
+        if self.alive_marked_ms.is_none_or(|at| now_ms >= at + 1000) {
             if let Err(err) = self.files.mark_alive(now_ms) {
                 tracing::warn!(error = %err, "marking the control plane alive");
             }
-            self.alive_marked_ms = now_ms;
+            self.alive_marked_ms = Some(now_ms);
         }
         if self.nodes_dirty && now_ms >= self.nodes_saved_ms + 1000 {
             match self.files.save_nodes(&self.nodes) {
@@ -536,3 +540,6 @@ impl Engine {
 
 #[cfg(test)]
 pub(super) mod tests;
+
+#[cfg(test)]
+mod restart_tests;

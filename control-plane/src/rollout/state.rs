@@ -276,17 +276,11 @@ impl StateFiles {
             .map_err(Error::io("writing", &path))
     }
 
-    /// When the control plane was last known up and watching: the later of the `alive` mark
-    /// and the last save of `state.json`.
+    /// When the control plane was last known up and watching (the `alive` mark).
     pub fn last_alive_ms(&self) -> Option<u64> {
-        let alive = fs::read_to_string(self.dir.join("alive"))
+        fs::read_to_string(self.dir.join("alive"))
             .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok());
-        let saved = match envelope::load(&self.state_path()) {
-            Ok(envelope::Loaded::Valid(e)) => Some(e.saved_ms),
-            _ => None,
-        };
-        alive.max(saved)
+            .and_then(|text| text.trim().parse::<u64>().ok())
     }
 
     /// Saves the nodes durably.

@@ -10,7 +10,7 @@ use crate::artifact::ArtifactKind;
 use crate::rollout::Command;
 use crate::rollout::policy::Step;
 
-const PLUGIN: &str = "authz";
+pub(super) const PLUGIN: &str = "authz";
 
 /// A Wasm release whose sha starts with `tag` (the other rollout tests use it too).
 pub(crate) fn release(tag: &str) -> Release {
@@ -26,7 +26,7 @@ pub(crate) fn release(tag: &str) -> Release {
     }
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy {
         steps: vec![
             Step::nodes(1, Duration::from_secs(2), 20),
@@ -40,13 +40,13 @@ fn policy() -> Policy {
     }
 }
 
-struct Harness {
-    engine: Engine,
-    cache: Arc<SnapshotCache>,
-    dir: tempfile::TempDir,
+pub(super) struct Harness {
+    pub(super) engine: Engine,
+    pub(super) cache: Arc<SnapshotCache>,
+    pub(super) dir: tempfile::TempDir,
 }
 
-fn node(id: &str) -> NodeInfo {
+pub(super) fn node(id: &str) -> NodeInfo {
     NodeInfo {
         id: id.into(),
         cluster: "test".into(),
@@ -55,11 +55,11 @@ fn node(id: &str) -> NodeInfo {
 }
 
 impl Harness {
-    fn new(nodes: &[&str]) -> Self {
+    pub(super) fn new(nodes: &[&str]) -> Self {
         Self::with_policy(policy(), nodes)
     }
 
-    fn with_policy(policy: Policy, nodes: &[&str]) -> Self {
+    pub(super) fn with_policy(policy: Policy, nodes: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = Arc::new(SnapshotCache::new());
         let files = StateFiles::open(dir.path()).expect("state files");
@@ -72,7 +72,7 @@ impl Harness {
         Self { engine, cache, dir }
     }
 
-    fn served(&self, node: &str) -> Option<String> {
+    pub(super) fn served(&self, node: &str) -> Option<String> {
         let snapshot = self.cache.snapshot(node);
         snapshot
             .resources(type_url::EXTENSION_CONFIG)
@@ -81,7 +81,7 @@ impl Harness {
     }
 
     /// The node answers what it is served: an ACK, or a NACK with `error`.
-    fn answer(&mut self, node_id: &str, now: u64, error: Option<&str>) {
+    pub(super) fn answer(&mut self, node_id: &str, now: u64, error: Option<&str>) {
         let version = self.served(node_id).expect("something served");
         let (stream, node, type_url, nonce) = (
             1,
@@ -117,21 +117,21 @@ impl Harness {
         self.engine.tick(now);
     }
 
-    fn ack(&mut self, node_id: &str, now: u64) {
+    pub(super) fn ack(&mut self, node_id: &str, now: u64) {
         self.answer(node_id, now, None);
     }
 
-    fn nack(&mut self, node_id: &str, now: u64) {
+    pub(super) fn nack(&mut self, node_id: &str, now: u64) {
         self.answer(node_id, now, Some("Failed to configure base Wasm plugin"));
     }
 
-    fn ack_all(&mut self, nodes: &[&str], now: u64) {
+    pub(super) fn ack_all(&mut self, nodes: &[&str], now: u64) {
         for id in nodes {
             self.ack(id, now);
         }
     }
 
-    fn record(&self) -> PluginRecord {
+    pub(super) fn record(&self) -> PluginRecord {
         self.engine
             .plugins()
             .get(PLUGIN)
@@ -139,7 +139,7 @@ impl Harness {
             .expect("plugin known")
     }
 
-    fn flush(&mut self, node_id: &str, completed: u64, errors: u64, now: u64) {
+    pub(super) fn flush(&mut self, node_id: &str, completed: u64, errors: u64, now: u64) {
         let sample = FlushSample {
             completed,
             rq_5xx: errors,
@@ -150,10 +150,10 @@ impl Harness {
     }
 }
 
-const FLEET: [&str; 4] = ["n1", "n2", "n3", "n4"];
+pub(super) const FLEET: [&str; 4] = ["n1", "n2", "n3", "n4"];
 
 /// A first version goes everywhere, is ACKed and becomes the last good one.
-fn with_last_good() -> Harness {
+pub(super) fn with_last_good() -> Harness {
     let mut h = Harness::new(&FLEET);
     h.engine
         .release(PLUGIN, release("a"), 10)
@@ -183,7 +183,7 @@ fn logged(h: &Harness, action: &str) -> Decision {
         .unwrap_or_else(|| panic!("no {action} in the decision log"))
 }
 
-fn canary_of(h: &Harness) -> String {
+pub(super) fn canary_of(h: &Harness) -> String {
     let rollout = h.record().rollout.expect("rollout");
     assert_eq!(rollout.canary.len(), 1);
     rollout.canary.into_iter().next().expect("one canary")
