@@ -133,8 +133,8 @@ fn read_metric(scratch: &mut Scratch, name: &str, metric: &Metric) {
     };
     if let Some(stat) = http_listener_stat(name) {
         match stat {
-            "downstream_rq_completed" => sample.completed += counter(),
-            "downstream_rq_5xx" => sample.rq_5xx += counter(),
+            "downstream_rq_completed" => add(&mut sample.completed, counter()),
+            "downstream_rq_5xx" => add(&mut sample.rq_5xx, counter()),
             "downstream_rq_time" => add_histogram(sample, metric),
             _ => {}
         }
@@ -142,15 +142,15 @@ fn read_metric(scratch: &mut Scratch, name: &str, metric: &Metric) {
         if let Some((filter, stat)) = rest.rsplit_once('.') {
             let counts = scratch.discovery.entry(filter.to_string()).or_default();
             match stat {
-                "config_reload" => counts.config_reload += counter(),
-                "config_fail" => counts.config_fail += counter(),
-                "update_rejected" => counts.update_rejected += counter(),
-                "update_failure" => counts.update_failure += counter(),
+                "config_reload" => add(&mut counts.config_reload, counter()),
+                "config_fail" => add(&mut counts.config_fail, counter()),
+                "update_rejected" => add(&mut counts.update_rejected, counter()),
+                "update_failure" => add(&mut counts.update_failure, counter()),
                 _ => {}
             }
         }
     } else if let Some((_, filter)) = name.split_once("meshplug_heartbeat_") {
-        *sample.heartbeats.entry(filter.to_string()).or_default() += counter();
+        add(sample.heartbeats.entry(filter.to_string()).or_default(), counter());
     } else if name == "server.uptime" {
         sample.uptime_s = metric
             .gauge
@@ -158,6 +158,12 @@ fn read_metric(scratch: &mut Scratch, name: &str, metric: &Metric) {
             .and_then(|g| g.value)
             .map(|v| v.max(0.0) as u64);
     }
+}
+
+/// Adds a counter reading; a proxy's stats are input like any other, so an absurd value
+/// saturates instead of overflowing.
+fn add(total: &mut u64, value: u64) {
+    *total = total.saturating_add(value);
 }
 
 /// `downstream_rq_*` of a listener's HTTP connection manager (`http.<prefix>.<stat>`), never
@@ -179,14 +185,14 @@ fn add_histogram(sample: &mut FlushSample, metric: &Metric) {
         .filter_map(|b| Some((b.upper_bound?, b.cumulative_count.unwrap_or(0))))
         .collect();
     let total = sample.rq_time.get_or_insert_with(Histogram::default);
-    total.count += count;
+    add(&mut total.count, count);
     let mut merged: BTreeMap<u64, (f64, u64)> = total
         .buckets
         .iter()
         .map(|(bound, n)| (bound.to_bits(), (*bound, *n)))
         .collect();
     for (bound, n) in buckets {
-        merged.entry(bound.to_bits()).or_insert((bound, 0)).1 += n;
+        add(&mut merged.entry(bound.to_bits()).or_insert((bound, 0)).1, n);
     }
     let mut list: Vec<(f64, u64)> = merged.into_values().collect();
     list.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -71,6 +71,14 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// SIGKILLs the control plane, leaves it down for `down`, then starts it again on the same
+    /// ports, folders and arguments (a crash followed by a slow restart).
+    pub async fn kill_and_restart_after(&mut self, down: Duration) -> Result<(), HarnessError> {
+        self.process.kill();
+        tokio::time::sleep(down).await;
+        self.kill_and_restart().await
+    }
+
     /// POST to an admin API path with a JSON body; the answer's status and JSON.
     pub async fn post(
         &self,

@@ -66,6 +66,20 @@ impl ChildGuard {
         None
     }
 
+    /// Stops the process (SIGSTOP) or lets it go on (SIGCONT, `stopped` false): a proxy that
+    /// hangs, for as long as a test needs.
+    pub fn set_stopped(&self, stopped: bool) {
+        let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) else {
+            return;
+        };
+        let signal = if stopped { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: `kill` has no memory-safety preconditions; `pid` is our own child, not yet
+        // reaped (the guard still holds it), so the PID cannot have been reused.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
     /// Its name, for messages.
     pub fn name(&self) -> &str {
         &self.name

@@ -131,6 +131,7 @@ impl Engine {
     /// watching, so the downtime since it was last alive is added to each rollout's
     /// timestamps. Call it once, right after [`Engine::open`].
     pub fn resume_clocks(&mut self, now_ms: u64) {
+        self.opened_ms.get_or_insert(now_ms);
         let Some(alive) = self.files.last_alive_ms() else {
             return;
         };
@@ -315,9 +316,26 @@ impl Engine {
             // Decide now, so the proxy is served the last good version from its first response.
             self.evaluate_all(now_ms, false);
         }
+        self.rearm_unacked(&node.id, now_ms);
         self.join_full_rollouts(&node.id, now_ms);
         self.sync_node(&node.id);
         node.id.clone()
+    }
+
+    /// A proxy that connects while a rollout has pushed it a version it has not ACKed is sent
+    /// that version again now: its ACK deadline counts from now.
+    fn rearm_unacked(&mut self, node: &str, now_ms: u64) {
+        let acked = self.nodes.get(node).map(|r| &r.acked);
+        for (name, record) in &mut self.plugins {
+            let Some(rollout) = record.rollout.as_mut() else {
+                continue;
+            };
+            let unacked = acked.and_then(|a| a.get(name)) != Some(&rollout.to.version);
+            if let Some(at) = rollout.pushed.get_mut(node).filter(|_| unacked) {
+                *at = (*at).max(now_ms);
+                self.plugins_dirty = true;
+            }
+        }
     }
 
     fn in_crash_window(&self, node: &str, now_ms: u64) -> bool {

@@ -256,9 +256,16 @@ impl Engine {
             .map(|(id, pushed_at)| {
                 let record = self.nodes.get(id);
                 let signals = self.signals.get(id);
+                // A proxy not seen since this process started could not answer us: its ACK
+                // deadline counts from the start (when it connects, from then: see
+                // `rearm_unacked`). One seen and gone again still counts from its push.
+                let pushed_at_ms = match self.connected.get(id) {
+                    Some(_) => *pushed_at,
+                    None => (*pushed_at).max(self.opened_ms.unwrap_or(*pushed_at)),
+                };
                 CanaryNode {
                     id: id.clone(),
-                    pushed_at_ms: *pushed_at,
+                    pushed_at_ms,
                     acked: record.and_then(|r| r.acked.get(plugin)) == Some(to),
                     nack: record
                         .and_then(|r| r.last_nack.get(plugin))

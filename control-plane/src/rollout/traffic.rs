@@ -23,11 +23,11 @@ pub struct Totals {
 
 impl std::ops::AddAssign for Totals {
     fn add_assign(&mut self, other: Self) {
-        self.completed += other.completed;
-        self.rq_5xx += other.rq_5xx;
-        self.timed += other.timed;
-        self.slow += other.slow;
-        self.heartbeats += other.heartbeats;
+        self.completed = self.completed.saturating_add(other.completed);
+        self.rq_5xx = self.rq_5xx.saturating_add(other.rq_5xx);
+        self.timed = self.timed.saturating_add(other.timed);
+        self.slow = self.slow.saturating_add(other.slow);
+        self.heartbeats = self.heartbeats.saturating_add(other.heartbeats);
     }
 }
 

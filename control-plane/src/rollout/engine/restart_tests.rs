@@ -91,3 +91,34 @@ fn proxies_disconnected_too_long_are_forgotten_unless_a_rollout_counts_them() {
     assert!(h.engine.forget_disconnected(200_000, 60_000).is_empty());
     assert!(h.engine.nodes().contains_key(&canary));
 }
+
+#[test]
+fn a_crash_looping_control_plane_does_not_fail_a_canary_it_never_got_to_hear() {
+    let mut h = with_last_good();
+    h.engine.tick(900);
+    h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
+    let canary = canary_of(&h);
+    // 15 lives of 900 ms, 100 ms apart: 13.5 s of up time, the proxies never reconnect.
+    let mut now = 1_000;
+    for _ in 0..15 {
+        now += 100;
+        restart(&mut h, now);
+        h.engine.tick(now + 100);
+        h.engine.tick(now + 900);
+        now += 900;
+    }
+    assert!(h.record().quarantine.is_empty(), "{:?}", h.record().quarantine);
+    now += 100;
+    restart(&mut h, now);
+    h.engine.on_connect(&node(&canary), now + 50);
+    h.ack(&canary, now + 60);
+    h.engine.tick(now + 200);
+    assert!(h.record().quarantine.is_empty());
+    // Seen, then gone without an ACK: that counts, as before.
+    let mut h = with_last_good();
+    h.engine.release(PLUGIN, release("c"), 1_000).expect("c");
+    let canary = canary_of(&h);
+    close(&mut h, &canary, 1_100);
+    h.engine.tick(12_000);
+    assert!(h.record().quarantine.contains_key(&release("c").version));
+}
