@@ -118,22 +118,18 @@ pub fn ignored_reason(path: &Path) -> String {
     if is_temporary(file_name) {
         return "a hidden, backup or partial file (a build in progress)".into();
     }
-    let stem = ["lib", ""]
-        .iter()
-        .find_map(|prefix| {
-            let rest = file_name.strip_prefix(prefix)?;
-            [".fixtures.json", ".schema.json", ".wasm", ".json", ".so"]
-                .iter()
-                .find_map(|suffix| rest.strip_suffix(suffix))
-                .filter(|_| !(prefix.is_empty() && file_name.ends_with(".so")))
-        });
+    let stem = ["lib", ""].iter().find_map(|prefix| {
+        let rest = file_name.strip_prefix(prefix)?;
+        [".fixtures.json", ".schema.json", ".wasm", ".json", ".so"]
+            .iter()
+            .find_map(|suffix| rest.strip_suffix(suffix))
+            .filter(|_| !(prefix.is_empty() && file_name.ends_with(".so")))
+    });
     match stem {
         Some(stem) => format!(
             "{stem:?} is not a filter name (1 to 63 of a-z, 0-9, '-', '_', starting with a letter)"
         ),
-        None if file_name.ends_with(".so") => {
-            "a dynamic module must be named lib<name>.so".into()
-        }
+        None if file_name.ends_with(".so") => "a dynamic module must be named lib<name>.so".into(),
         None => "not <name>.wasm, lib<name>.so, <name>.json, <name>.fixtures.json or \
                  <name>.schema.json"
             .into(),

@@ -11,12 +11,12 @@ use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::catalog::SharedCatalog;
 use crate::check::{ArtifactFacts, Limits, check_artifact};
 use crate::preflight;
+use crate::refusals::{Limit, Refusals};
 use crate::registry::{
     DEFAULT_CONFIG, PluginStatus, PublishedArtifact, Registry, RejectionRecord, resource_version,
 };
 use crate::rollout::{Engine, ReleaseOutcome};
 use crate::store::{Store, sha256_hex};
-use crate::refusals::{Limit, Refusals};
 use read::{ReadOutcome, read_checked};
 
 /// What handling one file came to.
@@ -114,7 +114,11 @@ impl Ingest {
                 tracing::warn!(path = %path.display(), %reason, "build refused");
                 let name = watched.name().to_string();
                 let sha256 = String::new();
-                return Ok(IngestOutcome::Rejected { name, sha256, reason });
+                return Ok(IngestOutcome::Rejected {
+                    name,
+                    sha256,
+                    reason,
+                });
             }
             ReadOutcome::Refused(reason) => {
                 self.refusals.count(Limit::ArtifactFile);

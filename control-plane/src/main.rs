@@ -288,7 +288,11 @@ fn state(command: StateCommand) -> anyhow::Result<()> {
             let current = envelope::load(&path(&args))?;
             let prev_path = envelope::previous(&path(&args));
             let previous = envelope::load(&prev_path)?;
-            println!("{}: {}", path(&args).display(), envelope::describe(&current));
+            println!(
+                "{}: {}",
+                path(&args).display(),
+                envelope::describe(&current)
+            );
             println!("{}: {}", prev_path.display(), envelope::describe(&previous));
             if !envelope::usable(&current) {
                 anyhow::bail!("the current rollout state is not usable");

@@ -150,7 +150,10 @@ fn read_metric(scratch: &mut Scratch, name: &str, metric: &Metric) {
             }
         }
     } else if let Some((_, filter)) = name.split_once("meshplug_heartbeat_") {
-        add(sample.heartbeats.entry(filter.to_string()).or_default(), counter());
+        add(
+            sample.heartbeats.entry(filter.to_string()).or_default(),
+            counter(),
+        );
     } else if name == "server.uptime" {
         sample.uptime_s = metric
             .gauge
@@ -192,7 +195,10 @@ fn add_histogram(sample: &mut FlushSample, metric: &Metric) {
         .map(|(bound, n)| (bound.to_bits(), (*bound, *n)))
         .collect();
     for (bound, n) in buckets {
-        add(&mut merged.entry(bound.to_bits()).or_insert((bound, 0)).1, n);
+        add(
+            &mut merged.entry(bound.to_bits()).or_insert((bound, 0)).1,
+            n,
+        );
     }
     let mut list: Vec<(f64, u64)> = merged.into_values().collect();
     list.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -93,7 +93,9 @@ impl Store {
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))
                     .map_err(Error::io("making read-only", &tmp))
             })
-            .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("renaming into store", &path)));
+            .and_then(|()| {
+                fs::rename(&tmp, &path).map_err(Error::io("renaming into store", &path))
+            });
         if let Err(err) = written {
             // A full disk (or any failed write) leaves nothing behind.
             let _ = fs::remove_file(&tmp);
@@ -109,7 +111,9 @@ impl Store {
     /// tried twice.
     pub fn put_rejection(&self, sha: &str, reason: &str) -> Result<(), Error> {
         let path = self.dir.join(format!("{sha}.rejected"));
-        let tmp = self.dir.join(format!(".{sha}.rejected.{}.tmp", std::process::id()));
+        let tmp = self
+            .dir
+            .join(format!(".{sha}.rejected.{}.tmp", std::process::id()));
         let written = write_synced(&tmp, reason.as_bytes())
             .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("renaming", &path)));
         if written.is_err() {

@@ -29,7 +29,10 @@ impl ArtifactWatcher {
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<Event>| match result {
                 Ok(event) => {
-                    if matches!(event.kind, EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))) {
+                    if matches!(
+                        event.kind,
+                        EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
+                    ) {
                         for path in event.paths.iter().filter(|p| classify(p).is_none()) {
                             ignored.note(path);
                         }

@@ -45,7 +45,9 @@ spec:
 ";
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 /// `text` with `edits` applied: each replaces the byte at a position with another.
@@ -180,22 +182,36 @@ fn family() -> impl Strategy<Value = MetricFamily> {
         "",
         "http..downstream_rq_5xx",
     ]);
-    (names, prop::collection::vec((value(), prop::collection::vec((value(), any::<u64>()), 0..4)), 0..4))
+    (
+        names,
+        prop::collection::vec(
+            (
+                value(),
+                prop::collection::vec((value(), any::<u64>()), 0..4),
+            ),
+            0..4,
+        ),
+    )
         .prop_map(|(name, metrics)| MetricFamily {
             name: Some(name.to_string()),
             metric: metrics
                 .into_iter()
                 .map(|(counter, buckets)| Metric {
-                    counter: Some(Counter { value: counter, ..Counter::default() }),
+                    counter: Some(Counter {
+                        value: counter,
+                        ..Counter::default()
+                    }),
                     histogram: Some(Histogram {
                         sample_count: buckets.first().map(|(_, n)| *n),
                         bucket: buckets
                             .into_iter()
-                            .map(|(bound, count)| envoy_types::pb::io::prometheus::client::Bucket {
-                                upper_bound: bound,
-                                cumulative_count: Some(count),
-                                ..Default::default()
-                            })
+                            .map(
+                                |(bound, count)| envoy_types::pb::io::prometheus::client::Bucket {
+                                    upper_bound: bound,
+                                    cumulative_count: Some(count),
+                                    ..Default::default()
+                                },
+                            )
                             .collect(),
                         ..Histogram::default()
                     }),

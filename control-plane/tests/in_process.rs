@@ -171,7 +171,10 @@ async fn a_build_reaches_an_ads_client_and_its_ack_shows_in_the_node_view() {
     for _ in 0..200 {
         let nodes = cp.nodes().await;
         let filter = &nodes["nodes"][0]["filters"]["authz"];
-        if filter["acked"].as_str().is_some_and(|v| v.starts_with(&sha)) {
+        if filter["acked"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(&sha))
+        {
             acked = Some(filter.clone());
             break;
         }

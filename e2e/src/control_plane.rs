@@ -109,12 +109,7 @@ impl ControlPlane {
         if let Some(token) = self.admin_token() {
             request = request.bearer_auth(token);
         }
-        Ok(request
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        Ok(request.send().await?.error_for_status()?.json().await?)
     }
 
     /// The status of filter `name` on node `node_id`, from `/api/v1/nodes`.

@@ -72,7 +72,11 @@ impl ChildGuard {
         let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) else {
             return;
         };
-        let signal = if stopped { libc::SIGSTOP } else { libc::SIGCONT };
+        let signal = if stopped {
+            libc::SIGSTOP
+        } else {
+            libc::SIGCONT
+        };
         // SAFETY: `kill` has no memory-safety preconditions; `pid` is our own child, not yet
         // reaped (the guard still holds it), so the PID cannot have been reused.
         unsafe {

@@ -59,7 +59,10 @@ async fn rollouts_end_where_they_should_however_often_the_control_plane_dies() {
             .await
             .expect("restarted");
         kills += 1;
-        println!("kill {kills} after {at:?}; rollout stage then: {}", state["rollout"]["stage"]);
+        println!(
+            "kill {kills} after {at:?}; rollout stage then: {}",
+            state["rollout"]["stage"]
+        );
     }
     let done = bed
         .wait_for("v2 promoted", Duration::from_secs(120), |p| {

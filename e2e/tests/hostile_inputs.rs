@@ -71,20 +71,90 @@ async fn hostile_inputs_are_refused_and_the_good_build_keeps_serving() {
     std::fs::copy(&build_b, &outside).expect("copy b outside the folder");
     let deep_json = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     let rows: Vec<(&str, &str, Input, &str)> = vec![
-        ("link to /dev/zero", "authz.wasm", Input::LinkTo("/dev/zero".into()), "outside the artifacts folder"),
-        ("link to a good build outside", "authz.wasm", Input::LinkTo(outside.to_string_lossy().into()), "outside the artifacts folder"),
-        ("dangling link", "authz.wasm", Input::LinkTo(folder.join("nowhere.wasm").to_string_lossy().into()), "dangling symbolic link"),
+        (
+            "link to /dev/zero",
+            "authz.wasm",
+            Input::LinkTo("/dev/zero".into()),
+            "outside the artifacts folder",
+        ),
+        (
+            "link to a good build outside",
+            "authz.wasm",
+            Input::LinkTo(outside.to_string_lossy().into()),
+            "outside the artifacts folder",
+        ),
+        (
+            "dangling link",
+            "authz.wasm",
+            Input::LinkTo(folder.join("nowhere.wasm").to_string_lossy().into()),
+            "dangling symbolic link",
+        ),
         ("FIFO", "authz.wasm", Input::Fifo, "a FIFO"),
-        ("character device", "authz.wasm", Input::Device, "a character device"),
-        ("512 MiB sparse file", "authz.wasm", Input::Sparse(512 << 20), "over the limit"),
-        ("empty file", "authz.wasm", Input::Bytes(Vec::new()), "empty file"),
-        ("truncated build", "authz.wasm", Input::Bytes(a[..a.len() / 2].to_vec()), "truncated Wasm"),
-        ("UTF-16 text", "authz.wasm", Input::Bytes("\u{feff}hello".encode_utf16().flat_map(u16::to_le_bytes).collect()), "not a WebAssembly file"),
-        ("plain-text config", "authz.json", Input::Bytes(b"api_keys = k1".to_vec()), "not valid JSON"),
-        ("config not UTF-8", "authz.json", Input::Bytes(b"{\"api_keys\": [\"\xff\xfe\"]}".to_vec()), "not valid JSON"),
-        ("config nested 100k deep", "authz.json", Input::Bytes(deep_json.into_bytes()), "recursion limit"),
-        ("2 MiB config", "authz.json", Input::Bytes(format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes()), "over the limit of 1048576 bytes"),
-        ("fixtures not JSON", "authz.fixtures.json", Input::Bytes(b"\x00\x01".to_vec()), "fixtures"),
+        (
+            "character device",
+            "authz.wasm",
+            Input::Device,
+            "a character device",
+        ),
+        (
+            "512 MiB sparse file",
+            "authz.wasm",
+            Input::Sparse(512 << 20),
+            "over the limit",
+        ),
+        (
+            "empty file",
+            "authz.wasm",
+            Input::Bytes(Vec::new()),
+            "empty file",
+        ),
+        (
+            "truncated build",
+            "authz.wasm",
+            Input::Bytes(a[..a.len() / 2].to_vec()),
+            "truncated Wasm",
+        ),
+        (
+            "UTF-16 text",
+            "authz.wasm",
+            Input::Bytes(
+                "\u{feff}hello"
+                    .encode_utf16()
+                    .flat_map(u16::to_le_bytes)
+                    .collect(),
+            ),
+            "not a WebAssembly file",
+        ),
+        (
+            "plain-text config",
+            "authz.json",
+            Input::Bytes(b"api_keys = k1".to_vec()),
+            "not valid JSON",
+        ),
+        (
+            "config not UTF-8",
+            "authz.json",
+            Input::Bytes(b"{\"api_keys\": [\"\xff\xfe\"]}".to_vec()),
+            "not valid JSON",
+        ),
+        (
+            "config nested 100k deep",
+            "authz.json",
+            Input::Bytes(deep_json.into_bytes()),
+            "recursion limit",
+        ),
+        (
+            "2 MiB config",
+            "authz.json",
+            Input::Bytes(format!("{{\"pad\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes()),
+            "over the limit of 1048576 bytes",
+        ),
+        (
+            "fixtures not JSON",
+            "authz.fixtures.json",
+            Input::Bytes(b"\x00\x01".to_vec()),
+            "fixtures",
+        ),
     ];
     let mut refused = 0;
     let mut last_at = 0;
@@ -92,15 +162,29 @@ async fn hostile_inputs_are_refused_and_the_good_build_keeps_serving() {
         let started = Instant::now();
         place(&folder, target, input);
         // A refusal newer than the previous row's, of this file, for this reason.
-        last_at = mesh.wait_for_plugin("authz", &format!("{row} to be refused"), Duration::from_secs(30), |plugin| {
-            let rejection = &plugin["last_rejection"];
-            let at = rejection["at_unix_ms"].as_u64().unwrap_or(0);
-            match rejection["reason"].as_str() {
-                Some(reason) if at > last_at && reason.contains(needle) && rejection["source"].as_str().is_some_and(|s| s.ends_with(target)) => Ok(at),
-                other => Err(format!("{other:?} at {at}")),
-            }
-        })
-        .await;
+        last_at = mesh
+            .wait_for_plugin(
+                "authz",
+                &format!("{row} to be refused"),
+                Duration::from_secs(30),
+                |plugin| {
+                    let rejection = &plugin["last_rejection"];
+                    let at = rejection["at_unix_ms"].as_u64().unwrap_or(0);
+                    match rejection["reason"].as_str() {
+                        Some(reason)
+                            if at > last_at
+                                && reason.contains(needle)
+                                && rejection["source"]
+                                    .as_str()
+                                    .is_some_and(|s| s.ends_with(target)) =>
+                        {
+                            Ok(at)
+                        }
+                        other => Err(format!("{other:?} at {at}")),
+                    }
+                },
+            )
+            .await;
         good_build_still_serves(&mesh, row).await;
         refused += 1;
         println!("bad input {row:?}: refused in {:?}", started.elapsed());
@@ -110,27 +194,54 @@ async fn hostile_inputs_are_refused_and_the_good_build_keeps_serving() {
         }
     }
 
-    let names = ["Authz.wasm", "authz.wasm~", "lib.so", "authz.so", "1authz.wasm", "au thz.wasm", "authz.WASM", "ünïcode.wasm"];
+    let names = [
+        "Authz.wasm",
+        "authz.wasm~",
+        "lib.so",
+        "authz.so",
+        "1authz.wasm",
+        "au thz.wasm",
+        "authz.WASM",
+        "ünïcode.wasm",
+    ];
     for name in names {
         std::fs::write(folder.join(name), &a).expect("write");
     }
-    eventually(Duration::from_secs(20), "every ignored name to be logged", || async {
-        let logged: Vec<String> = mesh
-            .control_plane
-            .log_records("ignored")
-            .iter()
-            .filter_map(|r| r["fields"]["path"].as_str().map(String::from))
-            .collect();
-        let missing: Vec<&str> = names.iter().copied().filter(|n| !logged.iter().any(|p| p.ends_with(n))).collect();
-        if missing.is_empty() { Ok(()) } else { Err(format!("not logged: {missing:?}")) }
-    })
+    eventually(
+        Duration::from_secs(20),
+        "every ignored name to be logged",
+        || async {
+            let logged: Vec<String> = mesh
+                .control_plane
+                .log_records("ignored")
+                .iter()
+                .filter_map(|r| r["fields"]["path"].as_str().map(String::from))
+                .collect();
+            let missing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|n| !logged.iter().any(|p| p.ends_with(n)))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("not logged: {missing:?}"))
+            }
+        },
+    )
     .await;
     good_build_still_serves(&mesh, "bad names").await;
 
     let version_after = envoy.stats().await.expect("stats")[version_stat].clone();
-    assert_eq!(version_after, version_before, "Envoy's filter version never moved");
+    assert_eq!(
+        version_after, version_before,
+        "Envoy's filter version never moved"
+    );
     let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
-    assert_eq!(plugin["publishes"], 1, "only build A was ever published: {plugin}");
+    assert_eq!(
+        plugin["publishes"], 1,
+        "only build A was ever published: {plugin}"
+    );
     println!(
         "bad inputs: {} tried, {refused} refused cleanly, {} names ignored and logged, 0 reached Envoy",
         rows.len(),

@@ -18,7 +18,9 @@ async fn a_healthy_build_survives_a_long_downtime_right_after_its_push() {
     let pushed = bed
         .wait_for("the v2 push to the canary", Duration::from_secs(20), |p| {
             p["rollout"]["to"]["sha256"] == v2.as_str()
-                && p["rollout"]["pushed"].as_object().is_some_and(|m| !m.is_empty())
+                && p["rollout"]["pushed"]
+                    .as_object()
+                    .is_some_and(|m| !m.is_empty())
         })
         .await;
     bed.mesh
@@ -31,7 +33,8 @@ async fn a_healthy_build_survives_a_long_downtime_right_after_its_push() {
     }
     let done = bed
         .wait_for("v2 promoted", Duration::from_secs(90), |p| {
-            p["last_good"]["sha256"] == v2.as_str() || !p["quarantine"].as_object().is_none_or(|q| q.is_empty())
+            p["last_good"]["sha256"] == v2.as_str()
+                || !p["quarantine"].as_object().is_none_or(|q| q.is_empty())
         })
         .await;
     assert!(
@@ -39,6 +42,10 @@ async fn a_healthy_build_survives_a_long_downtime_right_after_its_push() {
         "the healthy build was quarantined after the restart: {done}"
     );
     assert_eq!(done["last_good"]["sha256"], v2.as_str(), "{done}");
-    bed.wait_everywhere(&v2, "good-v2", Duration::from_secs(30)).await;
-    println!("pushed to {} before the crash; promoted after 12 s down", pushed["rollout"]["pushed"]);
+    bed.wait_everywhere(&v2, "good-v2", Duration::from_secs(30))
+        .await;
+    println!(
+        "pushed to {} before the crash; promoted after 12 s down",
+        pushed["rollout"]["pushed"]
+    );
 }

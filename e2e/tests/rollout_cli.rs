@@ -43,7 +43,10 @@ async fn the_cli_shows_and_steers_a_rollout() {
 
     // With a token set, reads need it too (filter configurations carry secrets).
     let (ok, _, err) = meshplug(&admin, &["rollouts", "-o", "json"], None);
-    assert!(!ok && err.contains("Bearer"), "a read without the token: {err}");
+    assert!(
+        !ok && err.contains("Bearer"),
+        "a read without the token: {err}"
+    );
     let (ok, out, _) = meshplug(&admin, &["rollouts", "-o", "json"], Some(TOKEN));
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).expect("json");

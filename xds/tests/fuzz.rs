@@ -129,7 +129,10 @@ async fn hostile(url: &str, requests: &[Req]) {
         tx.send(sotw(r)).await.expect("queue");
     }
     drop(tx);
-    if let Ok(response) = client.stream_aggregated_resources(ReceiverStream::new(rx)).await {
+    if let Ok(response) = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+    {
         let mut inbound = response.into_inner();
         while let Ok(Ok(Some(_))) =
             tokio::time::timeout(Duration::from_millis(200), inbound.message()).await
@@ -140,7 +143,10 @@ async fn hostile(url: &str, requests: &[Req]) {
         tx.send(delta(r)).await.expect("queue");
     }
     drop(tx);
-    if let Ok(response) = client.delta_aggregated_resources(ReceiverStream::new(rx)).await {
+    if let Ok(response) = client
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+    {
         let mut inbound = response.into_inner();
         while let Ok(Ok(Some(_))) =
             tokio::time::timeout(Duration::from_millis(200), inbound.message()).await

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use pprof::protos::Message;
 use serde::Deserialize;
 
-
 /// The longest profile served.
 const MAX_SECONDS: u64 = 60;
 /// Samples per second (not 100, so as not to beat in step with periodic work).
@@ -25,9 +24,7 @@ pub(super) struct ProfileQuery {
     seconds: Option<u64>,
 }
 
-pub(super) async fn profile(
-    Query(query): Query<ProfileQuery>,
-) -> Response {
+pub(super) async fn profile(Query(query): Query<ProfileQuery>) -> Response {
     // The token was checked by `admin::require_token`.
     let seconds = query.seconds.unwrap_or(10);
     if seconds == 0 || seconds > MAX_SECONDS {

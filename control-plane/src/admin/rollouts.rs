@@ -94,7 +94,12 @@ async fn decisions(
 ) -> Reply<Vec<Decision>> {
     let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(Json(engine.decisions_of(&plugin, query.since, limit, false)))
+    Ok(Json(engine.decisions_of(
+        &plugin,
+        query.since,
+        limit,
+        false,
+    )))
 }
 
 #[derive(Deserialize, Default)]

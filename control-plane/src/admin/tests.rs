@@ -286,10 +286,19 @@ async fn with_a_token_every_endpoint_but_health_needs_it() {
     ] {
         assert_eq!(api.get(path).await.status(), 401, "{path}");
         let url = format!("{}{path}", api.base);
-        let with = api.http.get(url).bearer_auth("s3cret").send().await.expect("send");
+        let with = api
+            .http
+            .get(url)
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .expect("send");
         assert_eq!(with.status(), 200, "{path} with the token");
     }
-    assert_eq!(api.get("/debug/pprof/profile?seconds=1").await.status(), 401);
+    assert_eq!(
+        api.get("/debug/pprof/profile?seconds=1").await.status(),
+        401
+    );
 }
 
 #[tokio::test]

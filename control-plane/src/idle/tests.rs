@@ -28,6 +28,9 @@ async fn each_byte_read_restarts_the_clock() {
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(150)).await;
         client.write_all(b"x").await.expect("write");
-        server.read_exact(&mut buf).await.expect("read within the timeout");
+        server
+            .read_exact(&mut buf)
+            .await
+            .expect("read within the timeout");
     }
 }

@@ -60,7 +60,9 @@ pub fn read_checked(path: &Path, folder: &Path, max_bytes: u64) -> Result<ReadOu
     let settled = bytes.len() as u64 == before.len()
         && after.len() == before.len()
         && after.modified().ok() == before.modified().ok()
-        && path_now.is_some_and(|m| m.len() == before.len() && m.modified().ok() == before.modified().ok());
+        && path_now.is_some_and(|m| {
+            m.len() == before.len() && m.modified().ok() == before.modified().ok()
+        });
     Ok(if settled {
         ReadOutcome::Bytes(bytes)
     } else {
@@ -83,10 +85,7 @@ fn resolve(path: &Path, folder: &Path) -> Result<Result<Option<PathBuf>, String>
     let target = match path.canonicalize() {
         Ok(target) => target,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Err(format!(
-                "dangling symbolic link to {}",
-                link.display()
-            )));
+            return Ok(Err(format!("dangling symbolic link to {}", link.display())));
         }
         Err(err) => return Err(Error::io("resolving link", path)(err)),
     };

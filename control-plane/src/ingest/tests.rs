@@ -233,10 +233,7 @@ fn hostile_files_are_refused_by_name_and_never_read() {
         .status()
         .expect("mkfifo");
     assert!(made.success());
-    for (path, expected) in [
-        (&zero, "outside the artifacts folder"),
-        (&fifo, "a FIFO"),
-    ] {
+    for (path, expected) in [(&zero, "outside the artifacts folder"), (&fifo, "a FIFO")] {
         let outcome = f.ingest.handle(path).expect("handled");
         assert!(
             matches!(&outcome, IngestOutcome::Rejected { reason, .. } if reason.contains(expected)),
@@ -246,7 +243,10 @@ fn hostile_files_are_refused_by_name_and_never_read() {
     }
     let registry = f.ingest.registry.lock().expect("lock");
     let shown = registry.get("fifo").and_then(|p| p.last_rejection.as_ref());
-    assert!(shown.is_some_and(|r| r.reason.contains("a FIFO")), "{shown:?}");
+    assert!(
+        shown.is_some_and(|r| r.reason.contains("a FIFO")),
+        "{shown:?}"
+    );
     assert_eq!(f.published_version(), None);
 }
 
@@ -304,12 +304,19 @@ fn a_configuration_refused_while_running_is_not_in_force_after_a_restart() {
         "{config:?}"
     );
     let build = again.handle(&f.watched.join("authz.wasm")).expect("build");
-    assert!(matches!(build, IngestOutcome::Unchanged { .. }), "{build:?}");
+    assert!(
+        matches!(build, IngestOutcome::Unchanged { .. }),
+        "{build:?}"
+    );
     let registry = again.registry.lock().expect("lock");
     let in_force = registry.get("authz").map(|p| p.config_json.clone());
     assert_eq!(in_force.as_deref(), Some(r#"{"api_keys":["k1"]}"#));
     drop(registry);
     let engine = again.engine.lock().expect("engine");
-    let served = engine.plugins().get("authz").and_then(|p| p.desired()).map(|r| r.version.clone());
+    let served = engine
+        .plugins()
+        .get("authz")
+        .and_then(|p| p.desired())
+        .map(|r| r.version.clone());
     assert_eq!(served, Some(before));
 }

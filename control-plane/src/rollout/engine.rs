@@ -204,12 +204,23 @@ impl Engine {
     ) -> Vec<Decision> {
         let mine = |d: &&Decision| d.plugin == plugin && d.seq > since;
         if newest {
-            let mut out: Vec<Decision> =
-                self.files.decisions().rev().filter(mine).take(limit).cloned().collect();
+            let mut out: Vec<Decision> = self
+                .files
+                .decisions()
+                .rev()
+                .filter(mine)
+                .take(limit)
+                .cloned()
+                .collect();
             out.reverse();
             out
         } else {
-            self.files.decisions().filter(mine).take(limit).cloned().collect()
+            self.files
+                .decisions()
+                .filter(mine)
+                .take(limit)
+                .cloned()
+                .collect()
         }
     }
 

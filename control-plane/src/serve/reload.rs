@@ -23,7 +23,11 @@ pub(super) struct Reloader {
 
 impl Reloader {
     /// Reloads after each burst of changes until `stop`.
-    pub(super) async fn follow(self, mut changes: mpsc::Receiver<()>, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn follow(
+        self,
+        mut changes: mpsc::Receiver<()>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         loop {
             tokio::select! {
                 change = changes.recv() => if change.is_none() {
@@ -54,7 +58,11 @@ impl Reloader {
         };
         let this = self.clone();
         let applied = tokio::task::spawn_blocking(move || {
-            let _serial = this.ingest.serial.lock().unwrap_or_else(PoisonError::into_inner);
+            let _serial = this
+                .ingest
+                .serial
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             this.engine
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -66,7 +66,10 @@ fn a_fifo_is_refused_at_once() {
     let started = Instant::now();
     let reason = refused(read_checked(&path, &folder, 8 << 20).expect("read"));
     assert!(reason.contains("a FIFO"), "{reason}");
-    assert!(started.elapsed() < Duration::from_secs(5), "blocked on the FIFO");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "blocked on the FIFO"
+    );
 }
 
 #[test]
@@ -77,7 +80,10 @@ fn an_oversized_file_is_refused_from_its_size_alone() {
     let file = File::create(&path).expect("create");
     file.set_len(512 << 20).expect("set_len");
     let reason = refused(read_checked(&path, &folder, 8 << 20).expect("read"));
-    assert!(reason.contains("over the limit of 8388608 bytes"), "{reason}");
+    assert!(
+        reason.contains("over the limit of 8388608 bytes"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -14,7 +14,10 @@ fn deep_flow_and_block_nesting_are_refused_fast() {
     for (case, text) in [("flow", flow), ("block", block), ("dashes", dashes)] {
         let started = Instant::now();
         let err = check_shape("plugins/deep.yaml", &text).expect_err(case);
-        assert!(err.message.contains("a manifest may nest 64"), "{case}: {err}");
+        assert!(
+            err.message.contains("a manifest may nest 64"),
+            "{case}: {err}"
+        );
         assert!(started.elapsed() < Duration::from_millis(500), "{case}");
     }
 }

@@ -107,7 +107,11 @@ fn a_crash_looping_control_plane_does_not_fail_a_canary_it_never_got_to_hear() {
         h.engine.tick(now + 900);
         now += 900;
     }
-    assert!(h.record().quarantine.is_empty(), "{:?}", h.record().quarantine);
+    assert!(
+        h.record().quarantine.is_empty(),
+        "{:?}",
+        h.record().quarantine
+    );
     now += 100;
     restart(&mut h, now);
     h.engine.on_connect(&node(&canary), now + 50);

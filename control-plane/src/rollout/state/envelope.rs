@@ -133,9 +133,9 @@ pub fn resolve(
             "it holds no filter while the store holds artifacts".into(),
         )),
         Loaded::Legacy(plugins) => Ok((0, plugins)),
-        Loaded::Missing if store_has_artifacts => {
-            Err(refuse("it is missing while the store holds artifacts".into()))
-        }
+        Loaded::Missing if store_has_artifacts => Err(refuse(
+            "it is missing while the store holds artifacts".into(),
+        )),
         Loaded::Missing => Ok((0, BTreeMap::new())),
         Loaded::Corrupt(detail) => Err(refuse(detail)),
     }
@@ -214,7 +214,10 @@ pub fn restore_previous(path: &Path, now_ms: u64) -> Result<String, Error> {
         "restored {} from {}{}",
         path.display(),
         describe(&loaded),
-        kept.map_or_else(String::new, |k| format!("; the file it replaced is {}", k.display()))
+        kept.map_or_else(String::new, |k| format!(
+            "; the file it replaced is {}",
+            k.display()
+        ))
     ))
 }
 
@@ -230,7 +233,10 @@ pub fn reset(path: &Path, now_ms: u64) -> Result<String, Error> {
     Ok(format!(
         "{} starts over empty: every filter's last good version and quarantine are forgotten{}",
         path.display(),
-        kept.map_or_else(String::new, |k| format!("; the old file is {}", k.display()))
+        kept.map_or_else(String::new, |k| format!(
+            "; the old file is {}",
+            k.display()
+        ))
     ))
 }
 

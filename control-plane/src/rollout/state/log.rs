@@ -52,10 +52,10 @@ impl DecisionLog {
         // The current file first; when it holds fewer than fit in memory, the newest rotated
         // file fills in (older first).
         for file in [rotated(dir, 1), path.clone()] {
-            for decision in read_lines(&file)? {
+            read_lines(&file, |decision| {
                 last_seq = last_seq.max(decision.seq);
                 push_bounded(&mut recent, decision, limits.in_memory);
-            }
+            })?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -155,22 +155,21 @@ fn push_bounded(recent: &mut VecDeque<Decision>, decision: Decision, cap: usize)
     recent.push_back(decision);
 }
 
-/// The decisions in `path`, oldest first; a torn or garbled line (a crash mid-write) is
-/// skipped. A missing file has none.
-fn read_lines(path: &Path) -> Result<Vec<Decision>, Error> {
+/// Hands each decision in `path` to `each`, oldest first, one line in memory at a time; a
+/// torn or garbled line (a crash mid-write) is skipped. A missing file has none.
+fn read_lines(path: &Path, mut each: impl FnMut(Decision)) -> Result<(), Error> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(err) => return Err(Error::io("opening", path)(err)),
     };
-    let mut out = Vec::new();
     for line in BufReader::new(file).split(b'\n') {
         let line = line.map_err(Error::io("reading", path))?;
         if let Ok(decision) = serde_json::from_slice(&line) {
-            out.push(decision);
+            each(decision);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

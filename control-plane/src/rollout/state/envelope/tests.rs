@@ -53,10 +53,22 @@ fn each_save_is_a_new_generation_and_keeps_the_previous_one() {
 #[test]
 fn a_damaged_state_with_artifacts_in_the_store_stops_with_the_way_out() {
     let table: [(&str, Option<&[u8]>, &str); 6] = [
-        ("missing", None, "it is missing while the store holds artifacts"),
+        (
+            "missing",
+            None,
+            "it is missing while the store holds artifacts",
+        ),
         ("empty", Some(b""), "the file is empty"),
-        ("{}", Some(b"{}"), "it holds no filter while the store holds artifacts"),
-        ("truncated", Some(b"{\"format\": 2, \"generation\""), "truncated or garbled"),
+        (
+            "{}",
+            Some(b"{}"),
+            "it holds no filter while the store holds artifacts",
+        ),
+        (
+            "truncated",
+            Some(b"{\"format\": 2, \"generation\""),
+            "truncated or garbled",
+        ),
         ("garbage", Some(b"\x00\x01garbage"), "truncated or garbled"),
         ("edited", None, "checksum mismatch"),
     ];
@@ -76,8 +88,14 @@ fn a_damaged_state_with_artifacts_in_the_store_stops_with_the_way_out() {
         }
         let message = state_error(&files);
         assert!(message.contains(expected), "{case}: {message}");
-        assert!(message.contains(&path.display().to_string()), "{case}: {message}");
-        assert!(message.contains("meshplug state restore --previous"), "{case}: {message}");
+        assert!(
+            message.contains(&path.display().to_string()),
+            "{case}: {message}"
+        );
+        assert!(
+            message.contains("meshplug state restore --previous"),
+            "{case}: {message}"
+        );
     }
 }
 
@@ -98,5 +116,7 @@ fn a_format_one_file_is_read_and_upgraded_on_the_next_save() {
     fs::write(files.state_path(), legacy).expect("write");
     assert_eq!(files.load_plugins().expect("legacy"), plugins());
     files.save_plugins(&plugins()).expect("save");
-    assert!(matches!(load(&files.state_path()).expect("load"), Loaded::Valid(e) if e.generation == 1));
+    assert!(
+        matches!(load(&files.state_path()).expect("load"), Loaded::Valid(e) if e.generation == 1)
+    );
 }
