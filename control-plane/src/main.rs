@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: watch the artifacts folder and serve ADS/ECDS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Render an Envoy bootstrap from a template to standard output.
     Bootstrap(BootstrapArgs),
     /// Run the pre-flight on an artifact offline; exits non-zero when it is refused.
@@ -251,7 +251,7 @@ struct BootstrapArgs {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
         Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),

@@ -29,16 +29,17 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let artifacts = dir.path().join("artifacts");
-    let ready = dir.path().join("ready.json");
+    start_in(tempfile::tempdir().expect("tempdir")).await
+}
+
+fn config_in(dir: &Path) -> ServeConfig {
     let any = "127.0.0.1:0".parse().expect("addr");
-    let config = ServeConfig {
-        artifacts_dir: artifacts.clone(),
-        data_dir: dir.path().join("data"),
+    ServeConfig {
+        artifacts_dir: dir.join("artifacts"),
+        data_dir: dir.join("data"),
         xds_addr: any,
         admin_addr: any,
-        ready_file: Some(ready.clone()),
+        ready_file: Some(dir.join("ready.json")),
         limits: Limits::default(),
         quiet: Quiet {
             after_close: Duration::from_millis(50),
@@ -55,7 +56,13 @@ async fn start() -> Running {
             xds_idle_timeout: Duration::from_millis(900),
             ..Guards::default()
         },
-    };
+    }
+}
+
+async fn start_in(dir: tempfile::TempDir) -> Running {
+    let artifacts = dir.path().join("artifacts");
+    let ready = dir.path().join("ready.json");
+    let config = config_in(dir.path());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run(config, async move {
         let _ = stopped.await;
@@ -214,5 +221,96 @@ async fn silent_and_garbage_connections_are_closed_and_serving_goes_on() {
         assert!(closed.is_ok(), "the {what} connection was not closed");
     }
     assert_eq!(cp.get("/healthz", None).await.status(), 200);
+    cp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_file_stops_serve_with_the_way_out_instead_of_forgetting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let cp = start_in(dir).await;
+    drop_build(&cp.artifacts, "authz.wasm", WASM);
+    let state = root.join("data/rollouts/state.json");
+    eventually("the build's rollout saved", || {
+        let text = std::fs::read_to_string(&state).ok()?;
+        text.contains("authz").then_some(())
+    })
+    .await;
+    // A second build: a second generation, so the first is kept as the previous one.
+    let second = b"\0asm\x01\0\0\0\x00\x05\x04two!";
+    drop_build(&cp.artifacts, "authz.wasm", second);
+    let second_sha = meshplug::store::sha256_hex(second);
+    eventually("the second build saved", || {
+        let text = std::fs::read_to_string(&state).ok()?;
+        text.contains(&second_sha).then_some(())
+    })
+    .await;
+    let Running {
+        stop,
+        task,
+        _dir: kept,
+        ..
+    } = cp;
+    let _ = stop.map(|s| s.send(()));
+    let _ = task.await;
+    for damage in ["deleted", "{}", "truncated"] {
+        match damage {
+            "deleted" => std::fs::remove_file(&state).expect("rm"),
+            "{}" => std::fs::write(&state, "{}").expect("write"),
+            _ => std::fs::write(&state, "{\"format\": 2, \"gen").expect("write"),
+        }
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            run(config_in(&root), std::future::pending()),
+        )
+        .await
+        .expect("serve returns at once");
+        let err = result.expect_err("serve refuses to start").to_string();
+        assert!(
+            err.contains(&state.display().to_string()),
+            "{damage}: {err}"
+        );
+        assert!(
+            err.contains("meshplug state restore --previous"),
+            "{damage}: {err}"
+        );
+    }
+    let meshplug = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_meshplug"))
+            .args(args)
+            .arg("--data")
+            .arg(root.join("data"))
+            .output()
+            .expect("meshplug runs")
+    };
+    let check = meshplug(&["state", "check"]);
+    assert!(!check.status.success(), "a damaged state fails the check");
+    let restore = meshplug(&["state", "restore", "--previous"]);
+    let said = String::from_utf8_lossy(&restore.stdout);
+    assert!(
+        restore.status.success() && said.contains("restored"),
+        "{said}{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
+    let check = meshplug(&["state", "check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("checksum ok"),
+        "{said}"
+    );
+    let _ = std::fs::remove_file(root.join("ready.json"));
+    let cp = start_in(kept).await;
+    let rollouts: serde_json::Value = cp
+        .get("/api/v1/rollouts", Some(TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
+    // Serving again from the previous generation: the build in the folder is the filter.
+    let plugin = &rollouts["plugins"][0];
+    assert_eq!(plugin["name"], "authz", "{rollouts}");
+    let serves = plugin["last_good"]["sha256"] == second_sha.as_str()
+        || plugin["rollout"]["to"]["sha256"] == second_sha.as_str();
+    assert!(serves, "{rollouts}");
     cp.stop().await;
 }
