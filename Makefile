@@ -8,22 +8,23 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FILTERS := authz ratelimit header-rewrite
 FILTER_OUT := target/filters
 
-.PHONY: help setup build filters test-filters test lint run run-mesh bench bench-scale
+.PHONY: help setup build filters test-filters unit test lint run run-mesh bench bench-scale
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-setup: ## Install what is missing (Envoy, wasm toolchain, wrk); quick when all is there
+setup: ## Install what is missing (Envoy, wasm toolchain and clippy, wrk, cargo-deny); quick when all is there
 	@./envoy-config/install-envoy.sh >/dev/null
 	@missing=""; \
 	if ! (command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown); then \
-	  for pkg in rustc-web rust-web-src lld; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  for pkg in rustc-web rust-web-src rust-web-clippy lld; do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	fi; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v cargo-deny >/dev/null 2>&1 || { echo "setup: installing cargo-deny from crates.io"; cargo install --quiet --locked cargo-deny@0.20.2; }
 
 build: setup ## Build the workspace
 	cargo build --workspace --all-targets
@@ -52,13 +53,20 @@ test-filters: setup ## Build the filter variants the e2e tests use (target/filte
 	  MESHPLUG_VARIANT=$$v filters/build-wasm.sh testbed $(FILTER_OUT)/test/testbed-$$v.wasm || exit 1; \
 	done
 
+unit: setup filters ## The fast tiers only: unit and in-process tests, no Envoy
+	cargo test --workspace --exclude e2e
+	cargo test -p e2e --lib --bins
+
 test: setup filters test-filters ## Unit, in-process and e2e tests (real Envoy)
 	cargo build --workspace --all-targets
 	cargo test --workspace
 
-lint: ## rustfmt check and clippy -D warnings
+lint: setup ## rustfmt, clippy -D warnings (host; wasm for the SDK and filters), cargo deny (licenses, bans, sources), docs
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	filters/clippy-wasm.sh
+	cargo deny check licenses bans sources
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 run: setup filters ## Start control plane, Envoy and an upstream; watch target/filters
 	cargo build -p meshplug -p e2e --bins

@@ -2,7 +2,7 @@
 //!
 //! These are structural: size, file format; for Wasm that every section fits in the file, which
 //! is what catches a truncated or half-written build; for a dynamic module that it is an ELF
-//! shared object for this architecture exporting every hook Envoy requires ([`elf`]). Validating
+//! shared object for this architecture exporting every hook Envoy requires (`check/elf.rs`). Validating
 //! Wasm code and running it with its configuration is the pre-flight's job (see ARCHITECTURE.md).
 
 mod elf;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,12 +13,15 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use crate::refusals::{Limit, Refusals};
+
 /// A stream whose reads fail after `timeout` without a byte read.
 #[derive(Debug)]
 pub struct IdleTimeout<S> {
     inner: S,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    refusals: Option<Arc<Refusals>>,
 }
 
 impl<S> IdleTimeout<S> {
@@ -27,7 +31,14 @@ impl<S> IdleTimeout<S> {
             inner,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            refusals: None,
         }
+    }
+
+    /// Counts each connection closed for idleness in `refusals`.
+    pub fn counted(mut self, refusals: Arc<Refusals>) -> Self {
+        self.refusals = Some(refusals);
+        self
     }
 }
 
@@ -50,6 +61,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
             Poll::Pending => match self.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     tracing::info!(idle = ?self.timeout, "closing an xDS connection that sent nothing");
+                    if let Some(refusals) = &self.refusals {
+                        refusals.count(Limit::IdleConnection);
+                    }
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("no bytes for {:?}", self.timeout),

@@ -206,9 +206,9 @@ impl Ingest {
             return Ok(self.reject(path, name, sha256, reason));
         }
         let stored = self.store.put(&sha256, kind, bytes)?;
-        tracing::info!(filter = %name, %sha256, path = %stored.display(), "stored");
+        tracing::info!(plugin = %name, %sha256, path = %stored.display(), "stored");
         if kind != self.prefer && published_kind == Some(self.prefer) {
-            tracing::info!(filter = %name, %sha256, ?kind, prefer = ?self.prefer,
+            tracing::info!(plugin = %name, %sha256, ?kind, prefer = ?self.prefer,
                 "stored, not deployed: the filter runs its preferred kind (--prefer-kind)");
             return Ok(IngestOutcome::Stored { name });
         }
@@ -304,7 +304,7 @@ impl Ingest {
         };
         match preflight::run(sandbox, name, sha, bytes, config_json, plugin) {
             Ok(report) => {
-                tracing::info!(filter = %name, sha256 = %sha, fixtures = report.fixtures_passed,
+                tracing::info!(plugin = %name, sha256 = %sha, fixtures = report.fixtures_passed,
                     compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed");
                 Ok(None)
             }
@@ -386,7 +386,7 @@ impl Ingest {
         match outcome {
             Ok(rollout) => {
                 self.registry().mark_published(name, version.clone());
-                tracing::info!(filter = %name, %version, ?rollout, "published");
+                tracing::info!(plugin = %name, %version, ?rollout, "published");
                 IngestOutcome::Published {
                     name: name.to_string(),
                     version,
@@ -413,7 +413,7 @@ impl Ingest {
     }
 
     fn reject(&self, path: &Path, name: String, sha256: String, reason: String) -> IngestOutcome {
-        tracing::warn!(filter = %name, %sha256, path = %path.display(), %reason, "rejected");
+        tracing::warn!(plugin = %name, %sha256, path = %path.display(), %reason, "rejected");
         let record = RejectionRecord {
             sha256: sha256.clone(),
             source: PathBuf::from(path),

@@ -13,6 +13,7 @@ pub mod artifact;
 pub mod bootstrap;
 pub mod catalog;
 pub mod check;
+pub mod cli;
 pub mod client;
 pub mod compose;
 pub mod debounce;

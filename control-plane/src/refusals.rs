@@ -16,6 +16,8 @@ pub enum Limit {
     ConfigBytes,
     /// An ADS stream whose node is over `--max-node-bytes`.
     NodeBytes,
+    /// An xDS connection closed after sending nothing for `--xds-idle-timeout-s`.
+    IdleConnection,
 }
 
 impl Limit {
@@ -24,6 +26,7 @@ impl Limit {
             Self::ArtifactFile => "artifact_file",
             Self::ConfigBytes => "config_bytes",
             Self::NodeBytes => "node_bytes",
+            Self::IdleConnection => "idle_connection",
         }
     }
 }

@@ -350,7 +350,7 @@ async fn handle_path(ingest: &Ingest, watcher: &ArtifactWatcher, path: PathBuf) 
             }
         }
         Ok(Ok(IngestOutcome::Unchanged { name, sha256 })) => {
-            tracing::info!(filter = %name, %sha256, "unchanged; nothing to push");
+            tracing::info!(plugin = %name, %sha256, "unchanged; nothing to push");
         }
         Ok(Ok(_)) => {}
         Ok(Err(err)) => tracing::error!(path = %path.display(), error = %err, "ingest failed"),
@@ -405,6 +405,7 @@ async fn serve_xds(
     guards: Guards,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let refusals = xds_metrics.refusals();
     let events = Arc::clone(&engine);
     let sink = move |event: XdsEvent| {
         log_event(&event);
@@ -431,8 +432,15 @@ async fn serve_xds(
     let closer = server.clone();
     let metrics_stop = stop.clone();
     let idle = guards.xds_idle_timeout;
-    let incoming = TcpListenerStream::new(listener)
-        .map(move |accepted| accepted.map(|stream| IdleTimeout::new(stream, idle)));
+    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+        accepted.map(|stream| {
+            let stream = IdleTimeout::new(stream, idle);
+            match &refusals {
+                Some(refusals) => stream.counted(Arc::clone(refusals)),
+                None => stream,
+            }
+        })
+    });
     // On stop: no new connections; each ADS stream finishes the response in hand and ends;
     // metrics streams end; then the server returns.
     let result = tonic::transport::Server::builder()

@@ -79,6 +79,11 @@ impl XdsMetrics {
         metrics
     }
 
+    /// Where refusals are counted, if anywhere.
+    pub fn refusals(&self) -> Option<std::sync::Arc<Refusals>> {
+        self.refusals.clone()
+    }
+
     /// Counts refused streams in `refusals` too.
     pub fn counting_refusals(mut self, refusals: std::sync::Arc<Refusals>) -> Self {
         self.refusals = Some(refusals);

@@ -221,6 +221,18 @@ async fn silent_and_garbage_connections_are_closed_and_serving_goes_on() {
         assert!(closed.is_ok(), "the {what} connection was not closed");
     }
     assert_eq!(cp.get("/healthz", None).await.status(), 200);
+    let metrics = cp
+        .get("/metrics", Some(TOKEN))
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let closed = metrics
+        .lines()
+        .find(|l| l.starts_with("meshplug_limit_refusals_total{limit=\"idle_connection\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok());
+    assert!(closed.is_some_and(|n| n >= 1.0), "{metrics}");
     cp.stop().await;
 }
 

@@ -140,7 +140,7 @@ impl Engine {
         let Some(release) = quarantined else {
             return Err(Error::Rollout(format!("{plugin}: {label} vanished")));
         };
-        tracing::info!(filter = %plugin, version = %label, "quarantine lifted by an operator");
+        tracing::info!(plugin = %plugin, version = %label, "quarantine lifted by an operator");
         let outcome = self.release(plugin, release, now_ms)?;
         Ok(format!(
             "{plugin}: {label} released from quarantine: {outcome:?}"

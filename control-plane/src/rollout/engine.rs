@@ -119,7 +119,7 @@ impl Engine {
         };
         for (name, plugin) in &engine.plugins {
             if let Some(rollout) = &plugin.rollout {
-                tracing::info!(filter = %name, rollout = %rollout.id, stage = ?rollout.stage,
+                tracing::info!(plugin = %name, rollout = %rollout.id, stage = ?rollout.stage,
                     "resuming rollout from saved state");
             }
         }

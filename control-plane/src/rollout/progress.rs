@@ -155,7 +155,7 @@ impl Engine {
             .collect();
         for name in names {
             if let Err(err) = self.evaluate(&name, now_ms, traffic) {
-                tracing::error!(filter = %name, error = %err, "rollout step failed");
+                tracing::error!(plugin = %name, error = %err, "rollout step failed");
             }
         }
     }
@@ -553,7 +553,7 @@ impl Engine {
             return Ok(());
         };
         if self.quarantined(plugin, &next.version).is_some() {
-            tracing::warn!(filter = %plugin, version = %next.version, "queued version is quarantined; dropped");
+            tracing::warn!(plugin = %plugin, version = %next.version, "queued version is quarantined; dropped");
             return self.save_plugins();
         }
         self.start_rollout(plugin, next, now_ms)
@@ -572,7 +572,7 @@ impl Engine {
         self.rollbacks_in_flight = pending;
         for rollback in done {
             let elapsed = now_ms.saturating_sub(rollback.started_ms);
-            tracing::info!(filter = %rollback.plugin, rollout = %rollback.rollout, elapsed_ms = elapsed,
+            tracing::info!(plugin = %rollback.plugin, rollout = %rollback.rollout, elapsed_ms = elapsed,
                 "rollback complete: every affected proxy ACKed the last good version");
             self.metrics.rollback_seconds(elapsed as f64 / 1000.0);
             self.append(Decision {

@@ -9,6 +9,12 @@
 //! The decision is plain Rust in [`policy`], tested without any host; [`Authz`] wires it to the
 //! SDK's [`Host`].
 
+// A filter runs inside every proxy: it answers errors, it never panics on purpose.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)
+)]
+
 pub mod policy;
 
 use std::sync::Arc;

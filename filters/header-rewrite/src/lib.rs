@@ -5,6 +5,12 @@
 //! value), then `add` (append a value). Pseudo-headers (`:path`, ...) cannot be edited, and a
 //! name or value that is not a valid HTTP header is refused when the configuration loads.
 
+// A filter runs inside every proxy: it answers errors, it never panics on purpose.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

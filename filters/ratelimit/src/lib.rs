@@ -9,6 +9,12 @@
 //! of the proxy; as `.wasm` each worker's VM has its own, so with N workers a key may get up to N
 //! times the burst. Run `--concurrency 1` or use the `.so` when the exact limit matters.
 
+// A filter runs inside every proxy: it answers errors, it never panics on purpose.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)
+)]
+
 pub mod bucket;
 
 use std::sync::{Arc, Mutex, PoisonError};

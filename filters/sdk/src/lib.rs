@@ -17,6 +17,12 @@
 //! timers, shared data, or gRPC. `filters/sdk/README.md` has the ABI version and what Envoy does
 //! on a mismatch.
 
+// A filter runs inside every proxy: it answers errors, it never panics on purpose.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::unwrap_used)
+)]
+
 mod error;
 mod filter;
 mod host;

@@ -1,0 +1,52 @@
+//! The `meshplug` command line as a library: [`main`] parses the arguments ([`Cli`]) and runs
+//! the command; `src/main.rs` only calls it. Each command's wiring is in `cli/commands.rs`.
+
+use clap::Parser;
+
+use crate::client::{manifests_table, plugins_table, rollout_table, status_table};
+use args::Command;
+use commands::{bootstrap, control, serve, show, state, validate};
+
+pub use args::Cli;
+
+mod args;
+mod commands;
+
+/// Parses the command line and runs the command.
+pub fn main() -> anyhow::Result<()> {
+    run(Cli::parse())
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(*args),
+        Command::Bootstrap(args) => bootstrap(args),
+        Command::Validate(args) => validate(args),
+        Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),
+        Command::Status(args) => show(args, "/api/v1/nodes", status_table),
+        Command::Plugins(args) => show(args, "/api/v1/plugins", plugins_table),
+        Command::Manifests(args) => show(args, "/api/v1/manifests", manifests_table),
+        Command::Pause(args) => control(args.admin, &args.plugin, "pause", serde_json::json!({})),
+        Command::Resume(args) => control(args.admin, &args.plugin, "resume", serde_json::json!({})),
+        Command::Rollback(args) => {
+            control(args.admin, &args.plugin, "rollback", serde_json::json!({}))
+        }
+        Command::Promote(args) => control(
+            args.admin,
+            &args.plugin,
+            "promote",
+            serde_json::json!({ "full": args.full }),
+        ),
+        Command::Retry(args) => control(
+            args.admin,
+            &args.plugin,
+            "retry",
+            serde_json::json!({ "version": args.version }),
+        ),
+        Command::State(command) => state(command),
+    }
+}
+
+#[cfg(test)]
+mod tests;

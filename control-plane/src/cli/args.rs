@@ -1,0 +1,272 @@
+//! The command line's arguments (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::check::Limits;
+use crate::serve::Guards;
+
+/// `--prefer-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum KindArg {
+    /// `<name>.wasm`.
+    Wasm,
+    /// `lib<name>.so`.
+    Native,
+}
+
+/// `--ads`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum AdsArg {
+    /// State of the world.
+    Grpc,
+    /// Incremental.
+    Delta,
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum OutputArg {
+    /// A table for people.
+    Table,
+    /// The admin API's own JSON document.
+    Json,
+}
+
+/// `meshplug`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshplug",
+    version,
+    about = "Hot-swap Rust filters into a fleet of Envoy proxies"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Run the control plane: watch the artifacts folder and serve ADS/ECDS.
+    Serve(Box<ServeArgs>),
+    /// Render an Envoy bootstrap from a template to standard output.
+    Bootstrap(BootstrapArgs),
+    /// Run the pre-flight on an artifact offline; exits non-zero when it is refused.
+    Validate(ValidateArgs),
+    /// Show every filter's rollout: last good, rolling out, stage, state, quarantine.
+    Rollouts(RolloutsArgs),
+    /// Show every proxy and, per filter, the version it should run, the one it ACKed, and its
+    /// state (SYNCED, SENT, NOT SENT, NACKED with the message).
+    Status(RolloutsArgs),
+    /// Show every filter: artifact kind and sha, configuration, publishes, last rejection.
+    Plugins(RolloutsArgs),
+    /// Manifest files read from the plugins and mesh folders: what is in force, what was
+    /// refused and why (file, line, field).
+    Manifests(RolloutsArgs),
+    /// Stop a rollout advancing (the hard gates keep watching).
+    Pause(ControlArgs),
+    /// Lift a pause.
+    Resume(ControlArgs),
+    /// Pass the current stage now, or with --full promote at once.
+    Promote(PromoteArgs),
+    /// Put the last good version back now and quarantine the new one.
+    Rollback(ControlArgs),
+    /// Lift the quarantine of a version and roll it out again.
+    Retry(RetryArgs),
+    /// Check or repair the saved rollout state (`<data>/rollouts/state.json`).
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum StateCommand {
+    /// Say what `state.json` and its previous generation hold; exit 1 if the current one is
+    /// not usable.
+    Check(StateArgs),
+    /// Put the previous generation back (`--previous`); the damaged file is kept aside.
+    Restore {
+        /// Restore the generation before the current one (`state.json.prev`).
+        #[arg(long, required = true)]
+        previous: bool,
+        #[command(flatten)]
+        args: StateArgs,
+    },
+    /// Start over on purpose: forget every filter's last good version and quarantine.
+    Reset(StateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct StateArgs {
+    /// The data folder `meshplug serve --data` uses.
+    #[arg(long, env = "MESHPLUG_DATA", default_value = ".meshplug")]
+    pub(super) data: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct AdminArgs {
+    /// The control plane's admin API.
+    #[arg(long, env = "MESHPLUG_ADMIN", default_value = "http://127.0.0.1:18080")]
+    pub(super) admin: String,
+    /// The admin API's bearer token.
+    #[arg(long, env = "MESHPLUG_ADMIN_TOKEN", hide_env_values = true)]
+    pub(super) token: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RolloutsArgs {
+    #[command(flatten)]
+    pub(super) admin: AdminArgs,
+    /// Output: `table` or `json`.
+    #[arg(short, long, value_enum, default_value_t = OutputArg::Table)]
+    pub(super) output: OutputArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ControlArgs {
+    /// The filter.
+    pub(super) plugin: String,
+    #[command(flatten)]
+    pub(super) admin: AdminArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct PromoteArgs {
+    /// The filter.
+    pub(super) plugin: String,
+    /// Skip every remaining stage.
+    #[arg(long)]
+    pub(super) full: bool,
+    #[command(flatten)]
+    pub(super) admin: AdminArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RetryArgs {
+    /// The filter.
+    pub(super) plugin: String,
+    /// The quarantined version: its label or a prefix of its sha256.
+    pub(super) version: String,
+    #[command(flatten)]
+    pub(super) admin: AdminArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ValidateArgs {
+    /// The `.wasm` artifact.
+    pub(super) artifact: PathBuf,
+    /// The filter's configuration (JSON); default `{}`.
+    #[arg(long)]
+    pub(super) config: Option<PathBuf>,
+    /// Request fixtures (a JSON array).
+    #[arg(long)]
+    pub(super) fixtures: Option<PathBuf>,
+    /// The configuration's JSON Schema.
+    #[arg(long)]
+    pub(super) schema: Option<PathBuf>,
+    /// Fuel for each call into the module.
+    #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
+    pub(super) fuel: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    /// Folder watched for `<name>.wasm` builds and `<name>.json` configurations.
+    #[arg(long, env = "MESHPLUG_ARTIFACTS", default_value = "artifacts")]
+    pub(super) artifacts: PathBuf,
+    /// Where the content-addressed store and state live.
+    #[arg(long, env = "MESHPLUG_DATA", default_value = ".meshplug")]
+    pub(super) data: PathBuf,
+    /// ADS gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:18000")]
+    pub(super) xds_addr: SocketAddr,
+    /// Admin HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    pub(super) admin_addr: SocketAddr,
+    /// Write the bound addresses here as JSON once serving.
+    #[arg(long)]
+    pub(super) ready_file: Option<PathBuf>,
+    /// Largest artifact accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_artifact_bytes)]
+    pub(super) max_artifact_bytes: u64,
+    /// Largest filter configuration (and fixtures or schema file) accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_config_bytes)]
+    pub(super) max_config_bytes: u64,
+    /// Close an xDS connection that sends no byte for this many seconds (live proxies are
+    /// pinged at a third of it).
+    #[arg(long, default_value_t = Guards::default().xds_idle_timeout.as_secs_f64())]
+    pub(super) xds_idle_timeout_s: f64,
+    /// Largest node (id, cluster, metadata) an ADS stream may open with, in bytes.
+    #[arg(long, default_value_t = Guards::default().max_node_bytes)]
+    pub(super) max_node_bytes: usize,
+    /// Forget a proxy disconnected this many seconds (unless a rollout in progress counts it).
+    #[arg(long, default_value_t = Guards::default().forget_nodes_after.as_secs())]
+    pub(super) forget_nodes_after_s: u64,
+    /// Quiet time after a writer closes a file, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub(super) settle_after_close_ms: u64,
+    /// Quiet time after the last write when no close was seen, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub(super) settle_without_close_ms: u64,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    pub(super) log_json: bool,
+    /// Turn the pre-flight sandbox off (structural checks only). For emergencies and tests.
+    #[arg(long)]
+    pub(super) no_preflight: bool,
+    /// Fuel for each call into a module during pre-flight.
+    #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
+    pub(super) preflight_fuel: u64,
+    /// Rollout policy: a JSON file, or `immediate` (every proxy at once, ACK-gated only).
+    /// Default: 1 proxy, 25%, 100%, then a 60 s bake.
+    #[arg(long, env = "MESHPLUG_ROLLOUT_POLICY")]
+    pub(super) rollout_policy: Option<String>,
+    /// POST every alert (rollback, pause) here as JSON.
+    #[arg(long, env = "MESHPLUG_ALERT_WEBHOOK")]
+    pub(super) alert_webhook: Option<String>,
+    /// Bearer token every admin endpoint but `/healthz` and `/readyz` requires.
+    #[arg(long, env = "MESHPLUG_ADMIN_TOKEN", hide_env_values = true)]
+    pub(super) admin_token: Option<String>,
+    /// When the folder has both `<name>.wasm` and `lib<name>.so`, the kind the filter runs.
+    /// The other is still checked and stored, but not deployed.
+    #[arg(long, env = "MESHPLUG_PREFER_KIND", value_enum, default_value_t = KindArg::Wasm)]
+    pub(super) prefer_kind: KindArg,
+    /// A folder of `kind: Plugin` manifests (YAML, hot-reloaded). Given, manifests say which
+    /// filters exist, their configuration, targets and rollout policy.
+    #[arg(long, env = "MESHPLUG_PLUGINS")]
+    pub(super) plugins: Option<PathBuf>,
+    /// A folder of `kind: Listener` and `kind: Cluster` manifests. Given (with --plugins),
+    /// meshplug serves LDS, RDS and CDS and composes each listener's filter chain.
+    #[arg(long, env = "MESHPLUG_MESH", requires = "plugins")]
+    pub(super) mesh: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct BootstrapArgs {
+    /// The template.
+    #[arg(long, default_value = "envoy-config/bootstrap.yaml")]
+    pub(super) template: PathBuf,
+    #[arg(long, default_value = "envoy-1")]
+    pub(super) node_id: String,
+    #[arg(long, default_value = "meshplug")]
+    pub(super) node_cluster: String,
+    #[arg(long, default_value_t = 19901)]
+    pub(super) admin_port: u16,
+    #[arg(long, default_value_t = 10000)]
+    pub(super) listener_port: u16,
+    #[arg(long, default_value_t = 18000)]
+    pub(super) xds_port: u16,
+    #[arg(long, default_value_t = 18081)]
+    pub(super) upstream_port: u16,
+    /// Where Envoy streams its stats; default: the xDS port.
+    #[arg(long)]
+    pub(super) metrics_port: Option<u16>,
+    /// `bootstrap-mesh.yaml`: node metadata labels that plugin targets match, as a YAML flow
+    /// map, e.g. `{tier: edge, zone: a}`.
+    #[arg(long, default_value = "{}")]
+    pub(super) node_labels: String,
+    /// `bootstrap-mesh.yaml`: state-of-the-world (`grpc`) or incremental (`delta`) ADS.
+    #[arg(long, value_enum, default_value_t = AdsArg::Grpc)]
+    pub(super) ads: AdsArg,
+}

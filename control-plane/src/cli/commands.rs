@@ -1,0 +1,239 @@
+//! What each command does, over the library.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::args::{
+    AdminArgs, AdsArg, BootstrapArgs, KindArg, OutputArg, RolloutsArgs, ServeArgs, StateArgs,
+    StateCommand, ValidateArgs,
+};
+use crate::artifact::ArtifactKind;
+use crate::bootstrap::{render, standard_vars};
+use crate::check::Limits;
+use crate::client::AdminClient;
+use crate::debounce::Quiet;
+use crate::rollout::Policy;
+use crate::serve::{Guards, ServeConfig, run};
+
+pub(super) fn state(command: StateCommand) -> anyhow::Result<()> {
+    use crate::rollout::state::envelope;
+    let path = |args: &StateArgs| args.data.join("rollouts").join("state.json");
+    let now = crate::ingest::unix_ms();
+    match command {
+        StateCommand::Check(args) => {
+            let current = envelope::load(&path(&args))?;
+            let prev_path = envelope::previous(&path(&args));
+            let previous = envelope::load(&prev_path)?;
+            println!(
+                "{}: {}",
+                path(&args).display(),
+                envelope::describe(&current)
+            );
+            println!("{}: {}", prev_path.display(), envelope::describe(&previous));
+            if !envelope::usable(&current) {
+                anyhow::bail!("the current rollout state is not usable");
+            }
+        }
+        StateCommand::Restore { args, .. } => {
+            println!("{}", envelope::restore_previous(&path(&args), now)?);
+        }
+        StateCommand::Reset(args) => println!("{}", envelope::reset(&path(&args), now)?),
+    }
+    Ok(())
+}
+
+fn rollout_policy(arg: Option<&str>) -> anyhow::Result<Policy> {
+    match arg {
+        None => Ok(Policy::default()),
+        Some("immediate") => Ok(Policy::immediate()),
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+            Policy::from_json(&bytes).map_err(|e| anyhow::anyhow!("rollout policy {path}: {e}"))
+        }
+    }
+}
+
+fn admin_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Prints an admin API listing as JSON (the API's own, stable shape) or as a table.
+pub(super) fn show(
+    args: RolloutsArgs,
+    path: &str,
+    table: fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
+    let client = AdminClient::new(&args.admin.admin, args.admin.token)?;
+    let list = admin_runtime()?.block_on(client.get(path))?;
+    match args.output {
+        OutputArg::Json => println!("{}", serde_json::to_string_pretty(&list)?),
+        OutputArg::Table => print!("{}", table(&list)),
+    }
+    Ok(())
+}
+
+pub(super) fn control(
+    admin: AdminArgs,
+    plugin: &str,
+    action: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<()> {
+    let client = AdminClient::new(&admin.admin, admin.token)?;
+    let message = admin_runtime()?.block_on(client.control(plugin, action, body))?;
+    println!("{message}");
+    Ok(())
+}
+
+pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    // Every Envoy holds one ADS connection: allow as many as the hard limit permits.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(error = %err, "could not raise the open-file limit"),
+    }
+    let config = serve_config(args)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(run(config, shutdown_signal()));
+    // A blocking task still running (a pre-flight, a reload) does not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result?;
+    Ok(())
+}
+
+/// The control plane's settings from `meshplug serve`'s arguments.
+pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+    Ok(ServeConfig {
+        artifacts_dir: args.artifacts,
+        data_dir: args.data,
+        xds_addr: args.xds_addr,
+        admin_addr: args.admin_addr,
+        ready_file: args.ready_file,
+        limits: Limits {
+            max_artifact_bytes: args.max_artifact_bytes,
+            max_config_bytes: args.max_config_bytes,
+        },
+        quiet: Quiet {
+            after_close: Duration::from_millis(args.settle_after_close_ms),
+            without_close: Duration::from_millis(args.settle_without_close_ms),
+        },
+        preflight: (!args.no_preflight).then_some(sandbox::Limits {
+            max_module_bytes: usize::try_from(args.max_artifact_bytes).unwrap_or(usize::MAX),
+            fuel_per_call: args.preflight_fuel,
+            ..sandbox::Limits::default()
+        }),
+        rollout_policy: rollout_policy(args.rollout_policy.as_deref())?,
+        alert_webhook: args.alert_webhook,
+        admin_token: args.admin_token,
+        prefer_kind: match args.prefer_kind {
+            KindArg::Wasm => ArtifactKind::Wasm,
+            KindArg::Native => ArtifactKind::Native,
+        },
+        plugins_dir: args.plugins,
+        mesh_dir: args.mesh,
+        guards: Guards {
+            xds_idle_timeout: Duration::try_from_secs_f64(args.xds_idle_timeout_s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--xds-idle-timeout-s must be a positive number of seconds")?,
+            max_node_bytes: args.max_node_bytes,
+            forget_nodes_after: Duration::from_secs(args.forget_nodes_after_s),
+        },
+    })
+}
+
+pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let template = std::fs::read_to_string(&args.template)
+        .with_context(|| format!("reading {}", args.template.display()))?;
+    let mut vars = standard_vars(
+        &args.node_id,
+        &args.node_cluster,
+        [
+            ("ADMIN_PORT", args.admin_port),
+            ("LISTENER_PORT", args.listener_port),
+            ("XDS_PORT", args.xds_port),
+            ("UPSTREAM_PORT", args.upstream_port),
+        ],
+    );
+    let metrics_port = args.metrics_port.unwrap_or(args.xds_port);
+    vars.insert("METRICS_PORT", metrics_port.to_string());
+    vars.insert("NODE_LABELS", args.node_labels);
+    let api = match args.ads {
+        AdsArg::Delta => "DELTA_GRPC",
+        AdsArg::Grpc => "GRPC",
+    };
+    vars.insert("ADS_API", api.to_string());
+    print!("{}", render(&template, &vars)?);
+    Ok(())
+}
+
+pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let wasm = read(&args.artifact)?;
+    let config = args
+        .config
+        .as_ref()
+        .map(read)
+        .transpose()?
+        .unwrap_or_else(|| b"{}".to_vec());
+    let fixtures = match &args.fixtures {
+        Some(path) => sandbox::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let schema: Option<serde_json::Value> = match &args.schema {
+        Some(path) => Some(serde_json::from_slice(&read(path)?).context("schema is not JSON")?),
+        None => None,
+    };
+    let name = args
+        .artifact
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("filter")
+        .to_string();
+    let limits = sandbox::Limits {
+        fuel_per_call: args.fuel,
+        ..sandbox::Limits::default()
+    };
+    let preflight = sandbox::Preflight::new(limits).map_err(anyhow::Error::msg)?;
+    match preflight.run(&name, &wasm, &config, &fixtures, schema.as_ref()) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Err(rejection) => {
+            eprintln!("refused: {rejection}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
