@@ -22,6 +22,24 @@ impl Schedule {
 
 const KILLS: usize = 20;
 
+/// Waits a random moment (under 1.5 s), then SIGKILLs and restarts the control plane. Returns
+/// whether a rollout was in progress when it died.
+async fn kill_at_random(bed: &mut RolloutMesh, schedule: &mut Schedule) -> bool {
+    let at = Duration::from_millis(schedule.next_ms(1500));
+    tokio::time::sleep(at).await;
+    let state = bed.plugin().await.expect("state");
+    bed.mesh
+        .control_plane
+        .kill_and_restart()
+        .await
+        .expect("restarted");
+    println!(
+        "kill after {at:?}; rollout stage then: {}",
+        state["rollout"]["stage"]
+    );
+    !state["rollout"].is_null()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_end_where_they_should_however_often_the_control_plane_dies() {
     let seed = std::env::var("MESHPLUG_CHAOS_SEED")
@@ -47,22 +65,8 @@ async fn rollouts_end_where_they_should_however_often_the_control_plane_dies() {
     let mut kills = 1;
     let mut during_rollout = 1;
     while kills < KILLS {
-        let at = Duration::from_millis(schedule.next_ms(1500));
-        tokio::time::sleep(at).await;
-        let state = bed.plugin().await.expect("state");
-        if !state["rollout"].is_null() {
-            during_rollout += 1;
-        }
-        bed.mesh
-            .control_plane
-            .kill_and_restart()
-            .await
-            .expect("restarted");
+        during_rollout += usize::from(kill_at_random(&mut bed, &mut schedule).await);
         kills += 1;
-        println!(
-            "kill {kills} after {at:?}; rollout stage then: {}",
-            state["rollout"]["stage"]
-        );
     }
     let done = bed
         .wait_for("v2 promoted", Duration::from_secs(120), |p| {
@@ -83,15 +87,8 @@ async fn rollouts_end_where_they_should_however_often_the_control_plane_dies() {
     })
     .await;
     for _ in 0..4 {
-        let at = Duration::from_millis(schedule.next_ms(1500));
-        tokio::time::sleep(at).await;
-        bed.mesh
-            .control_plane
-            .kill_and_restart()
-            .await
-            .expect("restarted");
+        during_rollout += usize::from(kill_at_random(&mut bed, &mut schedule).await);
         kills += 1;
-        during_rollout += 1;
     }
     let ended = bed
         .wait_for("the bad build quarantined", Duration::from_secs(120), |p| {

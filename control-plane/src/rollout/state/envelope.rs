@@ -206,10 +206,7 @@ pub fn restore_previous(path: &Path, now_ms: u64) -> Result<String, Error> {
         )));
     }
     let bytes = fs::read(&prev).map_err(Error::io("reading", &prev))?;
-    let kept = set_aside(path, now_ms)?;
-    let tmp = path.with_extension("json.tmp");
-    write_synced(&tmp, &bytes)?;
-    fs::rename(&tmp, path).map_err(Error::io("renaming", path))?;
+    let kept = replace_keeping_aside(path, &bytes, now_ms)?;
     Ok(format!(
         "restored {} from {}{}",
         path.display(),
@@ -224,12 +221,9 @@ pub fn restore_previous(path: &Path, now_ms: u64) -> Result<String, Error> {
 /// Starts the rollout state over on purpose: an empty, valid generation. What was at `path`
 /// is kept as `<path>.damaged-<now_ms>`.
 pub fn reset(path: &Path, now_ms: u64) -> Result<String, Error> {
-    let kept = set_aside(path, now_ms)?;
     let envelope = Envelope::new(1, now_ms, &BTreeMap::new())?;
     let bytes = serde_json::to_vec_pretty(&envelope)?;
-    let tmp = path.with_extension("json.tmp");
-    write_synced(&tmp, &bytes)?;
-    fs::rename(&tmp, path).map_err(Error::io("renaming", path))?;
+    let kept = replace_keeping_aside(path, &bytes, now_ms)?;
     Ok(format!(
         "{} starts over empty: every filter's last good version and quarantine are forgotten{}",
         path.display(),
@@ -238,6 +232,16 @@ pub fn reset(path: &Path, now_ms: u64) -> Result<String, Error> {
             k.display()
         ))
     ))
+}
+
+/// Moves what is at `path` aside (see [`set_aside`]) and writes `bytes` there durably; where
+/// the old file went.
+fn replace_keeping_aside(path: &Path, bytes: &[u8], now_ms: u64) -> Result<Option<PathBuf>, Error> {
+    let kept = set_aside(path, now_ms)?;
+    let tmp = path.with_extension("json.tmp");
+    write_synced(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(Error::io("renaming", path))?;
+    Ok(kept)
 }
 
 fn set_aside(path: &Path, now_ms: u64) -> Result<Option<PathBuf>, Error> {

@@ -14,7 +14,7 @@ fn release(version: &str) -> Release {
     }
 }
 
-fn decision(seq: u64) -> Decision {
+pub(super) fn decision(seq: u64) -> Decision {
     Decision {
         seq,
         at_ms: 1,

@@ -1,26 +1,5 @@
 use super::*;
-use crate::rollout::decide::Stage;
-
-fn decision(seq: u64, reason: &str) -> Decision {
-    Decision {
-        seq,
-        at_ms: seq,
-        plugin: "authz".into(),
-        rollout: "r".into(),
-        from: None,
-        to: "b".into(),
-        stage: Some(Stage::Step(0)),
-        action: "look".into(),
-        gate: None,
-        reason: reason.into(),
-        canary_size: 0,
-        canary: vec![],
-        baseline: vec![],
-        canary_totals: None,
-        baseline_totals: None,
-        baseline_kind: None,
-    }
-}
+use crate::rollout::state::tests::decision;
 
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
@@ -42,7 +21,7 @@ fn memory_and_disk_stay_bounded_however_many_decisions() {
     };
     let mut log = DecisionLog::open(dir.path(), limits).expect("open");
     for seq in 1..=5_000 {
-        log.append(&decision(seq, "Hold")).expect("append");
+        log.append(&decision(seq)).expect("append");
     }
     assert_eq!(log.recent().count(), 100);
     assert_eq!(log.recent().next().map(|d| d.seq), Some(4_901));
@@ -66,7 +45,7 @@ fn memory_and_disk_stay_bounded_however_many_decisions() {
 fn a_torn_line_is_skipped_on_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = DecisionLog::open(dir.path(), LogLimits::default()).expect("open");
-    log.append(&decision(1, "a")).expect("append");
+    log.append(&decision(1)).expect("append");
     drop(log);
     let path = dir.path().join("decisions.jsonl");
     let mut file = OpenOptions::new().append(true).open(&path).expect("open");
@@ -82,7 +61,7 @@ fn an_entry_after_a_torn_line_is_kept() {
     let path = dir.path().join("decisions.jsonl");
     fs::write(&path, b"{\"seq\":1,\"at_").expect("torn");
     let mut log = DecisionLog::open(dir.path(), LogLimits::default()).expect("open");
-    log.append(&decision(2, "b")).expect("append");
+    log.append(&decision(2)).expect("append");
     drop(log);
     let log = DecisionLog::open(dir.path(), LogLimits::default()).expect("reopen");
     assert_eq!(log.recent().map(|d| d.seq).collect::<Vec<_>>(), [2]);
