@@ -6,7 +6,10 @@
 //! resource built by [`ecds`] into the `xds` crate's snapshot cache. Envoy fetches it over ADS;
 //! every send, ACK and NACK updates the [`fleet`] view, which the [`admin`] API serves.
 //!
-//! Domain types here carry no protobuf: [`ecds`] is the one place that builds Envoy messages.
+//! Domain types here carry no protobuf. Envoy messages are built in [`ecds`] (filter
+//! configurations), [`compose`]'s `envoy` encoder (listeners, routes, clusters) and the rollout
+//! engine's placement (which wraps them for each node's snapshot); [`metrics_sink`] decodes
+//! Envoy's stats. The command line is [`cli`].
 
 pub mod admin;
 pub mod artifact;

@@ -1,6 +1,6 @@
 //! The control plane dies (SIGKILL) right after pushing a new version, before any proxy
-//! answered (both Envoys are stopped with SIGSTOP, so the push is not ACKed), and stays down
-//! longer than the 10 s ACK deadline. When it is back and the Envoys go on, the healthy
+//! answered (both Envoys are stopped with SIGSTOP for the moment of the push, so it is not
+//! ACKed), and stays down longer than the 10 s ACK deadline. When it is back and the Envoys go on, the healthy
 //! version is not quarantined: the downtime does not count against the deadline.
 
 use std::time::Duration;
@@ -23,14 +23,17 @@ async fn a_healthy_build_survives_a_long_downtime_right_after_its_push() {
                     .is_some_and(|m| !m.is_empty())
         })
         .await;
+    // Kill first, then let the Envoys go on at once: stopped longer than the bootstrap's 3 s
+    // watchdog `kill_timeout`, Envoy would abort itself. They cannot ACK a dead control plane.
+    bed.mesh.control_plane.process().kill();
+    for envoy in &mut bed.mesh.envoys {
+        envoy.process().set_stopped(false);
+    }
     bed.mesh
         .control_plane
         .kill_and_restart_after(Duration::from_secs(12))
         .await
         .expect("restarted after 12 s down");
-    for envoy in &mut bed.mesh.envoys {
-        envoy.process().set_stopped(false);
-    }
     let done = bed
         .wait_for("v2 promoted", Duration::from_secs(90), |p| {
             p["last_good"]["sha256"] == v2.as_str()

@@ -14,6 +14,11 @@ use super::state::{Decision, Paused, Quarantined, Release, Rollout};
 use super::traffic::Totals;
 use crate::Error;
 
+/// How long after the control plane starts a proxy it has not heard from yet is given to come
+/// back before its ACK deadline starts: Envoy retries a lost xDS stream with a jittered
+/// exponential backoff of at most 30 s, plus a margin to connect.
+pub(super) const RECONNECT_GRACE_MS: u64 = 35_000;
+
 /// How many cohort members a decision-log entry names; `canary_size` gives the whole count.
 const LOGGED_NODES: usize = 50;
 
@@ -256,12 +261,13 @@ impl Engine {
             .map(|(id, pushed_at)| {
                 let record = self.nodes.get(id);
                 let signals = self.signals.get(id);
-                // A proxy not seen since this process started could not answer us: its ACK
-                // deadline counts from the start (when it connects, from then: see
-                // `rearm_unacked`). One seen and gone again still counts from its push.
-                let pushed_at_ms = match self.connected.get(id) {
-                    Some(_) => *pushed_at,
-                    None => (*pushed_at).max(self.opened_ms.unwrap_or(*pushed_at)),
+                // A proxy not seen since this process started could not answer us: it gets
+                // Envoy's longest reconnect backoff before its ACK deadline starts (when it
+                // connects, the deadline counts from then: see `rearm_unacked`). One seen
+                // and gone again still counts from its push.
+                let pushed_at_ms = match (self.connected.get(id), self.opened_ms) {
+                    (None, Some(opened)) => (*pushed_at).max(opened + RECONNECT_GRACE_MS),
+                    _ => *pushed_at,
                 };
                 CanaryNode {
                     id: id.clone(),

@@ -5,6 +5,7 @@
 use super::tests::{FLEET, Harness, PLUGIN, canary_of, node, policy, with_last_good};
 use super::*;
 use crate::rollout::engine::tests::release;
+use crate::rollout::progress::RECONNECT_GRACE_MS;
 
 fn close(h: &mut Harness, id: &str, now: u64) {
     let event = XdsEvent::StreamClosed {
@@ -44,12 +45,18 @@ fn downtime_after_a_push_does_not_count_against_the_ack_deadline() {
     h.ack(&canary, 301_200);
     h.engine.tick(312_000);
     assert!(h.record().quarantine.is_empty());
-    // A canary that really never ACKs still fails, on up time.
+    // A canary that never comes back still fails, on up time: Envoy's longest reconnect
+    // backoff, then the ACK deadline.
     let mut h = with_last_good();
     h.engine.tick(900);
     h.engine.release(PLUGIN, release("c"), 1_000).expect("c");
     restart(&mut h, 301_000);
     h.engine.tick(312_000);
+    assert!(
+        h.record().quarantine.is_empty(),
+        "not within the reconnect grace"
+    );
+    h.engine.tick(301_000 + RECONNECT_GRACE_MS + 10_100);
     assert!(h.record().quarantine.contains_key(&release("c").version));
 }
 
@@ -98,7 +105,8 @@ fn a_crash_looping_control_plane_does_not_fail_a_canary_it_never_got_to_hear() {
     h.engine.tick(900);
     h.engine.release(PLUGIN, release("b"), 1_000).expect("b");
     let canary = canary_of(&h);
-    // 15 lives of 900 ms, 100 ms apart: 13.5 s of up time, the proxies never reconnect.
+    // 15 lives of 900 ms, 100 ms apart: 13.5 s of up time, the proxies never reconnect (each
+    // life is shorter than the reconnect grace and the ACK deadline together).
     let mut now = 1_000;
     for _ in 0..15 {
         now += 100;
