@@ -109,21 +109,20 @@ impl Ingest {
         let bytes = match read_checked(path, &self.folder, limit)? {
             ReadOutcome::Bytes(bytes) => bytes,
             ReadOutcome::NotSettled => return Ok(IngestOutcome::NotSettled),
-            ReadOutcome::Refused(reason) if self.manifests.is_some() => {
+            ReadOutcome::Refused(reason) => {
                 self.refusals.count(Limit::ArtifactFile);
-                tracing::warn!(path = %path.display(), %reason, "build refused");
                 let name = watched.name().to_string();
+                if self.manifests.is_none() {
+                    return Ok(self.reject(path, name, String::new(), reason));
+                }
+                // With manifests a build name is not a plugin: there is no record to keep.
+                tracing::warn!(path = %path.display(), %reason, "build refused");
                 let sha256 = String::new();
                 return Ok(IngestOutcome::Rejected {
                     name,
                     sha256,
                     reason,
                 });
-            }
-            ReadOutcome::Refused(reason) => {
-                self.refusals.count(Limit::ArtifactFile);
-                let name = watched.name().to_string();
-                return Ok(self.reject(path, name, String::new(), reason));
             }
         };
         let sha256 = sha256_hex(&bytes);

@@ -114,12 +114,7 @@ impl Store {
         let tmp = self
             .dir
             .join(format!(".{sha}.rejected.{}.tmp", std::process::id()));
-        let written = write_synced(&tmp, reason.as_bytes())
-            .and_then(|()| fs::rename(&tmp, &path).map_err(Error::io("renaming", &path)));
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written
+        replace_synced(&path, &tmp, reason.as_bytes())
     }
 
     /// Why `sha` was refused before, if it was.
@@ -128,10 +123,31 @@ impl Store {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let mut file = fs::File::create(path).map_err(Error::io("creating", path))?;
-    file.write_all(bytes).map_err(Error::io("writing", path))?;
-    file.sync_all().map_err(Error::io("syncing", path))
+/// Writes `bytes` to `path` and fsyncs it; on failure (a full disk, say) nothing is left at
+/// `path`.
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let written = fs::File::create(path)
+        .map_err(Error::io("creating", path))
+        .and_then(|mut file| {
+            file.write_all(bytes).map_err(Error::io("writing", path))?;
+            file.sync_all().map_err(Error::io("syncing", path))
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    written
+}
+
+/// Replaces `path` with `bytes` durably: written and fsynced as `tmp`, then renamed over
+/// `path`, so a reader sees the old file or the new one, never half of one. On failure `tmp`
+/// is removed.
+pub(crate) fn replace_synced(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_synced(tmp, bytes)?;
+    let renamed = fs::rename(tmp, path).map_err(Error::io("renaming", path));
+    if renamed.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    renamed
 }
 
 #[cfg(test)]

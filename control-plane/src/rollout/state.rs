@@ -6,9 +6,8 @@
 //! and `decisions.jsonl` (one JSON line per decision, fsynced, rotated: see [`log`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +17,7 @@ use super::traffic::Totals;
 use crate::Error;
 use crate::artifact::ArtifactKind;
 use crate::manifest::FailurePolicy;
-use envelope::Envelope;
+use crate::store::replace_synced;
 use log::{DecisionLog, LogLimits};
 
 /// One deployable version of a filter: an artifact and a configuration.
@@ -254,8 +253,7 @@ impl StateFiles {
     pub fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
         let generation = self.generation.load(Ordering::SeqCst) + 1;
         let saved_ms = crate::ingest::unix_ms();
-        let envelope = Envelope::new(generation, saved_ms, plugins)?;
-        envelope::save(&self.state_path(), &envelope)?;
+        envelope::save(&self.state_path(), generation, saved_ms, plugins)?;
         self.generation.store(generation, Ordering::SeqCst);
         Ok(())
     }
@@ -286,7 +284,12 @@ impl StateFiles {
     /// Saves the nodes durably.
     pub fn save_nodes(&self, nodes: &BTreeMap<String, NodeRecord>) -> Result<(), Error> {
         // Compact: with thousands of proxies this is written up to once a second.
-        save_json(&self.dir.join("nodes.json"), &serde_json::to_vec(nodes)?)
+        let path = self.dir.join("nodes.json");
+        replace_synced(
+            &path,
+            &path.with_extension("json.tmp"),
+            &serde_json::to_vec(nodes)?,
+        )
     }
 
     /// Appends one decision and fsyncs it.
@@ -303,19 +306,6 @@ impl StateFiles {
     pub fn decisions(&self) -> impl DoubleEndedIterator<Item = &Decision> {
         self.log.recent()
     }
-}
-
-fn save_json(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("json.tmp");
-    let written = File::create(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    if let Err(err) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io("writing", &tmp)(err));
-    }
-    fs::rename(&tmp, path).map_err(Error::io("renaming", path))
 }
 
 pub mod envelope;

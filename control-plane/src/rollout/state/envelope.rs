@@ -9,14 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::PluginRecord;
 use crate::Error;
-use crate::store::sha256_hex;
+use crate::store::{replace_synced, sha256_hex, write_synced};
 
 /// The envelope's format number.
 pub const FORMAT: u32 = 2;
@@ -36,21 +35,31 @@ pub struct Envelope {
     pub plugins: BTreeMap<String, PluginRecord>,
 }
 
-impl Envelope {
-    /// Wraps `plugins` as generation `generation`.
-    pub fn new(
-        generation: u64,
-        saved_ms: u64,
-        plugins: &BTreeMap<String, PluginRecord>,
-    ) -> Result<Self, Error> {
-        Ok(Self {
-            format: FORMAT,
-            generation,
-            saved_ms,
-            checksum: checksum(plugins)?,
-            plugins: plugins.clone(),
-        })
-    }
+/// An [`Envelope`] as it is written: the same fields, borrowing the plugins (a save happens
+/// before every push; copying every filter's state for it would be waste).
+#[derive(Serialize)]
+struct Written<'a> {
+    format: u32,
+    generation: u64,
+    saved_ms: u64,
+    checksum: String,
+    plugins: &'a BTreeMap<String, PluginRecord>,
+}
+
+/// The bytes of `state.json` holding `plugins` as generation `generation`.
+fn encode(
+    generation: u64,
+    saved_ms: u64,
+    plugins: &BTreeMap<String, PluginRecord>,
+) -> Result<Vec<u8>, Error> {
+    let written = Written {
+        format: FORMAT,
+        generation,
+        saved_ms,
+        checksum: checksum(plugins)?,
+        plugins,
+    };
+    Ok(serde_json::to_vec_pretty(&written)?)
 }
 
 fn checksum(plugins: &BTreeMap<String, PluginRecord>) -> Result<String, Error> {
@@ -148,10 +157,16 @@ pub fn previous(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `envelope` to `path` durably, keeping what was there as [`previous`]. `path` exists
-/// at every moment (the previous file is kept by a hard link, then the new one renamed over).
-pub fn save(path: &Path, envelope: &Envelope) -> Result<(), Error> {
-    let bytes = serde_json::to_vec_pretty(envelope)?;
+/// Writes `plugins` as generation `generation` to `path` durably, keeping what was there as
+/// [`previous`]. `path` exists at every moment (the previous file is kept by a hard link,
+/// then the new one renamed over).
+pub fn save(
+    path: &Path,
+    generation: u64,
+    saved_ms: u64,
+    plugins: &BTreeMap<String, PluginRecord>,
+) -> Result<(), Error> {
+    let bytes = encode(generation, saved_ms, plugins)?;
     let tmp = path.with_extension("json.tmp");
     write_synced(&tmp, &bytes)?;
     if path.exists() {
@@ -221,8 +236,7 @@ pub fn restore_previous(path: &Path, now_ms: u64) -> Result<String, Error> {
 /// Starts the rollout state over on purpose: an empty, valid generation. What was at `path`
 /// is kept as `<path>.damaged-<now_ms>`.
 pub fn reset(path: &Path, now_ms: u64) -> Result<String, Error> {
-    let envelope = Envelope::new(1, now_ms, &BTreeMap::new())?;
-    let bytes = serde_json::to_vec_pretty(&envelope)?;
+    let bytes = encode(1, now_ms, &BTreeMap::new())?;
     let kept = replace_keeping_aside(path, &bytes, now_ms)?;
     Ok(format!(
         "{} starts over empty: every filter's last good version and quarantine are forgotten{}",
@@ -238,9 +252,7 @@ pub fn reset(path: &Path, now_ms: u64) -> Result<String, Error> {
 /// the old file went.
 fn replace_keeping_aside(path: &Path, bytes: &[u8], now_ms: u64) -> Result<Option<PathBuf>, Error> {
     let kept = set_aside(path, now_ms)?;
-    let tmp = path.with_extension("json.tmp");
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(Error::io("renaming", path))?;
+    replace_synced(path, &path.with_extension("json.tmp"), bytes)?;
     Ok(kept)
 }
 
@@ -253,16 +265,6 @@ fn set_aside(path: &Path, now_ms: u64) -> Result<Option<PathBuf>, Error> {
     let aside = PathBuf::from(name);
     fs::rename(path, &aside).map_err(Error::io("renaming", path))?;
     Ok(Some(aside))
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let written = File::create(path)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()));
-    if let Err(err) = written {
-        let _ = fs::remove_file(path);
-        return Err(Error::io("writing", path)(err));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use std::fs::OpenOptions;
+use std::io::Write;
 
 use super::*;
 
