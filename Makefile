@@ -55,7 +55,7 @@ test-filters: setup ## Build the filter variants the e2e tests use (target/filte
 
 unit: setup filters ## The fast tiers only: unit and in-process tests, no Envoy
 	cargo test --workspace --exclude e2e
-	cargo test -p e2e --lib --bins
+	cargo test -p e2e --lib
 
 test: setup filters test-filters ## Unit, in-process and e2e tests (real Envoy)
 	cargo build --workspace --all-targets
@@ -69,15 +69,15 @@ lint: setup ## rustfmt, clippy -D warnings (host; wasm for the SDK and filters),
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 run: setup filters ## Start control plane, Envoy and an upstream; watch target/filters
-	cargo build -p meshplug -p e2e --bins
+	cargo build -p meshplug -p meshplug-tools --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT)
 
 run-mesh: setup filters ## As run, but listener, routes, cluster and plugins come from manifests in .run/mesh and .run/plugins
-	cargo build -p meshplug -p e2e --bins
+	cargo build -p meshplug -p meshplug-tools --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT) --composed
 
 bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, swaps under wrk load, pre-flight time, rollback latency, filter overhead, floods (memory), manifest translation
-	cargo build --release -p meshplug -p e2e --bins
+	cargo build --release -p meshplug -p meshplug-tools --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 0 --no-preflight
 	target/release/bench-preflight
@@ -87,6 +87,6 @@ bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, swaps 
 	cargo bench -p meshplug --bench translate -- --warm-up-time 1 --measurement-time 5
 
 bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU (appends to BENCHMARKS.md)
-	cargo build --release -p meshplug -p e2e --bins
+	cargo build --release -p meshplug -p meshplug-tools --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 1000 --changes 5 --append BENCHMARKS.md
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 5 --append BENCHMARKS.md

@@ -16,9 +16,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A bootstrap template used a placeholder nobody filled.
-    #[error("bootstrap template: unknown placeholder {{{{{0}}}}}")]
-    UnknownPlaceholder(String),
+    /// Translating to Envoy failed (a bootstrap template, say).
+    #[error(transparent)]
+    Envoy(#[from] meshplug_envoy::Error),
     /// Watching the artifacts folder failed.
     #[error("watching {path}: {source}")]
     Watch {

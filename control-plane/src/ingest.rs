@@ -72,7 +72,7 @@ pub struct Ingest {
     /// The rollout engine every new version goes to.
     pub engine: Arc<Mutex<Engine>>,
     /// The pre-flight sandbox; `None` turns pre-flight off.
-    pub preflight: Option<Arc<sandbox::Preflight>>,
+    pub preflight: Option<Arc<meshplug_preflight::Preflight>>,
     /// The kind a filter runs when both its `.wasm` and its `.so` are in the folder.
     pub prefer: ArtifactKind,
     /// The plugin manifests in force, when manifests govern (`meshplug serve --plugins`):
@@ -340,7 +340,7 @@ impl Ingest {
         sha256: String,
         bytes: &[u8],
     ) -> Result<IngestOutcome, Error> {
-        let fixtures = match sandbox::parse_fixtures(bytes) {
+        let fixtures = match meshplug_preflight::parse_fixtures(bytes) {
             Ok(fixtures) => fixtures,
             Err(err) => return Ok(self.reject(path, name, sha256, err)),
         };

@@ -12,25 +12,16 @@
 //! Envoy's stats. The command line is [`cli`].
 
 pub mod admin;
-pub mod artifact;
-pub mod bootstrap;
-pub mod catalog;
-pub mod check;
 pub mod cli;
 pub mod client;
-pub mod compose;
-pub mod debounce;
-pub mod ecds;
 mod error;
 pub mod fleet;
 pub mod idle;
 pub mod ingest;
-pub mod manifest;
 pub mod manifest_watch;
 pub mod metrics_sink;
 pub mod preflight;
 pub mod refusals;
-pub mod registry;
 pub mod rollout;
 pub mod serve;
 pub mod store;
@@ -38,3 +29,14 @@ pub mod watcher;
 pub mod xds_metrics;
 
 pub use error::Error;
+
+// The domain core and the Envoy translation, under the paths the runtime and its tests use.
+pub use meshplug_core::{artifact, catalog, check, debounce, manifest, registry};
+pub use meshplug_envoy::{bootstrap, ecds};
+
+/// Each listener's filter chain ([`meshplug_core::compose`]) and its Envoy encoding
+/// ([`meshplug_envoy::compose`], as `compose::envoy`).
+pub mod compose {
+    pub use meshplug_core::compose::*;
+    pub use meshplug_envoy::compose as envoy;
+}

@@ -1,7 +1,7 @@
 //! Runs the `sandbox` pre-flight on what is about to be published, and keys refusals so that
 //! one never runs twice for the same inputs.
 
-use sandbox::{Preflight, Rejection};
+use meshplug_preflight::{Preflight, Rejection};
 
 use crate::registry::PluginStatus;
 use crate::store::sha256_hex;
@@ -74,7 +74,7 @@ pub fn run(
     wasm: &[u8],
     config_json: &str,
     plugin: Option<&PluginStatus>,
-) -> Result<sandbox::Report, Refusal> {
+) -> Result<meshplug_preflight::Report, Refusal> {
     let fixtures = plugin
         .map(|p| p.fixture_list.as_slice())
         .unwrap_or_default();

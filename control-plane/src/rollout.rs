@@ -7,18 +7,15 @@
 //! persisted [`state`], per-proxy snapshots, the decision log and alerts.
 
 mod applied;
-pub mod cohort;
 pub mod commands;
-pub mod decide;
 pub mod engine;
 pub mod metrics;
 mod placement;
-pub mod policy;
 mod progress;
 mod serving;
-pub mod signals;
 pub mod state;
-pub mod traffic;
+
+pub use meshplug_core::rollout::{cohort, decide, policy, signals, traffic};
 
 pub use commands::Command;
 pub use engine::{Engine, ReleaseOutcome};

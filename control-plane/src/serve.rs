@@ -54,7 +54,7 @@ pub struct ServeConfig {
     /// Watcher quiet periods.
     pub quiet: Quiet,
     /// Pre-flight sandbox budgets; `None` turns pre-flight off.
-    pub preflight: Option<sandbox::Limits>,
+    pub preflight: Option<meshplug_preflight::Limits>,
     /// How new versions roll out.
     pub rollout_policy: Policy,
     /// Where alerts are POSTed as JSON, if anywhere.
@@ -259,11 +259,11 @@ fn manifest_dirs(config: &ServeConfig) -> Result<Vec<PathBuf>, Error> {
 }
 
 fn preflight_sandbox(
-    limits: Option<sandbox::Limits>,
-) -> Result<Option<Arc<sandbox::Preflight>>, Error> {
+    limits: Option<meshplug_preflight::Limits>,
+) -> Result<Option<Arc<meshplug_preflight::Preflight>>, Error> {
     match limits {
         Some(limits) => Ok(Some(Arc::new(
-            sandbox::Preflight::new(limits).map_err(Error::Preflight)?,
+            meshplug_preflight::Preflight::new(limits).map_err(Error::Preflight)?,
         ))),
         None => {
             tracing::warn!(

@@ -7,18 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::Error;
 use crate::artifact::ArtifactKind;
 
-/// A hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use meshplug_core::digest::sha256_hex;
 
 /// The store folder.
 #[derive(Debug, Clone)]

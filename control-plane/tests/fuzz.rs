@@ -111,7 +111,7 @@ proptest! {
 
     #[test]
     fn fixtures_and_policies_of_any_json_parse_or_are_refused(text in any_json()) {
-        let _ = sandbox::parse_fixtures(text.as_bytes());
+        let _ = meshplug_preflight::parse_fixtures(text.as_bytes());
         let _ = Policy::from_json(text.as_bytes());
     }
 

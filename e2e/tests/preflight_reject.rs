@@ -8,7 +8,7 @@ use std::time::Duration;
 use e2e::paths::{filter_artifact, repo_root};
 use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
-use sandbox::testing::proxy_wasm_wat;
+use meshplug_preflight::testing::proxy_wasm_wat;
 
 fn wasm(vm_start: &str, configure: &str, request_headers: &str, extra: &str) -> Vec<u8> {
     wat::parse_str(proxy_wasm_wat(vm_start, configure, request_headers, extra)).expect("WAT")

@@ -19,7 +19,7 @@ const SCALE_POLICY: &str = r#"{"steps": [{"percent": 100}], "bake": "0s", "crash
 /// it passes the pre-flight, and no Envoy runs it here.
 fn module() -> Vec<u8> {
     let text =
-        sandbox::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", "(i32.const 0)", "");
+        meshplug_preflight::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", "(i32.const 0)", "");
     wat::parse_str(text).expect("WAT")
 }
 

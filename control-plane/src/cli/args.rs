@@ -166,7 +166,7 @@ pub(super) struct ValidateArgs {
     #[arg(long)]
     pub(super) schema: Option<PathBuf>,
     /// Fuel for each call into the module.
-    #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
+    #[arg(long, default_value_t = meshplug_preflight::Limits::default().fuel_per_call)]
     pub(super) fuel: u64,
 }
 
@@ -216,7 +216,7 @@ pub(super) struct ServeArgs {
     #[arg(long)]
     pub(super) no_preflight: bool,
     /// Fuel for each call into a module during pre-flight.
-    #[arg(long, default_value_t = sandbox::Limits::default().fuel_per_call)]
+    #[arg(long, default_value_t = meshplug_preflight::Limits::default().fuel_per_call)]
     pub(super) preflight_fuel: u64,
     /// Rollout policy: a JSON file, or `immediate` (every proxy at once, ACK-gated only).
     /// Default: 1 proxy, 25%, 100%, then a 60 s bake.

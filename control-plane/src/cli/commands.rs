@@ -121,10 +121,10 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
             after_close: Duration::from_millis(args.settle_after_close_ms),
             without_close: Duration::from_millis(args.settle_without_close_ms),
         },
-        preflight: (!args.no_preflight).then_some(sandbox::Limits {
+        preflight: (!args.no_preflight).then_some(meshplug_preflight::Limits {
             max_module_bytes: usize::try_from(args.max_artifact_bytes).unwrap_or(usize::MAX),
             fuel_per_call: args.preflight_fuel,
-            ..sandbox::Limits::default()
+            ..meshplug_preflight::Limits::default()
         }),
         rollout_policy: rollout_policy(args.rollout_policy.as_deref())?,
         alert_webhook: args.alert_webhook,
@@ -182,7 +182,7 @@ pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or_else(|| b"{}".to_vec());
     let fixtures = match &args.fixtures {
-        Some(path) => sandbox::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?,
+        Some(path) => meshplug_preflight::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
     let schema: Option<serde_json::Value> = match &args.schema {
@@ -195,11 +195,11 @@ pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         .and_then(|s| s.to_str())
         .unwrap_or("filter")
         .to_string();
-    let limits = sandbox::Limits {
+    let limits = meshplug_preflight::Limits {
         fuel_per_call: args.fuel,
-        ..sandbox::Limits::default()
+        ..meshplug_preflight::Limits::default()
     };
-    let preflight = sandbox::Preflight::new(limits).map_err(anyhow::Error::msg)?;
+    let preflight = meshplug_preflight::Preflight::new(limits).map_err(anyhow::Error::msg)?;
     match preflight.run(&name, &wasm, &config, &fixtures, schema.as_ref()) {
         Ok(report) => {
             println!("{}", serde_json::to_string_pretty(&report)?);

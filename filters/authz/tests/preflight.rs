@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use sandbox::{Expectation, Fixture, FixtureRequest, Limits, Preflight, parse_fixtures};
+use meshplug_preflight::{Expectation, Fixture, FixtureRequest, Limits, Preflight, parse_fixtures};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

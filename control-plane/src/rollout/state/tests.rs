@@ -2,6 +2,8 @@ use std::fs::OpenOptions;
 use std::io::Write;
 
 use super::*;
+use crate::artifact::ArtifactKind;
+use crate::rollout::decide::Stage;
 
 fn release(version: &str) -> Release {
     Release {

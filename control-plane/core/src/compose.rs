@@ -17,7 +17,6 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::manifest::{ClusterSpec, FailurePolicy, ListenerSpec, Named, Phase};
 
-pub mod envoy;
 
 /// One filter in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,8 +7,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use prost::Message;
 
 use super::*;
-use crate::catalog::{Catalog, ScannedFile, reconcile};
-use crate::compose::plan;
+use meshplug_core::catalog::{Catalog, ScannedFile, reconcile};
+use meshplug_core::compose::plan;
 
 fn catalog() -> Catalog {
     let files = [

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::artifact::ArtifactKind;
 use crate::manifest::FailurePolicy;
 use crate::rollout::Release;
-use crate::store::sha256_hex;
+use crate::digest::sha256_hex;
 
 /// The configuration a filter gets when no `<name>.json` was given.
 pub const DEFAULT_CONFIG: &str = "{}";
@@ -36,7 +36,7 @@ pub struct PluginStatus {
     pub has_schema: bool,
     /// The fixtures themselves.
     #[serde(skip)]
-    pub fixture_list: Vec<sandbox::Fixture>,
+    pub fixture_list: Vec<meshplug_preflight::Fixture>,
     /// The schema itself.
     #[serde(skip)]
     pub schema: Option<serde_json::Value>,
@@ -161,7 +161,7 @@ impl Registry {
     }
 
     /// Sets the pre-flight fixtures of `name`. Returns false when unchanged.
-    pub fn set_fixtures(&mut self, name: &str, fixtures: Vec<sandbox::Fixture>) -> bool {
+    pub fn set_fixtures(&mut self, name: &str, fixtures: Vec<meshplug_preflight::Fixture>) -> bool {
         let plugin = self.entry(name);
         if plugin.fixture_list == fixtures {
             return false;

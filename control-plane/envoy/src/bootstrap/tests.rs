@@ -21,7 +21,7 @@ fn an_unknown_placeholder_is_an_error() {
 
 #[test]
 fn the_shipped_template_renders_with_the_standard_vars() {
-    let template = include_str!("../../../envoy-config/bootstrap.yaml");
+    let template = include_str!("../../../../envoy-config/bootstrap.yaml");
     let vars = standard_vars(
         "n",
         "c",

@@ -16,13 +16,19 @@
 //! What it does not do: run native `.so` modules (they cannot be sandboxed in-process), make
 //! real HTTP or gRPC callouts (they fail with `InternalFailure`, logged), or fire timers.
 
+#[cfg(feature = "sandbox")]
 mod abi;
 mod error;
 mod fixture;
+#[cfg(feature = "sandbox")]
 mod host;
+#[cfg(feature = "sandbox")]
 mod imports;
+#[cfg(feature = "sandbox")]
 mod run;
+#[cfg(feature = "sandbox")]
 mod schema;
+#[cfg(feature = "sandbox")]
 #[doc(hidden)]
 pub mod testing;
 
@@ -30,5 +36,7 @@ pub use error::Rejection;
 pub use fixture::{
     Expectation, Fixture, FixtureRequest, Outcome, UpstreamResponse, parse_fixtures,
 };
+#[cfg(feature = "sandbox")]
 pub use run::{Limits, Preflight, Report};
+#[cfg(feature = "sandbox")]
 pub use wasmtime::Strategy;

@@ -1,10 +1,10 @@
 //! The bad-input table: every row is refused, and the error names the cause. Modules are
 //! written in WAT so each one does exactly the wrong thing its row names.
 
-use sandbox::{Expectation, Fixture, Limits, Preflight, Rejection};
+use meshplug_preflight::{Expectation, Fixture, Limits, Preflight, Rejection};
 
 fn module(vm_start: &str, configure: &str, request_headers: &str, extra: &str) -> Vec<u8> {
-    let text = sandbox::testing::proxy_wasm_wat(vm_start, configure, request_headers, extra);
+    let text = meshplug_preflight::testing::proxy_wasm_wat(vm_start, configure, request_headers, extra);
     wat::parse_str(&text).expect("valid WAT")
 }
 

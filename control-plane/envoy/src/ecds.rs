@@ -14,7 +14,7 @@ use envoy_types::pb::google::protobuf::StringValue;
 use prost::{Message, Name};
 use xds::proto::Any;
 
-use crate::artifact::ArtifactKind;
+use meshplug_core::artifact::ArtifactKind;
 
 /// The Envoy Wasm runtime meshplug targets.
 pub const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
@@ -32,7 +32,7 @@ pub struct FilterDeployment<'a> {
     pub config_json: &'a str,
     /// What a proxy does when the filter fails. Wasm only: a dynamic module runs in-process,
     /// and the SDK answers 500 for a panic.
-    pub failure_policy: crate::manifest::FailurePolicy,
+    pub failure_policy: meshplug_core::manifest::FailurePolicy,
 }
 
 /// The ECDS resource for a deployment.
@@ -69,11 +69,11 @@ fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
     }
 }
 
-fn wasm_failure_policy(policy: crate::manifest::FailurePolicy) -> FailurePolicy {
+fn wasm_failure_policy(policy: meshplug_core::manifest::FailurePolicy) -> FailurePolicy {
     match policy {
-        crate::manifest::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
-        crate::manifest::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
-        crate::manifest::FailurePolicy::Reload => FailurePolicy::FailReload,
+        meshplug_core::manifest::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
+        meshplug_core::manifest::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
+        meshplug_core::manifest::FailurePolicy::Reload => FailurePolicy::FailReload,
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use sandbox::testing::proxy_wasm_wat;
-use sandbox::{Expectation, Fixture, FixtureRequest, Limits, Preflight, Strategy};
+use meshplug_preflight::testing::proxy_wasm_wat;
+use meshplug_preflight::{Expectation, Fixture, FixtureRequest, Limits, Preflight, Strategy};
 
 const RUNS: usize = 7;
 

@@ -49,7 +49,7 @@ pub struct PluginSpec {
     pub rollout: Option<RolloutSpec>,
     /// Pre-flight request fixtures (the `meshplug validate --fixtures` format).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fixtures: Vec<sandbox::Fixture>,
+    pub fixtures: Vec<meshplug_preflight::Fixture>,
     /// A JSON Schema the configuration must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<serde_json::Value>,
