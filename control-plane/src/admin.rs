@@ -7,6 +7,7 @@
 //! `authorization` setting). The token is checked before a request body is read, and a body
 //! is at most [`MAX_BODY_BYTES`].
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,9 +20,9 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::catalog::{FileStatus, SharedCatalog};
-use crate::fleet::{Fleet, NodeStatus};
 use crate::registry::{PluginStatus, Registry};
 use crate::rollout::Engine;
+use meshplug_core::nodes::Node;
 
 mod pprof;
 mod rollouts;
@@ -31,8 +32,6 @@ mod rollouts;
 pub struct AdminState {
     /// Published filters.
     pub registry: Arc<Mutex<Registry>>,
-    /// Nodes and their versions.
-    pub fleet: Arc<Mutex<Fleet>>,
     /// Set once the store is loaded and xDS is serving.
     pub ready: Arc<AtomicBool>,
     /// The rollout engine.
@@ -118,29 +117,28 @@ async fn manifests(State(state): State<AdminState>) -> Json<Manifests> {
 
 #[derive(Serialize)]
 struct Nodes {
-    nodes: Vec<NodeStatus>,
+    nodes: Vec<NodeView>,
+}
+
+/// One node of the node model, with (in a composed mesh) each listener's filter chain on it.
+#[derive(Serialize)]
+struct NodeView {
+    #[serde(flatten)]
+    node: Node,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    chains: BTreeMap<String, Vec<String>>,
 }
 
 async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
-    let mut nodes: Vec<NodeStatus> = {
-        let fleet = state.fleet.lock().unwrap_or_else(PoisonError::into_inner);
-        fleet.nodes().cloned().collect()
-    };
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    for node in &mut nodes {
-        node.chains = engine.chains_for(&node.id);
-        let Some(record) = engine.nodes().get(&node.id) else {
-            continue;
-        };
-        for (filter, version) in &record.desired {
-            node.filters.entry(filter.clone()).or_default().desired = Some(version.clone());
-        }
-        for (filter, version) in &record.applied {
-            if let Some(state) = node.filters.get_mut(filter) {
-                state.applied = Some(version.clone());
-            }
-        }
-    }
+    let nodes = engine
+        .nodes()
+        .iter()
+        .map(|node| NodeView {
+            node: node.clone(),
+            chains: engine.chains_for(&node.id),
+        })
+        .collect();
     Json(Nodes { nodes })
 }
 

@@ -36,7 +36,8 @@ pub enum Error {
     Preflight(String),
     /// A version that failed a rollout is not pushed again until an operator retries it.
     #[error(
-        "{plugin}: version {version} is quarantined ({reason}); lift it with `meshplug retry {plugin} <sha>`"
+        "{plugin}: version {version} is quarantined after a failed rollout ({reason}); lift it with `meshplug retry {plugin} {short}`",
+        short = version.get(..12).unwrap_or(version)
     )]
     Quarantined {
         /// The filter.
@@ -66,6 +67,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// `version` of `plugin` is quarantined for `reason`: the one message for it.
+    pub fn quarantined(plugin: &str, version: &str, reason: &str) -> Self {
+        Self::Quarantined {
+            plugin: plugin.to_string(),
+            version: version.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
     /// Wraps an I/O error with what was being done and where.
     pub fn io(
         action: &'static str,

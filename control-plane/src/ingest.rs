@@ -399,12 +399,11 @@ impl Ingest {
         }
     }
 
+    /// Why `version` of `name` may not go out, if it is quarantined (the engine's check, the
+    /// one message).
     pub(crate) fn quarantined(&self, name: &str, version: &str) -> Option<String> {
         let reason = self.engine().quarantined(name, version)?;
-        Some(format!(
-            "quarantined after a failed rollout ({reason}); lift it with `meshplug retry {name} {}`",
-            &version[..version.len().min(12)]
-        ))
+        Some(Error::quarantined(name, version, &reason).to_string())
     }
 
     fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {

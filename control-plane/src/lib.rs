@@ -4,7 +4,8 @@
 //! (`<name>.json`) settle in the artifacts folder; [`ingest`] reads it once complete, hashes it
 //! (sha256), [`check`]s it, keeps it in the content-addressed [`store`], and publishes an ECDS
 //! resource built by [`ecds`] into the `xds` crate's snapshot cache. Envoy fetches it over ADS;
-//! every send, ACK and NACK updates the [`fleet`] view, which the [`admin`] API serves.
+//! every connect, send, ACK and NACK updates the node model (`meshplug_core::nodes`, owned by
+//! the [`rollout`] engine), which the [`admin`] API serves.
 //!
 //! Domain types here carry no protobuf. Envoy messages are built in [`ecds`] (filter
 //! configurations), [`compose`]'s `envoy` encoder (listeners, routes, clusters) and the rollout
@@ -15,7 +16,6 @@ pub mod admin;
 pub mod cli;
 pub mod client;
 mod error;
-pub mod fleet;
 pub mod idle;
 pub mod ingest;
 pub mod manifest_watch;

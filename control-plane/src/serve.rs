@@ -18,7 +18,6 @@ use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::catalog::Catalog;
 use crate::check::Limits;
 use crate::debounce::Quiet;
-use crate::fleet::Fleet;
 use crate::idle::IdleTimeout;
 use crate::ingest::{Ingest, IngestOutcome, unix_ms};
 use crate::manifest_watch::ManifestWatcher;
@@ -117,7 +116,6 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         .map_err(Error::io("resolving", &config.artifacts_dir))?;
     let cache = Arc::new(SnapshotCache::new());
     let registry = Arc::new(Mutex::new(Registry::new()));
-    let fleet = Arc::new(Mutex::new(Fleet::new()));
     let ready = Arc::new(AtomicBool::new(false));
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
@@ -166,14 +164,12 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         xds_listener,
         cache,
         Arc::clone(&engine),
-        Arc::clone(&fleet),
         xds_metrics,
         config.guards,
         stop_rx.clone(),
     ));
     let tick_task = tokio::spawn(tick_rollouts(
         Arc::clone(&engine),
-        Arc::clone(&fleet),
         config.guards.forget_nodes_after,
         stop_rx.clone(),
     ));
@@ -185,7 +181,6 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     }
     let admin_state = AdminState {
         registry,
-        fleet,
         ready: Arc::clone(&ready),
         engine: Arc::clone(&engine),
         prometheus: Arc::new(prometheus),
@@ -276,7 +271,6 @@ fn preflight_sandbox(
 
 async fn tick_rollouts(
     engine: Arc<Mutex<Engine>>,
-    fleet: Arc<Mutex<Fleet>>,
     forget_after: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -295,10 +289,6 @@ async fn tick_rollouts(
                     let gone = engine.forget_disconnected(now, forget_ms);
                     drop(engine);
                     if !gone.is_empty() {
-                        let mut fleet = fleet.lock().unwrap_or_else(PoisonError::into_inner);
-                        for node in &gone {
-                            fleet.forget(node);
-                        }
                         tracing::info!(nodes = gone.len(), "forgot proxies disconnected too long");
                     }
                 }
@@ -400,25 +390,19 @@ async fn serve_xds(
     listener: TcpListener,
     cache: Arc<SnapshotCache>,
     engine: Arc<Mutex<Engine>>,
-    fleet: Arc<Mutex<Fleet>>,
     xds_metrics: Arc<XdsMetrics>,
     guards: Guards,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let refusals = xds_metrics.refusals();
     let events = Arc::clone(&engine);
+    // The one handler of stream events: the node model (in the engine) takes each.
     let sink = move |event: XdsEvent| {
         log_event(&event);
         xds_metrics.observe(&event);
-        let now = unix_ms();
-        fleet
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(&event, now);
-        events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .on_event(&event, now);
+        let mut engine = events.lock().unwrap_or_else(PoisonError::into_inner);
+        engine.on_event(&event, unix_ms());
+        xds_metrics.set_connected(engine.nodes().connected_count());
     };
     let connects = Arc::clone(&engine);
     let grouper = Arc::new(move |node: &NodeInfo| {

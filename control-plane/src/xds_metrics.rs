@@ -68,7 +68,7 @@ impl XdsMetrics {
         );
         registry.register(
             "meshplug_connected_nodes",
-            "ADS streams open now",
+            "Proxies with an open ADS stream now",
             metrics.connected.clone(),
         );
         registry.register(
@@ -90,6 +90,12 @@ impl XdsMetrics {
         self
     }
 
+    /// How many proxies are connected now, as the node model counts them (a proxy with two
+    /// streams is one).
+    pub fn set_connected(&self, nodes: usize) {
+        self.connected.set(i64::try_from(nodes).unwrap_or(i64::MAX));
+    }
+
     /// Follows one stream event.
     pub fn observe(&self, event: &XdsEvent) {
         let mut unanswered = self
@@ -102,11 +108,9 @@ impl XdsMetrics {
                     refusals.count(Limit::NodeBytes);
                 }
             }
-            XdsEvent::StreamOpened { .. } => {
-                self.connected.inc();
-            }
+            // Connected proxies are counted by the node model: see `set_connected`.
+            XdsEvent::StreamOpened { .. } => {}
             XdsEvent::StreamClosed { stream, .. } => {
-                self.connected.dec();
                 unanswered.remove(stream);
             }
             XdsEvent::Sent {

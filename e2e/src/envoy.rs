@@ -65,8 +65,11 @@ impl Envoy {
         }
         let id = &options.node_id;
         let bootstrap = workdir.join(format!("{id}.bootstrap.yaml"));
-        std::fs::write(&bootstrap, render(&template, &vars).map_err(meshplug::Error::from)?)
-            .map_err(HarnessError::io("writing bootstrap"))?;
+        std::fs::write(
+            &bootstrap,
+            render(&template, &vars).map_err(meshplug::Error::from)?,
+        )
+        .map_err(HarnessError::io("writing bootstrap"))?;
         let admin_file = workdir.join(format!("{id}.admin-address"));
         let _ = std::fs::remove_file(&admin_file);
         let log_path = workdir.join(format!("{id}.envoy.log"));

@@ -18,8 +18,12 @@ const SCALE_POLICY: &str = r#"{"steps": [{"percent": 100}], "bake": "0s", "crash
 /// A minimal proxy-wasm filter that accepts any configuration and lets every request through:
 /// it passes the pre-flight, and no Envoy runs it here.
 fn module() -> Vec<u8> {
-    let text =
-        meshplug_preflight::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", "(i32.const 0)", "");
+    let text = meshplug_preflight::testing::proxy_wasm_wat(
+        "(i32.const 1)",
+        "(i32.const 1)",
+        "(i32.const 0)",
+        "",
+    );
     wat::parse_str(text).expect("WAT")
 }
 

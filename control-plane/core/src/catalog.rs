@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::digest::sha256_hex;
 use crate::manifest::{
     ClusterSpec, ListenerSpec, Manifest, ManifestError, ManifestKind, Named, PluginSpec, parse,
 };
-use crate::digest::sha256_hex;
 
 /// The catalog in force, shared by ingest, the admin API and the reload loop; replaced whole
 /// on each reload, so readers take the `Arc` and never copy the catalog.

@@ -17,7 +17,6 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::manifest::{ClusterSpec, FailurePolicy, ListenerSpec, Named, Phase};
 
-
 /// One filter in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainEntry {

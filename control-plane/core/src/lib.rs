@@ -20,5 +20,6 @@ pub mod compose;
 pub mod debounce;
 pub mod digest;
 pub mod manifest;
+pub mod nodes;
 pub mod registry;
 pub mod rollout;

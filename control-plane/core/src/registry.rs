@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::artifact::ArtifactKind;
+use crate::digest::sha256_hex;
 use crate::manifest::FailurePolicy;
 use crate::rollout::Release;
-use crate::digest::sha256_hex;
 
 /// The configuration a filter gets when no `<name>.json` was given.
 pub const DEFAULT_CONFIG: &str = "{}";

@@ -25,8 +25,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use prost::Name;
 use xds::proto::Any;
 
-use meshplug_core::compose::{ChainEntry, ListenerPlan, MeshPlan};
 use crate::ecds::{DynamicModuleFilter, to_any};
+use meshplug_core::compose::{ChainEntry, ListenerPlan, MeshPlan};
 use meshplug_core::manifest::{ClusterSpec, FailurePolicy, Named, RouteSpec};
 
 /// The Envoy resources of a plan, each with its name, sorted by name.

@@ -4,7 +4,8 @@
 use meshplug_preflight::{Expectation, Fixture, Limits, Preflight, Rejection};
 
 fn module(vm_start: &str, configure: &str, request_headers: &str, extra: &str) -> Vec<u8> {
-    let text = meshplug_preflight::testing::proxy_wasm_wat(vm_start, configure, request_headers, extra);
+    let text =
+        meshplug_preflight::testing::proxy_wasm_wat(vm_start, configure, request_headers, extra);
     wat::parse_str(&text).expect("valid WAT")
 }
 

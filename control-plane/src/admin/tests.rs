@@ -36,10 +36,12 @@ async fn admin(token: Option<&str>) -> Admin {
     let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
     let xds_metrics = crate::xds_metrics::XdsMetrics::register(&mut prometheus);
     let node = xds::NodeInfo::default();
-    xds_metrics.observe(&xds::XdsEvent::StreamOpened {
-        stream: 1,
-        node: node.clone(),
-    });
+    // One proxy on two streams: the gauge counts it once (the node model counts).
+    let mut nodes = meshplug_core::nodes::Nodes::new();
+    let identity = meshplug_core::nodes::NodeIdentity::default();
+    nodes.connect(&identity, 0);
+    nodes.connect(&identity, 0);
+    xds_metrics.set_connected(nodes.connected_count());
     for (nonce, acked) in [("1", true), ("2", false)] {
         let type_url = xds::type_url::EXTENSION_CONFIG.to_string();
         xds_metrics.observe(&xds::XdsEvent::Sent {
@@ -105,7 +107,6 @@ async fn admin(token: Option<&str>) -> Admin {
     }
     let state = AdminState {
         registry: Arc::new(Mutex::new(Registry::new())),
-        fleet: Arc::new(Mutex::new(Fleet::new())),
         ready: Arc::new(AtomicBool::new(true)),
         engine,
         prometheus: Arc::new(prometheus),

@@ -182,7 +182,9 @@ pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or_else(|| b"{}".to_vec());
     let fixtures = match &args.fixtures {
-        Some(path) => meshplug_preflight::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?,
+        Some(path) => {
+            meshplug_preflight::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?
+        }
         None => Vec::new(),
     };
     let schema: Option<serde_json::Value> = match &args.schema {

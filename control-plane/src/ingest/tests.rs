@@ -163,7 +163,8 @@ fn built_authz() -> Vec<u8> {
 }
 
 fn with_preflight(f: Fixture) -> Fixture {
-    let sandbox = meshplug_preflight::Preflight::new(meshplug_preflight::Limits::default()).expect("engine");
+    let sandbox =
+        meshplug_preflight::Preflight::new(meshplug_preflight::Limits::default()).expect("engine");
     Fixture {
         ingest: Ingest {
             preflight: Some(Arc::new(sandbox)),

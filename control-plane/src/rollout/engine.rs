@@ -1,6 +1,9 @@
-//! The rollout engine: the I/O shell around [`super::decide`]. It holds the persisted state,
-//! follows proxies (xDS events, pushed stats, connects), decides per proxy which version of
-//! each filter it is served, writes state before every push, logs decisions and raises alerts.
+//! The rollout engine: the I/O shell around the pure rollout steps. It owns the parts of the
+//! rollout state, each holding its own data: the [`Rollouts`] (every plugin's record), the
+//! node model ([`Nodes`]), the health signals, the manifests' [`Placement`] and the
+//! [`Serving`] of snapshots. Inputs (xDS events, stats flushes, releases, commands, ticks)
+//! come in as method calls; the steps return [`Effects`], and [`Engine::commit`] applies them
+//! in the one order: persist, log, alert, re-serve.
 //!
 //! Every proxy is served from its own snapshot group (its node id), so a canary gets a version
 //! the rest of the fleet does not. All methods take the clock as an argument.
@@ -8,122 +11,109 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use meshplug_core::nodes::{NodeEvent, Nodes};
 use tokio::sync::mpsc;
-use xds::{NodeInfo, PreparedResource, SnapshotCache, XdsEvent, type_url};
+use xds::{NodeInfo, SnapshotCache, XdsEvent, type_url};
 
-use super::applied::ReloadClock;
-use super::decide::{Stage, millis};
+use translate::{filters, identity};
+
+use super::commands::{self, Command};
+use super::effects::{Count, Effects};
+use super::lifecycle::Rollouts;
 use super::metrics::RolloutMetrics;
 use super::placement::Placement;
 use super::policy::Policy;
-use super::progress::decision;
+use super::progress::{self, evaluate_all};
+use super::releases::{self, ReleaseOutcome};
+use super::serving::{Serving, desired_for};
 use super::signals::{FlushSample, NodeSignals};
-use super::state::{Decision, NodeRecord, PluginRecord, Release, StateFiles};
+use super::state::{Decision, PluginRecord, Release, RolloutStore};
+use super::world::World;
 use crate::Error;
+use crate::catalog::Catalog;
+use crate::compose;
 
-/// What [`Engine::release`] did with a new version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReleaseOutcome {
-    /// A rollout began.
-    Started,
-    /// It waits for the rollout in progress.
-    Queued,
-    /// It is already the last good, the rollout's target or the queued version.
-    Unchanged,
+/// The read-only view the steps get, borrowing the engine's parts field by field (so
+/// [`Engine::rollouts`] stays free to change).
+macro_rules! world {
+    ($engine:expr) => {
+        World {
+            policy: &$engine.policy,
+            placement: &$engine.placement,
+            nodes: &$engine.nodes,
+            signals: &$engine.signals,
+            opened_ms: $engine.clock.opened_ms,
+        }
+    };
 }
 
-#[derive(Debug, Clone, Default)]
-pub(super) struct Connection {
-    pub(super) streams: u32,
-    pub(super) disconnected_at: Option<u64>,
-    /// The Envoy version the proxy reported (`major.minor.patch`).
-    pub(super) envoy_version: Option<String>,
-    /// What the proxy said about itself (cluster, metadata) when it last connected.
-    pub(super) info: Option<NodeInfo>,
+/// When things last happened, for what runs at most so often.
+#[derive(Debug, Default)]
+struct Clock {
+    /// The first clock reading this process saw.
+    opened_ms: Option<u64>,
+    /// An ACK or a join happened since the last look: the next tick looks at once.
+    look_soon: bool,
+    /// When the `alive` mark was last written.
+    alive_marked_ms: Option<u64>,
+    /// When `nodes.json` was last written.
+    nodes_saved_ms: u64,
 }
 
 /// The rollout engine. Lock it behind a mutex; every input is a method call.
 #[derive(Debug)]
 pub struct Engine {
-    pub(super) policy: Policy,
-    pub(super) files: StateFiles,
-    pub(super) plugins: BTreeMap<String, PluginRecord>,
-    pub(super) nodes: BTreeMap<String, NodeRecord>,
-    pub(super) nodes_dirty: bool,
-    pub(super) nodes_saved_ms: u64,
-    pub(super) connected: BTreeMap<String, Connection>,
-    pub(super) signals: HashMap<String, NodeSignals>,
-    pub(super) resources: HashMap<(String, String), PreparedResource>,
-    pub(super) cache: Arc<SnapshotCache>,
-    pub(super) alerts: Option<mpsc::UnboundedSender<Decision>>,
-    pub(super) metrics: Arc<RolloutMetrics>,
-    pub(super) next_seq: u64,
-    pub(super) rollbacks_in_flight: Vec<RollbackInFlight>,
-    /// The first clock reading this process saw.
-    pub(super) opened_ms: Option<u64>,
-    /// An ACK or a join happened since the last look: the next tick looks at once.
-    pub(super) look_soon: bool,
-    /// Rollout state changed without a push (a proxy joined): the next tick saves it.
-    pub(super) plugins_dirty: bool,
-    /// What the manifests say about where plugins go.
-    pub(super) placement: Placement,
-    /// Sends and clean reloads, for "applied".
-    pub(super) reloads: ReloadClock,
-    /// When the `alive` mark was last written.
-    pub(super) alive_marked_ms: Option<u64>,
-}
-
-/// A rollback whose nodes have not all ACKed the last good version yet.
-#[derive(Debug, Clone)]
-pub(super) struct RollbackInFlight {
-    pub(super) plugin: String,
-    pub(super) rollout: String,
-    pub(super) version: String,
-    pub(super) nodes: BTreeSet<String>,
-    pub(super) started_ms: u64,
+    policy: Policy,
+    store: Box<dyn RolloutStore>,
+    rollouts: Rollouts,
+    nodes: Nodes,
+    signals: HashMap<String, NodeSignals>,
+    placement: Placement,
+    serving: Serving,
+    metrics: Arc<RolloutMetrics>,
+    alerts: Option<mpsc::UnboundedSender<Decision>>,
+    next_seq: u64,
+    clock: Clock,
+    /// Effects not applied yet: saving the state failed, and nothing after it happens before
+    /// it is saved (the next tick tries again).
+    pending: Effects,
 }
 
 impl Engine {
-    /// Loads the state under `files` and serves it into `cache`.
+    /// Loads the state from `store` and serves it into `cache`.
     pub fn open(
         policy: Policy,
-        files: StateFiles,
+        store: impl RolloutStore + 'static,
         cache: Arc<SnapshotCache>,
         metrics: Arc<RolloutMetrics>,
         alerts: Option<mpsc::UnboundedSender<Decision>>,
     ) -> Result<Self, Error> {
-        let plugins = files.load_plugins()?;
-        let nodes = files.load_nodes()?;
-        let next_seq = files.last_seq() + 1;
-        let engine = Self {
-            policy,
-            files,
-            plugins,
-            nodes,
-            nodes_dirty: false,
-            nodes_saved_ms: 0,
-            connected: BTreeMap::new(),
-            signals: HashMap::new(),
-            resources: HashMap::new(),
-            cache,
-            alerts,
-            metrics,
-            next_seq,
-            rollbacks_in_flight: Vec::new(),
-            opened_ms: None,
-            look_soon: false,
-            plugins_dirty: false,
-            placement: Placement::default(),
-            reloads: ReloadClock::default(),
-            alive_marked_ms: None,
-        };
-        for (name, plugin) in &engine.plugins {
+        let records = store.load_plugins()?;
+        let nodes = Nodes::restore(store.load_nodes()?);
+        let next_seq = store.last_seq() + 1;
+        for (name, plugin) in &records {
             if let Some(rollout) = &plugin.rollout {
                 tracing::info!(plugin = %name, rollout = %rollout.id, stage = ?rollout.stage,
                     "resuming rollout from saved state");
             }
         }
-        Ok(engine)
+        Ok(Self {
+            policy,
+            store: Box::new(store),
+            rollouts: Rollouts {
+                records,
+                in_flight: Vec::new(),
+            },
+            nodes,
+            signals: HashMap::new(),
+            placement: Placement::default(),
+            serving: Serving::new(cache),
+            metrics,
+            alerts,
+            next_seq,
+            clock: Clock::default(),
+            pending: Effects::default(),
+        })
     }
 
     /// Re-arms the clocks of the rollouts loaded from disk, at the first clock reading after a
@@ -131,16 +121,16 @@ impl Engine {
     /// watching, so the downtime since it was last alive is added to each rollout's
     /// timestamps. Call it once, right after [`Engine::open`].
     pub fn resume_clocks(&mut self, now_ms: u64) {
-        self.opened_ms.get_or_insert(now_ms);
-        let Some(alive) = self.files.last_alive_ms() else {
+        self.clock.opened_ms.get_or_insert(now_ms);
+        let Some(alive) = self.store.last_alive_ms() else {
             return;
         };
         let down = now_ms.saturating_sub(alive);
         if down == 0 {
             return;
         }
-        let mut shifted = false;
-        for (name, record) in &mut self.plugins {
+        let mut fx = Effects::default();
+        for (name, record) in &mut self.rollouts.records {
             let Some(rollout) = record.rollout.as_mut() else {
                 continue;
             };
@@ -150,25 +140,19 @@ impl Engine {
             for at in rollout.pushed.values_mut() {
                 *at += down;
             }
-            shifted = true;
+            fx.save = true;
             tracing::info!(plugin = %name, rollout = %rollout.id, downtime_ms = down,
                 "rollout clocks re-armed: the downtime does not count against its deadlines");
         }
-        if shifted && let Err(err) = self.save_plugins() {
-            tracing::error!(error = %err, "saving re-armed rollout state");
-            self.plugins_dirty = true;
-        }
+        self.commit_logged(fx, "saving re-armed rollout state");
         // Marked at once: a crash before the next tick must not count this downtime twice.
-        if let Err(err) = self.files.mark_alive(now_ms) {
-            tracing::warn!(error = %err, "marking the control plane alive");
-        }
-        self.alive_marked_ms = Some(now_ms);
+        self.mark_alive(now_ms);
     }
 
-    /// Saves the per-proxy state now (on shutdown).
+    /// Saves the node model now (on shutdown).
     pub fn save_nodes(&mut self) -> Result<(), Error> {
-        self.files.save_nodes(&self.nodes)?;
-        self.nodes_dirty = false;
+        self.store.save_nodes(self.nodes.saved())?;
+        self.nodes.mark_saved();
         Ok(())
     }
 
@@ -179,18 +163,18 @@ impl Engine {
 
     /// Every filter's rollout state.
     pub fn plugins(&self) -> &BTreeMap<String, PluginRecord> {
-        &self.plugins
+        &self.rollouts.records
     }
 
-    /// Every proxy's desired, ACKed and NACKed versions.
-    pub fn nodes(&self) -> &BTreeMap<String, NodeRecord> {
+    /// The node model: every proxy, its connection and its versions.
+    pub fn nodes(&self) -> &Nodes {
         &self.nodes
     }
 
     /// The decisions kept in memory (the most recent ones; the whole log is on disk),
     /// oldest first.
     pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
-        Ok(self.files.decisions().cloned().collect())
+        Ok(self.store.recent().cloned().collect())
     }
 
     /// Up to `limit` decisions about `plugin` after sequence number `since`, oldest first;
@@ -202,32 +186,13 @@ impl Engine {
         limit: usize,
         newest: bool,
     ) -> Vec<Decision> {
-        let mine = |d: &&Decision| d.plugin == plugin && d.seq > since;
-        if newest {
-            let mut out: Vec<Decision> = self
-                .files
-                .decisions()
-                .rev()
-                .filter(mine)
-                .take(limit)
-                .cloned()
-                .collect();
-            out.reverse();
-            out
-        } else {
-            self.files
-                .decisions()
-                .filter(mine)
-                .take(limit)
-                .cloned()
-                .collect()
-        }
+        self.store.decisions_of(plugin, since, limit, newest)
     }
 
     /// Why `version` of `plugin` is quarantined, if it is.
     pub fn quarantined(&self, plugin: &str, version: &str) -> Option<String> {
-        let record = self.plugins.get(plugin)?;
-        record.quarantine.get(version).map(|q| q.reason.clone())
+        let entry = self.rollouts.quarantine_of(plugin, version)?;
+        Some(entry.reason.clone())
     }
 
     /// A new version of `plugin` passed ingest: start a rollout, or queue it behind the one in
@@ -238,72 +203,38 @@ impl Engine {
         release: Release,
         now_ms: u64,
     ) -> Result<ReleaseOutcome, Error> {
-        if let Some(reason) = self.quarantined(plugin, &release.version) {
-            return Err(Error::Quarantined {
-                plugin: plugin.to_string(),
-                version: release.version,
-                reason,
-            });
-        }
-        let record = self.plugins.entry(plugin.to_string()).or_default();
-        let reverts = record.rollout.is_some()
-            && record
-                .last_good
-                .as_ref()
-                .is_some_and(|g| g.version == release.version);
-        if reverts {
-            let nodes =
-                self.cancel_rollout(plugin, "the last good version was published again", now_ms)?;
-            for node in nodes {
-                self.sync_node(&node);
-            }
-            return Ok(ReleaseOutcome::Unchanged);
-        }
-        let record = self.plugins.entry(plugin.to_string()).or_default();
-        let known = [
-            record.last_good.as_ref(),
-            record.rollout.as_ref().map(|r| &r.to),
-            record.queued.as_ref(),
-        ];
-        if known.iter().flatten().any(|r| r.version == release.version) {
-            return Ok(ReleaseOutcome::Unchanged);
-        }
-        if record.rollout.is_some() && self.plugin_policy(plugin).supersede {
-            // A version every proxy already ACKed, with nothing left to judge, is live: it
-            // becomes the last good one rather than being cancelled (the next tick would have
-            // promoted it anyway).
-            if self.promote_if_settled(plugin, now_ms)? {
-                self.start_rollout(plugin, release, now_ms)?;
-                return Ok(ReleaseOutcome::Started);
-            }
-            // Serve the superseded version's proxies only once the new rollout is in place, so
-            // none of them is sent the last good version in between.
-            let reason = format!("superseded by {}", release.version);
-            let nodes = self.cancel_rollout(plugin, &reason, now_ms)?;
-            self.start_rollout(plugin, release, now_ms)?;
-            for node in nodes {
-                self.sync_node(&node);
-            }
-            return Ok(ReleaseOutcome::Started);
-        }
-        let record = self.plugins.entry(plugin.to_string()).or_default();
-        if let Some(rollout) = &record.rollout {
-            let replaced = record.queued.replace(release.clone());
-            let reason = match replaced {
-                Some(old) => format!(
-                    "queued behind {}; replaces queued {}",
-                    rollout.id, old.version
-                ),
-                None => format!("queued behind {}", rollout.id),
-            };
-            let mut entry = decision(plugin, rollout, "queue", reason, now_ms);
-            entry.to = release.version.clone();
-            self.save_plugins()?;
-            self.append(entry);
-            return Ok(ReleaseOutcome::Queued);
-        }
-        self.start_rollout(plugin, release, now_ms)?;
-        Ok(ReleaseOutcome::Started)
+        let mut fx = Effects::default();
+        let world = world!(self);
+        let outcome =
+            releases::release(&mut self.rollouts, &world, plugin, release, now_ms, &mut fx);
+        self.commit(fx)?;
+        outcome
+    }
+
+    /// Carries out `command` for `plugin`; says what was done.
+    pub fn command(
+        &mut self,
+        plugin: &str,
+        command: Command,
+        now_ms: u64,
+    ) -> Result<String, Error> {
+        let mut fx = Effects::default();
+        let world = world!(self);
+        let done = commands::command(&mut self.rollouts, &world, plugin, command, now_ms, &mut fx);
+        self.commit(fx)?;
+        done
+    }
+
+    /// The manifests changed: follow them. `serve_mesh` makes the engine serve LDS, RDS and
+    /// CDS from the catalog's listeners and clusters.
+    pub fn set_manifests(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
+        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
+        self.serving.forget_composed();
+        let fx = Effects {
+            serve_all: true,
+            ..Effects::default()
+        };
+        self.commit_logged(fx, "serving the manifests");
     }
 
     /// A proxy opened an ADS stream: decide its versions before it is served, and return the
@@ -311,125 +242,55 @@ impl Engine {
     /// a rollout's crash window counts as a restart against the new version; it is served the
     /// last good version.
     pub fn on_connect(&mut self, node: &NodeInfo, now_ms: u64) -> String {
-        self.opened_ms.get_or_insert(now_ms);
-        let connection = self.connected.entry(node.id.clone()).or_default();
-        connection.streams += 1;
-        connection.envoy_version = node.user_agent_version.clone();
-        connection.info = Some(node.clone());
-        let came_back = connection.disconnected_at.take().is_some();
-        self.nodes.entry(node.id.clone()).or_default();
-        if came_back && self.in_crash_window(&node.id, now_ms) {
+        self.clock.opened_ms.get_or_insert(now_ms);
+        let came_back = self.nodes.connect(&identity(node), now_ms);
+        let mut fx = Effects::default();
+        let world = world!(self);
+        if came_back && progress::in_crash_window(&self.rollouts, &world, &node.id, now_ms) {
             tracing::warn!(node = %node.id, "proxy came back within a crash window: counted as a restart");
             self.signals
                 .entry(node.id.clone())
                 .or_default()
                 .note_restart(now_ms);
-            // Decide now, so the proxy is served the last good version from its first response.
-            self.evaluate_all(now_ms, false);
+            // Decided now, so the proxy is served the last good version from its first
+            // response.
+            let world = world!(self);
+            evaluate_all(&mut self.rollouts, &world, now_ms, false, &mut fx);
         }
-        self.rearm_unacked(&node.id, now_ms);
-        self.join_full_rollouts(&node.id, now_ms);
-        self.sync_node(&node.id);
+        let world = world!(self);
+        progress::rearm_unacked(&mut self.rollouts, &world, &node.id, now_ms, &mut fx);
+        if progress::join_full_rollouts(&mut self.rollouts, &world, &node.id, now_ms, &mut fx) {
+            self.clock.look_soon = true;
+        }
+        fx.serve.insert(node.id.clone());
+        // Saving can only fail here for effects still pending from before; the proxy is
+        // served with them once the state is saved.
+        self.commit_logged(fx, "serving a proxy that connected");
         node.id.clone()
     }
 
-    /// A proxy that connects while a rollout has pushed it a version it has not ACKed is sent
-    /// that version again now: its ACK deadline counts from now.
-    fn rearm_unacked(&mut self, node: &str, now_ms: u64) {
-        let acked = self.nodes.get(node).map(|r| &r.acked);
-        for (name, record) in &mut self.plugins {
-            let Some(rollout) = record.rollout.as_mut() else {
-                continue;
-            };
-            let unacked = acked.and_then(|a| a.get(name)) != Some(&rollout.to.version);
-            if let Some(at) = rollout.pushed.get_mut(node).filter(|_| unacked) {
-                *at = (*at).max(now_ms);
-                self.plugins_dirty = true;
-            }
-        }
-    }
-
-    fn in_crash_window(&self, node: &str, now_ms: u64) -> bool {
-        self.plugins.iter().any(|(name, p)| {
-            let window = millis(self.plugin_policy(name).crash_window);
-            p.rollout
-                .as_ref()
-                .is_some_and(|r| r.pushed.get(node).is_some_and(|at| now_ms <= at + window))
-        })
-    }
-
-    /// A proxy that connects during a rollout's last step, or during bake, joins it.
-    fn join_full_rollouts(&mut self, node: &str, now_ms: u64) {
-        let envoy_version = self.envoy_version(node).map(String::from);
-        let lasts: BTreeMap<String, usize> = self
-            .plugins
-            .keys()
-            .filter(|name| self.targets(name, node))
-            .map(|name| {
-                let last = self.plugin_policy(name).steps.len().saturating_sub(1);
-                (name.clone(), last)
-            })
-            .collect();
-        let mut joined = false;
-        for (name, record) in &mut self.plugins {
-            let (Some(rollout), Some(&last)) = (record.rollout.as_mut(), lasts.get(name)) else {
-                continue;
-            };
-            let full = rollout.from.is_none()
-                || matches!(rollout.stage, Stage::Bake)
-                || rollout.stage == Stage::Step(last);
-            let runs_on = rollout.to.runs_on(envoy_version.as_deref());
-            if full && runs_on && !rollout.pushed.contains_key(node) {
-                rollout.canary.insert(node.to_string());
-                rollout.pushed.insert(node.to_string(), now_ms);
-                joined = true;
-            }
-        }
-        if joined {
-            // Saved by the next tick: a proxy that joins and is lost in a crash joins again
-            // when it reconnects.
-            self.plugins_dirty = true;
-            self.look_soon = true;
-        }
-    }
-
-    /// Follows one xDS stream event.
+    /// Follows one xDS stream event: the node model takes it (translated at this edge), and a
+    /// NACK is judged at once.
     pub fn on_event(&mut self, event: &XdsEvent, now_ms: u64) {
-        let node = event.node().id.clone();
+        let id = event.node().id.as_str();
         match event {
-            XdsEvent::StreamClosed { .. } => {
-                if let Some(connection) = self.connected.get_mut(&node) {
-                    connection.streams = connection.streams.saturating_sub(1);
-                    if connection.streams == 0 {
-                        connection.disconnected_at = Some(now_ms);
-                    }
-                }
+            XdsEvent::StreamClosed { .. } => self.nodes.disconnect(id, now_ms),
+            XdsEvent::Sent {
+                type_url: t,
+                resources,
+                ..
+            } if t == type_url::EXTENSION_CONFIG => {
+                self.nodes
+                    .apply(id, &NodeEvent::Sent(filters(resources)), now_ms);
             }
             XdsEvent::Ack {
                 type_url: t,
                 resources,
                 ..
             } if t == type_url::EXTENSION_CONFIG => {
-                let record = self.nodes.entry(node.clone()).or_default();
-                for resource in resources {
-                    record
-                        .acked
-                        .insert(resource.name.clone(), resource.version.clone());
-                }
-                self.nodes_dirty = true;
-                self.look_soon = true;
-                for resource in resources {
-                    self.settle_applied(&node, &resource.name);
-                }
-            }
-            XdsEvent::Sent {
-                type_url: t,
-                resources,
-                ..
-            } if t == type_url::EXTENSION_CONFIG => {
-                for resource in resources {
-                    self.note_sent(&node, &resource.name, now_ms);
-                }
+                self.nodes
+                    .apply(id, &NodeEvent::Acked(filters(resources)), now_ms);
+                self.clock.look_soon = true;
             }
             XdsEvent::Nack {
                 type_url: t,
@@ -437,17 +298,12 @@ impl Engine {
                 error,
                 ..
             } if t == type_url::EXTENSION_CONFIG => {
-                let record = self.nodes.entry(node.clone()).or_default();
-                for resource in resources {
-                    if record.acked.get(&resource.name) != Some(&resource.version) {
-                        record.last_nack.insert(
-                            resource.name.clone(),
-                            (resource.version.clone(), error.clone()),
-                        );
-                    }
-                }
-                self.nodes_dirty = true;
-                self.evaluate_all(now_ms, false);
+                let nack = NodeEvent::Nacked(filters(resources), error.clone());
+                self.nodes.apply(id, &nack, now_ms);
+                let mut fx = Effects::default();
+                let world = world!(self);
+                evaluate_all(&mut self.rollouts, &world, now_ms, false, &mut fx);
+                self.commit_logged(fx, "judging a NACK");
             }
             _ => {}
         }
@@ -458,7 +314,7 @@ impl Engine {
         let slow_ms = self.policy.traffic.slow_threshold.as_secs_f64() * 1000.0;
         for filter in sample.reloads.keys() {
             if !sample.load_errors.contains_key(filter) {
-                self.note_reload(node, filter, now_ms);
+                self.nodes.reloaded(node, filter, now_ms);
             }
         }
         let restarted = self
@@ -468,107 +324,194 @@ impl Engine {
             .record(now_ms, sample, slow_ms);
         // Hard-gate signals are judged at once; traffic waits for its look.
         if !sample.load_errors.is_empty() || restarted {
-            self.evaluate_all(now_ms, false);
+            let mut fx = Effects::default();
+            let world = world!(self);
+            evaluate_all(&mut self.rollouts, &world, now_ms, false, &mut fx);
+            self.commit_logged(fx, "judging a stats flush");
         }
     }
 
-    /// Runs due traffic looks and saves node state at most once a second.
+    /// Runs due traffic looks, applies what is pending, and saves the node model at most once
+    /// a second.
     pub fn tick(&mut self, now_ms: u64) {
-        self.opened_ms.get_or_insert(now_ms);
-        if std::mem::take(&mut self.look_soon) {
-            self.finish_rollbacks(now_ms);
+        self.clock.opened_ms.get_or_insert(now_ms);
+        let mut fx = Effects::default();
+        let world = world!(self);
+        if std::mem::take(&mut self.clock.look_soon) {
+            progress::finish_rollbacks(&mut self.rollouts, &world, now_ms, &mut fx);
         }
-        self.evaluate_all(now_ms, true);
-        self.metrics.set_in_progress(&self.rollouts_by_stage());
-        if std::mem::take(&mut self.plugins_dirty)
-            && let Err(err) = self.save_plugins()
+        evaluate_all(&mut self.rollouts, &world, now_ms, true, &mut fx);
+        // What could wait for a tick is saved now.
+        fx.save |= std::mem::take(&mut self.pending.save_soon) || fx.save_soon;
+        fx.save_soon = false;
+        self.commit_logged(fx, "applying a tick");
+        self.metrics.set_in_progress(&self.rollouts.by_stage());
+        if self
+            .clock
+            .alive_marked_ms
+            .is_none_or(|at| now_ms >= at + 1000)
         {
-            tracing::error!(error = %err, "saving rollout state");
-            self.plugins_dirty = true;
+            self.mark_alive(now_ms);
         }
-        if self.alive_marked_ms.is_none_or(|at| now_ms >= at + 1000) {
-            if let Err(err) = self.files.mark_alive(now_ms) {
-                tracing::warn!(error = %err, "marking the control plane alive");
-            }
-            self.alive_marked_ms = Some(now_ms);
-        }
-        if self.nodes_dirty && now_ms >= self.nodes_saved_ms + 1000 {
-            match self.files.save_nodes(&self.nodes) {
+        if self.nodes.dirty() && now_ms >= self.clock.nodes_saved_ms + 1000 {
+            match self.store.save_nodes(self.nodes.saved()) {
                 Ok(()) => {
-                    self.nodes_dirty = false;
-                    self.nodes_saved_ms = now_ms;
+                    self.nodes.mark_saved();
+                    self.clock.nodes_saved_ms = now_ms;
                 }
                 Err(err) => tracing::error!(error = %err, "saving node state"),
             }
         }
     }
 
-    /// Forgets proxies disconnected for more than `after_ms` (at `now_ms`): their connection,
-    /// node record, signals, applied clocks and snapshot. A proxy a rollout in progress
-    /// counts (canary, baseline, pushed) is kept until the rollout ends. Returns the forgotten.
+    /// Forgets proxies disconnected for more than `after_ms` (at `now_ms`; one saved from
+    /// before this process and never back counts from when it started): their node record,
+    /// signals and snapshot. A proxy a rollout in progress counts (canary, baseline, pushed)
+    /// is kept until the rollout ends. Returns the forgotten.
     pub fn forget_disconnected(&mut self, now_ms: u64, after_ms: u64) -> Vec<String> {
         let in_rollouts: BTreeSet<&String> = self
-            .plugins
+            .rollouts
+            .records
             .values()
             .filter_map(|p| p.rollout.as_ref())
             .flat_map(|r| r.pushed.keys().chain(&r.baseline).chain(&r.canary))
             .collect();
+        let opened = self.clock.opened_ms.unwrap_or(now_ms);
         let gone: Vec<String> = self
-            .connected
-            .iter()
-            .filter(|(id, c)| {
-                c.streams == 0
-                    && c.disconnected_at
-                        .is_some_and(|at| now_ms.saturating_sub(at) > after_ms)
-                    && !in_rollouts.contains(id)
-            })
-            .map(|(id, _)| id.clone())
+            .nodes
+            .gone_longer_than(now_ms, after_ms, opened)
+            .filter(|id| !in_rollouts.contains(id))
+            .cloned()
             .collect();
         for id in &gone {
-            self.connected.remove(id);
-            self.nodes.remove(id);
+            self.nodes.forget(id);
             self.signals.remove(id);
-            self.reloads.forget(id);
-            self.cache.remove_unwatched(id);
-        }
-        if !gone.is_empty() {
-            self.nodes_dirty = true;
+            self.serving.forget(id);
         }
         gone
     }
 
-    pub(super) fn save_plugins(&self) -> Result<(), Error> {
-        self.files.save_plugins(&self.plugins)
-    }
-
-    /// The Envoy version `node` reported when it last connected.
-    pub(super) fn envoy_version(&self, node: &str) -> Option<&str> {
-        self.connected
-            .get(node)
-            .and_then(|c| c.envoy_version.as_deref())
-    }
-
-    /// Connected proxies that `plugin` targets and that can run `release` (see
-    /// [`Release::runs_on`]).
-    pub(super) fn eligible_nodes(&self, plugin: &str, release: &Release) -> BTreeSet<String> {
-        self.connected_nodes()
-            .into_iter()
-            .filter(|node| self.targets(plugin, node) && release.runs_on(self.envoy_version(node)))
+    /// The chain each listener of `node` runs now, by listener (for the fleet view).
+    pub fn chains_for(&self, node: &str) -> BTreeMap<String, Vec<String>> {
+        let Some(catalog) = self.placement.mesh() else {
+            return BTreeMap::new();
+        };
+        let world = world!(self);
+        let served = desired_for(&self.rollouts, &world, node)
+            .into_keys()
+            .collect();
+        catalog
+            .listeners
+            .keys()
+            .map(|listener| {
+                let chain = compose::chain(catalog, listener, &served);
+                let names = chain.into_iter().map(|e| e.name).collect();
+                (listener.clone(), names)
+            })
             .collect()
     }
 
-    /// Connected proxies.
-    pub(super) fn connected_nodes(&self) -> BTreeSet<String> {
-        self.connected
+    /// Applies effects in the one order: persist the rollout state, append the decisions to
+    /// the log, raise alerts and count, re-serve proxies. When saving fails nothing after it
+    /// happens: the effects wait, and the next tick tries again.
+    fn commit(&mut self, fx: Effects) -> Result<(), Error> {
+        self.pending.merge(fx);
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.pending.save {
+            self.store.save_plugins(&self.rollouts.records)?;
+            self.pending.save = false;
+        }
+        let save_soon = self.pending.save_soon;
+        let fx = std::mem::take(&mut self.pending);
+        self.pending.save_soon = save_soon;
+        for (entry, alert) in fx.decisions {
+            let entry = self.append(entry);
+            if alert {
+                self.raise(&entry);
+            }
+        }
+        for count in fx.counts {
+            match count {
+                Count::Started(plugin) => self.metrics.started(&plugin),
+                Count::Promoted(plugin) => self.metrics.promoted(&plugin),
+                Count::RolledBack(plugin, gate) => self.metrics.rolled_back(&plugin, gate),
+                Count::RollbackSeconds(s) => self.metrics.rollback_seconds(s),
+            }
+        }
+        let nodes: Vec<String> = if fx.serve_all {
+            self.nodes.ids().cloned().collect()
+        } else {
+            fx.serve.into_iter().collect()
+        };
+        for node in nodes {
+            self.sync_node(&node);
+        }
+        Ok(())
+    }
+
+    /// [`Engine::commit`] where the caller has no one to tell: a failure is logged.
+    fn commit_logged(&mut self, fx: Effects, what: &str) {
+        if let Err(err) = self.commit(fx) {
+            tracing::error!(error = %err, "{what}: saving rollout state failed; retried on the next tick");
+        }
+    }
+
+    /// Appends to the decision log and emits it as a structured event. A log that cannot be
+    /// written is reported, never fatal: the decision is carried out anyway.
+    fn append(&mut self, mut entry: Decision) -> Decision {
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
+        tracing::info!(target: "meshplug::decision", plugin = %entry.plugin, rollout = %entry.rollout,
+            action = %entry.action, gate = ?entry.gate, stage = ?entry.stage, reason = %entry.reason,
+            "rollout decision");
+        if let Err(err) = self.store.append(&entry) {
+            tracing::error!(error = %err, "writing the decision log");
+        }
+        entry
+    }
+
+    /// Raises an alert: a structured error event, a counter and the webhook.
+    fn raise(&mut self, entry: &Decision) {
+        tracing::error!(target: "meshplug::alert", plugin = %entry.plugin, rollout = %entry.rollout,
+            action = %entry.action, gate = ?entry.gate, reason = %entry.reason, "rollout alert");
+        self.metrics.alert(&entry.plugin, &entry.action);
+        if let Some(alerts) = &self.alerts {
+            let _ = alerts.send(entry.clone());
+        }
+    }
+
+    /// Serves `node` its desired versions, and notes them in the node model.
+    fn sync_node(&mut self, node: &str) {
+        let world = world!(self);
+        let desired = desired_for(&self.rollouts, &world, node);
+        let labels: BTreeMap<String, String> = desired
             .iter()
-            .filter(|(_, c)| c.streams > 0)
-            .map(|(id, _)| id.clone())
-            .collect()
+            .map(|(name, r)| (name.clone(), r.version.clone()))
+            .collect();
+        self.nodes.set_desired(node, &labels);
+        self.serving.serve(node, &desired, self.placement.mesh());
+    }
+
+    fn mark_alive(&mut self, now_ms: u64) {
+        if let Err(err) = self.store.mark_alive(now_ms) {
+            tracing::warn!(error = %err, "marking the control plane alive");
+        }
+        self.clock.alive_marked_ms = Some(now_ms);
     }
 }
+
+mod translate;
 
 #[cfg(test)]
 pub(super) mod tests;
 
 #[cfg(test)]
 mod restart_tests;
+
+#[cfg(test)]
+mod applied_tests;
+
+#[cfg(test)]
+mod effects_tests;

@@ -1,18 +1,81 @@
 //! What each proxy is served: the version of each filter it should run (targeting, Envoy
-//! version, rollout state), the ECDS resources for them, and (with a mesh config) its
-//! composed listeners, routes and clusters, written into its snapshot.
+//! version, rollout state: [`desired_for`], pure), and [`Serving`], which owns the snapshot
+//! cache, the ECDS resources built for each release and (with a mesh config) the composed
+//! listeners, routes and clusters, and writes them into each proxy's snapshot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
-use xds::{PreparedResource, type_url};
+use xds::{PreparedResource, Snapshot, SnapshotCache, type_url};
 
-use super::engine::Engine;
+use super::lifecycle::Rollouts;
 use super::state::Release;
+use super::world::World;
+use crate::catalog::Catalog;
+use crate::compose::{self, envoy::MeshResources};
 use crate::ecds::{FilterDeployment, extension_config};
+use crate::store::sha256_hex;
 
-impl Engine {
-    /// The resource for `release` of `plugin`, built and digested once, shared by every
+/// The version of each filter `node` should run. A dynamic module goes only to proxies on the
+/// Envoy version it was built for; a proxy on another version keeps its last good version, or
+/// runs without the filter.
+pub(super) fn desired_for(
+    rollouts: &Rollouts,
+    world: &World<'_>,
+    node: &str,
+) -> BTreeMap<String, Release> {
+    let proxy = world.envoy_version(node);
+    let mut out = BTreeMap::new();
+    for (name, record) in &rollouts.records {
+        if !world.targets(name, node) {
+            continue;
+        }
+        let on_new = record
+            .rollout
+            .as_ref()
+            .filter(|r| r.pushed.contains_key(node))
+            .map(|r| &r.to);
+        let last_good = record.last_good.as_ref();
+        let runnable = on_new
+            .filter(|r| r.runs_on(proxy))
+            .or(last_good.filter(|r| r.runs_on(proxy)));
+        if let Some(release) = runnable {
+            out.insert(name.clone(), release.clone());
+        }
+    }
+    out
+}
+
+/// The snapshot cache and the resources built for it.
+#[derive(Debug)]
+pub(super) struct Serving {
+    cache: Arc<SnapshotCache>,
+    /// ECDS resources by (plugin, version label), built and digested once, shared by every
     /// proxy's snapshot.
+    resources: HashMap<(String, String), PreparedResource>,
+    /// Mesh resources by the set of plugins a proxy is served: proxies alike share them.
+    composed: HashMap<BTreeSet<String>, Arc<ComposedResources>>,
+}
+
+impl Serving {
+    pub(super) fn new(cache: Arc<SnapshotCache>) -> Self {
+        Self {
+            cache,
+            resources: HashMap::new(),
+            composed: HashMap::new(),
+        }
+    }
+
+    /// The manifests changed: composed resources are built again.
+    pub(super) fn forget_composed(&mut self) {
+        self.composed.clear();
+    }
+
+    /// Drops the snapshot of a forgotten proxy.
+    pub(super) fn forget(&self, node: &str) {
+        self.cache.remove_unwatched(node);
+    }
+
     fn resource(&mut self, plugin: &str, release: &Release) -> PreparedResource {
         let key = (plugin.to_string(), release.version.clone());
         self.resources
@@ -30,50 +93,19 @@ impl Engine {
             .clone()
     }
 
-    /// The version of each filter `node` should run.
-    /// A dynamic module goes only to proxies on the Envoy version it was built for; a proxy on
-    /// another version keeps its last good version, or runs without the filter.
-    pub(super) fn desired_for(&self, node: &str) -> BTreeMap<String, Release> {
-        let proxy = self.envoy_version(node);
-        let mut out = BTreeMap::new();
-        for (name, record) in &self.plugins {
-            if !self.targets(name, node) {
-                continue;
-            }
-            let on_new = record
-                .rollout
-                .as_ref()
-                .filter(|r| r.pushed.contains_key(node))
-                .map(|r| &r.to);
-            let last_good = record.last_good.as_ref();
-            let runnable = on_new
-                .filter(|r| r.runs_on(proxy))
-                .or(last_good.filter(|r| r.runs_on(proxy)));
-            if let Some(release) = runnable {
-                out.insert(name.clone(), release.clone());
-            }
-        }
-        out
-    }
-
-    /// Serves `node` its desired versions.
-    pub(super) fn sync_node(&mut self, node: &str) {
-        let desired = self.desired_for(node);
-        let labels: BTreeMap<String, String> = desired
-            .iter()
-            .map(|(name, r)| (name.clone(), r.version.clone()))
-            .collect();
-        let record = self.nodes.entry(node.to_string()).or_default();
-        if record.desired != labels {
-            record.desired = labels;
-            self.nodes_dirty = true;
-        }
+    /// Writes `desired` (and, with `mesh`, its composed listeners) into `node`'s snapshot.
+    pub(super) fn serve(
+        &mut self,
+        node: &str,
+        desired: &BTreeMap<String, Release>,
+        mesh: Option<&Arc<Catalog>>,
+    ) {
         let resources: Vec<(String, PreparedResource)> = desired
             .iter()
             .map(|(name, release)| (name.clone(), self.resource(name, release)))
             .collect();
-        let served = desired.keys().cloned().collect();
-        let composed = self.composed_for(&served);
+        let served: BTreeSet<String> = desired.keys().cloned().collect();
+        let composed = mesh.map(|catalog| self.composed_for(catalog, served));
         self.cache.update(node, |snapshot| {
             // With composed listeners a filter leaves a proxy by leaving its listeners; its
             // configuration stays, so a draining listener never loses it.
@@ -88,11 +120,52 @@ impl Engine {
         });
     }
 
-    /// Serves every known proxy its desired versions.
-    pub(super) fn sync_all(&mut self) {
-        let nodes: Vec<String> = self.nodes.keys().cloned().collect();
-        for node in nodes {
-            self.sync_node(&node);
+    fn composed_for(
+        &mut self,
+        catalog: &Arc<Catalog>,
+        served: BTreeSet<String>,
+    ) -> Arc<ComposedResources> {
+        let entry = self.composed.entry(served).or_insert_with_key(|served| {
+            let plan = compose::plan(catalog, served);
+            Arc::new(ComposedResources::prepare(compose::envoy::resources(&plan)))
+        });
+        Arc::clone(entry)
+    }
+}
+
+/// A proxy's listeners, routes and clusters, ready to serve.
+#[derive(Debug, Default)]
+struct ComposedResources {
+    by_type: Vec<(&'static str, Vec<(String, PreparedResource)>)>,
+}
+
+impl ComposedResources {
+    fn prepare(resources: MeshResources) -> Self {
+        let prepare = |list: Vec<(String, xds::proto::Any)>| {
+            list.into_iter()
+                .map(|(name, body)| {
+                    let version = sha256_hex(&body.value)[..16].to_string();
+                    (name, PreparedResource::new(&version, body))
+                })
+                .collect()
+        };
+        Self {
+            by_type: vec![
+                (type_url::CLUSTER, prepare(resources.clusters)),
+                (type_url::LISTENER, prepare(resources.listeners)),
+                (type_url::ROUTE_CONFIGURATION, prepare(resources.routes)),
+            ],
         }
+    }
+
+    /// Puts these resources into `snapshot`, removing listeners, routes and clusters that
+    /// are no longer there. Returns whether anything changed.
+    fn apply(&self, snapshot: &mut Snapshot) -> bool {
+        let mut changed = false;
+        for (type_url, resources) in &self.by_type {
+            let resources = resources.iter().map(|(name, r)| (name.as_str(), r));
+            changed |= snapshot.put_resources(type_url, resources, true);
+        }
+        changed
     }
 }

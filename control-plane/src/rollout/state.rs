@@ -2,7 +2,8 @@
 //! under `<data>/rollouts/`: `state.json` (plugins and rollouts, written before every push,
 //! in an [`envelope`] with a generation and a checksum; the generation before is
 //! `state.json.prev`),
-//! `nodes.json` (per-proxy desired, ACKed and NACKed versions, written at most once a second)
+//! `nodes.json` (the node model: each proxy's identity and its desired, sent, ACKed,
+//! applied and NACKed versions, written at most once a second; see [`nodes_file`])
 //! and `decisions.jsonl` (one JSON line per decision, fsynced, rotated: see [`log`]).
 
 use std::collections::BTreeMap;
@@ -10,13 +11,13 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 use crate::Error;
-pub use meshplug_core::rollout::record::{
-    Decision, NodeRecord, Paused, PluginRecord, Quarantined, Release, Rollout,
-};
 use crate::store::replace_synced;
 use log::{DecisionLog, LogLimits};
+use meshplug_core::nodes::Node;
+pub use meshplug_core::rollout::record::{
+    Decision, Paused, PluginRecord, Quarantined, Release, Rollout,
+};
 
 /// The files under `<data>/rollouts/`.
 #[derive(Debug)]
@@ -70,10 +71,10 @@ impl StateFiles {
 
     /// The nodes as last saved. They are what proxies reported and are learned again when
     /// they reconnect, so a damaged `nodes.json` is logged and started over, not fatal.
-    pub fn load_nodes(&self) -> Result<BTreeMap<String, NodeRecord>, Error> {
+    pub fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error> {
         let path = self.dir.join("nodes.json");
         match fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+            Ok(bytes) => Ok(nodes_file::parse(&bytes).unwrap_or_else(|err| {
                 tracing::warn!(file = %path.display(), error = %err,
                     "node state unreadable; it is learned again as proxies reconnect");
                 BTreeMap::new()
@@ -116,7 +117,7 @@ impl StateFiles {
     }
 
     /// Saves the nodes durably.
-    pub fn save_nodes(&self, nodes: &BTreeMap<String, NodeRecord>) -> Result<(), Error> {
+    pub fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
         // Compact: with thousands of proxies this is written up to once a second.
         let path = self.dir.join("nodes.json");
         replace_synced(
@@ -142,8 +143,81 @@ impl StateFiles {
     }
 }
 
+/// Where the engine's state is kept. [`StateFiles`] (JSON files and a JSONL log under
+/// `<data>/rollouts/`) is the first implementation.
+pub trait RolloutStore: std::fmt::Debug + Send {
+    /// Every plugin's rollout record as last saved.
+    fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error>;
+    /// Saves every plugin's rollout record durably, before any proxy is served from it.
+    fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error>;
+    /// The node model as last saved.
+    fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error>;
+    /// Saves the node model.
+    fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error>;
+    /// Appends one decision to the log.
+    fn append(&mut self, decision: &Decision) -> Result<(), Error>;
+    /// The highest decision sequence number logged (0 for none).
+    fn last_seq(&self) -> u64;
+    /// The most recent decisions, oldest first.
+    fn recent(&self) -> Box<dyn DoubleEndedIterator<Item = &Decision> + '_>;
+    /// Notes that the control plane was up and watching at `now_ms`.
+    fn mark_alive(&self, now_ms: u64) -> Result<(), Error>;
+    /// When the control plane was last known up and watching.
+    fn last_alive_ms(&self) -> Option<u64>;
+
+    /// Up to `limit` of the recent decisions about `plugin` after sequence number `since`,
+    /// oldest first; with `newest`, the last `limit` of them instead of the first.
+    fn decisions_of(&self, plugin: &str, since: u64, limit: usize, newest: bool) -> Vec<Decision> {
+        let mine = |d: &&Decision| d.plugin == plugin && d.seq > since;
+        if newest {
+            let mut out: Vec<Decision> = self
+                .recent()
+                .rev()
+                .filter(mine)
+                .take(limit)
+                .cloned()
+                .collect();
+            out.reverse();
+            out
+        } else {
+            self.recent().filter(mine).take(limit).cloned().collect()
+        }
+    }
+}
+
+impl RolloutStore for StateFiles {
+    fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error> {
+        StateFiles::load_plugins(self)
+    }
+    fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
+        StateFiles::save_plugins(self, plugins)
+    }
+    fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error> {
+        StateFiles::load_nodes(self)
+    }
+    fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
+        StateFiles::save_nodes(self, nodes)
+    }
+    fn append(&mut self, decision: &Decision) -> Result<(), Error> {
+        StateFiles::append(self, decision)
+    }
+    fn last_seq(&self) -> u64 {
+        StateFiles::last_seq(self)
+    }
+    fn recent(&self) -> Box<dyn DoubleEndedIterator<Item = &Decision> + '_> {
+        Box::new(self.decisions())
+    }
+    fn mark_alive(&self, now_ms: u64) -> Result<(), Error> {
+        StateFiles::mark_alive(self, now_ms)
+    }
+    fn last_alive_ms(&self) -> Option<u64> {
+        StateFiles::last_alive_ms(self)
+    }
+}
+
 pub mod envelope;
 pub mod log;
+mod nodes_file;
 
 #[cfg(test)]
 mod tests;

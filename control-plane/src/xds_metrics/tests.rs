@@ -25,6 +25,12 @@ fn pushes_acks_nacks_latency_and_connected_nodes_are_counted() {
         stream: 1,
         node: node.clone(),
     });
+    // The gauge counts proxies as the node model does: one on two streams is one.
+    let mut nodes = meshplug_core::nodes::Nodes::new();
+    let identity = meshplug_core::nodes::NodeIdentity::default();
+    nodes.connect(&identity, 0);
+    nodes.connect(&identity, 0);
+    metrics.set_connected(nodes.connected_count());
     metrics.observe(&sent("1", type_url::EXTENSION_CONFIG));
     metrics.observe(&sent("2", type_url::LISTENER));
     metrics.observe(&XdsEvent::Ack {
@@ -56,5 +62,13 @@ fn pushes_acks_nacks_latency_and_connected_nodes_are_counted() {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
     metrics.observe(&XdsEvent::StreamClosed { stream: 1, node });
+    nodes.disconnect("", 1);
+    metrics.set_connected(nodes.connected_count());
+    assert!(
+        encode(&registry).contains("meshplug_connected_nodes 1"),
+        "one stream is left"
+    );
+    nodes.disconnect("", 2);
+    metrics.set_connected(nodes.connected_count());
     assert!(encode(&registry).contains("meshplug_connected_nodes 0"));
 }

@@ -174,4 +174,3 @@ pub struct Decision {
     /// What the baseline was.
     pub baseline_kind: Option<BaselineKind>,
 }
-

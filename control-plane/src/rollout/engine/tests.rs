@@ -9,6 +9,7 @@ use super::*;
 use crate::artifact::ArtifactKind;
 use crate::rollout::Command;
 use crate::rollout::policy::Step;
+use crate::rollout::state::StateFiles;
 
 pub(super) const PLUGIN: &str = "authz";
 

@@ -14,8 +14,12 @@ use e2e::{Mesh, eventually};
 
 /// A minimal proxy-wasm filter that accepts any configuration: it passes the pre-flight.
 fn module() -> anyhow::Result<Vec<u8>> {
-    let text =
-        meshplug_preflight::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", "(i32.const 0)", "");
+    let text = meshplug_preflight::testing::proxy_wasm_wat(
+        "(i32.const 1)",
+        "(i32.const 1)",
+        "(i32.const 0)",
+        "",
+    );
     Ok(wat::parse_str(text)?)
 }
 

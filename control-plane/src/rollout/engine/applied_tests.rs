@@ -68,7 +68,13 @@ fn flush(engine: &mut Engine, reloads: u64, errors: u64, at: u64) {
 }
 
 fn applied(engine: &Engine) -> Option<String> {
-    engine.nodes()["n1"].applied.get("authz").cloned()
+    engine
+        .nodes()
+        .get("n1")?
+        .filters
+        .get("authz")?
+        .applied
+        .clone()
 }
 
 #[test]

@@ -1,0 +1,154 @@
+use super::*;
+
+fn identity() -> NodeIdentity {
+    NodeIdentity {
+        id: "envoy-1".into(),
+        cluster: "edge".into(),
+        envoy_version: Some("1.40.0".into()),
+        ..NodeIdentity::default()
+    }
+}
+
+fn authz(version: &str) -> Vec<FilterVersion> {
+    vec![FilterVersion {
+        name: "authz".into(),
+        version: version.into(),
+    }]
+}
+
+#[test]
+fn tracks_sent_acked_and_nacked_versions() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 10);
+    nodes.apply("envoy-1", &NodeEvent::Sent(authz("good")), 11);
+    nodes.apply("envoy-1", &NodeEvent::Acked(authz("good")), 12);
+    nodes.apply("envoy-1", &NodeEvent::Sent(authz("bad")), 13);
+    nodes.apply(
+        "envoy-1",
+        &NodeEvent::Nacked(authz("bad"), "Failed to parse".into()),
+        14,
+    );
+    let node = nodes.get("envoy-1").expect("known node");
+    assert!(node.connected);
+    assert_eq!(node.envoy_version.as_deref(), Some("1.40.0"));
+    let authz = &node.filters["authz"];
+    assert_eq!(authz.sent.as_deref(), Some("bad"));
+    assert_eq!(
+        authz.acked.as_deref(),
+        Some("good"),
+        "a NACK keeps the old version"
+    );
+    assert_eq!(authz.sends, 2);
+    let nack = authz.last_nack.as_ref().expect("nack recorded");
+    assert_eq!(
+        (nack.version.as_str(), nack.error.as_str(), nack.at_unix_ms),
+        ("bad", "Failed to parse", 14)
+    );
+}
+
+#[test]
+fn a_nack_listing_the_acked_version_is_not_a_nack_of_it() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 1);
+    nodes.apply("envoy-1", &NodeEvent::Acked(authz("good")), 2);
+    nodes.apply(
+        "envoy-1",
+        &NodeEvent::Nacked(authz("good"), "other".into()),
+        3,
+    );
+    assert_eq!(
+        nodes.get("envoy-1").and_then(|n| n.last_nack("authz")),
+        None
+    );
+}
+
+#[test]
+fn disconnect_is_seen_only_when_the_last_stream_closes() {
+    let mut nodes = Nodes::new();
+    assert!(
+        !nodes.connect(&identity(), 1),
+        "a first connect is no return"
+    );
+    nodes.connect(&identity(), 2);
+    nodes.disconnect("envoy-1", 3);
+    assert!(nodes.get("envoy-1").expect("known").connected);
+    assert_eq!(nodes.connected_count(), 1, "nodes are counted, not streams");
+    nodes.disconnect("envoy-1", 4);
+    let node = nodes.get("envoy-1").expect("known");
+    assert!(!node.connected);
+    assert_eq!(node.disconnected_at_ms(), Some(4));
+    assert!(nodes.connect(&identity(), 5), "it came back");
+}
+
+#[test]
+fn applied_needs_a_clean_reload_after_the_send() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 1);
+    nodes.apply("envoy-1", &NodeEvent::Sent(authz("v1")), 10);
+    assert!(
+        !nodes.reloaded("envoy-1", "authz", 9),
+        "a reload before the send"
+    );
+    assert!(
+        nodes
+            .apply("envoy-1", &NodeEvent::Acked(authz("v1")), 11)
+            .is_empty()
+    );
+    assert!(nodes.reloaded("envoy-1", "authz", 12));
+    let applied = |nodes: &Nodes| {
+        nodes
+            .get("envoy-1")
+            .and_then(|n| n.filters["authz"].applied.clone())
+    };
+    assert_eq!(applied(&nodes).as_deref(), Some("v1"));
+    nodes.apply("envoy-1", &NodeEvent::Sent(authz("v2")), 13);
+    assert_eq!(
+        nodes.apply("envoy-1", &NodeEvent::Acked(authz("v2")), 14),
+        Vec::<String>::new(),
+        "ACKed, not yet reloaded"
+    );
+    assert_eq!(applied(&nodes).as_deref(), Some("v1"));
+    assert!(nodes.reloaded("envoy-1", "authz", 15));
+    assert_eq!(applied(&nodes).as_deref(), Some("v2"));
+    assert!(!nodes.reloaded("envoy-1", "ratelimit", 16), "never sent");
+    assert!(
+        !nodes
+            .get("envoy-1")
+            .expect("known")
+            .filters
+            .contains_key("ratelimit")
+    );
+}
+
+#[test]
+fn desired_versions_come_and_go() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 1);
+    let want = BTreeMap::from([("authz".to_string(), "v1".to_string())]);
+    nodes.set_desired("envoy-1", &want);
+    assert_eq!(
+        nodes.get("envoy-1").expect("known").filters["authz"]
+            .desired
+            .as_deref(),
+        Some("v1")
+    );
+    nodes.set_desired("envoy-1", &BTreeMap::new());
+    assert_eq!(
+        nodes.get("envoy-1").expect("known").filters["authz"].desired,
+        None
+    );
+}
+
+#[test]
+fn restored_nodes_are_disconnected_and_not_seen_yet() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 1);
+    nodes.apply("envoy-1", &NodeEvent::Acked(authz("v1")), 2);
+    let text = serde_json::to_string(nodes.saved()).expect("saved");
+    let restored = Nodes::restore(serde_json::from_str(&text).expect("loads"));
+    let node = restored.get("envoy-1").expect("kept");
+    assert!(!node.connected);
+    assert!(!node.seen_this_process());
+    assert_eq!(node.acked("authz"), Some("v1"));
+    assert_eq!(node.cluster, "edge");
+}
