@@ -10,6 +10,7 @@ use crate::Error;
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
 use crate::catalog::SharedCatalog;
 use crate::check::{ArtifactFacts, Limits, check_artifact};
+use crate::mode::Mode;
 use crate::preflight;
 use crate::refusals::{Limit, Refusals};
 use crate::registry::{
@@ -75,10 +76,12 @@ pub struct Ingest {
     pub preflight: Option<Arc<meshplug_preflight::Preflight>>,
     /// The kind a filter runs when both its `.wasm` and its `.so` are in the folder.
     pub prefer: ArtifactKind,
-    /// The plugin manifests in force, when manifests govern (`meshplug serve --plugins`):
-    /// then builds are matched to plugins by their `spec.artifact`, and `<name>.json`,
+    /// Where plugins are declared. When manifests govern (`meshplug serve --plugins`),
+    /// builds are matched to plugins by their `spec.artifact`, and `<name>.json`,
     /// `<name>.fixtures.json` and `<name>.schema.json` in the artifacts folder are ignored.
-    pub manifests: Option<SharedCatalog>,
+    pub mode: Mode,
+    /// The plugin manifests in force (empty in [`Mode::Folder`]).
+    pub manifests: SharedCatalog,
     /// Held by each ingest step (a file, a manifest reload), so they run one at a time.
     pub serial: Arc<Mutex<()>>,
     /// Counts inputs refused by a limit.
@@ -112,7 +115,7 @@ impl Ingest {
             ReadOutcome::Refused(reason) => {
                 self.refusals.count(Limit::ArtifactFile);
                 let name = watched.name().to_string();
-                if self.manifests.is_none() {
+                if !self.mode.governed() {
                     return Ok(self.reject(path, name, String::new(), reason));
                 }
                 // With manifests a build name is not a plugin: there is no record to keep.
@@ -127,7 +130,7 @@ impl Ingest {
         };
         let sha256 = sha256_hex(&bytes);
         tracing::info!(path = %path.display(), %sha256, size = bytes.len(), "hashed");
-        if self.manifests.is_some() {
+        if self.mode.governed() {
             return match watched {
                 WatchedFile::Artifact { name, kind } => {
                     self.managed_artifact(path, name, kind, sha256, &bytes)
@@ -150,7 +153,7 @@ impl Ingest {
     /// After a restart in folder mode: every filter the engine serves takes back the artifact
     /// and configuration it was published with, before the folder is read again.
     pub fn resume_published(&self) {
-        if self.manifests.is_some() {
+        if self.mode.governed() {
             return;
         }
         let served: Vec<(String, crate::rollout::Release)> = self
@@ -379,9 +382,19 @@ impl Ingest {
                 name: name.to_string(),
             };
         };
-        let version = release.version.clone();
-        let sha256 = release.sha256.clone();
+        let (version, sha256) = (release.version.clone(), release.sha256.clone());
         let outcome = self.engine().release(name, release, unix_ms());
+        self.published(name, version, sha256, outcome)
+    }
+
+    /// Records what the engine did with `version` of `name`.
+    fn published(
+        &self,
+        name: &str,
+        version: String,
+        sha256: String,
+        outcome: Result<ReleaseOutcome, Error>,
+    ) -> IngestOutcome {
         match outcome {
             Ok(rollout) => {
                 self.registry().mark_published(name, version.clone());

@@ -20,6 +20,7 @@ pub mod idle;
 pub mod ingest;
 pub mod manifest_watch;
 pub mod metrics_sink;
+pub mod mode;
 pub mod preflight;
 pub mod refusals;
 pub mod rollout;

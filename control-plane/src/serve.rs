@@ -15,13 +15,14 @@ use xds::{AdsServer, NodeInfo, SnapshotCache, XdsEvent};
 use crate::Error;
 use crate::admin::{self, AdminState};
 use crate::artifact::{ArtifactKind, WatchedFile, classify};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SharedCatalog};
 use crate::check::Limits;
 use crate::debounce::Quiet;
 use crate::idle::IdleTimeout;
 use crate::ingest::{Ingest, IngestOutcome, unix_ms};
 use crate::manifest_watch::ManifestWatcher;
 use crate::metrics_sink::MetricsSink;
+pub use crate::mode::Mode;
 use crate::registry::Registry;
 use crate::rollout::metrics::RolloutMetrics;
 use crate::rollout::state::{Decision, StateFiles};
@@ -62,12 +63,8 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// The kind a filter runs when the folder has both its `.wasm` and its `.so`.
     pub prefer_kind: ArtifactKind,
-    /// The watched folder of `kind: Plugin` manifests; set, manifests govern which filters
-    /// exist and where they go.
-    pub plugins_dir: Option<PathBuf>,
-    /// The watched folder of `kind: Listener` and `kind: Cluster` manifests; set (with
-    /// `plugins_dir`), meshplug serves LDS, RDS and CDS with composed filter chains.
-    pub mesh_dir: Option<PathBuf>,
+    /// Where plugins are declared: the artifacts folder alone, or manifests.
+    pub mode: Mode,
     /// Bounds on what clients and files can make the control plane hold or wait for.
     pub guards: Guards,
 }
@@ -135,10 +132,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     )?;
     engine.resume_clocks(unix_ms());
     let engine = Arc::new(Mutex::new(engine));
-    let manifests = config
-        .plugins_dir
-        .as_ref()
-        .map(|_| Arc::new(RwLock::new(Arc::new(Catalog::new()))));
+    let manifests: SharedCatalog = Arc::new(RwLock::new(Arc::new(Catalog::new())));
     let ingest = Ingest {
         folder: artifacts_dir.clone(),
         store,
@@ -147,7 +141,8 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         engine: Arc::clone(&engine),
         preflight: preflight_sandbox(config.preflight)?,
         prefer: config.prefer_kind,
-        manifests: manifests.clone(),
+        mode: config.mode.clone(),
+        manifests: Arc::clone(&manifests),
         serial: Arc::default(),
         refusals: Arc::clone(&refusals),
     };
@@ -185,21 +180,18 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         engine: Arc::clone(&engine),
         prometheus: Arc::new(prometheus),
         token: config.admin_token.clone().map(Arc::from),
-        manifests: manifests.clone(),
+        manifests: config.mode.governed().then(|| Arc::clone(&manifests)),
     };
     let admin_task = tokio::spawn(serve_admin(admin_listener, admin_state, stop_rx.clone()));
 
-    let manifest_dirs = manifest_dirs(&config)?;
-    let serve_mesh = config.mesh_dir.is_some();
+    let manifest_dirs = manifest_dirs(&config.mode)?;
     let _manifest_watcher = if manifest_dirs.is_empty() {
         None
     } else {
         let (watcher, rx) = ManifestWatcher::start(&manifest_dirs)?;
         let reloader = reload::Reloader {
             ingest: ingest.clone(),
-            engine: Arc::clone(&engine),
             dirs: manifest_dirs.clone(),
-            serve_mesh,
         };
         // The first read completes before any build is looked at; later ones run on their
         // own task, so a slow reload never holds up ingest or shutdown.
@@ -241,12 +233,9 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
 }
 
 /// The manifest folders to watch (created if missing), plugins first.
-fn manifest_dirs(config: &ServeConfig) -> Result<Vec<PathBuf>, Error> {
+fn manifest_dirs(mode: &Mode) -> Result<Vec<PathBuf>, Error> {
     let mut dirs = Vec::new();
-    for dir in [&config.plugins_dir, &config.mesh_dir]
-        .into_iter()
-        .flatten()
-    {
+    for dir in mode.manifest_dirs() {
         std::fs::create_dir_all(dir).map_err(Error::io("creating manifest folder", dir))?;
         dirs.push(dir.canonicalize().map_err(Error::io("resolving", dir))?);
     }

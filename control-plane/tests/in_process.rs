@@ -50,8 +50,7 @@ fn config_in(dir: &Path) -> ServeConfig {
         alert_webhook: None,
         admin_token: Some(TOKEN.into()),
         prefer_kind: meshplug::artifact::ArtifactKind::Wasm,
-        plugins_dir: None,
-        mesh_dir: None,
+        mode: meshplug::serve::Mode::Folder,
         guards: Guards {
             xds_idle_timeout: Duration::from_millis(900),
             ..Guards::default()

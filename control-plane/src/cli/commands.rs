@@ -15,7 +15,7 @@ use crate::check::Limits;
 use crate::client::AdminClient;
 use crate::debounce::Quiet;
 use crate::rollout::Policy;
-use crate::serve::{Guards, ServeConfig, run};
+use crate::serve::{Guards, Mode, ServeConfig, run};
 
 pub(super) fn state(command: StateCommand) -> anyhow::Result<()> {
     use crate::rollout::state::envelope;
@@ -133,8 +133,12 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
             KindArg::Wasm => ArtifactKind::Wasm,
             KindArg::Native => ArtifactKind::Native,
         },
-        plugins_dir: args.plugins,
-        mesh_dir: args.mesh,
+        mode: match (args.plugins, args.mesh) {
+            (Some(plugins), Some(mesh)) => Mode::Mesh { plugins, mesh },
+            (Some(plugins), None) => Mode::Manifests { plugins },
+            // clap requires --plugins with --mesh.
+            (None, _) => Mode::Folder,
+        },
         guards: Guards {
             xds_idle_timeout: Duration::try_from_secs_f64(args.xds_idle_timeout_s)
                 .ok()

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Ingest, IngestOutcome};
+use super::{Ingest, IngestOutcome, unix_ms};
 use crate::Error;
 use crate::artifact::ArtifactKind;
 use crate::catalog::Catalog;
@@ -61,19 +61,22 @@ impl Ingest {
         );
         let mut outcome = IngestOutcome::Stored { name };
         for plugin in plugins {
-            outcome = self.place(plugin, &catalog)?;
+            outcome = match self.place(plugin, &catalog)? {
+                Placed::Done(outcome) => outcome,
+                Placed::Ready(name) => self.publish(&name),
+            };
         }
         Ok(outcome)
     }
 
-    /// The manifests changed: every plugin in `catalog` takes its settings and build. Returns
-    /// what became of each.
+    /// The manifests changed: every plugin in `catalog` takes its settings and build, and
+    /// the engine takes the placement and the new releases in one step (one save, each proxy
+    /// served once). Returns what became of each plugin.
     pub fn apply_catalog(&self, catalog: Arc<Catalog>) -> Result<Vec<IngestOutcome>, Error> {
-        if let Some(manifests) = &self.manifests {
-            *manifests
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&catalog);
-        }
+        *self
+            .manifests
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&catalog);
         let gone: Vec<String> = self
             .registry()
             .plugins()
@@ -85,15 +88,32 @@ impl Ingest {
             self.registry().set_manifest(&name, None);
         }
         let mut outcomes = Vec::new();
+        let mut releases = Vec::new();
         for plugin in catalog.plugins.values() {
-            outcomes.push(self.place(plugin, &catalog)?);
+            match self.place(plugin, &catalog)? {
+                Placed::Done(outcome) => outcomes.push(outcome),
+                Placed::Ready(name) => match self.registry().release(&name) {
+                    Some(release) => releases.push((name, release)),
+                    None => outcomes.push(IngestOutcome::Stored { name }),
+                },
+            }
+        }
+        let labels: Vec<(String, String)> = releases
+            .iter()
+            .map(|(_, r)| (r.version.clone(), r.sha256.clone()))
+            .collect();
+        let results =
+            self.engine()
+                .apply_manifests(catalog, self.mode.serves_mesh(), releases, unix_ms());
+        for ((name, result), (version, sha256)) in results.into_iter().zip(labels) {
+            outcomes.push(self.published(&name, version, sha256, result));
         }
         Ok(outcomes)
     }
 
     /// Gives `plugin` its manifest's settings and its build; runs the pre-flight when either
-    /// changed, then publishes.
-    fn place(&self, plugin: &Named<PluginSpec>, catalog: &Catalog) -> Result<IngestOutcome, Error> {
+    /// changed. Ready when the registry holds a new release for the engine.
+    fn place(&self, plugin: &Named<PluginSpec>, catalog: &Catalog) -> Result<Placed, Error> {
         let name = plugin.name.clone();
         let spec = &plugin.spec;
         let current = self.registry().get_or_default(&name);
@@ -113,22 +133,32 @@ impl Ingest {
         let Some(artifact) = candidate.artifact.clone() else {
             self.registry().commit(candidate);
             tracing::info!(plugin = %name, artifact = %spec.artifact, "waiting for a build");
-            return Ok(IngestOutcome::Stored { name });
+            return Ok(Placed::Done(IngestOutcome::Stored { name }));
         };
         if candidate == current && current.resource_version.is_some() {
-            return Ok(IngestOutcome::Unchanged {
+            return Ok(Placed::Done(IngestOutcome::Unchanged {
                 name,
                 sha256: artifact.sha256,
-            });
+            }));
         }
         let source = PathBuf::from(candidate.manifest.clone().unwrap_or_default());
         if let Err(reason) = self.limits.check_config(candidate.config_json.len()) {
             self.refusals.count(crate::refusals::Limit::ConfigBytes);
-            return Ok(self.reject(&source, name, artifact.sha256, reason));
+            return Ok(Placed::Done(self.reject(
+                &source,
+                name,
+                artifact.sha256,
+                reason,
+            )));
         }
         let version = resource_version(&artifact.sha256, &candidate.config_sha256);
         if let Some(reason) = self.quarantined(&name, &version) {
-            return Ok(self.reject(&source, name, artifact.sha256, reason));
+            return Ok(Placed::Done(self.reject(
+                &source,
+                name,
+                artifact.sha256,
+                reason,
+            )));
         }
         if let Some(reason) = self.preflight_candidate(&name, &candidate, &artifact)? {
             // The same refusal on every manifest reload is reported once.
@@ -138,16 +168,21 @@ impl Ingest {
                 .is_some_and(|r| r.sha256 == artifact.sha256 && r.reason == reason);
             if told {
                 let sha256 = artifact.sha256;
-                return Ok(IngestOutcome::Rejected {
+                return Ok(Placed::Done(IngestOutcome::Rejected {
                     name,
                     sha256,
                     reason,
-                });
+                }));
             }
-            return Ok(self.reject(&source, name, artifact.sha256, reason));
+            return Ok(Placed::Done(self.reject(
+                &source,
+                name,
+                artifact.sha256,
+                reason,
+            )));
         }
         self.registry().commit(candidate);
-        Ok(self.publish(&name))
+        Ok(Placed::Ready(name))
     }
 
     /// Runs the pre-flight of the candidate's build with its inputs; the reason when refused
@@ -171,11 +206,17 @@ impl Ingest {
     }
 
     fn catalog(&self) -> Arc<Catalog> {
-        self.manifests
-            .as_ref()
-            .map(|m| Arc::clone(&m.read().unwrap_or_else(std::sync::PoisonError::into_inner)))
-            .unwrap_or_default()
+        let catalog = self.manifests.read();
+        Arc::clone(&catalog.unwrap_or_else(std::sync::PoisonError::into_inner))
     }
+}
+
+/// What placing a plugin came to.
+enum Placed {
+    /// Nothing for the engine: unchanged, refused, or waiting for a build.
+    Done(IngestOutcome),
+    /// The registry holds a new release of the plugin for the engine.
+    Ready(String),
 }
 
 /// Whether build `name` matches a plugin's `spec.artifact` (a name or a glob).

@@ -33,7 +33,8 @@ fn fixture() -> Fixture {
         )),
         preflight: None,
         prefer: ArtifactKind::Wasm,
-        manifests: None,
+        mode: crate::mode::Mode::Folder,
+        manifests: Default::default(),
         serial: Arc::default(),
         refusals: Arc::new(crate::refusals::Refusals::unregistered()),
     };

@@ -228,13 +228,48 @@ impl Engine {
     /// The manifests changed: follow them. `serve_mesh` makes the engine serve LDS, RDS and
     /// CDS from the catalog's listeners and clusters.
     pub fn set_manifests(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
+        self.apply_manifests(catalog, serve_mesh, Vec::new(), 0);
+    }
+
+    /// The manifests changed: the placement they say and the releases ingest computed from
+    /// them, in one step (one save, every proxy served once). Returns what became of each
+    /// release, in order.
+    pub fn apply_manifests(
+        &mut self,
+        catalog: Arc<Catalog>,
+        serve_mesh: bool,
+        releases: Vec<(String, Release)>,
+        now_ms: u64,
+    ) -> Vec<(String, Result<ReleaseOutcome, Error>)> {
         self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
         self.serving.forget_composed();
-        let fx = Effects {
+        let mut fx = Effects {
             serve_all: true,
             ..Effects::default()
         };
-        self.commit_logged(fx, "serving the manifests");
+        let mut results = Vec::new();
+        for (plugin, release) in releases {
+            let world = world!(self);
+            let outcome = releases::release(
+                &mut self.rollouts,
+                &world,
+                &plugin,
+                release,
+                now_ms,
+                &mut fx,
+            );
+            results.push((plugin, outcome));
+        }
+        if let Err(err) = self.commit(fx) {
+            tracing::error!(error = %err, "applying manifests: saving rollout state failed");
+            let failed = err.to_string();
+            for (_, outcome) in &mut results {
+                if outcome.is_ok() {
+                    *outcome = Err(Error::Rollout(format!("not saved: {failed}")));
+                }
+            }
+        }
+        results
     }
 
     /// A proxy opened an ADS stream: decide its versions before it is served, and return the

@@ -1,24 +1,22 @@
-//! Manifest reloads, off the ingest path: the folders are read and parsed on a blocking
-//! thread, then the engine takes the catalog and ingest places its plugins (one ingest step at
-//! a time: [`crate::ingest::Ingest::serial`]).
+//! Manifest reloads, the one path a manifest change takes, off the ingest path: the folders are
+//! read and parsed on a blocking thread, then ingest places the catalog's plugins and hands the
+//! engine the placement and the releases in one call (one ingest step at a time:
+//! [`crate::ingest::Ingest::serial`]).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 
 use tokio::sync::{mpsc, watch};
 
 use crate::catalog::{Catalog, reconcile};
 use crate::ingest::Ingest;
 use crate::manifest_watch;
-use crate::rollout::Engine;
 
 /// What a reload needs.
 #[derive(Debug, Clone)]
 pub(super) struct Reloader {
     pub(super) ingest: Ingest,
-    pub(super) engine: Arc<Mutex<Engine>>,
     pub(super) dirs: Vec<PathBuf>,
-    pub(super) serve_mesh: bool,
 }
 
 impl Reloader {
@@ -42,9 +40,7 @@ impl Reloader {
     /// Reads the manifest folders again: what parses and fits goes in force, each refusal is
     /// logged with file, line and field, and the engine and ingest follow.
     pub(super) async fn reload(&self) {
-        let Some(manifests) = self.ingest.manifests.clone() else {
-            return;
-        };
+        let manifests = Arc::clone(&self.ingest.manifests);
         let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
         let dirs = self.dirs.clone();
         let read = tokio::task::spawn_blocking(move || read_catalog(&dirs, &previous)).await;
@@ -63,10 +59,7 @@ impl Reloader {
                 .serial
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            this.engine
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .set_manifests(Arc::clone(&catalog), this.serve_mesh);
+            // Ingest computes the releases; the engine takes them with the placement at once.
             this.ingest.apply_catalog(catalog)
         })
         .await;

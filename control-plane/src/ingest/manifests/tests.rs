@@ -37,7 +37,10 @@ fn ingest(dir: &Path) -> Ingest {
         )),
         preflight: None,
         prefer: ArtifactKind::Wasm,
-        manifests: Some(Arc::new(RwLock::new(Arc::new(Catalog::new())))),
+        mode: crate::mode::Mode::Manifests {
+            plugins: "plugins".into(),
+        },
+        manifests: Arc::new(RwLock::new(Arc::new(Catalog::new()))),
         serial: Arc::default(),
         refusals: Arc::new(crate::refusals::Refusals::unregistered()),
     }
