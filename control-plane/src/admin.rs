@@ -83,17 +83,41 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
 
 #[derive(Serialize)]
 struct Plugins {
-    plugins: Vec<PluginStatus>,
+    plugins: Vec<PluginView>,
+}
+
+/// One plugin: its inputs (the registry's) and what was published of them (the engine's).
+#[derive(Serialize)]
+struct PluginView {
+    #[serde(flatten)]
+    inputs: PluginStatus,
+    /// The ECDS resource version label last published (`<artifact sha>:<config sha prefix>`).
+    resource_version: Option<String>,
+    /// How many times a version was published.
+    publishes: u64,
 }
 
 async fn plugins(State(state): State<AdminState>) -> Json<Plugins> {
-    let registry = state
-        .registry
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    Json(Plugins {
-        plugins: registry.plugins().cloned().collect(),
-    })
+    let inputs: Vec<PluginStatus> = {
+        let registry = state
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        registry.plugins().cloned().collect()
+    };
+    let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
+    let plugins = inputs
+        .into_iter()
+        .map(|inputs| {
+            let (version, publishes) = engine.published(&inputs.name);
+            PluginView {
+                resource_version: version.map(String::from),
+                publishes,
+                inputs,
+            }
+        })
+        .collect();
+    Json(Plugins { plugins })
 }
 
 #[derive(Serialize)]

@@ -34,22 +34,9 @@ pub enum Error {
     /// The pre-flight sandbox could not be set up.
     #[error("pre-flight: {0}")]
     Preflight(String),
-    /// A version that failed a rollout is not pushed again until an operator retries it.
-    #[error(
-        "{plugin}: version {version} is quarantined after a failed rollout ({reason}); lift it with `meshplug retry {plugin} {short}`",
-        short = version.get(..12).unwrap_or(version)
-    )]
-    Quarantined {
-        /// The filter.
-        plugin: String,
-        /// The version label.
-        version: String,
-        /// Why it was quarantined.
-        reason: String,
-    },
-    /// A rollout command or policy was refused.
-    #[error("rollout: {0}")]
-    Rollout(String),
+    /// A rollout step or command was refused (a quarantined version, say).
+    #[error(transparent)]
+    Rollout(#[from] meshplug_core::rollout::RolloutError),
     /// The admin API could not be reached or refused a call.
     #[error("admin API: {0}")]
     Admin(String),
@@ -69,11 +56,12 @@ pub enum Error {
 impl Error {
     /// `version` of `plugin` is quarantined for `reason`: the one message for it.
     pub fn quarantined(plugin: &str, version: &str, reason: &str) -> Self {
-        Self::Quarantined {
-            plugin: plugin.to_string(),
-            version: version.to_string(),
-            reason: reason.to_string(),
-        }
+        meshplug_core::rollout::RolloutError::quarantined(plugin, version, reason).into()
+    }
+
+    /// A rollout command or state change refused for `why`.
+    pub fn rollout(why: impl Into<String>) -> Self {
+        meshplug_core::rollout::RolloutError::Refused(why.into()).into()
     }
 
     /// Wraps an I/O error with what was being done and where.

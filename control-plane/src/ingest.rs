@@ -397,7 +397,6 @@ impl Ingest {
     ) -> IngestOutcome {
         match outcome {
             Ok(rollout) => {
-                self.registry().mark_published(name, version.clone());
                 tracing::info!(plugin = %name, %version, ?rollout, "published");
                 IngestOutcome::Published {
                     name: name.to_string(),

@@ -13,7 +13,8 @@ use crate::rollout::Release;
 /// The configuration a filter gets when no `<name>.json` was given.
 pub const DEFAULT_CONFIG: &str = "{}";
 
-/// One filter, as published.
+/// One plugin's inputs: the build it runs, its settings and pre-flight inputs, and its last
+/// refusal. What was published from them, and what became of it, is the rollout engine's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginStatus {
     /// The filter (and ECDS resource) name.
@@ -24,10 +25,6 @@ pub struct PluginStatus {
     pub config_json: String,
     /// sha256 of `config_json`.
     pub config_sha256: String,
-    /// The ECDS resource version label last published (`<artifact sha>:<config sha prefix>`).
-    pub resource_version: Option<String>,
-    /// How many times a changed resource was published.
-    pub publishes: u64,
     /// The last artifact or configuration refused for this filter.
     pub last_rejection: Option<RejectionRecord>,
     /// How many pre-flight fixtures it has (`<name>.fixtures.json`).
@@ -122,8 +119,6 @@ impl Registry {
                 artifact: None,
                 config_json: DEFAULT_CONFIG.to_string(),
                 config_sha256: sha256_hex(DEFAULT_CONFIG.as_bytes()),
-                resource_version: None,
-                publishes: 0,
                 last_rejection: None,
                 fixtures: 0,
                 has_schema: false,
@@ -183,7 +178,7 @@ impl Registry {
     }
 
     /// Replaces what `status` configures of its filter (artifact, configuration, pre-flight
-    /// inputs, failure policy, manifest), keeping its publish history.
+    /// inputs, failure policy, manifest), keeping its last refusal.
     pub fn commit(&mut self, status: PluginStatus) {
         let plugin = self.entry(&status.name);
         plugin.artifact = status.artifact;
@@ -275,14 +270,6 @@ impl Registry {
         plugin.failure_policy = release.failure_policy;
         plugin.config_sha256 = settings_sha256(&release.config_json, release.failure_policy);
         plugin.config_json = release.config_json.clone();
-        plugin.resource_version = Some(release.version.clone());
-    }
-
-    /// Records that `version` of `name` was published.
-    pub fn mark_published(&mut self, name: &str, version: String) {
-        let plugin = self.entry(name);
-        plugin.resource_version = Some(version);
-        plugin.publishes += 1;
     }
 }
 

@@ -135,7 +135,7 @@ impl Ingest {
             tracing::info!(plugin = %name, artifact = %spec.artifact, "waiting for a build");
             return Ok(Placed::Done(IngestOutcome::Stored { name }));
         };
-        if candidate == current && current.resource_version.is_some() {
+        if candidate == current && self.engine().published(&name).0.is_some() {
             return Ok(Placed::Done(IngestOutcome::Unchanged {
                 name,
                 sha256: artifact.sha256,

@@ -77,9 +77,10 @@ fn artifact_is_stored_and_published_once() {
     );
     let publishes = f
         .ingest
-        .registry
+        .engine
         .lock()
         .expect("lock")
+        .plugins()
         .get("authz")
         .map(|p| p.publishes);
     assert_eq!(publishes, Some(1));

@@ -17,18 +17,19 @@ use xds::{NodeInfo, SnapshotCache, XdsEvent, type_url};
 
 use translate::{filters, identity};
 
-use super::commands::{self, Command};
-use super::effects::{Count, Effects};
-use super::lifecycle::Rollouts;
+use meshplug_core::rollout::commands::{self, Command};
+use meshplug_core::rollout::effects::{Count, Effects};
+use meshplug_core::rollout::lifecycle::Rollouts;
+use meshplug_core::rollout::placement::Placement;
+use meshplug_core::rollout::policy::Policy;
+use meshplug_core::rollout::progress::{self, evaluate_all};
+use meshplug_core::rollout::releases::{self, ReleaseOutcome};
+use meshplug_core::rollout::signals::{FlushSample, NodeSignals};
+use meshplug_core::rollout::world::World;
+
 use super::metrics::RolloutMetrics;
-use super::placement::Placement;
-use super::policy::Policy;
-use super::progress::{self, evaluate_all};
-use super::releases::{self, ReleaseOutcome};
 use super::serving::{Serving, desired_for};
-use super::signals::{FlushSample, NodeSignals};
 use super::state::{Decision, PluginRecord, Release, RolloutStore};
-use super::world::World;
 use crate::Error;
 use crate::catalog::Catalog;
 use crate::compose;
@@ -204,11 +205,34 @@ impl Engine {
         now_ms: u64,
     ) -> Result<ReleaseOutcome, Error> {
         let mut fx = Effects::default();
-        let world = world!(self);
-        let outcome =
-            releases::release(&mut self.rollouts, &world, plugin, release, now_ms, &mut fx);
+        let outcome = self.publish(plugin, release, now_ms, &mut fx);
         self.commit(fx)?;
         outcome
+    }
+
+    /// What ingest last published of `plugin`, and how often it did.
+    pub fn published(&self, plugin: &str) -> (Option<&str>, u64) {
+        let record = self.rollouts.records.get(plugin);
+        let version = record.and_then(|r| r.published.as_deref());
+        (version, record.map_or(0, |r| r.publishes))
+    }
+
+    /// Takes `release` of `plugin` in from ingest and counts it as published.
+    fn publish(
+        &mut self,
+        plugin: &str,
+        release: Release,
+        now_ms: u64,
+        fx: &mut Effects,
+    ) -> Result<ReleaseOutcome, Error> {
+        let version = release.version.clone();
+        let world = world!(self);
+        let outcome = releases::release(&mut self.rollouts, &world, plugin, release, now_ms, fx)?;
+        let record = self.rollouts.records.entry(plugin.to_string()).or_default();
+        record.published = Some(version);
+        record.publishes += 1;
+        fx.save = true;
+        Ok(outcome)
     }
 
     /// Carries out `command` for `plugin`; says what was done.
@@ -222,7 +246,7 @@ impl Engine {
         let world = world!(self);
         let done = commands::command(&mut self.rollouts, &world, plugin, command, now_ms, &mut fx);
         self.commit(fx)?;
-        done
+        Ok(done?)
     }
 
     /// The manifests changed: follow them. `serve_mesh` makes the engine serve LDS, RDS and
@@ -249,15 +273,7 @@ impl Engine {
         };
         let mut results = Vec::new();
         for (plugin, release) in releases {
-            let world = world!(self);
-            let outcome = releases::release(
-                &mut self.rollouts,
-                &world,
-                &plugin,
-                release,
-                now_ms,
-                &mut fx,
-            );
+            let outcome = self.publish(&plugin, release, now_ms, &mut fx);
             results.push((plugin, outcome));
         }
         if let Err(err) = self.commit(fx) {
@@ -265,7 +281,7 @@ impl Engine {
             let failed = err.to_string();
             for (_, outcome) in &mut results {
                 if outcome.is_ok() {
-                    *outcome = Err(Error::Rollout(format!("not saved: {failed}")));
+                    *outcome = Err(Error::rollout(format!("not saved: {failed}")));
                 }
             }
         }
@@ -550,3 +566,6 @@ mod applied_tests;
 
 #[cfg(test)]
 mod effects_tests;
+
+#[cfg(test)]
+mod placement_tests;

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use xds::{PreparedResource, Snapshot, SnapshotCache, type_url};
 
-use super::lifecycle::Rollouts;
+use meshplug_core::rollout::lifecycle::Rollouts;
+use meshplug_core::rollout::world::World;
+
 use super::state::Release;
-use super::world::World;
 use crate::catalog::Catalog;
 use crate::compose::{self, envoy::MeshResources};
 use crate::ecds::{FilterDeployment, extension_config};

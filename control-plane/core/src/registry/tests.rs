@@ -35,14 +35,3 @@ fn artifact_and_config_make_the_version() {
     assert_ne!(v1, v2, "a config change is a new version");
     assert!(v2.starts_with("aaa:"));
 }
-
-#[test]
-fn publishes_are_counted() {
-    let mut reg = Registry::new();
-    reg.set_artifact("authz", artifact("aaa"));
-    reg.mark_published("authz", "aaa:1".into());
-    reg.mark_published("authz", "aaa:2".into());
-    let plugin = reg.get("authz").expect("known");
-    assert_eq!(plugin.publishes, 2);
-    assert_eq!(plugin.resource_version.as_deref(), Some("aaa:2"));
-}

@@ -110,6 +110,12 @@ pub struct PluginRecord {
     pub quarantine: BTreeMap<String, Quarantined>,
     /// Rollbacks so far.
     pub rollbacks: u64,
+    /// The version label last published to the engine (`<artifact sha>:<config sha prefix>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    /// How many times ingest published a version.
+    #[serde(default)]
+    pub publishes: u64,
 }
 
 impl PluginRecord {

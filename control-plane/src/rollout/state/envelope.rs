@@ -214,7 +214,7 @@ pub fn restore_previous(path: &Path, now_ms: u64) -> Result<String, Error> {
     let prev = previous(path);
     let loaded = load(&prev)?;
     if !usable(&loaded) {
-        return Err(Error::Rollout(format!(
+        return Err(Error::rollout(format!(
             "{}: {}; nothing to restore",
             prev.display(),
             describe(&loaded)

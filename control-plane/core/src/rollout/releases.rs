@@ -3,13 +3,13 @@
 //! version is refused. A pure step over [`Rollouts`], returning [`Effects`].
 
 use super::effects::Effects;
+use super::error::RolloutError;
 use super::lifecycle::{Rollouts, decision};
 use super::progress::promote_if_settled;
-use super::state::Release;
+use super::record::Release;
 use super::world::World;
-use crate::Error;
 
-/// What [`super::Engine::release`] did with a new version.
+/// What the engine's `release` did with a new version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseOutcome {
     /// A rollout began.
@@ -21,16 +21,20 @@ pub enum ReleaseOutcome {
 }
 
 /// Takes `release` of `plugin` in.
-pub(super) fn release(
+pub fn release(
     rollouts: &mut Rollouts,
     world: &World<'_>,
     plugin: &str,
     release: Release,
     now_ms: u64,
     fx: &mut Effects,
-) -> Result<ReleaseOutcome, Error> {
+) -> Result<ReleaseOutcome, RolloutError> {
     if let Some(q) = rollouts.quarantine_of(plugin, &release.version) {
-        return Err(Error::quarantined(plugin, &release.version, &q.reason));
+        return Err(RolloutError::quarantined(
+            plugin,
+            &release.version,
+            &q.reason,
+        ));
     }
     let record = rollouts.records.entry(plugin.to_string()).or_default();
     let reverts = record.rollout.is_some()
@@ -87,3 +91,6 @@ pub(super) fn release(
     rollouts.start(world, plugin, release, now_ms, fx);
     Ok(ReleaseOutcome::Started)
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,17 +13,17 @@ use super::decide::{
 use super::effects::{Count, Effects};
 use super::lifecycle::{LOGGED_NODES, Rollouts, decision};
 use super::policy::Policy;
-use super::state::{Decision, Paused, Rollout};
+use super::record::{Decision, Paused, Rollout};
 use super::traffic::Totals;
 use super::world::World;
 
 /// How long after the control plane starts a proxy it has not heard from yet is given to come
 /// back before its ACK deadline starts: Envoy retries a lost xDS stream with a jittered
 /// exponential backoff of at most 30 s, plus a margin to connect.
-pub(super) const RECONNECT_GRACE_MS: u64 = 35_000;
+pub const RECONNECT_GRACE_MS: u64 = 35_000;
 
 /// Looks at every rollout; traffic looks only when `traffic` and one is due.
-pub(super) fn evaluate_all(
+pub fn evaluate_all(
     rollouts: &mut Rollouts,
     world: &World<'_>,
     now_ms: u64,
@@ -133,7 +133,7 @@ fn fill_cohorts(
 }
 
 /// Each proxy handed the new version, as the hard gates see it.
-pub(super) fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<CanaryNode> {
+pub fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<CanaryNode> {
     let to = rollout.to.version.as_str();
     rollout
         .pushed
@@ -282,7 +282,7 @@ fn carry_out(
 
 /// Promotes the rollout of `plugin` if every proxy it reached ACKed it and its stage asks
 /// for nothing more (the last step, no traffic, no bake). Returns whether it did.
-pub(super) fn promote_if_settled(
+pub fn promote_if_settled(
     rollouts: &mut Rollouts,
     world: &World<'_>,
     plugin: &str,
@@ -309,12 +309,7 @@ pub(super) fn promote_if_settled(
 }
 
 /// Logs how long each rollback took once all its proxies ACKed the last good version.
-pub(super) fn finish_rollbacks(
-    rollouts: &mut Rollouts,
-    world: &World<'_>,
-    now_ms: u64,
-    fx: &mut Effects,
-) {
+pub fn finish_rollbacks(rollouts: &mut Rollouts, world: &World<'_>, now_ms: u64, fx: &mut Effects) {
     let (done, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut rollouts.in_flight)
         .into_iter()
         .partition(|r| {
@@ -353,12 +348,7 @@ pub(super) fn finish_rollbacks(
 }
 
 /// Whether `node` was handed a rollout's new version within that rollout's crash window.
-pub(super) fn in_crash_window(
-    rollouts: &Rollouts,
-    world: &World<'_>,
-    node: &str,
-    now_ms: u64,
-) -> bool {
+pub fn in_crash_window(rollouts: &Rollouts, world: &World<'_>, node: &str, now_ms: u64) -> bool {
     rollouts.records.iter().any(|(name, p)| {
         let window = millis(world.plugin_policy(name).crash_window);
         p.rollout
@@ -369,7 +359,7 @@ pub(super) fn in_crash_window(
 
 /// A proxy that connects while a rollout has pushed it a version it has not ACKed is sent
 /// that version again now: its ACK deadline counts from now.
-pub(super) fn rearm_unacked(
+pub fn rearm_unacked(
     rollouts: &mut Rollouts,
     world: &World<'_>,
     node: &str,
@@ -391,7 +381,7 @@ pub(super) fn rearm_unacked(
 
 /// A proxy that connects during a rollout's last step, or during bake, joins it. Returns
 /// whether it joined one.
-pub(super) fn join_full_rollouts(
+pub fn join_full_rollouts(
     rollouts: &mut Rollouts,
     world: &World<'_>,
     node: &str,

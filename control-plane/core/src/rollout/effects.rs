@@ -1,5 +1,5 @@
 //! What a rollout step wants done, returned instead of done: the steps only change rollout
-//! state in memory. [`super::engine::Engine`] applies effects in one order, in one place:
+//! state in memory. the runtime's engine applies effects in one order, in one place:
 //! persist the rollout state, append the decisions to the log, raise the alerts and count the
 //! metrics, then re-serve the proxies. So no proxy is ever served a version whose rollout
 //! state is not on disk, and the log never names a state that was not saved.
@@ -7,11 +7,11 @@
 use std::collections::BTreeSet;
 
 use super::decide::Gate;
-use super::state::Decision;
+use super::record::Decision;
 
 /// A counter or histogram a step moves.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Count {
+pub enum Count {
     Started(String),
     Promoted(String),
     RolledBack(String, Gate),
@@ -20,39 +20,39 @@ pub(super) enum Count {
 
 /// The effects of one or more steps, in the order they were asked for.
 #[derive(Debug, Default)]
-pub(super) struct Effects {
+pub struct Effects {
     /// Rollout state changed: save it before anything else.
-    pub(super) save: bool,
+    pub save: bool,
     /// Rollout state changed in a way that may wait for the next tick (a proxy joined).
-    pub(super) save_soon: bool,
+    pub save_soon: bool,
     /// Decision-log entries, each with whether it raises an alert.
-    pub(super) decisions: Vec<(Decision, bool)>,
+    pub decisions: Vec<(Decision, bool)>,
     /// Metrics to move.
-    pub(super) counts: Vec<Count>,
+    pub counts: Vec<Count>,
     /// Proxies to serve again.
-    pub(super) serve: BTreeSet<String>,
+    pub serve: BTreeSet<String>,
     /// Serve every known proxy again.
-    pub(super) serve_all: bool,
+    pub serve_all: bool,
 }
 
 impl Effects {
     /// Logs `entry`.
-    pub(super) fn log(&mut self, entry: Decision) {
+    pub fn log(&mut self, entry: Decision) {
         self.decisions.push((entry, false));
     }
 
     /// Logs `entry` and raises an alert about it.
-    pub(super) fn alert(&mut self, entry: Decision) {
+    pub fn alert(&mut self, entry: Decision) {
         self.decisions.push((entry, true));
     }
 
     /// Serves these proxies again.
-    pub(super) fn serve<'a>(&mut self, nodes: impl IntoIterator<Item = &'a String>) {
+    pub fn serve<'a>(&mut self, nodes: impl IntoIterator<Item = &'a String>) {
         self.serve.extend(nodes.into_iter().cloned());
     }
 
     /// Adds `later`'s effects after these.
-    pub(super) fn merge(&mut self, later: Effects) {
+    pub fn merge(&mut self, later: Effects) {
         self.save |= later.save;
         self.save_soon |= later.save_soon;
         self.decisions.extend(later.decisions);
@@ -62,7 +62,7 @@ impl Effects {
     }
 
     /// Whether there is nothing to do.
-    pub(super) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         !self.save
             && !self.save_soon
             && self.decisions.is_empty()

@@ -3,34 +3,34 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use meshplug_core::nodes::Nodes;
+use crate::nodes::Nodes;
 
 use super::placement::Placement;
 use super::policy::Policy;
+use super::record::{Release, Rollout};
 use super::signals::NodeSignals;
-use super::state::{Release, Rollout};
 
 /// A read-only view for one step.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct World<'a> {
+pub struct World<'a> {
     /// The control plane's policy (a plugin's manifest may override it).
-    pub(super) policy: &'a Policy,
-    pub(super) placement: &'a Placement,
-    pub(super) nodes: &'a Nodes,
-    pub(super) signals: &'a HashMap<String, NodeSignals>,
+    pub policy: &'a Policy,
+    pub placement: &'a Placement,
+    pub nodes: &'a Nodes,
+    pub signals: &'a HashMap<String, NodeSignals>,
     /// The first clock reading of this process.
-    pub(super) opened_ms: Option<u64>,
+    pub opened_ms: Option<u64>,
 }
 
 impl World<'_> {
     /// The rollout policy of `plugin`: its manifest's, or the control plane's.
-    pub(super) fn plugin_policy(&self, plugin: &str) -> &Policy {
+    pub fn plugin_policy(&self, plugin: &str) -> &Policy {
         self.placement.policy_of(plugin).unwrap_or(self.policy)
     }
 
     /// The policy a rollout runs under: a first version (nothing to fall back to) goes to all
     /// proxies at once, gated by acceptance, load and liveness only.
-    pub(super) fn policy_for(&self, plugin: &str, rollout: &Rollout) -> Policy {
+    pub fn policy_for(&self, plugin: &str, rollout: &Rollout) -> Policy {
         let policy = self.plugin_policy(plugin);
         if rollout.from.is_some() {
             return policy.clone();
@@ -43,18 +43,18 @@ impl World<'_> {
     }
 
     /// Whether `plugin` is to run on `node`.
-    pub(super) fn targets(&self, plugin: &str, node: &str) -> bool {
+    pub fn targets(&self, plugin: &str, node: &str) -> bool {
         self.placement.targets(plugin, node, self.nodes.get(node))
     }
 
     /// The Envoy version `node` reported.
-    pub(super) fn envoy_version(&self, node: &str) -> Option<&str> {
+    pub fn envoy_version(&self, node: &str) -> Option<&str> {
         self.nodes.get(node)?.envoy_version.as_deref()
     }
 
     /// Connected proxies that `plugin` targets and that can run `release` (see
     /// [`Release::runs_on`]).
-    pub(super) fn eligible_nodes(&self, plugin: &str, release: &Release) -> BTreeSet<String> {
+    pub fn eligible_nodes(&self, plugin: &str, release: &Release) -> BTreeSet<String> {
         self.nodes
             .connected()
             .filter(|node| self.targets(plugin, node) && release.runs_on(self.envoy_version(node)))

@@ -7,32 +7,33 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::cohort::choose;
 use super::decide::{Gate, Stage, millis};
 use super::effects::{Count, Effects};
-use super::state::{Decision, PluginRecord, Quarantined, Release, Rollout};
+use super::error::RolloutError;
+use super::record::{Decision, PluginRecord, Quarantined, Release, Rollout};
 use super::world::World;
 
 /// How many cohort members a decision-log entry names; `canary_size` gives the whole count.
-pub(super) const LOGGED_NODES: usize = 50;
+pub const LOGGED_NODES: usize = 50;
 
 /// Every plugin's rollout record: last good, rollout in progress, queue, quarantine.
 #[derive(Debug, Default)]
-pub(super) struct Rollouts {
-    pub(super) records: BTreeMap<String, PluginRecord>,
+pub struct Rollouts {
+    pub records: BTreeMap<String, PluginRecord>,
     /// Rollbacks whose proxies have not all ACKed the last good version yet.
-    pub(super) in_flight: Vec<RollbackInFlight>,
+    pub in_flight: Vec<RollbackInFlight>,
 }
 
 /// A rollback whose nodes have not all ACKed the last good version yet.
 #[derive(Debug, Clone)]
-pub(super) struct RollbackInFlight {
-    pub(super) plugin: String,
-    pub(super) rollout: String,
-    pub(super) version: String,
-    pub(super) nodes: BTreeSet<String>,
-    pub(super) started_ms: u64,
+pub struct RollbackInFlight {
+    pub plugin: String,
+    pub rollout: String,
+    pub version: String,
+    pub nodes: BTreeSet<String>,
+    pub started_ms: u64,
 }
 
 /// A decision-log entry about `rollout`, before its sequence number is assigned.
-pub(super) fn decision(
+pub fn decision(
     plugin: &str,
     rollout: &Rollout,
     action: &str,
@@ -67,17 +68,17 @@ pub(super) fn decision(
 impl Rollouts {
     /// The quarantine entry of `version` of `plugin`, if it is quarantined. The one place
     /// that says whether a version may go out.
-    pub(super) fn quarantine_of(&self, plugin: &str, version: &str) -> Option<&Quarantined> {
+    pub fn quarantine_of(&self, plugin: &str, version: &str) -> Option<&Quarantined> {
         self.records.get(plugin)?.quarantine.get(version)
     }
 
     /// A copy of the rollout of `plugin` in progress.
-    pub(super) fn rollout(&self, plugin: &str) -> Option<Rollout> {
+    pub fn rollout(&self, plugin: &str) -> Option<Rollout> {
         self.records.get(plugin)?.rollout.clone()
     }
 
     /// Names of the plugins with a rollout in progress.
-    pub(super) fn in_progress(&self) -> Vec<String> {
+    pub fn in_progress(&self) -> Vec<String> {
         self.records
             .iter()
             .filter(|(_, p)| p.rollout.is_some())
@@ -86,7 +87,7 @@ impl Rollouts {
     }
 
     /// How many rollouts are in each stage (`step-1`, ..., `bake`, or `paused`).
-    pub(super) fn by_stage(&self) -> BTreeMap<String, i64> {
+    pub fn by_stage(&self) -> BTreeMap<String, i64> {
         let mut counts = BTreeMap::new();
         for rollout in self.records.values().filter_map(|p| p.rollout.as_ref()) {
             let stage = match (rollout.paused.is_some(), rollout.stage) {
@@ -100,7 +101,7 @@ impl Rollouts {
     }
 
     /// Puts `rollout` back as the one in progress for `plugin`, to be saved.
-    pub(super) fn store(&mut self, plugin: &str, rollout: Rollout, fx: &mut Effects) {
+    pub fn store(&mut self, plugin: &str, rollout: Rollout, fx: &mut Effects) {
         if let Some(record) = self.records.get_mut(plugin) {
             record.rollout = Some(rollout);
         }
@@ -109,7 +110,7 @@ impl Rollouts {
 
     /// Starts rolling `release` out: the first step's canary is chosen among the connected
     /// proxies (every one, for a first version) and served it.
-    pub(super) fn start(
+    pub fn start(
         &mut self,
         world: &World<'_>,
         plugin: &str,
@@ -163,7 +164,7 @@ impl Rollouts {
 
     /// Moves to the next stage of the policy the rollout runs under: a bigger cohort, bake,
     /// or promotion.
-    pub(super) fn advance(
+    pub fn advance(
         &mut self,
         world: &World<'_>,
         plugin: &str,
@@ -200,7 +201,7 @@ impl Rollouts {
     }
 
     /// The new version becomes the last good one; the queued version, if any, starts.
-    pub(super) fn promote(
+    pub fn promote(
         &mut self,
         world: &World<'_>,
         plugin: &str,
@@ -222,7 +223,7 @@ impl Rollouts {
 
     /// Puts the last good version back on every proxy that got the new one, and quarantines
     /// the new one; `gate` says which gate failed and `reason` why.
-    pub(super) fn rollback(
+    pub fn rollback(
         &mut self,
         world: &World<'_>,
         plugin: &str,
@@ -263,7 +264,7 @@ impl Rollouts {
 
     /// Ends the rollout without a verdict: every proxy goes back to the last good version,
     /// nothing is quarantined, and anything queued is dropped (the publisher changed its mind).
-    pub(super) fn cancel(&mut self, plugin: &str, reason: &str, now_ms: u64, fx: &mut Effects) {
+    pub fn cancel(&mut self, plugin: &str, reason: &str, now_ms: u64, fx: &mut Effects) {
         let Some(record) = self.records.get_mut(plugin) else {
             return;
         };
@@ -288,7 +289,7 @@ impl Rollouts {
         };
         fx.save = true;
         if let Some(q) = self.quarantine_of(plugin, &next.version) {
-            let refusal = crate::Error::quarantined(plugin, &next.version, &q.reason);
+            let refusal = RolloutError::quarantined(plugin, &next.version, &q.reason);
             tracing::warn!(plugin = %plugin, version = %next.version, error = %refusal,
                 "queued version dropped");
             return;

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::decide::Gate;
 use super::effects::Effects;
+use super::error::RolloutError;
 use super::lifecycle::{Rollouts, decision};
+use super::record::Paused;
 use super::releases::{ReleaseOutcome, release};
-use super::state::Paused;
 use super::world::World;
-use crate::Error;
 
 /// A person's instruction about a filter's rollout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,19 +36,21 @@ pub enum Command {
 }
 
 /// Carries out `command` for `plugin`; says what was done.
-pub(super) fn command(
+pub fn command(
     rollouts: &mut Rollouts,
     world: &World<'_>,
     plugin: &str,
     command: Command,
     now_ms: u64,
     fx: &mut Effects,
-) -> Result<String, Error> {
+) -> Result<String, RolloutError> {
     if let Command::Retry { version } = &command {
         return retry(rollouts, world, plugin, version, now_ms, fx);
     }
     let Some(mut rollout) = rollouts.rollout(plugin) else {
-        return Err(Error::Rollout(format!("{plugin}: no rollout in progress")));
+        return Err(RolloutError::Refused(format!(
+            "{plugin}: no rollout in progress"
+        )));
     };
     match command {
         Command::Pause => {
@@ -84,7 +86,7 @@ pub(super) fn command(
             rollouts.rollback(world, plugin, rollout, (Gate::Manual, reason), now_ms, fx);
             Ok(format!("{plugin}: rolled back"))
         }
-        Command::Retry { .. } => Err(Error::Rollout("retry is handled before".into())),
+        Command::Retry { .. } => Err(RolloutError::Refused("retry is handled before".into())),
     }
 }
 
@@ -95,11 +97,11 @@ fn retry(
     version: &str,
     now_ms: u64,
     fx: &mut Effects,
-) -> Result<String, Error> {
+) -> Result<String, RolloutError> {
     let record = rollouts
         .records
         .get_mut(plugin)
-        .ok_or_else(|| Error::Rollout(format!("{plugin}: unknown filter")))?;
+        .ok_or_else(|| RolloutError::Refused(format!("{plugin}: unknown filter")))?;
     let matches: Vec<String> = record
         .quarantine
         .iter()
@@ -109,19 +111,19 @@ fn retry(
     let label = match matches.as_slice() {
         [one] => one.clone(),
         [] => {
-            return Err(Error::Rollout(format!(
+            return Err(RolloutError::Refused(format!(
                 "{plugin}: no quarantined version matches {version}"
             )));
         }
         _ => {
-            return Err(Error::Rollout(format!(
+            return Err(RolloutError::Refused(format!(
                 "{plugin}: {version} matches {} quarantined versions; give more of it",
                 matches.len()
             )));
         }
     };
     let Some(lifted) = record.quarantine.remove(&label) else {
-        return Err(Error::Rollout(format!("{plugin}: {label} vanished")));
+        return Err(RolloutError::Refused(format!("{plugin}: {label} vanished")));
     };
     fx.save = true;
     tracing::info!(plugin = %plugin, version = %label, "quarantine lifted by an operator");

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use meshplug_core::nodes::Node;
+use crate::nodes::Node;
 
 use super::policy::Policy;
 use crate::catalog::Catalog;
@@ -16,14 +16,14 @@ use crate::manifest::{CompiledSelector, rollout_policy};
 
 /// What the manifests say about one plugin's placement.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct PluginPlacement {
-    pub(super) targets: CompiledSelector,
-    pub(super) policy: Policy,
+pub struct PluginPlacement {
+    pub targets: CompiledSelector,
+    pub policy: Policy,
 }
 
 /// The manifests in force, as the engine uses them.
 #[derive(Debug, Default)]
-pub(super) struct Placement {
+pub struct Placement {
     /// Set once manifests govern: a filter with no manifest is served to no proxy.
     managed: bool,
     plugins: BTreeMap<String, PluginPlacement>,
@@ -34,7 +34,7 @@ pub(super) struct Placement {
 impl Placement {
     /// The placement `catalog` says, with `default` as the policy a manifest refines;
     /// `serve_mesh` keeps the catalog's listeners and clusters for composing.
-    pub(super) fn governed(catalog: Arc<Catalog>, serve_mesh: bool, default: &Policy) -> Self {
+    pub fn governed(catalog: Arc<Catalog>, serve_mesh: bool, default: &Policy) -> Self {
         let plugins = catalog
             .plugins
             .values()
@@ -54,7 +54,7 @@ impl Placement {
     }
 
     /// Whether `plugin` is to run on proxy `id` (`node` is what it said about itself).
-    pub(super) fn targets(&self, plugin: &str, id: &str, node: Option<&Node>) -> bool {
+    pub fn targets(&self, plugin: &str, id: &str, node: Option<&Node>) -> bool {
         if !self.managed {
             return true;
         }
@@ -67,15 +67,12 @@ impl Placement {
     }
 
     /// The rollout policy a manifest gives `plugin`, if one does.
-    pub(super) fn policy_of(&self, plugin: &str) -> Option<&Policy> {
+    pub fn policy_of(&self, plugin: &str) -> Option<&Policy> {
         self.plugins.get(plugin).map(|p| &p.policy)
     }
 
     /// The catalog proxies' listeners are composed from, when the control plane serves them.
-    pub(super) fn mesh(&self) -> Option<&Arc<Catalog>> {
+    pub fn mesh(&self) -> Option<&Arc<Catalog>> {
         self.mesh.as_ref()
     }
 }
-
-#[cfg(test)]
-mod tests;
