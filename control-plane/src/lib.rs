@@ -1,4 +1,5 @@
-//! The meshplug control plane, as a library under the thin `meshplug` binary.
+//! The meshplug control plane's runtime, as a library under the thin `meshplug` binary: the
+//! I/O around `meshplug-core` (the domain) and `meshplug-envoy` (the translation to Envoy).
 //!
 //! Data flow: the [`watcher`] sees a filter artifact (`<name>.wasm`) or its configuration
 //! (`<name>.json`) settle in the artifacts folder; [`ingest`] reads it once complete, hashes it
@@ -7,9 +8,9 @@
 //! every connect, send, ACK and NACK updates the node model (`meshplug_core::nodes`, owned by
 //! the [`rollout`] engine), which the [`admin`] API serves.
 //!
-//! Domain types here carry no protobuf. Envoy messages are built in [`ecds`] (filter
-//! configurations), [`compose`]'s `envoy` encoder (listeners, routes, clusters) and the rollout
-//! engine's placement (which wraps them for each node's snapshot); [`metrics_sink`] decodes
+//! Domain types carry no protobuf. Envoy messages are built by `meshplug-envoy` ([`ecds`]:
+//! filter configurations; [`compose`]'s `envoy` encoder: listeners, routes, clusters); the
+//! rollout engine's serving wraps them into each node's snapshot; [`metrics_sink`] decodes
 //! Envoy's stats. The command line is [`cli`].
 
 pub mod admin;

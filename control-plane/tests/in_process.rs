@@ -150,7 +150,9 @@ async fn a_build_reaches_an_ads_client_and_its_ack_shows_in_the_node_view() {
         cluster: "test".into(),
         ..Node::default()
     };
-    tx.send(request("", "", Some(node))).await.expect("send");
+    tx.send(request("", "", Some(node.clone())))
+        .await
+        .expect("send");
     let mut inbound = client
         .stream_aggregated_resources(ReceiverStream::new(rx))
         .await
@@ -189,6 +191,34 @@ async fn a_build_reaches_an_ads_client_and_its_ack_shows_in_the_node_view() {
     let filter = acked.expect("the ACK shows in /api/v1/nodes");
     assert_eq!(filter["desired"], filter["acked"], "{filter}");
     assert_eq!(filter["sent"], filter["acked"], "{filter}");
+
+    // A second stream of the same proxy: still one node, in the node view and in the gauge.
+    let (tx2, rx2) = mpsc::channel(4);
+    tx2.send(request("", "", Some(node))).await.expect("send");
+    let mut inbound2 = client
+        .stream_aggregated_resources(ReceiverStream::new(rx2))
+        .await
+        .expect("second stream")
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(15), inbound2.message())
+        .await
+        .expect("a response on the second stream")
+        .expect("stream ok");
+    let metrics = cp
+        .get("/metrics", Some(TOKEN))
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains("meshplug_connected_nodes 1\n"),
+        "{metrics}"
+    );
+    let nodes = cp.nodes().await;
+    let listed = nodes["nodes"].as_array().map_or(0, Vec::len);
+    assert_eq!(listed, 1, "{nodes}");
+    assert_eq!(nodes["nodes"][0]["connected"], true, "{nodes}");
+    drop(tx2);
     drop(tx);
     cp.stop().await;
 }

@@ -1,5 +1,5 @@
-//! Builds the ECDS resource (`TypedExtensionConfig`) for a filter. Pure: the one place domain
-//! types become Envoy protobuf.
+//! Builds the ECDS resource (`TypedExtensionConfig`) for a filter. Pure; with [`crate::compose`]
+//! the places domain types become Envoy protobuf.
 
 use std::path::Path;
 

@@ -8,24 +8,54 @@ use std::sync::{Arc, PoisonError};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::Error;
 use crate::catalog::{Catalog, reconcile};
 use crate::ingest::Ingest;
-use crate::manifest_watch;
+use crate::manifest_watch::{self, ManifestWatcher};
+use crate::mode::Mode;
+
+/// Starts following the manifest folders of `mode` (none in folder mode): the first read
+/// completes before any build is looked at; later ones run on their own task, so a slow
+/// reload never holds up ingest or shutdown. The watcher runs while the returned value lives.
+pub(super) async fn start(
+    mode: &Mode,
+    ingest: &Ingest,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<ManifestWatcher>, Error> {
+    let dirs = manifest_dirs(mode)?;
+    if dirs.is_empty() {
+        return Ok(None);
+    }
+    let (watcher, changes) = ManifestWatcher::start(&dirs)?;
+    let reloader = Reloader {
+        ingest: ingest.clone(),
+        dirs,
+    };
+    reloader.reload().await;
+    tokio::spawn(reloader.follow(changes, stop));
+    Ok(Some(watcher))
+}
+
+/// The manifest folders to watch (created if missing), plugins first.
+fn manifest_dirs(mode: &Mode) -> Result<Vec<PathBuf>, Error> {
+    let mut dirs = Vec::new();
+    for dir in mode.manifest_dirs() {
+        std::fs::create_dir_all(dir).map_err(Error::io("creating manifest folder", dir))?;
+        dirs.push(dir.canonicalize().map_err(Error::io("resolving", dir))?);
+    }
+    Ok(dirs)
+}
 
 /// What a reload needs.
 #[derive(Debug, Clone)]
-pub(super) struct Reloader {
-    pub(super) ingest: Ingest,
-    pub(super) dirs: Vec<PathBuf>,
+struct Reloader {
+    ingest: Ingest,
+    dirs: Vec<PathBuf>,
 }
 
 impl Reloader {
     /// Reloads after each burst of changes until `stop`.
-    pub(super) async fn follow(
-        self,
-        mut changes: mpsc::Receiver<()>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn follow(self, mut changes: mpsc::Receiver<()>, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
                 change = changes.recv() => if change.is_none() {
@@ -39,7 +69,7 @@ impl Reloader {
 
     /// Reads the manifest folders again: what parses and fits goes in force, each refusal is
     /// logged with file, line and field, and the engine and ingest follow.
-    pub(super) async fn reload(&self) {
+    async fn reload(&self) {
         let manifests = Arc::clone(&self.ingest.manifests);
         let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
         let dirs = self.dirs.clone();
