@@ -1,6 +1,6 @@
 //! `meshplug serve`: opens the stores and the engine, then runs each concern on its own task:
-//! the xDS server ([`xds`]), the admin API ([`admin`]), alerts ([`alerts`]), the engine's clock
-//! ([`ticks`]), manifest reloads ([`reload`]) and the artifacts folder ([`folder`]).
+//! the gRPC server for ADS and stats (`grpc`), the admin API (`admin`), alerts (`alerts`), the engine's clock
+//! (`ticks`), manifest reloads (`reload`) and the artifacts folder (`folder`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,9 +31,9 @@ use crate::xds_metrics::XdsMetrics;
 mod admin;
 mod alerts;
 mod folder;
+mod grpc;
 mod reload;
 mod ticks;
-mod xds;
 
 /// Settings of `meshplug serve`.
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = [
-        tokio::spawn(xds::serve_xds(
+        tokio::spawn(grpc::serve_xds(
             xds_listener,
             Arc::clone(&parts.cache),
             Arc::clone(&parts.engine),

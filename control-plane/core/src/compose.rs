@@ -8,7 +8,7 @@
 //! arrives, and the old listener serves meanwhile.
 //!
 //! Order: phase (authn, authz, stats, custom), then priority (lower first), then name.
-//! [`envoy`] turns a [`MeshPlan`] into Envoy resources.
+//! `meshplug-envoy`'s `compose` turns a [`MeshPlan`] into Envoy resources.
 
 use std::collections::BTreeSet;
 

@@ -1,8 +1,8 @@
 //! The rollout engine: the I/O shell around the pure rollout steps. It owns the parts of the
 //! rollout state, each holding its own data: the [`Rollouts`] (every plugin's record), the
 //! node model ([`Nodes`]), the health signals, the manifests' [`Placement`] and the
-//! [`Serving`] of snapshots. Inputs (xDS events, stats flushes, releases, commands, ticks)
-//! come in as method calls; the steps return [`Effects`], and [`Engine::commit`] applies them
+//! `Serving` of snapshots. Inputs (xDS events, stats flushes, releases, commands, ticks)
+//! come in as method calls; the steps return [`Effects`], and `Engine::commit` applies them
 //! in the one order: persist, log, alert, re-serve.
 //!
 //! Every proxy is served from its own snapshot group (its node id), so a canary gets a version

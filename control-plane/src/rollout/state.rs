@@ -3,7 +3,7 @@
 //! in an [`envelope`] with a generation and a checksum; the generation before is
 //! `state.json.prev`),
 //! `nodes.json` (the node model: each proxy's identity and its desired, sent, ACKed,
-//! applied and NACKed versions, written at most once a second; see [`nodes_file`])
+//! applied and NACKed versions, written at most once a second; see `nodes_file`)
 //! and `decisions.jsonl` (one JSON line per decision, fsynced, rotated: see [`log`]).
 
 use std::collections::BTreeMap;
