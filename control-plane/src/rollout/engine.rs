@@ -8,7 +8,7 @@
 //! Every proxy is served from its own snapshot group (its node id), so a canary gets a version
 //! the rest of the fleet does not. All methods take the clock as an argument.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use meshplug_core::nodes::{NodeEvent, Nodes};
@@ -28,11 +28,10 @@ use meshplug_core::rollout::signals::{FlushSample, NodeSignals};
 use meshplug_core::rollout::world::World;
 
 use super::metrics::RolloutMetrics;
-use super::serving::{Serving, desired_for};
+use super::serving::{Serving, chains_for, desired_for};
 use super::state::{Decision, PluginRecord, Release, RolloutStore};
 use crate::Error;
 use crate::catalog::Catalog;
-use crate::compose;
 
 /// The read-only view the steps get, borrowing the engine's parts field by field (so
 /// [`Engine::rollouts`] stays free to change).
@@ -131,20 +130,7 @@ impl Engine {
             return;
         }
         let mut fx = Effects::default();
-        for (name, record) in &mut self.rollouts.records {
-            let Some(rollout) = record.rollout.as_mut() else {
-                continue;
-            };
-            rollout.stage_started_ms += down;
-            rollout.started_ms += down;
-            rollout.last_look_ms += down;
-            for at in rollout.pushed.values_mut() {
-                *at += down;
-            }
-            fx.save = true;
-            tracing::info!(plugin = %name, rollout = %rollout.id, downtime_ms = down,
-                "rollout clocks re-armed: the downtime does not count against its deadlines");
-        }
+        self.rollouts.shift_clocks(down, &mut fx);
         self.commit_logged(fx, "saving re-armed rollout state");
         // Marked at once: a crash before the next tick must not count this downtime twice.
         self.mark_alive(now_ms);
@@ -420,13 +406,7 @@ impl Engine {
     /// signals and snapshot. A proxy a rollout in progress counts (canary, baseline, pushed)
     /// is kept until the rollout ends. Returns the forgotten.
     pub fn forget_disconnected(&mut self, now_ms: u64, after_ms: u64) -> Vec<String> {
-        let in_rollouts: BTreeSet<&String> = self
-            .rollouts
-            .records
-            .values()
-            .filter_map(|p| p.rollout.as_ref())
-            .flat_map(|r| r.pushed.keys().chain(&r.baseline).chain(&r.canary))
-            .collect();
+        let in_rollouts = self.rollouts.counted_nodes();
         let opened = self.clock.opened_ms.unwrap_or(now_ms);
         let gone: Vec<String> = self
             .nodes
@@ -444,22 +424,8 @@ impl Engine {
 
     /// The chain each listener of `node` runs now, by listener (for the fleet view).
     pub fn chains_for(&self, node: &str) -> BTreeMap<String, Vec<String>> {
-        let Some(catalog) = self.placement.mesh() else {
-            return BTreeMap::new();
-        };
         let world = world!(self);
-        let served = desired_for(&self.rollouts, &world, node)
-            .into_keys()
-            .collect();
-        catalog
-            .listeners
-            .keys()
-            .map(|listener| {
-                let chain = compose::chain(catalog, listener, &served);
-                let names = chain.into_iter().map(|e| e.name).collect();
-                (listener.clone(), names)
-            })
-            .collect()
+        chains_for(&self.rollouts, &world, node)
     }
 
     /// Applies effects in the one order: persist the rollout state, append the decisions to

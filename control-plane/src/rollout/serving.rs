@@ -47,6 +47,28 @@ pub(super) fn desired_for(
     out
 }
 
+/// With a mesh config: the chain each listener of `node` runs, by listener (for the node
+/// view); empty without one.
+pub(super) fn chains_for(
+    rollouts: &Rollouts,
+    world: &World<'_>,
+    node: &str,
+) -> BTreeMap<String, Vec<String>> {
+    let Some(catalog) = world.placement.mesh() else {
+        return BTreeMap::new();
+    };
+    let served = desired_for(rollouts, world, node).into_keys().collect();
+    catalog
+        .listeners
+        .keys()
+        .map(|listener| {
+            let chain = compose::chain(catalog, listener, &served);
+            let names = chain.into_iter().map(|e| e.name).collect();
+            (listener.clone(), names)
+        })
+        .collect()
+}
+
 /// The snapshot cache and the resources built for it.
 #[derive(Debug)]
 pub(super) struct Serving {

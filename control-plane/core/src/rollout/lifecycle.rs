@@ -86,6 +86,16 @@ impl Rollouts {
             .collect()
     }
 
+    /// The proxies a rollout in progress counts (pushed, canary, baseline): they are kept
+    /// while it lasts, however long they are gone.
+    pub fn counted_nodes(&self) -> BTreeSet<&String> {
+        self.records
+            .values()
+            .filter_map(|p| p.rollout.as_ref())
+            .flat_map(|r| r.pushed.keys().chain(&r.baseline).chain(&r.canary))
+            .collect()
+    }
+
     /// How many rollouts are in each stage (`step-1`, ..., `bake`, or `paused`).
     pub fn by_stage(&self) -> BTreeMap<String, i64> {
         let mut counts = BTreeMap::new();
@@ -98,6 +108,25 @@ impl Rollouts {
             *counts.entry(stage).or_insert(0) += 1;
         }
         counts
+    }
+
+    /// After `down_ms` the control plane was not running: every rollout's clocks move on by
+    /// it, so its deadlines (ACK, step, bake) count only time it was watched.
+    pub fn shift_clocks(&mut self, down_ms: u64, fx: &mut Effects) {
+        for (name, record) in &mut self.records {
+            let Some(rollout) = record.rollout.as_mut() else {
+                continue;
+            };
+            rollout.stage_started_ms += down_ms;
+            rollout.started_ms += down_ms;
+            rollout.last_look_ms += down_ms;
+            for at in rollout.pushed.values_mut() {
+                *at += down_ms;
+            }
+            fx.save = true;
+            tracing::info!(plugin = %name, rollout = %rollout.id, downtime_ms = down_ms,
+                "rollout clocks re-armed: the downtime does not count against its deadlines");
+        }
     }
 
     /// Puts `rollout` back as the one in progress for `plugin`, to be saved.

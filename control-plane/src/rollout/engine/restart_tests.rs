@@ -135,3 +135,17 @@ fn a_crash_looping_control_plane_does_not_fail_a_canary_it_never_got_to_hear() {
     h.engine.tick(12_000);
     assert!(h.record().quarantine.contains_key(&release("c").version));
 }
+
+#[test]
+fn what_ingest_published_is_the_engines_and_survives_a_restart() {
+    let mut h = Harness::new(&FLEET);
+    h.engine.release(PLUGIN, release("a"), 10).expect("a");
+    h.engine.release(PLUGIN, release("a"), 20).expect("a again");
+    let version = release("a").version;
+    assert_eq!(h.engine.published(PLUGIN), (Some(version.as_str()), 2));
+    let files = StateFiles::open(h.dir.path()).expect("reopen");
+    let metrics = Arc::new(RolloutMetrics::unregistered());
+    let reopened =
+        Engine::open(policy(), files, Arc::clone(&h.cache), metrics, None).expect("reopen");
+    assert_eq!(reopened.published(PLUGIN), (Some(version.as_str()), 2));
+}
