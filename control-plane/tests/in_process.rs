@@ -101,6 +101,11 @@ impl Running {
         request.send().await.expect("admin answers")
     }
 
+    async fn metrics(&self) -> String {
+        let response = self.get("/metrics", Some(TOKEN)).await;
+        response.text().await.expect("metrics")
+    }
+
     async fn nodes(&self) -> serde_json::Value {
         self.get("/api/v1/nodes", Some(TOKEN))
             .await
@@ -204,12 +209,7 @@ async fn a_build_reaches_an_ads_client_and_its_ack_shows_in_the_node_view() {
         .await
         .expect("a response on the second stream")
         .expect("stream ok");
-    let metrics = cp
-        .get("/metrics", Some(TOKEN))
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = cp.metrics().await;
     assert!(
         metrics.contains("meshplug_connected_nodes 1\n"),
         "{metrics}"
@@ -250,12 +250,7 @@ async fn silent_and_garbage_connections_are_closed_and_serving_goes_on() {
         assert!(closed.is_ok(), "the {what} connection was not closed");
     }
     assert_eq!(cp.get("/healthz", None).await.status(), 200);
-    let metrics = cp
-        .get("/metrics", Some(TOKEN))
-        .await
-        .text()
-        .await
-        .expect("metrics");
+    let metrics = cp.metrics().await;
     let closed = metrics
         .lines()
         .find(|l| l.starts_with("meshplug_limit_refusals_total{limit=\"idle_connection\"}"))

@@ -36,24 +36,27 @@ fn connected(ids: &[&str]) -> Nodes {
     nodes
 }
 
-#[test]
-fn a_first_version_starts_and_asks_to_save_log_and_serve_every_proxy() {
-    let (policy, placement, nodes, signals) = (
-        Policy::default(),
-        Placement::default(),
-        connected(&["n1", "n2"]),
-        HashMap::new(),
-    );
+/// Runs `step` on a world of `nodes` under the default policy and no manifests.
+fn in_world<T>(nodes: &Nodes, step: impl FnOnce(&World<'_>) -> T) -> T {
+    let (policy, placement, signals) = (Policy::default(), Placement::default(), HashMap::new());
     let world = World {
         policy: &policy,
         placement: &placement,
-        nodes: &nodes,
+        nodes,
         signals: &signals,
         opened_ms: Some(0),
     };
+    step(&world)
+}
+
+#[test]
+fn a_first_version_starts_and_asks_to_save_log_and_serve_every_proxy() {
+    let nodes = connected(&["n1", "n2"]);
     let mut rollouts = Rollouts::default();
     let mut fx = Effects::default();
-    let outcome = release(&mut rollouts, &world, "authz", release_of("a"), 10, &mut fx);
+    let outcome = in_world(&nodes, |world| {
+        release(&mut rollouts, world, "authz", release_of("a"), 10, &mut fx)
+    });
     assert_eq!(outcome.expect("started"), ReleaseOutcome::Started);
     assert!(fx.save, "saved before anything else");
     let actions: Vec<&str> = fx
@@ -65,26 +68,15 @@ fn a_first_version_starts_and_asks_to_save_log_and_serve_every_proxy() {
     assert_eq!(fx.serve.iter().collect::<Vec<_>>(), ["n1", "n2"]);
 
     let mut fx = Effects::default();
-    let outcome = release(&mut rollouts, &world, "authz", release_of("b"), 20, &mut fx);
+    let outcome = in_world(&nodes, |world| {
+        release(&mut rollouts, world, "authz", release_of("b"), 20, &mut fx)
+    });
     assert_eq!(outcome.expect("queued"), ReleaseOutcome::Queued);
     assert!(fx.serve.is_empty(), "a queued version reaches no proxy");
 }
 
 #[test]
 fn a_quarantined_version_is_refused_with_the_one_message() {
-    let (policy, placement, nodes, signals) = (
-        Policy::default(),
-        Placement::default(),
-        Nodes::new(),
-        HashMap::new(),
-    );
-    let world = World {
-        policy: &policy,
-        placement: &placement,
-        nodes: &nodes,
-        signals: &signals,
-        opened_ms: None,
-    };
     let mut rollouts = Rollouts::default();
     let bad = release_of("b");
     let quarantined = Quarantined {
@@ -95,7 +87,10 @@ fn a_quarantined_version_is_refused_with_the_one_message() {
     let record = rollouts.records.entry("authz".into()).or_default();
     record.quarantine.insert(bad.version.clone(), quarantined);
     let mut fx = Effects::default();
-    let err = release(&mut rollouts, &world, "authz", bad, 10, &mut fx).expect_err("refused");
+    let refused = in_world(&Nodes::new(), |world| {
+        release(&mut rollouts, world, "authz", bad, 10, &mut fx)
+    });
+    let err = refused.expect_err("refused");
     assert!(err.to_string().contains("is quarantined"), "{err}");
     assert!(
         err.to_string()
