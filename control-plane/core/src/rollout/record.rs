@@ -34,6 +34,22 @@ pub struct Release {
 }
 
 impl Release {
+    /// A Wasm release whose sha starts with `tag` and whose configuration is `{}`: for tests
+    /// of rollouts, here and in the runtime.
+    #[doc(hidden)]
+    pub fn for_tests(tag: &str) -> Self {
+        let sha = format!("{tag}{}", "0".repeat(63));
+        Self {
+            version: format!("{sha}:cfg"),
+            sha256: sha,
+            kind: ArtifactKind::Wasm,
+            path: PathBuf::from(format!("/store/{tag}.wasm")),
+            config_json: "{}".into(),
+            envoy_version: None,
+            failure_policy: FailurePolicy::default(),
+        }
+    }
+
     /// Whether a proxy reporting `proxy_version` (`major.minor.patch`, if known) may run it.
     /// A module that declares no version, and a proxy that reports none, are not held back.
     pub fn runs_on(&self, proxy_version: Option<&str>) -> bool {

@@ -1,6 +1,5 @@
 //! The engine with a fake clock, an in-memory fleet and a real state folder.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use xds::ResourceVersion;
@@ -15,16 +14,7 @@ pub(super) const PLUGIN: &str = "authz";
 
 /// A Wasm release whose sha starts with `tag` (the other rollout tests use it too).
 pub(crate) fn release(tag: &str) -> Release {
-    let sha = format!("{tag}{}", "0".repeat(63));
-    Release {
-        version: format!("{sha}:cfg"),
-        sha256: sha,
-        kind: ArtifactKind::Wasm,
-        path: PathBuf::from(format!("/store/{tag}.wasm")),
-        config_json: "{}".into(),
-        envoy_version: None,
-        failure_policy: Default::default(),
-    }
+    Release::for_tests(tag)
 }
 
 pub(super) fn policy() -> Policy {

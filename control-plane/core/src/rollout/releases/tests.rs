@@ -1,10 +1,8 @@
 //! The release step alone: plain data in, effects out, no runtime.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use super::*;
-use crate::artifact::ArtifactKind;
 use crate::nodes::{NodeIdentity, Nodes};
 use crate::rollout::Policy;
 use crate::rollout::effects::Effects;
@@ -12,16 +10,7 @@ use crate::rollout::placement::Placement;
 use crate::rollout::record::Quarantined;
 
 fn release_of(tag: &str) -> Release {
-    let sha = format!("{tag}{}", "0".repeat(63));
-    Release {
-        version: format!("{sha}:cfg"),
-        sha256: sha,
-        kind: ArtifactKind::Wasm,
-        path: PathBuf::from(format!("/store/{tag}.wasm")),
-        config_json: "{}".into(),
-        envoy_version: None,
-        failure_policy: Default::default(),
-    }
+    Release::for_tests(tag)
 }
 
 fn connected(ids: &[&str]) -> Nodes {
