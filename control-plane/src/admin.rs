@@ -17,12 +17,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use meshplug_core::nodes::Node;
 use serde::Serialize;
 
 use crate::catalog::{FileStatus, SharedCatalog};
 use crate::registry::{PluginStatus, Registry};
 use crate::rollout::Engine;
-use meshplug_core::nodes::Node;
 
 mod pprof;
 mod rollouts;
@@ -30,7 +30,7 @@ mod rollouts;
 /// What the admin API reads.
 #[derive(Debug, Clone)]
 pub struct AdminState {
-    /// Published filters.
+    /// Each plugin's inputs.
     pub registry: Arc<Mutex<Registry>>,
     /// Set once the store is loaded and xDS is serving.
     pub ready: Arc<AtomicBool>,

@@ -102,7 +102,7 @@ pub struct BoundAddrs {
 
 /// Runs the control plane until `shutdown` completes.
 pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let mut parts = Parts::open(&config)?;
+    let (parts, alerts) = Parts::open(&config)?;
     let xds_listener = bind(config.xds_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
     let bound = BoundAddrs {
@@ -126,19 +126,17 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         )),
         tokio::spawn(admin::serve_admin(
             admin_listener,
-            parts.admin_state(&config),
+            parts.admin.clone(),
             stop_rx.clone(),
         )),
     ];
-    if let Some(alerts) = parts.alerts.take() {
-        tokio::spawn(alerts::send_alerts(alerts, config.alert_webhook.clone()));
-    }
+    tokio::spawn(alerts::send_alerts(alerts, config.alert_webhook.clone()));
     let _manifest_watcher = reload::start(&config.mode, &parts.ingest, stop_rx).await?;
     let (watcher, mut complete) = ArtifactWatcher::start(&parts.ingest.folder, config.quiet)?;
     for path in folder::existing_files(&parts.ingest.folder)? {
         folder::handle_path(&parts.ingest, &watcher, path).await;
     }
-    parts.ready.store(true, Ordering::Release);
+    parts.admin.ready.store(true, Ordering::Release);
     if let Some(path) = &config.ready_file {
         folder::write_ready_file(path, &bound)?;
     }
@@ -165,19 +163,19 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     Ok(())
 }
 
-/// What the servers and tasks share: the stores opened, the engine resumed, ingest wired.
+/// What the servers and tasks share: the stores opened, the engine resumed, ingest wired,
+/// and what the admin API reads.
 struct Parts {
     cache: Arc<SnapshotCache>,
     engine: Arc<Mutex<Engine>>,
     ingest: Ingest,
     xds_metrics: Arc<XdsMetrics>,
-    prometheus: Option<prometheus_client::registry::Registry>,
-    alerts: Option<mpsc::UnboundedReceiver<Decision>>,
-    ready: Arc<AtomicBool>,
+    admin: AdminState,
 }
 
 impl Parts {
-    fn open(config: &ServeConfig) -> Result<Self, Error> {
+    /// The parts, and the receiving end of the engine's alerts.
+    fn open(config: &ServeConfig) -> Result<(Self, mpsc::UnboundedReceiver<Decision>), Error> {
         let dir = &config.artifacts_dir;
         std::fs::create_dir_all(dir).map_err(Error::io("creating artifacts folder", dir))?;
         let folder = dir.canonicalize().map_err(Error::io("resolving", dir))?;
@@ -192,14 +190,8 @@ impl Parts {
         let state_files =
             StateFiles::open(config.data_dir.join("rollouts"))?.guarding(store.has_artifacts());
         let policy = config.rollout_policy.clone();
-        let cache_for_engine = Arc::clone(&cache);
-        let mut engine = Engine::open(
-            policy,
-            state_files,
-            cache_for_engine,
-            metrics,
-            Some(alert_tx),
-        )?;
+        let alerts = Some(alert_tx);
+        let mut engine = Engine::open(policy, state_files, Arc::clone(&cache), metrics, alerts)?;
         engine.resume_clocks(unix_ms());
         let engine = Arc::new(Mutex::new(engine));
         let ingest = Ingest {
@@ -216,33 +208,30 @@ impl Parts {
             refusals,
         };
         ingest.resume_published();
-        Ok(Self {
-            cache,
-            engine,
-            ingest,
-            xds_metrics,
-            prometheus: Some(prometheus),
-            alerts: Some(alert_rx),
-            ready: Arc::new(AtomicBool::new(false)),
-        })
-    }
-
-    /// What the admin API reads (the metrics registry moves into it).
-    fn admin_state(&mut self, config: &ServeConfig) -> AdminState {
         if config.admin_token.is_none() {
             tracing::warn!(
                 "no admin token: rollout controls on the admin API are open to anyone who can reach it"
             );
         }
-        let governed = config.mode.governed();
-        AdminState {
-            registry: Arc::clone(&self.ingest.registry),
-            ready: Arc::clone(&self.ready),
-            engine: Arc::clone(&self.engine),
-            prometheus: Arc::new(self.prometheus.take().unwrap_or_default()),
+        let admin = AdminState {
+            registry: Arc::clone(&ingest.registry),
+            ready: Arc::new(AtomicBool::new(false)),
+            engine: Arc::clone(&engine),
+            prometheus: Arc::new(prometheus),
             token: config.admin_token.clone().map(Arc::from),
-            manifests: governed.then(|| Arc::clone(&self.ingest.manifests)),
-        }
+            manifests: config
+                .mode
+                .governed()
+                .then(|| Arc::clone(&ingest.manifests)),
+        };
+        let parts = Self {
+            cache,
+            engine,
+            ingest,
+            xds_metrics,
+            admin,
+        };
+        Ok((parts, alert_rx))
     }
 }
 

@@ -257,11 +257,9 @@ impl Nodes {
         self.dirty = true;
     }
 
-    /// Applies one stream event of `id` observed at `now_ms`. Returns the filters whose
-    /// applied version changed.
-    pub fn apply(&mut self, id: &str, event: &NodeEvent, now_ms: u64) -> Vec<String> {
+    /// Applies one stream event of `id` observed at `now_ms`.
+    pub fn apply(&mut self, id: &str, event: &NodeEvent, now_ms: u64) {
         let node = entry(&mut self.nodes, id);
-        let mut settled = Vec::new();
         match event {
             NodeEvent::Sent(filters) => {
                 for f in filters {
@@ -275,9 +273,7 @@ impl Nodes {
                 for f in filters {
                     let state = node.filters.entry(f.name.clone()).or_default();
                     state.acked = Some(f.version.clone());
-                    if state.settle() {
-                        settled.push(f.name.clone());
-                    }
+                    state.settle();
                 }
             }
             NodeEvent::Nacked(filters, error) => {
@@ -297,7 +293,6 @@ impl Nodes {
             }
         }
         self.dirty = true;
-        settled
     }
 
     /// A stats flush from `id` showed `filter` reloaded with no load error at `now_ms`: its

@@ -19,7 +19,7 @@ pub const DEFAULT_CONFIG: &str = "{}";
 pub struct PluginStatus {
     /// The filter (and ECDS resource) name.
     pub name: String,
-    /// The published artifact, if any.
+    /// The build it runs (its artifact), if it has one yet.
     pub artifact: Option<PublishedArtifact>,
     /// The configuration, as compact JSON.
     pub config_json: String,
@@ -129,7 +129,7 @@ impl Registry {
             })
     }
 
-    /// Sets the artifact of `name`. Returns false when it is already the one published.
+    /// Sets the artifact of `name`. Returns false when it already is its artifact.
     pub fn set_artifact(&mut self, name: &str, artifact: PublishedArtifact) -> bool {
         let plugin = self.entry(name);
         if plugin.artifact.as_ref() == Some(&artifact) {

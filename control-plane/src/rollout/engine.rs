@@ -235,15 +235,10 @@ impl Engine {
         Ok(done?)
     }
 
-    /// The manifests changed: follow them. `serve_mesh` makes the engine serve LDS, RDS and
-    /// CDS from the catalog's listeners and clusters.
-    pub fn set_manifests(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
-        self.apply_manifests(catalog, serve_mesh, Vec::new(), 0);
-    }
-
     /// The manifests changed: the placement they say and the releases ingest computed from
-    /// them, in one step (one save, every proxy served once). Returns what became of each
-    /// release, in order.
+    /// them, in one step (one save, every proxy served once). `serve_mesh` makes the engine
+    /// serve LDS, RDS and CDS from the catalog's listeners and clusters. Returns what became
+    /// of each release, in order.
     pub fn apply_manifests(
         &mut self,
         catalog: Arc<Catalog>,
@@ -300,8 +295,7 @@ impl Engine {
             self.clock.look_soon = true;
         }
         fx.serve.insert(node.id.clone());
-        // Saving can only fail here for effects still pending from before; the proxy is
-        // served with them once the state is saved.
+        // If saving fails, the proxy is served with everything else once the state is saved.
         self.commit_logged(fx, "serving a proxy that connected");
         node.id.clone()
     }
@@ -379,8 +373,7 @@ impl Engine {
         }
         evaluate_all(&mut self.rollouts, &world, now_ms, true, &mut fx);
         // What could wait for a tick is saved now.
-        fx.save |= std::mem::take(&mut self.pending.save_soon) || fx.save_soon;
-        fx.save_soon = false;
+        fx.save |= fx.save_soon || self.pending.save_soon;
         self.commit_logged(fx, "applying a tick");
         self.metrics.set_in_progress(&self.rollouts.by_stage());
         if self
@@ -424,8 +417,7 @@ impl Engine {
 
     /// The chain each listener of `node` runs now, by listener (for the fleet view).
     pub fn chains_for(&self, node: &str) -> BTreeMap<String, Vec<String>> {
-        let world = world!(self);
-        chains_for(&self.rollouts, &world, node)
+        chains_for(&world!(self), node)
     }
 
     /// Applies effects in the one order: persist the rollout state, append the decisions to
@@ -438,7 +430,9 @@ impl Engine {
         }
         if self.pending.save {
             self.store.save_plugins(&self.rollouts.records)?;
+            // The whole state is on disk: what could have waited for a tick is in it too.
             self.pending.save = false;
+            self.pending.save_soon = false;
         }
         let save_soon = self.pending.save_soon;
         let fx = std::mem::take(&mut self.pending);

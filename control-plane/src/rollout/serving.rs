@@ -48,16 +48,17 @@ pub(super) fn desired_for(
 }
 
 /// With a mesh config: the chain each listener of `node` runs, by listener (for the node
-/// view); empty without one.
-pub(super) fn chains_for(
-    rollouts: &Rollouts,
-    world: &World<'_>,
-    node: &str,
-) -> BTreeMap<String, Vec<String>> {
-    let Some(catalog) = world.placement.mesh() else {
+/// view), from the plugins the node model says it is served; empty without one.
+pub(super) fn chains_for(world: &World<'_>, node: &str) -> BTreeMap<String, Vec<String>> {
+    let (Some(catalog), Some(node)) = (world.placement.mesh(), world.nodes.get(node)) else {
         return BTreeMap::new();
     };
-    let served = desired_for(rollouts, world, node).into_keys().collect();
+    let served = node
+        .filters
+        .iter()
+        .filter(|(_, f)| f.desired.is_some())
+        .map(|(name, _)| name.clone())
+        .collect();
     catalog
         .listeners
         .keys()

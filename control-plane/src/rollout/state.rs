@@ -59,87 +59,9 @@ impl StateFiles {
         self.dir.join("state.json")
     }
 
-    /// The plugins as last saved (empty on first start). See [`envelope::resolve`] for when
-    /// it refuses.
-    pub fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error> {
-        let path = self.state_path();
-        let loaded = envelope::load(&path)?;
-        let (generation, plugins) = envelope::resolve(&path, loaded, self.store_has_artifacts)?;
-        self.generation.store(generation, Ordering::SeqCst);
-        Ok(plugins)
-    }
-
-    /// The nodes as last saved. They are what proxies reported and are learned again when
-    /// they reconnect, so a damaged `nodes.json` is logged and started over, not fatal.
-    pub fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error> {
-        let path = self.dir.join("nodes.json");
-        match fs::read(&path) {
-            Ok(bytes) => Ok(nodes_file::parse(&bytes).unwrap_or_else(|err| {
-                tracing::warn!(file = %path.display(), error = %err,
-                    "node state unreadable; it is learned again as proxies reconnect");
-                BTreeMap::new()
-            })),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(err) => Err(Error::io("reading", &path)(err)),
-        }
-    }
-
-    /// Saves the plugins durably as the next generation, keeping the previous one.
-    pub fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
-        let generation = self.generation.load(Ordering::SeqCst) + 1;
-        let saved_ms = crate::ingest::unix_ms();
-        envelope::save(&self.state_path(), generation, saved_ms, plugins)?;
-        self.generation.store(generation, Ordering::SeqCst);
-        Ok(())
-    }
-
     /// The generation last loaded or saved.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
-    }
-
-    /// Notes that the control plane was up and watching at `now_ms` (`<dir>/alive`; written
-    /// about once a second, not fsynced: a lost write only makes the next start count a
-    /// little more of the downtime as up time).
-    pub fn mark_alive(&self, now_ms: u64) -> Result<(), Error> {
-        let path = self.dir.join("alive");
-        let tmp = self.dir.join("alive.tmp");
-        fs::write(&tmp, now_ms.to_string())
-            .and_then(|()| fs::rename(&tmp, &path))
-            .map_err(Error::io("writing", &path))
-    }
-
-    /// When the control plane was last known up and watching (the `alive` mark).
-    pub fn last_alive_ms(&self) -> Option<u64> {
-        fs::read_to_string(self.dir.join("alive"))
-            .ok()
-            .and_then(|text| text.trim().parse::<u64>().ok())
-    }
-
-    /// Saves the nodes durably.
-    pub fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
-        // Compact: with thousands of proxies this is written up to once a second.
-        let path = self.dir.join("nodes.json");
-        replace_synced(
-            &path,
-            &path.with_extension("json.tmp"),
-            &serde_json::to_vec(nodes)?,
-        )
-    }
-
-    /// Appends one decision and fsyncs it.
-    pub fn append(&mut self, decision: &Decision) -> Result<(), Error> {
-        self.log.append(decision)
-    }
-
-    /// The highest decision sequence number logged (0 for none).
-    pub fn last_seq(&self) -> u64 {
-        self.log.last_seq()
-    }
-
-    /// The most recent decisions (bounded; the full log is on disk), oldest first.
-    pub fn decisions(&self) -> impl DoubleEndedIterator<Item = &Decision> {
-        self.log.recent()
     }
 }
 
@@ -186,32 +108,82 @@ pub trait RolloutStore: std::fmt::Debug + Send {
 }
 
 impl RolloutStore for StateFiles {
+    /// The plugins as last saved (empty on first start). See [`envelope::resolve`] for when
+    /// it refuses.
     fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error> {
-        StateFiles::load_plugins(self)
+        let path = self.state_path();
+        let loaded = envelope::load(&path)?;
+        let (generation, plugins) = envelope::resolve(&path, loaded, self.store_has_artifacts)?;
+        self.generation.store(generation, Ordering::SeqCst);
+        Ok(plugins)
     }
-    fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
-        StateFiles::save_plugins(self, plugins)
-    }
+
+    /// The nodes as last saved. They are what proxies reported and are learned again when
+    /// they reconnect, so a damaged `nodes.json` is logged and started over, not fatal.
     fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error> {
-        StateFiles::load_nodes(self)
+        let path = self.dir.join("nodes.json");
+        match fs::read(&path) {
+            Ok(bytes) => Ok(nodes_file::parse(&bytes).unwrap_or_else(|err| {
+                tracing::warn!(file = %path.display(), error = %err,
+                    "node state unreadable; it is learned again as proxies reconnect");
+                BTreeMap::new()
+            })),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(err) => Err(Error::io("reading", &path)(err)),
+        }
     }
-    fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
-        StateFiles::save_nodes(self, nodes)
+
+    /// Saves the plugins durably as the next generation, keeping the previous one.
+    fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
+        let generation = self.generation.load(Ordering::SeqCst) + 1;
+        let saved_ms = crate::ingest::unix_ms();
+        envelope::save(&self.state_path(), generation, saved_ms, plugins)?;
+        self.generation.store(generation, Ordering::SeqCst);
+        Ok(())
     }
-    fn append(&mut self, decision: &Decision) -> Result<(), Error> {
-        StateFiles::append(self, decision)
-    }
-    fn last_seq(&self) -> u64 {
-        StateFiles::last_seq(self)
-    }
-    fn recent(&self) -> Box<dyn DoubleEndedIterator<Item = &Decision> + '_> {
-        Box::new(self.decisions())
-    }
+
+    /// Notes that the control plane was up and watching at `now_ms` (`<dir>/alive`; written
+    /// about once a second, not fsynced: a lost write only makes the next start count a
+    /// little more of the downtime as up time).
     fn mark_alive(&self, now_ms: u64) -> Result<(), Error> {
-        StateFiles::mark_alive(self, now_ms)
+        let path = self.dir.join("alive");
+        let tmp = self.dir.join("alive.tmp");
+        fs::write(&tmp, now_ms.to_string())
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(Error::io("writing", &path))
     }
+
+    /// When the control plane was last known up and watching (the `alive` mark).
     fn last_alive_ms(&self) -> Option<u64> {
-        StateFiles::last_alive_ms(self)
+        fs::read_to_string(self.dir.join("alive"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+    }
+
+    /// Saves the nodes durably.
+    fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
+        // Compact: with thousands of proxies this is written up to once a second.
+        let path = self.dir.join("nodes.json");
+        replace_synced(
+            &path,
+            &path.with_extension("json.tmp"),
+            &serde_json::to_vec(nodes)?,
+        )
+    }
+
+    /// Appends one decision and fsyncs it.
+    fn append(&mut self, decision: &Decision) -> Result<(), Error> {
+        self.log.append(decision)
+    }
+
+    /// The highest decision sequence number logged (0 for none).
+    fn last_seq(&self) -> u64 {
+        self.log.last_seq()
+    }
+
+    /// The most recent decisions (bounded; the full log is on disk), oldest first.
+    fn recent(&self) -> Box<dyn DoubleEndedIterator<Item = &Decision> + '_> {
+        Box::new(self.log.recent())
     }
 }
 

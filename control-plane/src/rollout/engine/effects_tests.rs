@@ -42,7 +42,7 @@ impl RolloutStore for Flaky {
         self.files.last_seq()
     }
     fn recent(&self) -> Box<dyn DoubleEndedIterator<Item = &Decision> + '_> {
-        Box::new(self.files.decisions())
+        self.files.recent()
     }
     fn mark_alive(&self, now_ms: u64) -> Result<(), Error> {
         self.files.mark_alive(now_ms)

@@ -86,12 +86,14 @@ fn a_plugin_reaches_only_the_proxies_it_targets_in_phase_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Arc::new(SnapshotCache::new());
     let mut engine = engine(&cache, dir.path());
-    engine.set_manifests(
+    engine.apply_manifests(
         catalog(&[
             ("ratelimit", "authz", "{}"),
             ("authz", "authn", "{labels: {tier: edge}}"),
         ]),
         true,
+        Vec::new(),
+        0,
     );
     assert_eq!(chain(&cache, "edge-1"), ["envoy.filters.http.router"]);
     engine
@@ -120,7 +122,7 @@ fn a_plugin_with_no_artifact_yet_stays_out_of_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Arc::new(SnapshotCache::new());
     let mut engine = engine(&cache, dir.path());
-    engine.set_manifests(catalog(&[("authz", "authn", "{}")]), true);
+    engine.apply_manifests(catalog(&[("authz", "authn", "{}")]), true, Vec::new(), 0);
     assert_eq!(chain(&cache, "edge-1"), ["envoy.filters.http.router"]);
     assert!(!has_config(&cache, "edge-1", "authz"));
 }
@@ -130,13 +132,13 @@ fn removing_a_manifest_takes_the_filter_out_and_keeps_its_configuration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Arc::new(SnapshotCache::new());
     let mut engine = engine(&cache, dir.path());
-    engine.set_manifests(catalog(&[("authz", "authn", "{}")]), true);
+    engine.apply_manifests(catalog(&[("authz", "authn", "{}")]), true, Vec::new(), 0);
     engine.release("authz", release("a"), 1).expect("release");
     assert_eq!(
         chain(&cache, "core-1"),
         ["authz", "envoy.filters.http.router"]
     );
-    engine.set_manifests(catalog(&[]), true);
+    engine.apply_manifests(catalog(&[]), true, Vec::new(), 0);
     assert_eq!(chain(&cache, "core-1"), ["envoy.filters.http.router"]);
     assert!(
         has_config(&cache, "core-1", "authz"),
@@ -154,9 +156,11 @@ fn without_a_mesh_config_no_listener_is_served_but_targets_hold() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Arc::new(SnapshotCache::new());
     let mut engine = engine(&cache, dir.path());
-    engine.set_manifests(
+    engine.apply_manifests(
         catalog(&[("authz", "authn", "{labels: {tier: core}}")]),
         false,
+        Vec::new(),
+        0,
     );
     engine.release("authz", release("a"), 1).expect("release");
     assert_eq!(chain(&cache, "core-1"), ["<no listener>"]);

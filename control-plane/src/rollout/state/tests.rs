@@ -71,7 +71,7 @@ fn the_log_appends_and_skips_a_torn_line() {
     raw.write_all(b"{\"seq\":3,\"at_m").expect("torn write");
     drop(files);
     let files = StateFiles::open(dir.path()).expect("reopen");
-    let seqs: Vec<u64> = files.decisions().map(|d| d.seq).collect();
+    let seqs: Vec<u64> = files.recent().map(|d| d.seq).collect();
     assert_eq!(seqs, vec![1, 2]);
 }
 

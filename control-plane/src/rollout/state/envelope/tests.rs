@@ -1,5 +1,6 @@
 use super::*;
 use crate::artifact::ArtifactKind;
+use crate::rollout::state::RolloutStore;
 use crate::rollout::state::{Release, StateFiles};
 
 fn plugins() -> BTreeMap<String, PluginRecord> {
