@@ -141,6 +141,7 @@ impl Mesh {
             cluster: "mesh".into(),
             template: bootstrap_template("bootstrap-mesh.yaml"),
             vars,
+            workers: crate::envoy::DEFAULT_WORKERS,
         };
         let envoy = Envoy::start(self.dir(), options).await?;
         self.envoys.push(envoy);

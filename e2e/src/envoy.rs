@@ -26,7 +26,13 @@ pub struct EnvoyOptions {
     /// Placeholder values besides the node identity. `ADMIN_PORT` and `LISTENER_PORT` default
     /// to 0 (any free port).
     pub vars: BootstrapVars,
+    /// Envoy's `--concurrency`: worker threads, each with its own Wasm VM
+    /// ([`DEFAULT_WORKERS`] unless a test needs one VM).
+    pub workers: u32,
 }
+
+/// The worker threads the harness's Envoys run unless told otherwise.
+pub const DEFAULT_WORKERS: u32 = 2;
 
 /// A running Envoy.
 #[derive(Debug)]
@@ -82,7 +88,8 @@ impl Envoy {
             .args(["--base-id", &unique_base_id().to_string()])
             .arg("--admin-address-path")
             .arg(&admin_file)
-            .args(["--concurrency", "2", "--log-level", "info"])
+            .args(["--concurrency", &options.workers.to_string()])
+            .args(["--log-level", "info"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);

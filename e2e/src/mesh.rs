@@ -49,6 +49,9 @@ pub struct Mesh {
     /// The upstream.
     pub upstream: Upstream,
     pub(crate) http: reqwest::Client,
+    /// Worker threads of the Envoys started from now on (default
+    /// [`crate::envoy::DEFAULT_WORKERS`]).
+    pub envoy_workers: u32,
     dir: TempDir,
 }
 
@@ -112,6 +115,7 @@ impl Mesh {
             control_plane,
             upstream,
             http: reqwest::Client::builder().no_proxy().build()?,
+            envoy_workers: crate::envoy::DEFAULT_WORKERS,
             dir,
         })
     }
@@ -141,6 +145,7 @@ impl Mesh {
             cluster: cluster.into(),
             template: bootstrap_template("bootstrap.yaml"),
             vars,
+            workers: self.envoy_workers,
         };
         let envoy = Envoy::start(self.dir.path(), options).await?;
         self.envoys.push(envoy);

@@ -1,6 +1,11 @@
 //! The same filters, built once as `.wasm` and once as `.so` from the same crates, answer one
 //! table of requests identically through a real Envoy: allowed, denied, rate-limited and
 //! rewritten cases. Each run is a fresh mesh that deploys only one kind.
+//!
+//! The rate-limit rows count one bucket exactly. A `.so` shares its buckets across Envoy's
+//! workers, so that mesh runs two; each worker's Wasm VM has its own buckets (the documented
+//! limit of `ratelimit.wasm`), so the Wasm mesh runs one worker: with two, a request that
+//! arrives on a fresh connection may land on the other VM and find a full bucket.
 
 use e2e::Mesh;
 use e2e::mesh::Answer;
@@ -165,9 +170,13 @@ fn check(kind: &str, row: &Row, answer: &Answer) -> Vec<String> {
 
 /// Starts a mesh that runs `kind`, deploys the three filters built that way, runs the table.
 async fn run_table(kind: &str) -> Vec<String> {
-    let mesh = Mesh::start_with(&["--prefer-kind", kind])
+    let mut mesh = Mesh::start_control_plane(&["--prefer-kind", kind])
         .await
-        .expect("mesh starts");
+        .expect("control plane starts");
+    mesh.envoy_workers = if kind == "native" { 2 } else { 1 };
+    mesh.add_envoy("envoy-1", "edge")
+        .await
+        .expect("envoy starts");
     for (name, config) in CONFIGS {
         mesh.publish_config(name, config).await.expect("config");
     }

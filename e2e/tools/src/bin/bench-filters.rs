@@ -120,6 +120,7 @@ async fn run(setup: &str, route_action: &str, upstream_port: u16) -> anyhow::Res
             cluster: "bench".into(),
             template: bootstrap_template("bench-filter.yaml"),
             vars,
+            workers: e2e::envoy::DEFAULT_WORKERS,
         };
         envoys.push(Envoy::start(workdir.path(), options).await?);
     }

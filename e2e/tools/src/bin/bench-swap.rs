@@ -65,6 +65,7 @@ impl FileEcds {
             cluster: "floor".into(),
             template: bootstrap_template("bootstrap-file-ecds.yaml"),
             vars,
+            workers: e2e::envoy::DEFAULT_WORKERS,
         };
         let envoy = Envoy::start(mesh.dir(), options).await?;
         let config_json = format!(r#"{{"api_keys": ["{TEST_API_KEY}"]}}"#);

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
             cluster: "dev".into(),
             template: bootstrap_template("bootstrap.yaml"),
             vars,
+            workers: e2e::envoy::DEFAULT_WORKERS,
         },
     )
     .await?;
@@ -134,6 +135,7 @@ async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::
         cluster: "dev".into(),
         template: bootstrap_template("bootstrap-mesh.yaml"),
         vars,
+        workers: e2e::envoy::DEFAULT_WORKERS,
     };
     let envoy = Envoy::start(workdir, options).await?;
     println!("meshplug dev mesh (composed from manifests) is up");
