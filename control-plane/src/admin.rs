@@ -149,6 +149,8 @@ struct Nodes {
 struct NodeView {
     #[serde(flatten)]
     node: Node,
+    /// `local` (a path on the control plane's disk) or `agent` (fetched by the host's agent).
+    delivery: meshplug_core::nodes::Delivery,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     chains: BTreeMap<String, Vec<String>>,
 }
@@ -160,6 +162,7 @@ async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
         .iter()
         .map(|node| NodeView {
             node: node.clone(),
+            delivery: node.delivery(),
             chains: engine.chains_for(&node.id),
         })
         .collect();

@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::client::{manifests_table, plugins_table, rollout_table, status_table};
 use args::Command;
-use commands::{bootstrap, control, serve, show, state, validate};
+use commands::{agent, bootstrap, control, serve, show, state, validate};
 
 pub use args::Cli;
 
@@ -21,6 +21,7 @@ pub fn main() -> anyhow::Result<()> {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Agent(args) => agent(args),
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
         Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),

@@ -116,14 +116,18 @@ pub fn rollout_table(list: &Value) -> String {
 
 /// Where one node stands with one filter, as `meshplug status` says it (after
 /// `istioctl proxy-status`): `SYNCED` (ACKed what it should run), `NACKED` (refused it),
-/// `SENT` (sent, no answer yet), `NOT SENT` (not sent yet), or `-` (nothing desired).
-pub fn filter_state(filter: &Value) -> &'static str {
+/// `FETCH FAILED` (its agent could not fetch it, and keeps trying), `FETCHING` (sent to a
+/// proxy behind an agent, no answer yet), `SENT` (sent, no answer yet), `NOT SENT` (not sent
+/// yet), or `-` (nothing desired). `delivery` is the node's (`local` or `agent`).
+pub fn filter_state(filter: &Value, delivery: &str) -> &'static str {
     let desired = filter["desired"].as_str();
     let version_of = |key: &str| filter[key].as_str();
     match desired {
         None => "-",
         Some(d) if version_of("acked") == Some(d) => "SYNCED",
         Some(d) if filter["last_nack"]["version"].as_str() == Some(d) => "NACKED",
+        Some(d) if filter["last_fetch_failure"]["version"].as_str() == Some(d) => "FETCH FAILED",
+        Some(d) if version_of("sent") == Some(d) && delivery == "agent" => "FETCHING",
         Some(d) if version_of("sent") == Some(d) => "SENT",
         Some(_) => "NOT SENT",
     }
@@ -167,7 +171,7 @@ pub fn status_table(nodes: &Value) -> String {
             out.push_str(&row("-", "-".into(), "-".into(), "-", "-"));
         }
         for (name, filter) in &filters {
-            let state = filter_state(filter);
+            let state = filter_state(filter, node["delivery"].as_str().unwrap_or("local"));
             let applied = match (filter["applied"].as_str(), filter["acked"].as_str()) {
                 (Some(applied), Some(acked)) if applied == acked => "yes",
                 (_, Some(_)) => "no",
@@ -182,6 +186,9 @@ pub fn status_table(nodes: &Value) -> String {
             ));
             if let Some(error) = filter["last_nack"]["error"].as_str() {
                 out.push_str(&format!("  last NACK: {error}\n"));
+            }
+            if let Some(error) = filter["last_fetch_failure"]["error"].as_str() {
+                out.push_str(&format!("  fetch failed: {error}\n"));
             }
         }
     }

@@ -16,6 +16,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The agent could not fetch an artifact, or its bytes were not what the control plane
+    /// said (a sha256 mismatch).
+    #[error("GET {url}: {reason}")]
+    Fetch {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The agent's ADS server failed.
+    #[error("agent: {0}")]
+    Agent(String),
     /// Translating to Envoy failed (a bootstrap template, say).
     #[error(transparent)]
     Envoy(#[from] meshplug_envoy::Error),

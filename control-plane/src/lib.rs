@@ -14,6 +14,8 @@
 //! Envoy's stats. The command line is [`cli`].
 
 pub mod admin;
+pub mod agent;
+pub mod artifacts;
 pub mod cli;
 pub mod client;
 mod error;

@@ -1,6 +1,7 @@
 //! `meshplug serve`: opens the stores and the engine, then runs each concern on its own task:
 //! the gRPC server for ADS and stats (`grpc`), the admin API (`admin`), alerts (`alerts`), the engine's clock
-//! (`ticks`), manifest reloads (`reload`) and the artifacts folder (`folder`).
+//! (`ticks`), manifest reloads (`reload`), the artifacts folder (`folder`) and, when
+//! configured, the artifact service for other hosts (`admin::serve_artifacts`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use xds::SnapshotCache;
 use crate::Error;
 use crate::admin::AdminState;
 use crate::artifact::ArtifactKind;
+use crate::artifacts::{ArtifactMetrics, ArtifactService};
 use crate::catalog::Catalog;
 use crate::check::Limits;
 use crate::debounce::Quiet;
@@ -46,6 +48,9 @@ pub struct ServeConfig {
     pub xds_addr: SocketAddr,
     /// The admin HTTP address.
     pub admin_addr: SocketAddr,
+    /// The artifact service, for proxies behind `meshplug agent` on other hosts; `None`
+    /// serves every proxy local paths.
+    pub artifacts: Option<ArtifactsConfig>,
     /// A file to write the bound addresses to, as JSON, once serving.
     pub ready_file: Option<PathBuf>,
     /// Artifact check limits.
@@ -66,6 +71,17 @@ pub struct ServeConfig {
     pub mode: Mode,
     /// Bounds on what clients and files can make the control plane hold or wait for.
     pub guards: Guards,
+}
+
+/// Where the artifact service listens and how much it streams at once.
+#[derive(Debug, Clone)]
+pub struct ArtifactsConfig {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The base URL proxies' agents are told to fetch from; default `http://<bound addr>`.
+    pub public_url: Option<String>,
+    /// Bodies streamed at once; more fetches wait their turn.
+    pub max_in_flight: usize,
 }
 
 /// Bounds on connections and memory.
@@ -98,6 +114,9 @@ pub struct BoundAddrs {
     pub xds: SocketAddr,
     /// Admin HTTP.
     pub admin: SocketAddr,
+    /// The artifact service, when one runs.
+    #[serde(default)]
+    pub artifacts: Option<SocketAddr>,
 }
 
 /// Runs the control plane until `shutdown` completes.
@@ -105,11 +124,27 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let (parts, alerts) = Parts::open(&config)?;
     let xds_listener = bind(config.xds_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
+    let artifacts_listener = match &config.artifacts {
+        Some(artifacts) => Some(bind(artifacts.addr).await?),
+        None => None,
+    };
     let bound = BoundAddrs {
         xds: local_addr(&xds_listener)?,
         admin: local_addr(&admin_listener)?,
+        artifacts: artifacts_listener.as_ref().map(local_addr).transpose()?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let (Some(listener), Some(artifacts)) = (artifacts_listener, &config.artifacts) {
+        let url = artifacts
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", bound.artifacts.unwrap_or(artifacts.addr)));
+        let service = parts.artifact_service(artifacts.max_in_flight);
+        let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        engine.set_artifacts_url(Some(url));
+        drop(engine);
+        tokio::spawn(admin::serve_artifacts(listener, service, stop_rx.clone()));
+    }
     let tasks = [
         tokio::spawn(grpc::serve_xds(
             xds_listener,
@@ -140,7 +175,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     if let Some(path) = &config.ready_file {
         folder::write_ready_file(path, &bound)?;
     }
-    tracing::info!(xds = %bound.xds, admin = %bound.admin,
+    tracing::info!(xds = %bound.xds, admin = %bound.admin, artifact_service = ?bound.artifacts,
         artifacts = %parts.ingest.folder.display(), "serving");
     tokio::pin!(shutdown);
     loop {
@@ -170,10 +205,26 @@ struct Parts {
     engine: Arc<Mutex<Engine>>,
     ingest: Ingest,
     xds_metrics: Arc<XdsMetrics>,
+    artifact_metrics: Arc<ArtifactMetrics>,
     admin: AdminState,
 }
 
 impl Parts {
+    /// The artifact service over the store, withholding what the engine says to.
+    fn artifact_service(&self, max_in_flight: usize) -> ArtifactService {
+        let engine = Arc::clone(&self.engine);
+        ArtifactService {
+            store: self.ingest.store.dir().to_path_buf(),
+            withheld: Arc::new(move |sha: &str| {
+                let engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
+                engine.artifact_withheld(sha)
+            }),
+            permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
+            queue_timeout: std::time::Duration::from_secs(10),
+            metrics: Arc::clone(&self.artifact_metrics),
+        }
+    }
+
     /// The parts, and the receiving end of the engine's alerts.
     fn open(config: &ServeConfig) -> Result<(Self, mpsc::UnboundedReceiver<Decision>), Error> {
         let dir = &config.artifacts_dir;
@@ -185,6 +236,7 @@ impl Parts {
         let refusals = Arc::new(crate::refusals::Refusals::register(&mut prometheus));
         let xds_metrics = XdsMetrics::register(&mut prometheus);
         let xds_metrics = Arc::new(xds_metrics.counting_refusals(Arc::clone(&refusals)));
+        let artifact_metrics = Arc::new(ArtifactMetrics::register(&mut prometheus));
         let (alert_tx, alert_rx) = mpsc::unbounded_channel();
         let store = Store::open(config.data_dir.join("store"))?;
         let state_files =
@@ -229,6 +281,7 @@ impl Parts {
             engine,
             ingest,
             xds_metrics,
+            artifact_metrics,
             admin,
         };
         Ok((parts, alert_rx))

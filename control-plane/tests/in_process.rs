@@ -40,6 +40,7 @@ fn config_in(dir: &Path) -> ServeConfig {
         xds_addr: any,
         admin_addr: any,
         ready_file: Some(dir.join("ready.json")),
+        artifacts: None,
         limits: Limits::default(),
         quiet: Quiet {
             after_close: Duration::from_millis(50),

@@ -10,6 +10,28 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The node metadata key that says how a proxy gets its artifacts; `meshplug agent` sets it
+/// to [`AGENT_DELIVERY`] on every node it stands in front of.
+pub const DELIVERY_KEY: &str = "meshplug.delivery";
+
+/// The [`DELIVERY_KEY`] value of a proxy behind `meshplug agent`.
+pub const AGENT_DELIVERY: &str = "agent";
+
+/// How an agent's refusal of a response begins when it could not fetch or verify an
+/// artifact: such a refusal is a [`NodeEvent::FetchFailed`], not a NACK of the filter.
+pub const FETCH_FAILED_PREFIX: &str = "meshplug-agent: fetch failed: ";
+
+/// How a proxy gets the artifacts its filters load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// From a path on the control plane's disk: the proxy shares it.
+    Local,
+    /// From the artifact service, through `meshplug agent` on the proxy's host, which
+    /// fetches, checks the sha256, caches and points the proxy at its own copy.
+    Agent,
+}
+
 /// What a proxy said about itself when its stream opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeIdentity {
@@ -41,6 +63,9 @@ pub enum NodeEvent {
     Acked(Vec<FilterVersion>),
     /// The proxy NACKed a response carrying these filters, with Envoy's message.
     Nacked(Vec<FilterVersion>, String),
+    /// The proxy's agent could not fetch (or verify) the artifact of these filters, with its
+    /// reason; the proxy keeps what it runs and the agent keeps trying.
+    FetchFailed(Vec<FilterVersion>, String),
 }
 
 /// One proxy.
@@ -92,6 +117,9 @@ pub struct FilterOnNode {
     pub applied: Option<String>,
     /// The last NACK.
     pub last_nack: Option<Nack>,
+    /// The agent's last failure to fetch a version not ACKed since.
+    #[serde(default)]
+    pub last_fetch_failure: Option<Nack>,
     /// How many responses carried this filter to the node.
     #[serde(default)]
     pub sends: u64,
@@ -103,7 +131,7 @@ pub struct FilterOnNode {
     reloaded_at_ms: Option<u64>,
 }
 
-/// A rejected version and the node's reason.
+/// A rejected (or, as a fetch failure, not yet fetched) version and the node's reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Nack {
     /// The version label rejected.
@@ -137,6 +165,19 @@ impl Node {
     /// Its last NACK of `filter`.
     pub fn last_nack(&self, filter: &str) -> Option<&Nack> {
         self.filters.get(filter)?.last_nack.as_ref()
+    }
+
+    /// The agent's last failure to fetch `filter`, if no version was ACKed since.
+    pub fn fetch_failure(&self, filter: &str) -> Option<&Nack> {
+        self.filters.get(filter)?.last_fetch_failure.as_ref()
+    }
+
+    /// How it gets its artifacts: through an agent when its metadata says so.
+    pub fn delivery(&self) -> Delivery {
+        match self.metadata.get(DELIVERY_KEY).map(String::as_str) {
+            Some(AGENT_DELIVERY) => Delivery::Agent,
+            _ => Delivery::Local,
+        }
     }
 
     /// Whether it connected to this process at least once.
@@ -273,6 +314,13 @@ impl Nodes {
                 for f in filters {
                     let state = node.filters.entry(f.name.clone()).or_default();
                     state.acked = Some(f.version.clone());
+                    if state
+                        .last_fetch_failure
+                        .as_ref()
+                        .is_some_and(|failure| failure.version == f.version)
+                    {
+                        state.last_fetch_failure = None;
+                    }
                     state.settle();
                 }
             }
@@ -287,6 +335,21 @@ impl Nodes {
                     state.last_nack = Some(Nack {
                         version: f.version.clone(),
                         error: error.clone(),
+                        at_unix_ms: now_ms,
+                    });
+                }
+            }
+            NodeEvent::FetchFailed(filters, reason) => {
+                for f in filters {
+                    let state = node.filters.entry(f.name.clone()).or_default();
+                    // As with a NACK, a resource already running at this version is not the
+                    // one the agent could not fetch.
+                    if state.acked.as_deref() == Some(f.version.as_str()) {
+                        continue;
+                    }
+                    state.last_fetch_failure = Some(Nack {
+                        version: f.version.clone(),
+                        error: reason.clone(),
                         at_unix_ms: now_ms,
                     });
                 }

@@ -1,5 +1,6 @@
 //! Renders an Envoy bootstrap template: `{{NAME}}` placeholders are replaced, and any left over
-//! is an error, so a template and its caller cannot drift apart silently.
+//! is an error, so a template and its caller cannot drift apart silently. `{{NAME|value}}`
+//! says what `NAME` is when the caller gives none (e.g. `{{XDS_HOST|127.0.0.1}}`).
 
 use std::collections::BTreeMap;
 
@@ -18,9 +19,14 @@ pub fn render(template: &str, vars: &BootstrapVars) -> Result<String, Error> {
         let Some(end) = after.find("}}") else {
             return Err(Error::UnknownPlaceholder(after.chars().take(20).collect()));
         };
-        let name = &after[..end];
+        let (name, default) = match after[..end].split_once('|') {
+            Some((name, default)) => (name, Some(default)),
+            None => (&after[..end], None),
+        };
         let value = vars
             .get(name)
+            .map(String::as_str)
+            .or(default)
             .ok_or_else(|| Error::UnknownPlaceholder(name.to_string()))?;
         out.push_str(value);
         rest = &after[end + 2..];

@@ -1,10 +1,17 @@
 //! Builds the ECDS resource (`TypedExtensionConfig`) for a filter. Pure; with [`crate::compose`]
 //! the places domain types become Envoy protobuf.
+//!
+//! A module comes from a local path (a proxy on the control plane's disk) or from the
+//! artifact service ([`ModuleSource::Remote`]: Envoy's remote data source with the sha256 and
+//! the NACK-on-cache-miss flag, so that an Envoy reading it itself never ACKs a module it did
+//! not load). `meshplug agent` reads such a resource with [`remote_module`] and hands its proxy
+//! [`with_local_module`] instead, once it holds the verified bytes; see `localize`.
 
 use std::path::Path;
 
 use envoy_types::pb::envoy::config::core::v3::{
-    AsyncDataSource, DataSource, TypedExtensionConfig, async_data_source, data_source,
+    AsyncDataSource, DataSource, HttpUri, RemoteDataSource, TypedExtensionConfig,
+    async_data_source, data_source, http_uri,
 };
 use envoy_types::pb::envoy::extensions::filters::http::wasm::v3::Wasm;
 use envoy_types::pb::envoy::extensions::wasm::v3::{
@@ -19,6 +26,24 @@ use meshplug_core::artifact::ArtifactKind;
 /// The Envoy Wasm runtime meshplug targets.
 pub const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
 
+/// The Envoy cluster a remote module's `http_uri` names (an Envoy fetching by itself needs
+/// it in its bootstrap; behind `meshplug agent` it is never used).
+pub const ARTIFACTS_CLUSTER: &str = "meshplug_artifacts";
+
+/// Where a proxy gets a module from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleSource<'a> {
+    /// A path on the proxy's own disk.
+    Local(&'a Path),
+    /// An HTTP URL and the sha256 the bytes must have.
+    Remote {
+        /// `http://…/artifacts/<sha256>.<ext>`.
+        uri: &'a str,
+        /// Hex sha256 of the module.
+        sha256: &'a str,
+    },
+}
+
 /// What a filter deployment is, in domain terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterDeployment<'a> {
@@ -26,8 +51,8 @@ pub struct FilterDeployment<'a> {
     pub name: &'a str,
     /// The artifact's kind.
     pub kind: ArtifactKind,
-    /// The artifact's path in the store, as Envoy will open it.
-    pub module_path: &'a Path,
+    /// Where the proxy gets the module.
+    pub module: ModuleSource<'a>,
     /// The filter's configuration, handed to it as a JSON string.
     pub config_json: &'a str,
     /// What a proxy does when the filter fails. Wasm only: a dynamic module runs in-process,
@@ -48,11 +73,11 @@ pub fn extension_config(deployment: &FilterDeployment<'_>) -> Any {
 }
 
 fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
-    let code = local_file(deployment.module_path);
     let vm = VmConfig {
         vm_id: deployment.name.to_string(),
         runtime: WASM_RUNTIME.to_string(),
-        code: Some(code),
+        code: Some(data_source(deployment.module)),
+        nack_on_code_cache_miss: matches!(deployment.module, ModuleSource::Remote { .. }),
         ..Default::default()
     };
     let configuration = StringValue {
@@ -88,6 +113,10 @@ pub struct DynamicModuleConfig {
     /// `module` (6): where the `.so` is.
     #[prost(message, optional, tag = "6")]
     pub module: Option<AsyncDataSource>,
+    /// `nack_on_cache_miss` (7): a remote module not in Envoy's cache is NACKed (and fetched in
+    /// the background) instead of silently left out.
+    #[prost(bool, tag = "7")]
+    pub nack_on_cache_miss: bool,
 }
 
 /// `envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter`.
@@ -114,6 +143,28 @@ impl Name for DynamicModuleFilter {
     }
 }
 
+fn data_source(source: ModuleSource<'_>) -> AsyncDataSource {
+    match source {
+        ModuleSource::Local(path) => local_file(path),
+        ModuleSource::Remote { uri, sha256 } => AsyncDataSource {
+            specifier: Some(async_data_source::Specifier::Remote(RemoteDataSource {
+                http_uri: Some(HttpUri {
+                    uri: uri.to_string(),
+                    timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                        seconds: 10,
+                        nanos: 0,
+                    }),
+                    http_upstream_type: Some(http_uri::HttpUpstreamType::Cluster(
+                        ARTIFACTS_CLUSTER.to_string(),
+                    )),
+                }),
+                sha256: sha256.to_string(),
+                retry_policy: None,
+            })),
+        },
+    }
+}
+
 fn local_file(path: &Path) -> AsyncDataSource {
     AsyncDataSource {
         specifier: Some(async_data_source::Specifier::Local(DataSource {
@@ -127,7 +178,8 @@ fn native_filter(deployment: &FilterDeployment<'_>) -> DynamicModuleFilter {
     DynamicModuleFilter {
         dynamic_module_config: Some(DynamicModuleConfig {
             name: deployment.name.to_string(),
-            module: Some(local_file(deployment.module_path)),
+            module: Some(data_source(deployment.module)),
+            nack_on_cache_miss: matches!(deployment.module, ModuleSource::Remote { .. }),
         }),
         filter_name: deployment.name.to_string(),
         filter_config: Some(to_any(&StringValue {
@@ -143,6 +195,9 @@ pub(crate) fn to_any<M: Message + Name>(message: &M) -> Any {
         value: message.encode_to_vec(),
     }
 }
+
+mod localize;
+pub use localize::{RemoteModule, remote_module, with_local_module};
 
 #[cfg(test)]
 mod tests;

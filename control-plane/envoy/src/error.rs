@@ -6,4 +6,7 @@ pub enum Error {
     /// A bootstrap template used a placeholder nobody filled.
     #[error("bootstrap template: unknown placeholder {{{{{0}}}}}")]
     UnknownPlaceholder(String),
+    /// An ECDS resource's remote module could not be read or rewritten.
+    #[error("remote module: {0}")]
+    BadRemoteModule(String),
 }

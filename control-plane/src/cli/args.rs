@@ -49,6 +49,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(super) enum Command {
+    /// On a host whose Envoys cannot read the control plane's disk: relay their ADS streams,
+    /// fetch and verify each module they are sent, cache it on this host.
+    Agent(AgentArgs),
     /// Run the control plane: watch the artifacts folder and serve ADS/ECDS.
     Serve(Box<ServeArgs>),
     /// Render an Envoy bootstrap from a template to standard output.
@@ -240,6 +243,48 @@ pub(super) struct ServeArgs {
     /// meshplug serves LDS, RDS and CDS and composes each listener's filter chain.
     #[arg(long, env = "MESHPLUG_MESH", requires = "plugins")]
     pub(super) mesh: Option<PathBuf>,
+    /// Serve the artifact store over HTTP here (`GET /artifacts/<sha256>.wasm|.so`), for
+    /// proxies on other hosts: each such host runs `meshplug agent`, and its proxies are
+    /// served remote modules from here.
+    #[arg(long, env = "MESHPLUG_ARTIFACTS_ADDR")]
+    pub(super) artifacts_addr: Option<SocketAddr>,
+    /// The base URL agents fetch artifacts from (default `http://<artifacts-addr>`), e.g. when
+    /// a load balancer or another name stands in front.
+    #[arg(long, env = "MESHPLUG_ARTIFACTS_URL", requires = "artifacts_addr")]
+    pub(super) artifacts_url: Option<String>,
+    /// Artifact bodies streamed at once; more fetches wait up to 10 s for a turn.
+    #[arg(long, default_value_t = 64)]
+    pub(super) artifact_fetches: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct AgentArgs {
+    /// The control plane's ADS address, `host:port`.
+    #[arg(long, env = "MESHPLUG_CONTROL_PLANE")]
+    pub(super) control_plane: String,
+    /// Where this host's Envoys connect for ADS (their bootstrap's `--xds-address`).
+    #[arg(long, default_value = "127.0.0.1:18001")]
+    pub(super) listen: SocketAddr,
+    /// This host's artifact cache.
+    #[arg(
+        long,
+        env = "MESHPLUG_AGENT_CACHE",
+        default_value = ".meshplug-agent/cache"
+    )]
+    pub(super) cache: PathBuf,
+    /// Fetch artifacts from this base URL (`http://host:port`) instead of the one the control
+    /// plane names.
+    #[arg(long)]
+    pub(super) artifacts_url: Option<String>,
+    /// Largest artifact fetched, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_artifact_bytes)]
+    pub(super) max_artifact_bytes: u64,
+    /// A file to write the bound address to, as JSON, once serving.
+    #[arg(long)]
+    pub(super) ready_file: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub(super) log_json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -262,6 +307,17 @@ pub(super) struct BootstrapArgs {
     /// Where Envoy streams its stats; default: the xDS port.
     #[arg(long)]
     pub(super) metrics_port: Option<u16>,
+    /// Where Envoy connects for ADS, `host:port` (overrides --xds-port): the control plane,
+    /// or on another host that host's `meshplug agent`.
+    #[arg(long)]
+    pub(super) xds_address: Option<SocketAddr>,
+    /// Where Envoy streams its stats, `host:port`: on another host, the control plane's
+    /// xDS address (default: the xDS address).
+    #[arg(long)]
+    pub(super) metrics_address: Option<SocketAddr>,
+    /// The address the admin and HTTP listeners bind (default 127.0.0.1).
+    #[arg(long)]
+    pub(super) bind_address: Option<std::net::IpAddr>,
     /// `bootstrap-mesh.yaml`: node metadata labels that plugin targets match, as a YAML flow
     /// map, e.g. `{tier: edge, zone: a}`.
     #[arg(long, default_value = "{}")]

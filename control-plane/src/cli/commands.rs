@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::args::{
-    AdminArgs, AdsArg, BootstrapArgs, KindArg, OutputArg, RolloutsArgs, ServeArgs, StateArgs,
-    StateCommand, ValidateArgs,
+    AdminArgs, AdsArg, AgentArgs, BootstrapArgs, KindArg, OutputArg, RolloutsArgs, ServeArgs,
+    StateArgs, StateCommand, ValidateArgs,
 };
 use crate::artifact::ArtifactKind;
 use crate::bootstrap::{render, standard_vars};
@@ -105,6 +105,21 @@ pub(super) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub(super) fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let config = crate::agent::AgentConfig {
+        control_plane: args.control_plane,
+        listen: args.listen,
+        cache_dir: args.cache,
+        artifacts_url: args.artifacts_url,
+        max_artifact_bytes: args.max_artifact_bytes,
+        ready_file: args.ready_file,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(crate::agent::run(config, shutdown_signal()))?;
+    Ok(())
+}
+
 /// The control plane's settings from `meshplug serve`'s arguments.
 pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     Ok(ServeConfig {
@@ -112,6 +127,13 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         data_dir: args.data,
         xds_addr: args.xds_addr,
         admin_addr: args.admin_addr,
+        artifacts: args
+            .artifacts_addr
+            .map(|addr| crate::serve::ArtifactsConfig {
+                addr,
+                public_url: args.artifacts_url,
+                max_in_flight: args.artifact_fetches,
+            }),
         ready_file: args.ready_file,
         limits: Limits {
             max_artifact_bytes: args.max_artifact_bytes,
@@ -165,6 +187,22 @@ pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     );
     let metrics_port = args.metrics_port.unwrap_or(args.xds_port);
     vars.insert("METRICS_PORT", metrics_port.to_string());
+    if let Some(xds) = args.xds_address {
+        vars.insert("XDS_HOST", xds.ip().to_string());
+        vars.insert("XDS_PORT", xds.port().to_string());
+        if args.metrics_port.is_none() {
+            vars.insert("METRICS_HOST", xds.ip().to_string());
+            vars.insert("METRICS_PORT", xds.port().to_string());
+        }
+    }
+    if let Some(metrics) = args.metrics_address {
+        vars.insert("METRICS_HOST", metrics.ip().to_string());
+        vars.insert("METRICS_PORT", metrics.port().to_string());
+    }
+    if let Some(bind) = args.bind_address {
+        vars.insert("ADMIN_HOST", bind.to_string());
+        vars.insert("LISTENER_HOST", bind.to_string());
+    }
     vars.insert("NODE_LABELS", args.node_labels);
     let api = match args.ads {
         AdsArg::Delta => "DELTA_GRPC",

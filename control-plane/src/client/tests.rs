@@ -9,22 +9,27 @@ fn filter_state_follows_desired_sent_acked_and_nack() {
                "last_nack": nack.map(|n| json!({"version": n, "error": "boom"}))})
     };
     assert_eq!(
-        filter_state(&v(Some("b"), Some("b"), Some("b"), None)),
+        filter_state(&v(Some("b"), Some("b"), Some("b"), None), "local"),
         "SYNCED"
     );
     assert_eq!(
-        filter_state(&v(Some("b"), Some("b"), Some("a"), Some("b"))),
+        filter_state(&v(Some("b"), Some("b"), Some("a"), Some("b")), "local"),
         "NACKED"
     );
     assert_eq!(
-        filter_state(&v(Some("b"), Some("b"), Some("a"), Some("x"))),
+        filter_state(&v(Some("b"), Some("b"), Some("a"), Some("x")), "local"),
         "SENT"
     );
     assert_eq!(
-        filter_state(&v(Some("b"), Some("a"), Some("a"), None)),
+        filter_state(&v(Some("b"), Some("a"), Some("a"), None), "local"),
         "NOT SENT"
     );
-    assert_eq!(filter_state(&v(None, None, None, None)), "-");
+    assert_eq!(filter_state(&v(None, None, None, None), "local"), "-");
+    let sent = v(Some("b"), Some("b"), Some("a"), None);
+    assert_eq!(filter_state(&sent, "agent"), "FETCHING");
+    let mut failed = sent.clone();
+    failed["last_fetch_failure"] = json!({"version": "b", "error": "connection refused"});
+    assert_eq!(filter_state(&failed, "agent"), "FETCH FAILED");
 }
 
 #[test]

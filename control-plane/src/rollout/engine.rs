@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use meshplug_core::nodes::{NodeEvent, Nodes};
+use meshplug_core::nodes::{Delivery, FETCH_FAILED_PREFIX, Node, NodeEvent, Nodes};
 use tokio::sync::mpsc;
 use xds::{NodeInfo, SnapshotCache, XdsEvent, type_url};
 
@@ -176,6 +176,39 @@ impl Engine {
         self.store.decisions_of(plugin, since, limit, newest)
     }
 
+    /// Proxies behind `meshplug agent` are served remote modules from the artifact service
+    /// at `url` (`http://host:port`), or local paths with `None`.
+    pub fn set_artifacts_url(&mut self, url: Option<String>) {
+        self.serving.set_artifacts_url(url);
+        let ids: Vec<String> = self.nodes.ids().cloned().collect();
+        for id in ids {
+            self.sync_node(&id);
+        }
+    }
+
+    /// Why the artifact service must not serve `sha`: it is quarantined and no filter's last
+    /// good or rolling-out version uses it. `None` when it may be served.
+    pub fn artifact_withheld(&self, sha: &str) -> Option<String> {
+        let records = self.rollouts.records.values();
+        let in_use = records.clone().any(|record| {
+            let last_good = record.last_good.iter();
+            let rolling = record
+                .rollout
+                .iter()
+                .flat_map(|r| [Some(&r.to), r.from.as_ref()]);
+            last_good
+                .chain(rolling.flatten())
+                .any(|release| release.sha256 == sha)
+        });
+        if in_use {
+            return None;
+        }
+        records
+            .flat_map(|record| record.quarantine.values())
+            .find(|q| q.release.sha256 == sha)
+            .map(|q| format!("quarantined: {}", q.reason))
+    }
+
     /// Why `version` of `plugin` is quarantined, if it is.
     pub fn quarantined(&self, plugin: &str, version: &str) -> Option<String> {
         let entry = self.rollouts.quarantine_of(plugin, version)?;
@@ -329,7 +362,10 @@ impl Engine {
                 error,
                 ..
             } if t == type_url::EXTENSION_CONFIG => {
-                let nack = NodeEvent::Nacked(filters(resources), error.clone());
+                let nack = match error.strip_prefix(FETCH_FAILED_PREFIX) {
+                    Some(reason) => NodeEvent::FetchFailed(filters(resources), reason.into()),
+                    None => NodeEvent::Nacked(filters(resources), error.clone()),
+                };
                 self.nodes.apply(id, &nack, now_ms);
                 let mut fx = Effects::default();
                 let world = world!(self);
@@ -502,7 +538,9 @@ impl Engine {
             .map(|(name, r)| (name.clone(), r.version.clone()))
             .collect();
         self.nodes.set_desired(node, &labels);
-        self.serving.serve(node, &desired, self.placement.mesh());
+        let delivery = self.nodes.get(node).map_or(Delivery::Local, Node::delivery);
+        self.serving
+            .serve((node, delivery), &desired, self.placement.mesh());
     }
 
     fn mark_alive(&mut self, now_ms: u64) {

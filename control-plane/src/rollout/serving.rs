@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use xds::{PreparedResource, Snapshot, SnapshotCache, type_url};
 
+use meshplug_core::nodes::Delivery;
 use meshplug_core::rollout::lifecycle::Rollouts;
 use meshplug_core::rollout::world::World;
 
 use super::state::Release;
 use crate::catalog::Catalog;
 use crate::compose::{self, envoy::MeshResources};
-use crate::ecds::{FilterDeployment, extension_config};
+use crate::ecds::{FilterDeployment, ModuleSource, extension_config};
 use crate::store::sha256_hex;
 
 /// The version of each filter `node` should run. A dynamic module goes only to proxies on the
@@ -74,9 +75,12 @@ pub(super) fn chains_for(world: &World<'_>, node: &str) -> BTreeMap<String, Vec<
 #[derive(Debug)]
 pub(super) struct Serving {
     cache: Arc<SnapshotCache>,
-    /// ECDS resources by (plugin, version label), built and digested once, shared by every
-    /// proxy's snapshot.
-    resources: HashMap<(String, String), PreparedResource>,
+    /// ECDS resources by (plugin, version label, delivery), built and digested once, shared
+    /// by every proxy's snapshot.
+    resources: HashMap<(String, String, Delivery), PreparedResource>,
+    /// The artifact service's base URL (`http://host:port`) that agents fetch from; without
+    /// one, every proxy is served local paths.
+    artifacts_url: Option<String>,
     /// Mesh resources by the set of plugins a proxy is served: proxies alike share them.
     composed: HashMap<BTreeSet<String>, Arc<ComposedResources>>,
 }
@@ -86,8 +90,15 @@ impl Serving {
         Self {
             cache,
             resources: HashMap::new(),
+            artifacts_url: None,
             composed: HashMap::new(),
         }
+    }
+
+    /// Proxies behind an agent are served remote modules from `url` from now on.
+    pub(super) fn set_artifacts_url(&mut self, url: Option<String>) {
+        self.artifacts_url = url.map(|u| u.trim_end_matches('/').to_string());
+        self.resources.clear();
     }
 
     /// The manifests changed: composed resources are built again.
@@ -100,15 +111,36 @@ impl Serving {
         self.cache.remove_unwatched(node);
     }
 
-    fn resource(&mut self, plugin: &str, release: &Release) -> PreparedResource {
-        let key = (plugin.to_string(), release.version.clone());
+    fn resource(
+        &mut self,
+        plugin: &str,
+        release: &Release,
+        delivery: Delivery,
+    ) -> PreparedResource {
+        // Without an artifact service an agent's proxy gets the local path, as before.
+        let delivery = match self.artifacts_url {
+            Some(_) => delivery,
+            None => Delivery::Local,
+        };
+        let key = (plugin.to_string(), release.version.clone(), delivery);
+        let uri = self
+            .artifacts_url
+            .as_ref()
+            .map(|base| crate::artifacts::artifact_url(base, &release.sha256, release.kind));
         self.resources
             .entry(key)
             .or_insert_with(|| {
+                let module = match (delivery, &uri) {
+                    (Delivery::Agent, Some(uri)) => ModuleSource::Remote {
+                        uri,
+                        sha256: &release.sha256,
+                    },
+                    _ => ModuleSource::Local(&release.path),
+                };
                 let body = extension_config(&FilterDeployment {
                     name: plugin,
                     kind: release.kind,
-                    module_path: &release.path,
+                    module,
                     config_json: &release.config_json,
                     failure_policy: release.failure_policy,
                 });
@@ -117,16 +149,17 @@ impl Serving {
             .clone()
     }
 
-    /// Writes `desired` (and, with `mesh`, its composed listeners) into `node`'s snapshot.
+    /// Writes `desired` (and, with `mesh`, its composed listeners) into `node`'s snapshot,
+    /// its modules delivered as `delivery` says.
     pub(super) fn serve(
         &mut self,
-        node: &str,
+        (node, delivery): (&str, Delivery),
         desired: &BTreeMap<String, Release>,
         mesh: Option<&Arc<Catalog>>,
     ) {
         let resources: Vec<(String, PreparedResource)> = desired
             .iter()
-            .map(|(name, release)| (name.clone(), self.resource(name, release)))
+            .map(|(name, release)| (name.clone(), self.resource(name, release, delivery)))
             .collect();
         let served: BTreeSet<String> = desired.keys().cloned().collect();
         let composed = mesh.map(|catalog| self.composed_for(catalog, served));

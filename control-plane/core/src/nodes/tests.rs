@@ -149,3 +149,48 @@ fn restored_nodes_are_disconnected_and_not_seen_yet() {
     assert_eq!(node.acked("authz"), Some("v1"));
     assert_eq!(node.cluster, "edge");
 }
+
+#[test]
+fn a_fetch_failure_is_not_a_nack_and_clears_once_the_version_is_acked() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 1);
+    nodes.apply("envoy-1", &NodeEvent::Acked(authz("v1")), 2);
+    nodes.apply("envoy-1", &NodeEvent::Sent(authz("v2")), 3);
+    let reason = "GET http://198.18.0.2/artifacts/ab.wasm: connection refused";
+    nodes.apply(
+        "envoy-1",
+        &NodeEvent::FetchFailed(authz("v2"), reason.into()),
+        4,
+    );
+    let node = nodes.get("envoy-1").expect("node");
+    assert_eq!(node.last_nack("authz"), None, "not a NACK");
+    let failure = node.fetch_failure("authz").expect("fetch failure");
+    assert_eq!(
+        (failure.version.as_str(), failure.error.as_str()),
+        ("v2", reason)
+    );
+    assert_eq!(node.acked("authz"), Some("v1"), "keeps what it runs");
+    nodes.apply("envoy-1", &NodeEvent::Acked(authz("v2")), 5);
+    let node = nodes.get("envoy-1").expect("node");
+    assert_eq!(node.fetch_failure("authz"), None);
+    assert_eq!(node.acked("authz"), Some("v2"));
+}
+
+#[test]
+fn delivery_follows_the_agent_metadata() {
+    let mut nodes = Nodes::new();
+    nodes.connect(&identity(), 1);
+    assert_eq!(
+        nodes.get("envoy-1").map(Node::delivery),
+        Some(Delivery::Local)
+    );
+    let mut behind_agent = identity();
+    behind_agent
+        .metadata
+        .insert(DELIVERY_KEY.into(), AGENT_DELIVERY.into());
+    nodes.connect(&behind_agent, 2);
+    assert_eq!(
+        nodes.get("envoy-1").map(Node::delivery),
+        Some(Delivery::Agent)
+    );
+}

@@ -27,6 +27,8 @@ pub struct CanaryNode {
     pub acked: bool,
     /// Its NACK of the new version, if any.
     pub nack: Option<String>,
+    /// Its agent's last failure to fetch the new version, if it has not ACKed it since.
+    pub fetch_failure: Option<String>,
     /// When it restarted or reconnected after the push, if it did.
     pub restarted_at_ms: Option<u64>,
     /// `config_fail` and similar load-error counters moved since the push.
@@ -83,6 +85,9 @@ pub struct LookInput<'a> {
 pub enum Gate {
     /// NACK, or no ACK in time.
     Acceptance,
+    /// A proxy's agent could not fetch the artifact in time (the artifact is not at fault: it
+    /// is not quarantined).
+    Fetch,
     /// A load-error counter moved.
     Loaded,
     /// A canary proxy restarted.
@@ -233,29 +238,40 @@ fn hard_gates(input: &LookInput<'_>) -> Option<Verdict> {
     let policy = input.policy;
     let rollback = |gate, reason| Some(Verdict::Rollback { gate, reason });
     let deadline = millis(policy.ack_deadline);
-    let rejected: Vec<(&CanaryNode, String)> = input
+    let late = |node: &CanaryNode| {
+        !node.acked && input.now_ms.saturating_sub(node.pushed_at_ms) > deadline
+    };
+    let rejected: Vec<String> = input
         .canary
         .iter()
-        .filter_map(|node| match &node.nack {
-            Some(error) => Some((node, format!("{} NACKed: {error}", node.id))),
-            None if !node.acked && input.now_ms.saturating_sub(node.pushed_at_ms) > deadline => {
-                Some((
-                    node,
-                    format!("{} did not ACK within {:?}", node.id, policy.ack_deadline),
-                ))
-            }
-            None => None,
+        .filter_map(|node| match (&node.nack, &node.fetch_failure) {
+            (Some(error), _) => Some(format!("{} NACKed: {error}", node.id)),
+            (None, None) if late(node) => Some(format!(
+                "{} did not ACK within {:?}",
+                node.id, policy.ack_deadline
+            )),
+            _ => None,
         })
         .collect();
-    if let Some((_, first)) = rejected.first() {
-        let share = rejected.len() as f64 / input.canary.len() as f64;
-        if share > policy.max_reject_share {
-            let others = match rejected.len() {
-                1 => String::new(),
-                n => format!(" ({n} of {} cohort proxies refused it)", input.canary.len()),
-            };
-            return rollback(Gate::Acceptance, format!("{first}{others}"));
-        }
+    if let Some(reason) = over_share(input, &rejected) {
+        return rollback(Gate::Acceptance, reason);
+    }
+    let fetch_deadline = millis(policy.fetch_deadline);
+    let unfetched: Vec<String> = input
+        .canary
+        .iter()
+        .filter(|node| node.nack.is_none() && !node.acked)
+        .filter(|node| input.now_ms.saturating_sub(node.pushed_at_ms) > fetch_deadline)
+        .filter_map(|node| {
+            let failure = node.fetch_failure.as_ref()?;
+            Some(format!(
+                "{} could not fetch it within {:?}: {failure}",
+                node.id, policy.fetch_deadline
+            ))
+        })
+        .collect();
+    if let Some(reason) = over_share(input, &unfetched) {
+        return rollback(Gate::Fetch, reason);
     }
     for node in input.canary {
         if node.load_errors > 0 {
@@ -283,14 +299,35 @@ fn hard_gates(input: &LookInput<'_>) -> Option<Verdict> {
     None
 }
 
+/// The first of `failed` with how many of the cohort failed, when more than the policy's
+/// share did.
+fn over_share(input: &LookInput<'_>, failed: &[String]) -> Option<String> {
+    let first = failed.first()?;
+    let share = failed.len() as f64 / input.canary.len() as f64;
+    if share <= input.policy.max_reject_share {
+        return None;
+    }
+    let others = match failed.len() {
+        1 => String::new(),
+        n => format!(" ({n} of {} cohort proxies refused it)", input.canary.len()),
+    };
+    Some(format!("{first}{others}"))
+}
+
 fn unacked(input: &LookInput<'_>) -> Option<String> {
-    let deadline = millis(input.policy.ack_deadline);
-    let waiting: Vec<&str> = input
+    let deadline = |n: &CanaryNode| match n.fetch_failure {
+        Some(_) => millis(input.policy.fetch_deadline),
+        None => millis(input.policy.ack_deadline),
+    };
+    let waiting: Vec<String> = input
         .canary
         .iter()
         .filter(|n| !n.acked && n.nack.is_none())
-        .filter(|n| input.now_ms.saturating_sub(n.pushed_at_ms) <= deadline)
-        .map(|n| n.id.as_str())
+        .filter(|n| input.now_ms.saturating_sub(n.pushed_at_ms) <= deadline(n))
+        .map(|n| match &n.fetch_failure {
+            Some(failure) => format!("{} (fetch failed, retrying: {failure})", n.id),
+            None => n.id.clone(),
+        })
         .collect();
     (!waiting.is_empty()).then(|| waiting.join(", "))
 }

@@ -251,7 +251,8 @@ impl Rollouts {
     }
 
     /// Puts the last good version back on every proxy that got the new one, and quarantines
-    /// the new one; `gate` says which gate failed and `reason` why.
+    /// the new one (unless the fetch gate failed: the artifact never ran, so it may be
+    /// published again once it can be fetched); `gate` says which gate failed and `reason` why.
     pub fn rollback(
         &mut self,
         world: &World<'_>,
@@ -266,14 +267,16 @@ impl Rollouts {
         if let Some(record) = self.records.get_mut(plugin) {
             record.rollout = None;
             record.rollbacks += 1;
-            let quarantined = Quarantined {
-                release: rollout.to.clone(),
-                reason: format!("{gate:?} gate: {reason}"),
-                at_ms: now_ms,
-            };
-            record
-                .quarantine
-                .insert(rollout.to.version.clone(), quarantined);
+            if gate != Gate::Fetch {
+                let quarantined = Quarantined {
+                    release: rollout.to.clone(),
+                    reason: format!("{gate:?} gate: {reason}"),
+                    at_ms: now_ms,
+                };
+                record
+                    .quarantine
+                    .insert(rollout.to.version.clone(), quarantined);
+            }
         }
         fx.save = true;
         fx.alert(entry);

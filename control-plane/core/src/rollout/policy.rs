@@ -18,6 +18,11 @@ pub struct Policy {
     /// A cohort node that has not ACKed the new version by then fails the acceptance gate.
     #[serde(with = "humantime_serde")]
     pub ack_deadline: Duration,
+    /// A cohort node whose agent reports it cannot fetch the artifact (the artifact service is
+    /// down or unreachable, or the bytes arrive corrupted) gets this long instead of
+    /// `ackDeadline`; then the fetch gate fails the step. The agent keeps retrying meanwhile.
+    #[serde(with = "humantime_serde")]
+    pub fetch_deadline: Duration,
     /// The share of cohort proxies that may NACK the new version, or not ACK it by
     /// `ackDeadline`, without failing it (they keep what they run). 0, the default, fails on
     /// any. For fleets that mix proxies that cannot run a filter with ones that can.
@@ -115,6 +120,7 @@ impl Default for Policy {
             ],
             bake: Duration::from_secs(60),
             ack_deadline: Duration::from_secs(10),
+            fetch_deadline: Duration::from_secs(300),
             max_reject_share: 0.0,
             supersede: false,
             crash_window: Duration::from_secs(120),

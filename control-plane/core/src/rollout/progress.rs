@@ -158,6 +158,10 @@ pub fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<C
                     .and_then(|n| n.last_nack(plugin))
                     .filter(|nack| nack.version == to)
                     .map(|nack| nack.error.clone()),
+                fetch_failure: node
+                    .and_then(|n| n.fetch_failure(plugin))
+                    .filter(|failure| failure.version == to)
+                    .map(|failure| failure.error.clone()),
                 restarted_at_ms: signals.and_then(|s| s.restart_after(*pushed_at)),
                 load_errors: signals.map_or(0, |s| s.load_errors_since(plugin, *pushed_at)),
             }

@@ -12,6 +12,20 @@ fn replaces_every_placeholder() {
 }
 
 #[test]
+fn a_placeholder_may_say_its_default() {
+    let mut vars = BootstrapVars::new();
+    assert_eq!(
+        render("{{HOST|127.0.0.1}}:1", &vars).expect("renders"),
+        "127.0.0.1:1"
+    );
+    vars.insert("HOST", "198.18.0.1".into());
+    assert_eq!(
+        render("{{HOST|127.0.0.1}}:1", &vars).expect("renders"),
+        "198.18.0.1:1"
+    );
+}
+
+#[test]
 fn an_unknown_placeholder_is_an_error() {
     let vars = BootstrapVars::new();
     let err = render("port: {{PORT}}", &vars).expect_err("unknown");

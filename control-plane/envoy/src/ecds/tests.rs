@@ -8,7 +8,7 @@ fn wasm_deployment_becomes_a_wasm_filter_reading_the_stored_module() {
     let any = extension_config(&FilterDeployment {
         name: "authz",
         kind: ArtifactKind::Wasm,
-        module_path: &path,
+        module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     });
@@ -51,7 +51,7 @@ fn the_same_deployment_encodes_identically() {
     let deployment = FilterDeployment {
         name: "a",
         kind: ArtifactKind::Wasm,
-        module_path: &path,
+        module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
         config_json: "{}",
     };
@@ -65,7 +65,7 @@ fn native_deployment_becomes_a_dynamic_module_filter_loading_the_stored_so() {
     let any = extension_config(&FilterDeployment {
         name: "authz",
         kind: ArtifactKind::Native,
-        module_path: &path,
+        module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     });

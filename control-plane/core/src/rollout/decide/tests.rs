@@ -23,6 +23,7 @@ fn node(acked: bool) -> CanaryNode {
         pushed_at_ms: 1_000,
         acked,
         nack: None,
+        fetch_failure: None,
         restarted_at_ms: None,
         load_errors: 0,
     }
@@ -100,6 +101,32 @@ fn no_ack_by_the_deadline_rolls_back_but_not_before() {
     assert!(matches!(before.verdict, Verdict::Hold { .. }), "{before:?}");
     let after = decide(&input(&policy, &canary, 1_000 + 10_001));
     assert_eq!(gate_of(&after), Some(Gate::Acceptance));
+}
+
+#[test]
+fn a_fetch_failure_waits_for_the_fetch_deadline_then_fails_the_fetch_gate() {
+    let policy = policy();
+    let canary = [CanaryNode {
+        fetch_failure: Some("connection refused".into()),
+        ..node(false)
+    }];
+    // Past the ACK deadline, still inside the fetch deadline: it waits, saying why.
+    let waiting = decide(&input(&policy, &canary, 1_000 + 60_000));
+    match &waiting.verdict {
+        Verdict::Hold { reason } => assert!(
+            reason.contains("n1 (fetch failed, retrying: connection refused)"),
+            "{reason}"
+        ),
+        other => panic!("expected a hold, got {other:?}"),
+    }
+    let after = decide(&input(&policy, &canary, 1_000 + 300_001));
+    assert_eq!(gate_of(&after), Some(Gate::Fetch), "{after:?}");
+    // Fetched and ACKed after a failure: no gate.
+    let fetched = [CanaryNode {
+        fetch_failure: None,
+        ..node(true)
+    }];
+    assert_eq!(gate_of(&decide(&input(&policy, &fetched, 400_000))), None);
 }
 
 #[test]

@@ -1,0 +1,200 @@
+//! The agent's artifact cache: fetch a module once per host, check its sha256 while it
+//! streams in, and keep it at `<cache>/<sha256>.<ext>` (read-only, written then renamed, so a
+//! proxy never opens half a file). Bytes whose sha256 is not the one the control plane named
+//! never reach that path.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use meshplug_envoy::ecds::RemoteModule;
+
+use crate::Error;
+use crate::store::sha256_hex;
+
+/// The cache and the HTTP client that fills it.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    http: reqwest::Client,
+    dir: PathBuf,
+    /// Replaces the scheme and authority of every artifact URL (`http://host:port`).
+    base: Option<String>,
+    max_bytes: u64,
+    /// One download per sha at a time, whichever stream asks.
+    in_flight: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Fetcher {
+    /// A cache in `dir` (created), fetching from the URLs resources name, or from `base`.
+    pub fn new(dir: &Path, base: Option<String>, max_bytes: u64) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(Error::io("creating agent cache", dir))?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Fetch {
+                url: String::new(),
+                reason: format!("building the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            http,
+            dir: dir.to_path_buf(),
+            base: base.map(|b| b.trim_end_matches('/').to_string()),
+            max_bytes,
+            in_flight: Arc::default(),
+        })
+    }
+
+    /// Where `module` is (or will be) cached.
+    pub fn path_for(&self, module: &RemoteModule) -> PathBuf {
+        self.dir
+            .join(format!("{}.{}", module.sha256, module.kind.extension()))
+    }
+
+    /// The URL `module` is fetched from.
+    pub fn url_for(&self, module: &RemoteModule) -> String {
+        match (&self.base, module.uri.find("/artifacts/")) {
+            (Some(base), Some(at)) => format!("{base}{}", &module.uri[at..]),
+            _ => module.uri.clone(),
+        }
+    }
+
+    /// The cached copy of `module`, fetched and verified first if it is not there.
+    pub async fn ensure(&self, module: &RemoteModule) -> Result<PathBuf, Error> {
+        let path = self.path_for(module);
+        let lock = {
+            let mut map = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(map.entry(module.sha256.clone()).or_default())
+        };
+        let _turn = lock.lock().await;
+        if path.is_file() {
+            return Ok(path);
+        }
+        let url = self.url_for(module);
+        let started = std::time::Instant::now();
+        let bytes = self.download(&url, module, &path).await?;
+        tracing::info!(filter = %module.filter, sha = %module.sha256, %url, bytes,
+            ms = started.elapsed().as_millis() as u64, "artifact fetched and verified");
+        Ok(path)
+    }
+
+    /// Streams `url` into a temporary file, hashing as it goes; renames it to `path` only if
+    /// the sha256 matches. Returns the size.
+    async fn download(&self, url: &str, module: &RemoteModule, path: &Path) -> Result<u64, Error> {
+        let fail = |reason: String| Error::Fetch {
+            url: url.to_string(),
+            reason,
+        };
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let first = body.lines().next().unwrap_or("").trim();
+            return Err(fail(format!("HTTP {status}: {first}")));
+        }
+        let tmp = self.dir.join(format!(".{}.part", module.sha256));
+        let result = self.write_hashed(response, &tmp, &fail).await;
+        let (size, sha) = match result {
+            Ok(done) => done,
+            Err(err) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(err);
+            }
+        };
+        if sha != module.sha256 {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(fail(format!(
+                "sha256 mismatch: the {size} bytes received hash to {sha}, the control plane \
+                 named {}; refused, nothing cached",
+                module.sha256
+            )));
+        }
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))
+            .map_err(Error::io("making read-only", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(Error::io("renaming into cache", path))?;
+        Ok(size)
+    }
+
+    async fn write_hashed(
+        &self,
+        response: reqwest::Response,
+        tmp: &Path,
+        fail: &impl Fn(String) -> Error,
+    ) -> Result<(u64, String), Error> {
+        let mut file = tokio::fs::File::create(tmp)
+            .await
+            .map_err(Error::io("creating", tmp))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| fail(format!("reading the body: {}", error_chain(&e))))?;
+            size += chunk.len() as u64;
+            if size > self.max_bytes {
+                return Err(fail(format!("larger than {} bytes", self.max_bytes)));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(Error::io("writing", tmp))?;
+        }
+        file.sync_all().await.map_err(Error::io("syncing", tmp))?;
+        Ok((size, hex(&hasher.finalize())))
+    }
+
+    /// Drops cached files whose bytes no longer hash to their name (a disk that lied, or a
+    /// hand edit). Returns how many were dropped.
+    pub fn verify_cache(&self) -> Result<usize, Error> {
+        let mut dropped = 0;
+        let entries = std::fs::read_dir(&self.dir).map_err(Error::io("reading", &self.dir))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            let named = stem.len() == 64 && !stem.starts_with('.');
+            if !named {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
+            if sha256_hex(&bytes) != stem {
+                tracing::warn!(path = %path.display(), "cached artifact does not match its sha256: dropped");
+                std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An error with its causes, e.g. `error sending request: connection refused`.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
