@@ -142,6 +142,7 @@ impl Mesh {
             template: bootstrap_template("bootstrap-mesh.yaml"),
             vars,
             workers: crate::envoy::DEFAULT_WORKERS,
+            on_host: None,
         };
         let envoy = Envoy::start(self.dir(), options).await?;
         self.envoys.push(envoy);

@@ -40,13 +40,25 @@ impl ControlPlane {
         artifacts: &Path,
         extra_args: &[&str],
     ) -> Result<Self, HarnessError> {
-        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let any = "127.0.0.1:0"
             .parse()
             .map_err(|_| HarnessError::NotReady("address".into()))?;
+        Self::start_serving_xds_on(workdir, artifacts, extra_args, any).await
+    }
+
+    /// As [`ControlPlane::start_watching`], serving xDS on `xds` (the admin API stays on
+    /// loopback).
+    pub async fn start_serving_xds_on(
+        workdir: &Path,
+        artifacts: &Path,
+        extra_args: &[&str],
+        xds: std::net::SocketAddr,
+    ) -> Result<Self, HarnessError> {
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let any = BoundAddrs {
-            xds: any,
-            admin: any,
+            xds,
+            admin: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            artifacts: None,
         };
         let (process, addrs) = spawn(workdir, artifacts, &extra_args, any).await?;
         Ok(Self {

@@ -29,6 +29,17 @@ pub struct EnvoyOptions {
     /// Envoy's `--concurrency`: worker threads, each with its own Wasm VM
     /// ([`DEFAULT_WORKERS`] unless a test needs one VM).
     pub workers: u32,
+    /// Run it on a test-bed host (its own network and mount namespaces) instead of here.
+    pub on_host: Option<OnHost>,
+}
+
+/// Where an Envoy runs in the multi-host test bed.
+#[derive(Debug, Clone)]
+pub struct OnHost {
+    /// The host.
+    pub host: crate::hosts::Host,
+    /// Folders it must not see (the control plane's data).
+    pub hidden: Vec<PathBuf>,
 }
 
 /// The worker threads the harness's Envoys run unless told otherwise.
@@ -81,7 +92,13 @@ impl Envoy {
         let log_path = workdir.join(format!("{id}.envoy.log"));
         let log = File::create(&log_path).map_err(HarnessError::io("creating envoy log"))?;
         let log_err = log.try_clone().map_err(HarnessError::io("cloning log"))?;
-        let mut command = Command::new(envoy_binary()?);
+        let mut command = match &options.on_host {
+            Some(on) => {
+                let hidden: Vec<&Path> = on.hidden.iter().map(PathBuf::as_path).collect();
+                on.host.command(&envoy_binary()?, &hidden)
+            }
+            None => Command::new(envoy_binary()?),
+        };
         command
             .arg("-c")
             .arg(&bootstrap)
@@ -179,7 +196,12 @@ async fn wait_for_listener(
             let body: serde_json::Value = response.json().await.unwrap_or_default();
             let socket = &body["listener_statuses"][0]["local_address"]["socket_address"];
             if let Some(port) = socket["port_value"].as_u64().filter(|p| *p != 0) {
-                return Ok(SocketAddr::from(([127, 0, 0, 1], port as u16)));
+                // Bound where the bootstrap said: loopback, or a test-bed host's address.
+                let ip = socket["address"]
+                    .as_str()
+                    .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                    .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+                return Ok(SocketAddr::from((ip, port as u16)));
             }
         }
         fail_if_gone(process, deadline, log, "Envoy listener")?;

@@ -44,6 +44,8 @@ pub fn authz_config() -> String {
 pub struct Mesh {
     /// The Envoys, in start order. Dropped first.
     pub envoys: Vec<Envoy>,
+    /// With [`Mesh::start_hosts`]: the hosts and their agents (dropped after the Envoys).
+    pub bed: Option<crate::multihost::HostBed>,
     /// The control plane.
     pub control_plane: ControlPlane,
     /// The upstream.
@@ -52,7 +54,20 @@ pub struct Mesh {
     /// Worker threads of the Envoys started from now on (default
     /// [`crate::envoy::DEFAULT_WORKERS`]).
     pub envoy_workers: u32,
-    dir: TempDir,
+    pub(crate) dir: TempDir,
+}
+
+/// A fresh work folder, kept after the test with `MESHPLUG_E2E_KEEP=1`.
+pub(crate) fn work_dir() -> Result<TempDir, HarnessError> {
+    let mut dir = tempfile::Builder::new()
+        .prefix("meshplug-e2e-")
+        .tempdir()
+        .map_err(HarnessError::io("creating work dir"))?;
+    if std::env::var_os("MESHPLUG_E2E_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("keeping {}", dir.path().display());
+    }
+    Ok(dir)
 }
 
 impl Mesh {
@@ -92,14 +107,7 @@ impl Mesh {
         if !args.iter().any(|a| a == "--rollout-policy") {
             args.extend(["--rollout-policy".into(), "immediate".into()]);
         }
-        let mut dir = tempfile::Builder::new()
-            .prefix("meshplug-e2e-")
-            .tempdir()
-            .map_err(HarnessError::io("creating work dir"))?;
-        if std::env::var_os("MESHPLUG_E2E_KEEP").is_some() {
-            dir.disable_cleanup(true);
-            eprintln!("keeping {}", dir.path().display());
-        }
+        let dir = work_dir()?;
         let upstream = Upstream::start().await?;
         let artifacts = dir.path().join("artifacts");
         if composed {
@@ -112,6 +120,7 @@ impl Mesh {
         let control_plane = ControlPlane::start_watching(dir.path(), &artifacts, &args).await?;
         Ok(Self {
             envoys: Vec::new(),
+            bed: None,
             control_plane,
             upstream,
             http: reqwest::Client::builder().no_proxy().build()?,
@@ -146,6 +155,7 @@ impl Mesh {
             template: bootstrap_template("bootstrap.yaml"),
             vars,
             workers: self.envoy_workers,
+            on_host: None,
         };
         let envoy = Envoy::start(self.dir.path(), options).await?;
         self.envoys.push(envoy);

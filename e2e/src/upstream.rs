@@ -24,7 +24,12 @@ pub const UPSTREAM_BODY: &str = "upstream ok\n";
 impl Upstream {
     /// Starts it on an ephemeral loopback port.
     pub async fn start() -> Result<Self, HarnessError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST).await
+    }
+
+    /// Starts it on an ephemeral port of `ip`.
+    pub async fn start_on(ip: std::net::Ipv4Addr) -> Result<Self, HarnessError> {
+        let listener = TcpListener::bind((ip, 0))
             .await
             .map_err(HarnessError::io("binding upstream"))?;
         let addr = listener

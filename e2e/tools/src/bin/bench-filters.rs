@@ -121,6 +121,7 @@ async fn run(setup: &str, route_action: &str, upstream_port: u16) -> anyhow::Res
             template: bootstrap_template("bench-filter.yaml"),
             vars,
             workers: e2e::envoy::DEFAULT_WORKERS,
+            on_host: None,
         };
         envoys.push(Envoy::start(workdir.path(), options).await?);
     }

@@ -66,6 +66,7 @@ impl FileEcds {
             template: bootstrap_template("bootstrap-file-ecds.yaml"),
             vars,
             workers: e2e::envoy::DEFAULT_WORKERS,
+            on_host: None,
         };
         let envoy = Envoy::start(mesh.dir(), options).await?;
         let config_json = format!(r#"{{"api_keys": ["{TEST_API_KEY}"]}}"#);

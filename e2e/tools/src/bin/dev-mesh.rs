@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             template: bootstrap_template("bootstrap.yaml"),
             vars,
             workers: e2e::envoy::DEFAULT_WORKERS,
+            on_host: None,
         },
     )
     .await?;
@@ -136,6 +137,7 @@ async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::
         template: bootstrap_template("bootstrap-mesh.yaml"),
         vars,
         workers: e2e::envoy::DEFAULT_WORKERS,
+        on_host: None,
     };
     let envoy = Envoy::start(workdir, options).await?;
     println!("meshplug dev mesh (composed from manifests) is up");

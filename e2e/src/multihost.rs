@@ -1,0 +1,180 @@
+//! A mesh of several hosts ([`crate::hosts`]): the control plane, its artifact service and the
+//! upstream on the bridge in the test's namespace; on each host `meshplug agent` and one Envoy,
+//! neither able to see the control plane's data or artifacts folders. Envoy `envoy-<i+1>` runs
+//! on host `i`, its ADS going through that host's agent, its stats straight to the control
+//! plane. The usual [`Mesh`] helpers (publish, wait for ACKs, requests) work unchanged.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use meshplug::bootstrap::BootstrapVars;
+
+use crate::HarnessError;
+use crate::control_plane::ControlPlane;
+use crate::envoy::{DEFAULT_WORKERS, Envoy, EnvoyOptions, OnHost};
+use crate::hosts::HostNet;
+use crate::mesh::{Mesh, work_dir};
+use crate::paths::{bootstrap_template, meshplug_binary};
+use crate::process::ChildGuard;
+use crate::upstream::Upstream;
+
+/// The hosts, their agents, and how each host's Envoy was started (to start it again).
+#[derive(Debug)]
+pub struct HostBed {
+    /// One agent per host. Dropped before the hosts are removed.
+    pub agents: Vec<ChildGuard>,
+    envoy_options: Vec<EnvoyOptions>,
+    /// The namespaces and bridge; removed last.
+    pub net: HostNet,
+}
+
+impl Mesh {
+    /// Starts `count` hosts, each with an agent and an Envoy, and a control plane run with
+    /// `control_plane_args` (and `--rollout-policy immediate` unless they choose one) serving
+    /// xDS and artifacts on the bridge.
+    pub async fn start_hosts(
+        count: usize,
+        control_plane_args: &[&str],
+    ) -> Result<Self, HarnessError> {
+        let net = HostNet::create(count)?;
+        let dir = work_dir()?;
+        let upstream = Upstream::start_on(net.control_plane_ip()).await?;
+        let artifacts_addr = format!("{}:0", net.artifacts_ip());
+        let mut args: Vec<&str> = control_plane_args.to_vec();
+        if !args.contains(&"--rollout-policy") {
+            args.extend(["--rollout-policy", "immediate"]);
+        }
+        args.extend(["--artifacts-addr", &artifacts_addr]);
+        let xds = SocketAddr::from((net.control_plane_ip(), 0));
+        let artifacts = dir.path().join("artifacts");
+        let control_plane =
+            ControlPlane::start_serving_xds_on(dir.path(), &artifacts, &args, xds).await?;
+        let mut mesh = Self {
+            envoys: Vec::new(),
+            bed: Some(HostBed {
+                agents: Vec::new(),
+                envoy_options: Vec::new(),
+                net,
+            }),
+            control_plane,
+            upstream,
+            http: reqwest::Client::builder().no_proxy().build()?,
+            envoy_workers: DEFAULT_WORKERS,
+            dir,
+        };
+        for i in 0..count {
+            mesh.start_host(i).await?;
+        }
+        Ok(mesh)
+    }
+
+    /// What no host may see: the control plane's data (its store) and watched folders.
+    fn hidden(&self) -> Vec<PathBuf> {
+        vec![
+            self.dir.path().join("data"),
+            self.control_plane.artifacts.clone(),
+        ]
+    }
+
+    fn bed(&self) -> Result<&HostBed, HarnessError> {
+        self.bed
+            .as_ref()
+            .ok_or_else(|| HarnessError::NotReady("not a multi-host mesh".into()))
+    }
+
+    async fn start_host(&mut self, i: usize) -> Result<(), HarnessError> {
+        let host = self.bed()?.net.hosts[i].clone();
+        let host_dir = self.dir.path().join(format!("host-{i}"));
+        std::fs::create_dir_all(&host_dir).map_err(HarnessError::io("creating host dir"))?;
+        let xds = self.control_plane.addrs.xds;
+        let agent_port = self.start_agent(i, &host_dir).await?;
+        let mut vars = BootstrapVars::new();
+        vars.insert("XDS_PORT", agent_port.to_string());
+        vars.insert("METRICS_HOST", xds.ip().to_string());
+        vars.insert("METRICS_PORT", xds.port().to_string());
+        vars.insert("UPSTREAM_HOST", self.upstream.addr.ip().to_string());
+        vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
+        vars.insert("ADMIN_HOST", host.addr.to_string());
+        vars.insert("LISTENER_HOST", host.addr.to_string());
+        let options = EnvoyOptions {
+            node_id: format!("envoy-{}", i + 1),
+            cluster: "edge".into(),
+            template: bootstrap_template("bootstrap.yaml"),
+            vars,
+            workers: self.envoy_workers,
+            on_host: Some(OnHost {
+                host,
+                hidden: self.hidden(),
+            }),
+        };
+        let envoy = Envoy::start(&host_dir, options.clone()).await?;
+        self.envoys.push(envoy);
+        if let Some(bed) = self.bed.as_mut() {
+            bed.envoy_options.push(options);
+        }
+        Ok(())
+    }
+
+    /// Starts host `i`'s agent; returns the loopback port it listens on (inside the host).
+    async fn start_agent(&mut self, i: usize, host_dir: &Path) -> Result<u16, HarnessError> {
+        let host = self.bed()?.net.hosts[i].clone();
+        let ready = host_dir.join("agent.ready.json");
+        let log_path = host_dir.join("agent.log");
+        let log = File::create(&log_path).map_err(HarnessError::io("creating agent log"))?;
+        let log_err = log.try_clone().map_err(HarnessError::io("cloning log"))?;
+        let hidden = self.hidden();
+        let hidden: Vec<&Path> = hidden.iter().map(PathBuf::as_path).collect();
+        let mut command = host.command(&meshplug_binary()?, &hidden);
+        command
+            .arg("agent")
+            .args(["--control-plane", &self.control_plane.addrs.xds.to_string()])
+            .args(["--listen", "127.0.0.1:0", "--log-json"])
+            .arg("--cache")
+            .arg(host_dir.join("cache"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("RUST_LOG", "info,meshplug=debug")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        let mut agent = ChildGuard::spawn("meshplug agent", &mut command)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let bound = std::fs::read(&ready)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["listen"].as_str()?.parse::<SocketAddr>().ok());
+            if let Some(addr) = bound {
+                break addr.port();
+            }
+            if !agent.is_running() || tokio::time::Instant::now() > deadline {
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                return Err(HarnessError::NotReady(format!(
+                    "agent on host {i} did not become ready; log:\n{tail}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if let Some(bed) = self.bed.as_mut() {
+            bed.agents.push(agent);
+        }
+        Ok(port)
+    }
+
+    /// Kills host `i`'s Envoy and starts it again with the same bootstrap (same agent).
+    pub async fn restart_host_envoy(&mut self, i: usize) -> Result<(), HarnessError> {
+        let options = self.bed()?.envoy_options[i].clone();
+        self.envoys[i].process().kill();
+        let host_dir = self.dir.path().join(format!("host-{i}"));
+        self.envoys[i] = Envoy::start(&host_dir, options).await?;
+        Ok(())
+    }
+
+    /// The test bed's network.
+    pub fn net(&self) -> &HostNet {
+        &self.bed.as_ref().expect("a multi-host mesh").net
+    }
+}
