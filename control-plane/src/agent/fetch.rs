@@ -34,10 +34,14 @@ impl Fetcher {
     /// A cache in `dir` (created), fetching from the URLs resources name, or from `base`.
     pub fn new(dir: &Path, base: Option<String>, max_bytes: u64) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(Error::io("creating agent cache", dir))?;
+        // A fresh connection per fetch (fetches are rare): a pooled one could outlive a route
+        // that is gone and hang until the read timeout instead of failing at connect.
         let http = reqwest::Client::builder()
             .no_proxy()
+            .pool_max_idle_per_host(0)
             .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(60))
+            .read_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| Error::Fetch {
                 url: String::new(),
@@ -100,7 +104,7 @@ impl Fetcher {
             .get(url)
             .send()
             .await
-            .map_err(|e| fail(error_chain(&e)))?;
+            .map_err(|e| fail(error_chain(&e.without_url())))?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
