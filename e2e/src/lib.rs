@@ -9,6 +9,7 @@
 
 pub mod composed;
 pub mod control_plane;
+pub mod corrupting;
 pub mod envoy;
 mod error;
 pub mod eventually;

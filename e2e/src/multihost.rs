@@ -26,6 +26,8 @@ use crate::upstream::Upstream;
 pub struct HostBed {
     /// One agent per host. Dropped before the hosts are removed.
     pub agents: Vec<ChildGuard>,
+    /// The loopback port each host's agent listens on (its Envoy's xDS port).
+    agent_ports: Vec<u16>,
     envoy_options: Vec<EnvoyOptions>,
     /// The namespaces and bridge; removed last.
     pub net: HostNet,
@@ -56,6 +58,7 @@ impl Mesh {
             envoys: Vec::new(),
             bed: Some(HostBed {
                 agents: Vec::new(),
+                agent_ports: Vec::new(),
                 envoy_options: Vec::new(),
                 net,
             }),
@@ -90,7 +93,12 @@ impl Mesh {
         let host_dir = self.dir.path().join(format!("host-{i}"));
         std::fs::create_dir_all(&host_dir).map_err(HarnessError::io("creating host dir"))?;
         let xds = self.control_plane.addrs.xds;
-        let agent_port = self.start_agent(i, &host_dir).await?;
+        let agent = self.start_agent(i, &host_dir, 0, &[]).await?;
+        let agent_port = agent.1;
+        if let Some(bed) = self.bed.as_mut() {
+            bed.agents.push(agent.0);
+            bed.agent_ports.push(agent_port);
+        }
         let mut vars = BootstrapVars::new();
         vars.insert("XDS_PORT", agent_port.to_string());
         vars.insert("METRICS_HOST", xds.ip().to_string());
@@ -118,12 +126,24 @@ impl Mesh {
         Ok(())
     }
 
-    /// Starts host `i`'s agent; returns the loopback port it listens on (inside the host).
-    async fn start_agent(&mut self, i: usize, host_dir: &Path) -> Result<u16, HarnessError> {
+    /// Starts host `i`'s agent on loopback `port` (0: any) with `extra` arguments; returns it
+    /// and the port it listens on (inside the host).
+    async fn start_agent(
+        &self,
+        i: usize,
+        host_dir: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<(ChildGuard, u16), HarnessError> {
         let host = self.bed()?.net.hosts[i].clone();
         let ready = host_dir.join("agent.ready.json");
         let log_path = host_dir.join("agent.log");
-        let log = File::create(&log_path).map_err(HarnessError::io("creating agent log"))?;
+        let _ = std::fs::remove_file(&ready);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(HarnessError::io("opening agent log"))?;
         let log_err = log.try_clone().map_err(HarnessError::io("cloning log"))?;
         let hidden = self.hidden();
         let hidden: Vec<&Path> = hidden.iter().map(PathBuf::as_path).collect();
@@ -131,7 +151,8 @@ impl Mesh {
         command
             .arg("agent")
             .args(["--control-plane", &self.control_plane.addrs.xds.to_string()])
-            .args(["--listen", "127.0.0.1:0", "--log-json"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--log-json"])
+            .args(extra)
             .arg("--cache")
             .arg(host_dir.join("cache"))
             .arg("--ready-file")
@@ -158,10 +179,26 @@ impl Mesh {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        Ok((agent, port))
+    }
+
+    /// Stops host `i`'s agent and starts it again on the same port with `extra` arguments
+    /// (e.g. `--artifacts-url`); its Envoy reconnects by itself.
+    pub async fn restart_agent_with(
+        &mut self,
+        i: usize,
+        extra: &[&str],
+    ) -> Result<(), HarnessError> {
+        let port = self.bed()?.agent_ports[i];
         if let Some(bed) = self.bed.as_mut() {
-            bed.agents.push(agent);
+            bed.agents[i].kill();
         }
-        Ok(port)
+        let host_dir = self.dir.path().join(format!("host-{i}"));
+        let (agent, _) = self.start_agent(i, &host_dir, port, extra).await?;
+        if let Some(bed) = self.bed.as_mut() {
+            bed.agents[i] = agent;
+        }
+        Ok(())
     }
 
     /// Kills host `i`'s Envoy and starts it again with the same bootstrap (same agent).
