@@ -203,7 +203,13 @@ impl Mesh {
 
     /// Kills host `i`'s Envoy and starts it again with the same bootstrap (same agent).
     pub async fn restart_host_envoy(&mut self, i: usize) -> Result<(), HarnessError> {
-        let options = self.bed()?.envoy_options[i].clone();
+        let mut options = self.bed()?.envoy_options[i].clone();
+        // The same ports, so traffic aimed at this Envoy finds it again.
+        let (admin, listener) = (self.envoys[i].admin, self.envoys[i].listener);
+        options.vars.insert("ADMIN_PORT", admin.port().to_string());
+        options
+            .vars
+            .insert("LISTENER_PORT", listener.port().to_string());
         self.envoys[i].process().kill();
         let host_dir = self.dir.path().join(format!("host-{i}"));
         self.envoys[i] = Envoy::start(&host_dir, options).await?;

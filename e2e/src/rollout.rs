@@ -125,6 +125,36 @@ impl RolloutMesh {
         })
     }
 
+    /// As [`RolloutMesh::start`], with each Envoy on its own test-bed host behind an agent
+    /// ([`Mesh::start_hosts`]), `hosts` of them.
+    pub async fn start_on_hosts(hosts: usize) -> Result<Self, HarnessError> {
+        let webhook = Webhook::start().await?;
+        let policy = tempfile::NamedTempFile::new().map_err(HarnessError::io("policy file"))?;
+        std::fs::write(policy.path(), TEST_POLICY).map_err(HarnessError::io("policy file"))?;
+        let policy_path = policy.path().display().to_string();
+        let url = webhook.url();
+        let args = [
+            "--rollout-policy",
+            &policy_path,
+            "--alert-webhook",
+            &url,
+            "--no-preflight",
+        ];
+        let mesh = Mesh::start_hosts(hosts, &args).await?;
+        let traffic = mesh
+            .envoys
+            .iter()
+            .map(|e| Traffic::start(e.url("/"), 2, Duration::from_millis(10)))
+            .collect();
+        Ok(Self {
+            traffic,
+            mesh,
+            webhook,
+            metrics_relay: None,
+            _policy: policy,
+        })
+    }
+
     /// Publishes `testbed-<variant>.wasm` as the filter; its sha256 and when it was published.
     pub fn publish(&self, variant: &str) -> Result<(String, Instant), HarnessError> {
         let artifact = variant_artifact(variant)?;
@@ -243,6 +273,17 @@ impl RolloutMesh {
     /// must show: the last good version back on every Envoy, the bad sha quarantined, an alert
     /// at the webhook, and a decision-log entry naming `gate`. Returns the rollback latency.
     pub async fn expect_rollback(&self, variant: &str, good_sha: &str, gate: &str) -> Duration {
+        self.expect_rollback_to(variant, (good_sha, "good"), gate)
+            .await
+    }
+
+    /// As [`RolloutMesh::expect_rollback`], where the last good is build `good_variant`.
+    pub async fn expect_rollback_to(
+        &self,
+        variant: &str,
+        (good_sha, good_variant): (&str, &str),
+        gate: &str,
+    ) -> Duration {
         let (bad_sha, published) = self.publish(variant).expect("publish the bad variant");
         let plugin = self
             .wait_for(
@@ -257,7 +298,7 @@ impl RolloutMesh {
             .await;
         assert!(plugin["rollout"].is_null(), "no rollout left: {plugin}");
         assert_eq!(plugin["last_good"]["sha256"], good_sha, "{plugin}");
-        self.wait_everywhere(good_sha, "good", Duration::from_secs(30))
+        self.wait_everywhere(good_sha, good_variant, Duration::from_secs(30))
             .await;
         let latency = published.elapsed();
         let decisions = self.decisions().await.expect("decision log");
