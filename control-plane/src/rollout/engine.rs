@@ -567,3 +567,6 @@ mod effects_tests;
 
 #[cfg(test)]
 mod placement_tests;
+
+#[cfg(test)]
+mod delivery_tests;
