@@ -76,17 +76,19 @@ run-mesh: setup filters ## As run, but listener, routes, cluster and plugins com
 	cargo build -p meshplug -p meshplug-tools --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT) --composed
 
-bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, swaps under wrk load, pre-flight time, rollback latency, filter overhead, floods (memory), manifest translation
+bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, remote host vs local (root), swaps under wrk load, pre-flight time, rollback latency, filter overhead, floods (memory), manifest translation
 	cargo build --release -p meshplug -p meshplug-tools --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 0 --no-preflight
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-remote --swaps 30
 	target/release/bench-preflight
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-rollback --trials 5
 	target/release/bench-filters
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-floods
 	cargo bench -p meshplug --bench translate -- --warm-up-time 1 --measurement-time 5
 
-bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU (appends to BENCHMARKS.md)
+bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU; 10,000 nodes fetching a 160 KB module (appends to BENCHMARKS.md)
 	cargo build --release -p meshplug -p meshplug-tools --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 1000 --changes 5 --append BENCHMARKS.md
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 5 --append BENCHMARKS.md
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 3 --fetch --module-kb 160 --append BENCHMARKS.md

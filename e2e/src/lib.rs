@@ -22,6 +22,7 @@ pub mod process;
 pub mod procstat;
 pub mod relay;
 pub mod rollout;
+pub mod swaps;
 pub mod traffic;
 pub mod upstream;
 pub mod webhook;

@@ -6,6 +6,7 @@
 //! reopened with backoff. A node can be told to stop reading after its first response (a slow
 //! reader). Every response's arrival and answer time is recorded for convergence measurements.
 
+mod fetch;
 mod node;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+pub use fetch::Fetching;
 pub use node::{NodeBehaviour, NodeRecord};
 
 /// How the simulated fleet behaves.
@@ -32,6 +34,8 @@ pub struct LoadConfig {
     pub slow_readers: usize,
     /// Node id prefix.
     pub id_prefix: String,
+    /// Behave as hosts behind `meshplug agent`: fetch and check each module before the ACK.
+    pub fetch: Option<Fetching>,
 }
 
 /// One received response, as a node saw it.
@@ -47,6 +51,8 @@ pub struct Receipt {
     pub bytes: usize,
     /// Whether the node NACKed it.
     pub nacked: bool,
+    /// Artifact bytes fetched before the answer.
+    pub fetched: usize,
 }
 
 /// A running simulated fleet; its tasks are aborted on drop.

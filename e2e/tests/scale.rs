@@ -57,6 +57,7 @@ async fn two_hundred_streams_converge_without_nack_loops() {
         nack_percent: 10,
         slow_readers: 1,
         id_prefix: "sim".into(),
+        fetch: None,
     });
     eventually(
         Duration::from_secs(60),

@@ -1,11 +1,13 @@
 //! One simulated Envoy node.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::{BuildVersion, Node, node::UserAgentVersionType};
 use envoy_types::pb::envoy::r#type::v3::SemanticVersion;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use meshplug_core::nodes::FETCH_FAILED_PREFIX;
 use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,6 +44,12 @@ fn node_proto(config: &LoadConfig, id: &str) -> Node {
     };
     let mut metadata = Struct::default();
     metadata.fields.insert("simulated".into(), label("true"));
+    if config.fetch.is_some() {
+        metadata.fields.insert(
+            meshplug_core::nodes::DELIVERY_KEY.into(),
+            label(meshplug_core::nodes::AGENT_DELIVERY),
+        );
+    }
     Node {
         id: id.to_string(),
         cluster: format!("{}-cluster", config.id_prefix),
@@ -68,12 +76,14 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(50);
     let mut last_acked = String::new();
+    let mut have = HashSet::new();
     loop {
         record
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .connects += 1;
-        let outcome = session(&config, &id, behaviour, &record, &mut last_acked).await;
+        let state = (&mut last_acked, &mut have);
+        let outcome = session(&config, &id, behaviour, &record, state).await;
         if behaviour == NodeBehaviour::SlowReader && outcome.is_ok() {
             // It stopped reading on purpose; hold the stream open forever.
             std::future::pending::<()>().await;
@@ -88,7 +98,7 @@ async fn session(
     id: &str,
     behaviour: NodeBehaviour,
     record: &Mutex<NodeRecord>,
-    last_acked: &mut String,
+    (last_acked, have): (&mut String, &mut HashSet<String>),
 ) -> Result<(), String> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", config.target))
         .map_err(|e| e.to_string())?
@@ -119,8 +129,17 @@ async fn session(
             Err(status) => return Err(status.to_string()),
         };
         let received = Instant::now();
-        let nack = behaviour == NodeBehaviour::Nack;
-        let answer = answer_for(config, &response, nack, last_acked);
+        let fetched = match &config.fetch {
+            Some(fetching) => fetching.fetch_all(&response, have).await,
+            None => Ok(0),
+        };
+        let refusal = match (&fetched, behaviour) {
+            (Err(reason), _) => Some(format!("{FETCH_FAILED_PREFIX}{reason}")),
+            (Ok(_), NodeBehaviour::Nack) => Some("simulated NACK".to_string()),
+            _ => None,
+        };
+        let nack = refusal.is_some();
+        let answer = answer_for(config, &response, refusal, last_acked);
         tx.send(answer).await.map_err(|e| e.to_string())?;
         let answered = Instant::now();
         if !nack {
@@ -136,6 +155,7 @@ async fn session(
                 answered: Some(answered),
                 bytes: response.encoded_len(),
                 nacked: nack,
+                fetched: fetched.unwrap_or(0),
             });
         if behaviour == NodeBehaviour::SlowReader {
             // Keep the stream and its sender alive, but never read again.
@@ -147,9 +167,10 @@ async fn session(
 fn answer_for(
     config: &LoadConfig,
     response: &DiscoveryResponse,
-    nack: bool,
+    refusal: Option<String>,
     last_acked: &str,
 ) -> DiscoveryRequest {
+    let nack = refusal.is_some();
     DiscoveryRequest {
         type_url: response.type_url.clone(),
         resource_names: config.resource_names.clone(),
@@ -159,9 +180,9 @@ fn answer_for(
         } else {
             response.version_info.clone()
         },
-        error_detail: nack.then(|| RpcStatus {
+        error_detail: refusal.map(|message| RpcStatus {
             code: 3,
-            message: "simulated NACK".into(),
+            message,
             details: vec![],
         }),
         ..Default::default()

@@ -9,40 +9,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use e2e::Mesh;
 use e2e::envoy::{Envoy, EnvoyOptions};
 use e2e::mesh::TEST_API_KEY;
 use e2e::paths::{bootstrap_template, filter_artifact};
+use e2e::swaps::{Builds, ms, summary, wait_for_tag};
 use meshplug::bootstrap::BootstrapVars;
-
-const SWAP_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Builds {
-    a: Vec<u8>,
-    b: Vec<u8>,
-}
-
-impl Builds {
-    /// The `n`th swap's module: A for odd n, B for even n, made unique by a custom section.
-    fn unique(&self, n: usize) -> (Vec<u8>, &'static str) {
-        let (base, tag) = if n.is_multiple_of(2) {
-            (&self.b, "authz/b")
-        } else {
-            (&self.a, "authz/a")
-        };
-        let name = b"meshplug-bench";
-        let payload = format!("{n:08}");
-        let mut section = vec![name.len() as u8];
-        section.extend_from_slice(name);
-        section.extend_from_slice(payload.as_bytes());
-        let mut module = base.clone();
-        module.push(0); // custom section id
-        module.push(section.len() as u8);
-        module.extend_from_slice(&section);
-        (module, tag)
-    }
-}
 
 /// A second Envoy whose `authz` slot reads its ECDS resource from a file: the floor.
 struct FileEcds {
@@ -107,44 +80,6 @@ impl FileEcds {
         std::fs::rename(&tmp, self.dir.join("authz.yaml"))?;
         Ok(())
     }
-}
-
-async fn wait_for_tag(
-    http: &reqwest::Client,
-    url: &str,
-    tag: &str,
-    started: Instant,
-) -> anyhow::Result<Duration> {
-    loop {
-        let response = http.get(url).header("x-api-key", TEST_API_KEY).send().await;
-        if let Ok(response) = response {
-            let served = response.headers().get("x-meshplug-filter").cloned();
-            let _ = response.bytes().await;
-            if served.as_ref().and_then(|v| v.to_str().ok()) == Some(tag) {
-                return Ok(started.elapsed());
-            }
-        }
-        if started.elapsed() > SWAP_TIMEOUT {
-            bail!("{url} never served {tag} within {SWAP_TIMEOUT:?}");
-        }
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// min, median, p99 and max, in ms.
-fn summary(samples: &[Duration]) -> [f64; 4] {
-    let mut sorted: Vec<Duration> = samples.to_vec();
-    sorted.sort();
-    let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
-    [
-        ms(sorted[0]),
-        ms(at(0.5)),
-        ms(at(0.99)),
-        ms(sorted[sorted.len() - 1]),
-    ]
 }
 
 fn report_latency(ours: &[Duration], floor: &[Duration]) {

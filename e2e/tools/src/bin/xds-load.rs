@@ -23,6 +23,43 @@ fn module() -> anyhow::Result<Vec<u8>> {
     Ok(wat::parse_str(text)?)
 }
 
+/// `module()` grown to about `kb` KiB by a custom section that also makes it unique to
+/// `change` (a new sha, so every node fetches it again).
+fn padded_module(change: usize, kb: usize) -> anyhow::Result<Vec<u8>> {
+    let mut out = module()?;
+    let name = b"meshplug-load";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(format!("{change:08}").as_bytes());
+    payload.resize(kb * 1024, 0x2a);
+    out.push(0); // custom section id
+    let mut size = payload.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        if size == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// `meshplug_artifact_bytes_served_total` from the control plane's metrics.
+async fn bytes_served(mesh: &Mesh) -> u64 {
+    let url = format!("http://{}/metrics", mesh.control_plane.addrs.admin);
+    let Ok(reply) = reqwest::Client::new().get(url).send().await else {
+        return 0;
+    };
+    let text = reply.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("meshplug_artifact_bytes_served_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn config(change: usize) -> String {
     format!(r#"{{"api_keys": ["key-{change}"], "header": "x-api-key"}}"#)
 }
@@ -33,6 +70,10 @@ struct Args {
     nack_percent: u8,
     slow_readers: usize,
     append: Option<String>,
+    /// Nodes fetch each module from the artifact service (as hosts behind an agent), and each
+    /// change is a new module of `module_kb` KiB.
+    fetch: bool,
+    module_kb: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -53,6 +94,8 @@ fn parse_args() -> anyhow::Result<Args> {
         nack_percent: u8::try_from(number("--nack-percent", 0)?)?,
         slow_readers: number("--slow-readers", 1)?,
         append: get("--append"),
+        fetch: args.iter().any(|a| a == "--fetch"),
+        module_kb: number("--module-kb", 160)?,
     })
 }
 
@@ -71,9 +114,17 @@ async fn main() -> anyhow::Result<()> {
         ),
     )?;
     let policy_path = policy.path().display().to_string();
-    let mut mesh = Mesh::start_control_plane(&["--rollout-policy", &policy_path]).await?;
+    let mut cp_args = vec!["--rollout-policy", policy_path.as_str()];
+    if args.fetch {
+        cp_args.extend(["--artifacts-addr", "127.0.0.1:0"]);
+    }
+    let mut mesh = Mesh::start_control_plane(&cp_args).await?;
     mesh.publish("load.json", config(0).as_bytes())?;
-    mesh.publish("load.wasm", &module()?)?;
+    let first = match args.fetch {
+        true => padded_module(0, args.module_kb)?,
+        false => module()?,
+    };
+    mesh.publish("load.wasm", &first)?;
     let pid = mesh
         .control_plane
         .process()
@@ -96,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
         nack_percent: args.nack_percent,
         slow_readers: args.slow_readers,
         id_prefix: "sim".into(),
+        fetch: args.fetch.then(e2e::load::Fetching::new).transpose()?,
     });
     let connect_deadline = Instant::now() + Duration::from_secs(300);
     while run.nodes_served() < args.nodes {
@@ -119,7 +171,10 @@ async fn main() -> anyhow::Result<()> {
     for change in 1..=args.changes {
         let before = run.latest_versions();
         let t0 = Instant::now();
-        mesh.publish("load.json", config(change).as_bytes())?;
+        match args.fetch {
+            true => mesh.publish("load.wasm", &padded_module(change, args.module_kb)?)?,
+            false => mesh.publish("load.json", config(change).as_bytes())?,
+        };
         let done = run
             .converge(&before, t0, Duration::from_secs(120))
             .await
@@ -146,6 +201,15 @@ async fn main() -> anyhow::Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let fetch_rows = match args.fetch {
+        true => format!(
+            "| every change a new {kb} KiB module, fetched by every node from the artifact service and sha256-checked before its ACK | yes |\n\
+             | artifact bytes served, whole run | {served} |\n",
+            kb = args.module_kb,
+            served = bytes_served(&mesh).await
+        ),
+        false => String::new(),
+    };
     let report = format!(
         "### N = {nodes} ({slow} slow reader(s), {nack}% NACK), {date}, {cores} cores\n\n\
          | measure | value |\n|---|---|\n\
@@ -157,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
          | RSS per stream above idle | {per_stream:.2} KiB |\n\
          | control-plane CPU, connect + {changes} changes | {cpu:.2} s |\n\
          | bytes sent per push (all streams) | {bytes} |\n\
-         | open-file limit | {fd_limit} |\n\n\
+         | open-file limit | {fd_limit} |\n{fetch_rows}\n\
          Per change (ms from the rename of the new config into the watched folder):\n\n\
          | change | recv p50 | recv p99 | recv max | ACK p50 | ACK p99 | ACK max | bytes |\n\
          |---|---|---|---|---|---|---|---|\n{per_change}",
