@@ -175,6 +175,12 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
 pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let template = std::fs::read_to_string(&args.template)
         .with_context(|| format!("reading {}", args.template.display()))?;
+    print!("{}", render(&template, &bootstrap_vars(args))?);
+    Ok(())
+}
+
+/// The template placeholders `meshplug bootstrap`'s arguments fill.
+pub(super) fn bootstrap_vars(args: BootstrapArgs) -> crate::bootstrap::BootstrapVars {
     let mut vars = standard_vars(
         &args.node_id,
         &args.node_cluster,
@@ -209,8 +215,7 @@ pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
         AdsArg::Grpc => "GRPC",
     };
     vars.insert("ADS_API", api.to_string());
-    print!("{}", render(&template, &vars)?);
-    Ok(())
+    vars
 }
 
 pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {

@@ -80,3 +80,42 @@ fn value_enums_and_subcommands_parse() {
         Command::State(StateCommand::Restore { previous: true, .. })
     ));
 }
+
+#[test]
+fn bootstrap_addresses_point_envoy_at_an_agent_and_the_control_plane() {
+    let Command::Bootstrap(args) = parse(&[
+        "bootstrap",
+        "--xds-address",
+        "127.0.0.1:18001",
+        "--metrics-address",
+        "10.0.0.1:18000",
+        "--bind-address",
+        "0.0.0.0",
+    ]) else {
+        panic!("bootstrap");
+    };
+    let vars = super::commands::bootstrap_vars(args);
+    let get = |k: &str| vars.get(k).map(String::as_str);
+    assert_eq!(
+        (get("XDS_HOST"), get("XDS_PORT")),
+        (Some("127.0.0.1"), Some("18001"))
+    );
+    assert_eq!(
+        (get("METRICS_HOST"), get("METRICS_PORT")),
+        (Some("10.0.0.1"), Some("18000"))
+    );
+    assert_eq!(
+        (get("ADMIN_HOST"), get("LISTENER_HOST")),
+        (Some("0.0.0.0"), Some("0.0.0.0"))
+    );
+    let template = include_str!("../../../envoy-config/bootstrap.yaml");
+    let rendered = crate::bootstrap::render(template, &vars).expect("renders");
+    assert!(
+        rendered.contains("address: 127.0.0.1, port_value: 18001"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("address: 10.0.0.1, port_value: 18000"),
+        "{rendered}"
+    );
+}

@@ -2,18 +2,29 @@
 //! it is sent from the artifact service (once per sha), check its sha256, and only then ACK.
 //! A fetch that fails or does not match is retried a few times, then refused upstream as the
 //! agent refuses it.
+//!
+//! One process holds the whole simulated fleet's ADS connections, so its fetches share
+//! [`MAX_FETCHES`] connections (a real fleet opens one per host; the artifact service bounds
+//! the bodies it streams either way).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use meshplug::ecds::remote_module;
 use meshplug::store::sha256_hex;
 use xds::proto::DiscoveryResponse;
 
+/// Fetches in flight from the simulator at once.
+pub const MAX_FETCHES: usize = 512;
+
 /// The HTTP client the fleet shares.
 #[derive(Debug, Clone)]
 pub struct Fetching {
     http: reqwest::Client,
+    turns: Arc<Semaphore>,
 }
 
 impl Fetching {
@@ -23,8 +34,12 @@ impl Fetching {
             .no_proxy()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(MAX_FETCHES)
             .build()?;
-        Ok(Self { http })
+        Ok(Self {
+            http,
+            turns: Arc::new(Semaphore::new(MAX_FETCHES)),
+        })
     }
 
     /// Fetches and checks every remote module of `response` not in `have`; the bytes fetched,
@@ -49,6 +64,7 @@ impl Fetching {
     }
 
     async fn fetch_one(&self, uri: &str, sha: &str) -> Result<usize, String> {
+        let _turn = self.turns.acquire().await.map_err(|e| e.to_string())?;
         let mut last = String::new();
         for attempt in 0..5u32 {
             if attempt > 0 {

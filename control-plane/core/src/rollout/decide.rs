@@ -29,6 +29,9 @@ pub struct CanaryNode {
     pub nack: Option<String>,
     /// Its agent's last failure to fetch the new version, if it has not ACKed it since.
     pub fetch_failure: Option<String>,
+    /// It is behind `meshplug agent`: no answer yet means its module is being fetched, so it
+    /// gets `fetchDeadline`, not `ackDeadline`, and running out of it fails the fetch gate.
+    pub behind_agent: bool,
     /// When it restarted or reconnected after the push, if it did.
     pub restarted_at_ms: Option<u64>,
     /// `config_fail` and similar load-error counters moved since the push.
@@ -237,37 +240,38 @@ fn judge_traffic(
 fn hard_gates(input: &LookInput<'_>) -> Option<Verdict> {
     let policy = input.policy;
     let rollback = |gate, reason| Some(Verdict::Rollback { gate, reason });
-    let deadline = millis(policy.ack_deadline);
     let late = |node: &CanaryNode| {
-        !node.acked && input.now_ms.saturating_sub(node.pushed_at_ms) > deadline
+        !node.acked && input.now_ms.saturating_sub(node.pushed_at_ms) > deadline_of(policy, node)
     };
+    let fetching = |node: &CanaryNode| node.fetch_failure.is_some() || node.behind_agent;
     let rejected: Vec<String> = input
         .canary
         .iter()
-        .filter_map(|node| match (&node.nack, &node.fetch_failure) {
-            (Some(error), _) => Some(format!("{} NACKed: {error}", node.id)),
-            (None, None) if late(node) => Some(format!(
+        .filter_map(|node| match &node.nack {
+            Some(error) => Some(format!("{} NACKed: {error}", node.id)),
+            None if late(node) && !fetching(node) => Some(format!(
                 "{} did not ACK within {:?}",
                 node.id, policy.ack_deadline
             )),
-            _ => None,
+            None => None,
         })
         .collect();
     if let Some(reason) = over_share(input, &rejected) {
         return rollback(Gate::Acceptance, reason);
     }
-    let fetch_deadline = millis(policy.fetch_deadline);
     let unfetched: Vec<String> = input
         .canary
         .iter()
-        .filter(|node| node.nack.is_none() && !node.acked)
-        .filter(|node| input.now_ms.saturating_sub(node.pushed_at_ms) > fetch_deadline)
-        .filter_map(|node| {
-            let failure = node.fetch_failure.as_ref()?;
-            Some(format!(
-                "{} could not fetch it within {:?}: {failure}",
+        .filter(|node| node.nack.is_none() && fetching(node) && late(node))
+        .map(|node| {
+            let why = node
+                .fetch_failure
+                .clone()
+                .unwrap_or_else(|| "no answer from its agent".into());
+            format!(
+                "{} could not fetch it within {:?}: {why}",
                 node.id, policy.fetch_deadline
-            ))
+            )
         })
         .collect();
     if let Some(reason) = over_share(input, &unfetched) {
@@ -314,19 +318,25 @@ fn over_share(input: &LookInput<'_>, failed: &[String]) -> Option<String> {
     Some(format!("{first}{others}"))
 }
 
+/// How long `node` may take to ACK: the fetch deadline when its module comes through an
+/// agent, the ACK deadline otherwise.
+fn deadline_of(policy: &Policy, node: &CanaryNode) -> u64 {
+    match node.fetch_failure.is_some() || node.behind_agent {
+        true => millis(policy.fetch_deadline),
+        false => millis(policy.ack_deadline),
+    }
+}
+
 fn unacked(input: &LookInput<'_>) -> Option<String> {
-    let deadline = |n: &CanaryNode| match n.fetch_failure {
-        Some(_) => millis(input.policy.fetch_deadline),
-        None => millis(input.policy.ack_deadline),
-    };
     let waiting: Vec<String> = input
         .canary
         .iter()
         .filter(|n| !n.acked && n.nack.is_none())
-        .filter(|n| input.now_ms.saturating_sub(n.pushed_at_ms) <= deadline(n))
-        .map(|n| match &n.fetch_failure {
-            Some(failure) => format!("{} (fetch failed, retrying: {failure})", n.id),
-            None => n.id.clone(),
+        .filter(|n| input.now_ms.saturating_sub(n.pushed_at_ms) <= deadline_of(input.policy, n))
+        .map(|n| match (&n.fetch_failure, n.behind_agent) {
+            (Some(failure), _) => format!("{} (fetch failed, retrying: {failure})", n.id),
+            (None, true) => format!("{} (fetching)", n.id),
+            (None, false) => n.id.clone(),
         })
         .collect();
     (!waiting.is_empty()).then(|| waiting.join(", "))

@@ -16,6 +16,7 @@ use super::policy::Policy;
 use super::record::{Decision, Paused, Rollout};
 use super::traffic::Totals;
 use super::world::World;
+use crate::nodes::Delivery;
 
 /// How long after the control plane starts a proxy it has not heard from yet is given to come
 /// back before its ACK deadline starts: Envoy retries a lost xDS stream with a jittered
@@ -162,6 +163,7 @@ pub fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<C
                     .and_then(|n| n.fetch_failure(plugin))
                     .filter(|failure| failure.version == to)
                     .map(|failure| failure.error.clone()),
+                behind_agent: node.is_some_and(|n| n.delivery() == Delivery::Agent),
                 restarted_at_ms: signals.and_then(|s| s.restart_after(*pushed_at)),
                 load_errors: signals.map_or(0, |s| s.load_errors_since(plugin, *pushed_at)),
             }

@@ -24,6 +24,7 @@ fn node(acked: bool) -> CanaryNode {
         acked,
         nack: None,
         fetch_failure: None,
+        behind_agent: false,
         restarted_at_ms: None,
         load_errors: 0,
     }
@@ -121,6 +122,18 @@ fn a_fetch_failure_waits_for_the_fetch_deadline_then_fails_the_fetch_gate() {
     }
     let after = decide(&input(&policy, &canary, 1_000 + 300_001));
     assert_eq!(gate_of(&after), Some(Gate::Fetch), "{after:?}");
+    // Behind an agent with no answer yet: fetching, with the fetch deadline too.
+    let silent = [CanaryNode {
+        behind_agent: true,
+        ..node(false)
+    }];
+    let look = decide(&input(&policy, &silent, 1_000 + 60_000));
+    assert!(
+        matches!(&look.verdict, Verdict::Hold { reason } if reason.contains("n1 (fetching)")),
+        "{look:?}"
+    );
+    let look = decide(&input(&policy, &silent, 1_000 + 300_001));
+    assert_eq!(gate_of(&look), Some(Gate::Fetch), "{look:?}");
     // Fetched and ACKed after a failure: no gate.
     let fetched = [CanaryNode {
         fetch_failure: None,
