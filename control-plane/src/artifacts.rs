@@ -3,7 +3,8 @@
 //! other path. The store holds only artifacts that passed the checks; one quarantined (and
 //! not running anywhere) is withheld with 410 and the reason. Responses carry the sha as
 //! `ETag`, answer `If-None-Match` with 304 and `Range` with 206 (via `tower-http`'s
-//! `ServeFile`), and stream from disk. At most `max_in_flight` bodies stream at once; a fetch
+//! `ServeFile`), and stream from disk, or from memory for the few shas being fetched now
+//! ([`HotArtifacts`], bounded). At most `max_in_flight` bodies stream at once; a fetch
 //! waits up to `queue_timeout` for a turn, then gets 503 with `Retry-After`. Every fetch is
 //! logged and counted (`meshplug_artifact_fetches_total{result}`,
 //! `meshplug_artifact_bytes_served_total`, `meshplug_artifact_fetches_in_flight`).
@@ -19,14 +20,17 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::artifact::ArtifactKind;
 
+mod hot;
 mod metrics;
+pub use hot::HotArtifacts;
 pub use metrics::ArtifactMetrics;
 use metrics::Outcome;
 
@@ -55,6 +59,8 @@ pub struct ArtifactService {
     pub queue_timeout: Duration,
     /// The counters.
     pub metrics: Arc<ArtifactMetrics>,
+    /// Artifacts being fetched now, served whole from memory.
+    pub hot: Arc<HotArtifacts>,
 }
 
 impl std::fmt::Debug for ArtifactService {
@@ -123,13 +129,20 @@ async fn answer(service: &ArtifactService, file: &str, request: Request) -> (Out
         Arc::clone(&service.permits).acquire_owned(),
     )
     .await;
-    let Ok(Ok(permit)) = permit else {
+    let Ok(Ok(mut permit)) = permit else {
         let mut reply = (StatusCode::SERVICE_UNAVAILABLE, "busy, retry\n").into_response();
         reply
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return (Outcome::Busy, reply);
     };
+    if !request.headers().contains_key(header::RANGE) {
+        match whole(service, (sha, kind), &path, &etag, permit).await {
+            Ok(reply) => return (Outcome::Served, reply),
+            Err(back) => permit = back,
+        }
+    }
+    // A range, or an artifact too large to hold: streamed from the file.
     let served = match ServeFile::new(&path).oneshot(request).await {
         Ok(served) => served,
         Err(err) => {
@@ -163,10 +176,66 @@ async fn answer(service: &ArtifactService, file: &str, request: Request) -> (Out
     (outcome, reply)
 }
 
+/// The whole artifact from memory (read once into [`HotArtifacts`]), or the turn back when
+/// it is too large to hold or cannot be read that way.
+async fn whole(
+    service: &ArtifactService,
+    (sha, kind): (&str, ArtifactKind),
+    path: &std::path::Path,
+    etag: &str,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, OwnedSemaphorePermit> {
+    let bytes = match service.hot.get(sha) {
+        Some(bytes) => bytes,
+        None => {
+            let len = tokio::fs::metadata(path)
+                .await
+                .map_or(u64::MAX, |m| m.len());
+            if !service
+                .hot
+                .keeps(usize::try_from(len).unwrap_or(usize::MAX))
+            {
+                return Err(permit);
+            }
+            let Ok(read) = tokio::fs::read(path).await else {
+                return Err(permit);
+            };
+            let bytes = Bytes::from(read);
+            service.hot.put(sha, bytes.clone());
+            bytes
+        }
+    };
+    let metrics = Arc::clone(&service.metrics);
+    metrics.started();
+    let guard = InFlight {
+        metrics: Arc::clone(&metrics),
+        _permit: permit,
+    };
+    let len = bytes.len();
+    let body = futures::stream::iter([Ok::<Bytes, std::io::Error>(bytes)]).map(move |chunk| {
+        let _held = &guard;
+        if let Ok(bytes) = &chunk {
+            metrics.served_bytes(bytes.len());
+        }
+        chunk
+    });
+    let mut reply = Response::new(Body::from_stream(body));
+    let headers = reply.headers_mut();
+    let content_type = match kind {
+        ArtifactKind::Wasm => "application/wasm",
+        ArtifactKind::Native => "application/octet-stream",
+    };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    set_cache_headers(&mut reply, etag);
+    Ok(reply)
+}
+
 /// A body streaming: gives its turn back when dropped.
 struct InFlight {
     metrics: Arc<ArtifactMetrics>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for InFlight {

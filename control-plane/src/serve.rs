@@ -73,6 +73,10 @@ pub struct ServeConfig {
     pub guards: Guards,
 }
 
+/// Memory the artifact service may hold the artifacts being fetched in (each at most a
+/// quarter of it; larger ones stream from the file).
+const HOT_ARTIFACT_BYTES: usize = 64 << 20;
+
 /// Where the artifact service listens and how much it streams at once.
 #[derive(Debug, Clone)]
 pub struct ArtifactsConfig {
@@ -222,6 +226,7 @@ impl Parts {
             permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
             queue_timeout: std::time::Duration::from_secs(10),
             metrics: Arc::clone(&self.artifact_metrics),
+            hot: Arc::new(crate::artifacts::HotArtifacts::new(HOT_ARTIFACT_BYTES)),
         }
     }
 

@@ -34,6 +34,7 @@ async fn serve(permits: usize, size: u32) -> Served {
         permits: Arc::new(Semaphore::new(permits)),
         queue_timeout: Duration::from_millis(200),
         metrics: Arc::clone(&metrics),
+        hot: Arc::new(HotArtifacts::new(16 << 20)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
