@@ -86,31 +86,58 @@ impl RolloutMesh {
         metrics_relay: bool,
         extra_args: &[&str],
     ) -> Result<Self, HarnessError> {
+        Self::start_in(policy_json, extra_args, |args| async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut mesh = Mesh::start_control_plane(&args).await?;
+            let relay = match metrics_relay {
+                true => Some(Relay::start(mesh.control_plane.addrs.xds).await?),
+                false => None,
+            };
+            for id in ["envoy-1", "envoy-2"] {
+                let mut vars = BootstrapVars::new();
+                if let Some(relay) = &relay {
+                    vars.insert("METRICS_PORT", relay.addr.port().to_string());
+                }
+                mesh.add_envoy_with(id, "rollout", vars).await?;
+            }
+            Ok((mesh, relay))
+        })
+        .await
+    }
+
+    /// As [`RolloutMesh::start`], with each Envoy on its own test-bed host behind an agent
+    /// ([`Mesh::start_hosts`]), `hosts` of them.
+    pub async fn start_on_hosts(hosts: usize) -> Result<Self, HarnessError> {
+        Self::start_in(TEST_POLICY, &[], |args| async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Ok((Mesh::start_hosts(hosts, &args).await?, None))
+        })
+        .await
+    }
+
+    /// The webhook, the policy file and steady traffic around the mesh `start` makes from the
+    /// control plane's arguments.
+    async fn start_in<F, Fut>(
+        policy_json: &str,
+        extra_args: &[&str],
+        start: F,
+    ) -> Result<Self, HarnessError>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Mesh, Option<Relay>), HarnessError>>,
+    {
         let webhook = Webhook::start().await?;
         let policy = tempfile::NamedTempFile::new().map_err(HarnessError::io("policy file"))?;
         std::fs::write(policy.path(), policy_json).map_err(HarnessError::io("policy file"))?;
-        let policy_path = policy.path().display().to_string();
-        let url = webhook.url();
-        let mut args = vec![
-            "--rollout-policy",
-            &policy_path,
-            "--alert-webhook",
-            &url,
-            "--no-preflight",
+        let mut args: Vec<String> = vec![
+            "--rollout-policy".into(),
+            policy.path().display().to_string(),
+            "--alert-webhook".into(),
+            webhook.url(),
+            "--no-preflight".into(),
         ];
-        args.extend_from_slice(extra_args);
-        let mut mesh = Mesh::start_control_plane(&args).await?;
-        let relay = match metrics_relay {
-            true => Some(Relay::start(mesh.control_plane.addrs.xds).await?),
-            false => None,
-        };
-        for id in ["envoy-1", "envoy-2"] {
-            let mut vars = BootstrapVars::new();
-            if let Some(relay) = &relay {
-                vars.insert("METRICS_PORT", relay.addr.port().to_string());
-            }
-            mesh.add_envoy_with(id, "rollout", vars).await?;
-        }
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let (mesh, relay) = start(args).await?;
         let traffic = mesh
             .envoys
             .iter()
@@ -121,36 +148,6 @@ impl RolloutMesh {
             mesh,
             webhook,
             metrics_relay: relay,
-            _policy: policy,
-        })
-    }
-
-    /// As [`RolloutMesh::start`], with each Envoy on its own test-bed host behind an agent
-    /// ([`Mesh::start_hosts`]), `hosts` of them.
-    pub async fn start_on_hosts(hosts: usize) -> Result<Self, HarnessError> {
-        let webhook = Webhook::start().await?;
-        let policy = tempfile::NamedTempFile::new().map_err(HarnessError::io("policy file"))?;
-        std::fs::write(policy.path(), TEST_POLICY).map_err(HarnessError::io("policy file"))?;
-        let policy_path = policy.path().display().to_string();
-        let url = webhook.url();
-        let args = [
-            "--rollout-policy",
-            &policy_path,
-            "--alert-webhook",
-            &url,
-            "--no-preflight",
-        ];
-        let mesh = Mesh::start_hosts(hosts, &args).await?;
-        let traffic = mesh
-            .envoys
-            .iter()
-            .map(|e| Traffic::start(e.url("/"), 2, Duration::from_millis(10)))
-            .collect();
-        Ok(Self {
-            traffic,
-            mesh,
-            webhook,
-            metrics_relay: None,
             _policy: policy,
         })
     }

@@ -79,3 +79,15 @@ pub fn summary(samples: &[Duration]) -> [f64; 4] {
         ms(sorted[sorted.len() - 1]),
     ]
 }
+
+/// Per-swap differences `ours - theirs` in ms (same build, paired): median, p90 and max.
+pub fn paired(ours: &[Duration], theirs: &[Duration]) -> [f64; 3] {
+    let mut sorted: Vec<f64> = ours
+        .iter()
+        .zip(theirs)
+        .map(|(o, t)| ms(*o) - ms(*t))
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
+    [at(0.5), at(0.9), sorted[sorted.len() - 1]]
+}

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use e2e::Mesh;
 use e2e::paths::filter_artifact;
-use e2e::swaps::{Builds, ms, summary, wait_for_tag};
+use e2e::swaps::{Builds, paired, summary, wait_for_tag};
 use meshplug::bootstrap::BootstrapVars;
 
 fn flag(args: &[String], name: &str) -> Option<usize> {
@@ -74,19 +74,10 @@ async fn main() -> anyhow::Result<()> {
         "| control plane's host: store path | {:.1} | {:.1} | {:.1} | {:.1} |",
         l[0], l[1], l[2], l[3]
     );
-    let mut paired: Vec<f64> = remote
-        .iter()
-        .zip(&local)
-        .map(|(r, l)| ms(*r) - ms(*l))
-        .collect();
-    paired.sort_by(f64::total_cmp);
-    let at = |q: f64| paired[((paired.len() as f64 - 1.0) * q).round() as usize];
+    let [median, p90, max] = paired(&remote, &local);
     println!(
-        "median ratio remote/local: {:.2}; paired per-swap difference ms (remote - local): median {:.1}, p90 {:.1}, max {:.1}",
-        r[1] / l[1],
-        at(0.5),
-        at(0.9),
-        paired[paired.len() - 1]
+        "median ratio remote/local: {:.2}; paired per-swap difference ms (remote - local): median {median:.1}, p90 {p90:.1}, max {max:.1}",
+        r[1] / l[1]
     );
     Ok(())
 }

@@ -14,7 +14,7 @@ use e2e::Mesh;
 use e2e::envoy::{Envoy, EnvoyOptions};
 use e2e::mesh::TEST_API_KEY;
 use e2e::paths::{bootstrap_template, filter_artifact};
-use e2e::swaps::{Builds, ms, summary, wait_for_tag};
+use e2e::swaps::{Builds, paired, summary, wait_for_tag};
 use meshplug::bootstrap::BootstrapVars;
 
 /// A second Envoy whose `authz` slot reads its ECDS resource from a file: the floor.
@@ -105,19 +105,9 @@ fn report_latency(ours: &[Duration], floor: &[Duration]) {
         o[3] - f[3]
     );
     println!("median ratio meshplug/floor: {:.2}", o[1] / f[1]);
-    let paired: Vec<f64> = ours
-        .iter()
-        .zip(floor)
-        .map(|(o, f)| ms(*o) - ms(*f))
-        .collect();
-    let mut sorted = paired.clone();
-    sorted.sort_by(f64::total_cmp);
-    let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
+    let [median, p90, max] = paired(ours, floor);
     println!(
-        "paired per-swap overhead ms (same build, meshplug - floor): median {:.1}, p90 {:.1}, max {:.1}",
-        at(0.5),
-        at(0.9),
-        sorted[sorted.len() - 1]
+        "paired per-swap overhead ms (same build, meshplug - floor): median {median:.1}, p90 {p90:.1}, max {max:.1}"
     );
 }
 
