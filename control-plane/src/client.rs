@@ -235,15 +235,16 @@ pub fn manifests_table(manifests: &Value) -> String {
 /// The plugins (`/api/v1/plugins`) as a terminal table: one line per filter.
 pub fn plugins_table(plugins: &Value) -> String {
     let mut out = format!(
-        "{:<16} {:<7} {:<13} {:<13} {:>9}  {}\n",
-        "PLUGIN", "KIND", "SHA", "CONFIG", "PUBLISHES", "LAST REJECTION"
+        "{:<16} {:<7} {:<13} {:<17} {:<13} {:>9}  {}\n",
+        "PLUGIN", "KIND", "SHA", "SIGNER", "CONFIG", "PUBLISHES", "LAST REJECTION"
     );
     for plugin in plugins["plugins"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{:<16} {:<7} {:<13} {:<13} {:>9}  {}\n",
+            "{:<16} {:<7} {:<13} {:<17} {:<13} {:>9}  {}\n",
             plugin["name"].as_str().unwrap_or("?"),
             plugin["artifact"]["kind"].as_str().unwrap_or("-"),
             short(&plugin["artifact"]["sha256"]),
+            plugin["artifact"]["signer"].as_str().unwrap_or("-"),
             short(&plugin["config_sha256"]),
             plugin["publishes"].as_u64().unwrap_or(0),
             plugin["last_rejection"]["reason"].as_str().unwrap_or("-"),

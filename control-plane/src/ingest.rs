@@ -12,6 +12,10 @@ use crate::catalog::SharedCatalog;
 use crate::check::{ArtifactFacts, Limits, check_artifact};
 use crate::mode::Mode;
 use crate::preflight;
+use meshplug_core::signature::{self, TrustedKey};
+
+/// A `.minisig` is a few hundred bytes; anything larger is not one.
+const SIGNATURE_MAX_BYTES: u64 = 64 * 1024;
 use crate::refusals::{Limit, Refusals};
 use crate::registry::{
     DEFAULT_CONFIG, PluginStatus, PublishedArtifact, Registry, RejectionRecord, resource_version,
@@ -86,6 +90,8 @@ pub struct Ingest {
     pub serial: Arc<Mutex<()>>,
     /// Counts inputs refused by a limit.
     pub refusals: Arc<Refusals>,
+    /// Keys builds must be signed with (`--trusted-key`); empty: signatures are not checked.
+    pub trusted_keys: Arc<Vec<TrustedKey>>,
 }
 
 impl Ingest {
@@ -105,6 +111,14 @@ impl Ingest {
         let Some(watched) = classify(path) else {
             return Ok(IngestOutcome::Ignored);
         };
+        if let WatchedFile::Signature { build, .. } = &watched {
+            // A signature arrived: its build is looked at again, with it.
+            let build = path.with_file_name(build);
+            return match build.is_file() {
+                true => self.handle_file(&build),
+                false => Ok(IngestOutcome::Ignored),
+            };
+        }
         let limit = match watched {
             WatchedFile::Artifact { .. } => self.limits.max_artifact_bytes,
             _ => self.limits.max_config_bytes,
@@ -147,6 +161,7 @@ impl Ingest {
             WatchedFile::Config { name } => self.config(path, name, sha256, &bytes),
             WatchedFile::Fixtures { name } => self.fixtures(path, name, sha256, &bytes),
             WatchedFile::Schema { name } => self.schema(path, name, sha256, &bytes),
+            WatchedFile::Signature { .. } => Ok(IngestOutcome::Ignored),
         }
     }
 
@@ -198,6 +213,10 @@ impl Ingest {
         if let Some(reason) = self.refused_before(&sha256, &config_json, plugin.as_ref()) {
             return Ok(self.reject(path, name, sha256, reason));
         }
+        let signer = match self.check_signature(path, &sha256, bytes) {
+            Ok(signer) => signer,
+            Err(reason) => return Ok(self.reject(path, name, sha256, reason)),
+        };
         let facts = match self.check_structure(kind, &sha256, bytes)? {
             Ok(facts) => facts,
             Err(reason) => return Ok(self.reject(path, name, sha256, reason)),
@@ -219,6 +238,7 @@ impl Ingest {
             sha256,
             path: stored,
             envoy_version: facts.envoy_version,
+            signer,
         };
         self.registry().set_artifact(&name, artifact);
         Ok(self.publish(&name))
@@ -251,6 +271,41 @@ impl Ingest {
         }
         self.registry().set_config(&name, compact);
         Ok(self.publish(&name))
+    }
+
+    /// With trusted keys, the key id that signed the build at `path` (its `<file>.minisig`),
+    /// or why it is refused; `Ok(None)` when no keys are trusted. Not remembered as a refusal
+    /// of the sha: a signature that arrives later is checked then.
+    pub(crate) fn check_signature(
+        &self,
+        path: &Path,
+        sha: &str,
+        bytes: &[u8],
+    ) -> Result<Option<String>, String> {
+        if self.trusted_keys.is_empty() {
+            return Ok(None);
+        }
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".minisig");
+        let sig_path = path.with_file_name(name);
+        let text = match sig_path.symlink_metadata().is_ok() {
+            false => None,
+            true => match read_checked(&sig_path, &self.folder, SIGNATURE_MAX_BYTES) {
+                Ok(ReadOutcome::Bytes(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                Ok(ReadOutcome::Refused(reason)) => {
+                    return Err(format!("signature file: {reason}"));
+                }
+                Ok(ReadOutcome::NotSettled) => {
+                    return Err(
+                        "signature file still changing; looked at again when it lands".into(),
+                    );
+                }
+                Err(err) => return Err(format!("signature file: {err}")),
+            },
+        };
+        let signer = signature::verify(bytes, text.as_deref(), &self.trusted_keys)?;
+        tracing::info!(path = %path.display(), %sha, signer = %signer, "signature verified");
+        Ok(Some(signer))
     }
 
     /// Why `sha` with these inputs was refused before, if it was (a refusal of the module

@@ -71,6 +71,8 @@ pub struct ServeConfig {
     pub mode: Mode,
     /// Bounds on what clients and files can make the control plane hold or wait for.
     pub guards: Guards,
+    /// Keys every build must be signed with (`<file>.minisig`); empty: not checked.
+    pub trusted_keys: Vec<meshplug_core::signature::TrustedKey>,
 }
 
 /// Memory the artifact service may hold the artifacts being fetched in (each at most a
@@ -263,6 +265,7 @@ impl Parts {
             manifests: Arc::new(RwLock::new(Arc::new(Catalog::new()))),
             serial: Arc::default(),
             refusals,
+            trusted_keys: Arc::new(config.trusted_keys.clone()),
         };
         ingest.resume_published();
         if config.admin_token.is_none() {

@@ -41,6 +41,7 @@ fn config_in(dir: &Path) -> ServeConfig {
         admin_addr: any,
         ready_file: Some(dir.join("ready.json")),
         artifacts: None,
+        trusted_keys: Vec::new(),
         limits: Limits::default(),
         quiet: Quiet {
             after_close: Duration::from_millis(50),

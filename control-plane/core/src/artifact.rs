@@ -49,6 +49,14 @@ pub enum WatchedFile {
         /// The filter name.
         name: String,
     },
+    /// A detached minisign signature of a build (`<build file>.minisig`): its arrival makes
+    /// the build be looked at again.
+    Signature {
+        /// The filter name.
+        name: String,
+        /// The build's file name.
+        build: String,
+    },
 }
 
 impl WatchedFile {
@@ -58,7 +66,8 @@ impl WatchedFile {
             Self::Artifact { name, .. }
             | Self::Config { name }
             | Self::Fixtures { name }
-            | Self::Schema { name } => name,
+            | Self::Schema { name }
+            | Self::Signature { name, .. } => name,
         }
     }
 }
@@ -69,6 +78,15 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
     let file_name = path.file_name()?.to_str()?;
     if is_temporary(file_name) {
         return None;
+    }
+    if let Some(build) = file_name.strip_suffix(".minisig") {
+        return match classify(&path.with_file_name(build))? {
+            WatchedFile::Artifact { name, .. } => Some(WatchedFile::Signature {
+                name,
+                build: build.to_string(),
+            }),
+            _ => None,
+        };
     }
     if let Some(name) = file_name
         .strip_suffix(".fixtures.json")

@@ -9,6 +9,7 @@
 //! - [`registry`]: the inputs of each plugin (builds seen, settings, last refusal).
 //! - [`nodes`]: the node model, one record per proxy, fed by [`nodes::NodeEvent`]s.
 //! - [`rollout`]: policy, cohorts, traffic comparison, the gate decision and the saved record.
+//! - [`signature`]: detached minisign signatures over builds, checked against trusted keys.
 //!
 //! The runtime crate (`meshplug`) does the I/O around it; `meshplug-envoy` translates it to
 //! Envoy's protobuf.
@@ -23,3 +24,4 @@ pub mod manifest;
 pub mod nodes;
 pub mod registry;
 pub mod rollout;
+pub mod signature;

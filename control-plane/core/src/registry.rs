@@ -56,6 +56,9 @@ pub struct PublishedArtifact {
     /// A dynamic module's Envoy version (from the module); only proxies on it receive it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub envoy_version: Option<String>,
+    /// The key id that signed it, when signatures are checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 /// Why something was refused.
@@ -266,6 +269,7 @@ impl Registry {
             sha256: release.sha256.clone(),
             path: release.path.clone(),
             envoy_version: release.envoy_version.clone(),
+            signer: None,
         });
         plugin.failure_policy = release.failure_policy;
         plugin.config_sha256 = settings_sha256(&release.config_json, release.failure_policy);

@@ -171,6 +171,10 @@ pub(super) struct ValidateArgs {
     /// Fuel for each call into the module.
     #[arg(long, default_value_t = meshplug_preflight::Limits::default().fuel_per_call)]
     pub(super) fuel: u64,
+    /// A minisign public key file the artifact must be signed with (`<artifact>.minisig`);
+    /// repeat for several.
+    #[arg(long)]
+    pub(super) trusted_key: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -255,6 +259,10 @@ pub(super) struct ServeArgs {
     /// Artifact bodies streamed at once; more fetches wait up to 10 s for a turn.
     #[arg(long, default_value_t = 64)]
     pub(super) artifact_fetches: usize,
+    /// A minisign public key file; given (repeat for several), every build must carry a
+    /// `<file>.minisig` signed by one of them, or it is refused before it is stored.
+    #[arg(long, env = "MESHPLUG_TRUSTED_KEY", value_delimiter = ',')]
+    pub(super) trusted_key: Vec<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

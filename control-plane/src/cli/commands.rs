@@ -120,9 +120,24 @@ pub(super) fn agent(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The minisign public keys in `paths`.
+fn trusted_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<meshplug_core::signature::TrustedKey>> {
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading trusted key {}", path.display()))?;
+            meshplug_core::signature::TrustedKey::parse(&text)
+                .map_err(|e| anyhow::anyhow!("trusted key {}: {e}", path.display()))
+        })
+        .collect()
+}
+
 /// The control plane's settings from `meshplug serve`'s arguments.
 pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+    let trusted_keys = trusted_keys(&args.trusted_key)?;
     Ok(ServeConfig {
+        trusted_keys,
         artifacts_dir: args.artifacts,
         data_dir: args.data,
         xds_addr: args.xds_addr,
@@ -222,6 +237,16 @@ pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
     let read =
         |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
     let wasm = read(&args.artifact)?;
+    let keys = trusted_keys(&args.trusted_key)?;
+    if !keys.is_empty() {
+        let mut sig = args.artifact.as_os_str().to_os_string();
+        sig.push(".minisig");
+        let text = std::fs::read_to_string(&sig).ok();
+        match meshplug_core::signature::verify(&wasm, text.as_deref(), &keys) {
+            Ok(signer) => println!("signed by key {signer}"),
+            Err(reason) => anyhow::bail!("{}: {reason}", args.artifact.display()),
+        }
+    }
     let config = args
         .config
         .as_ref()

@@ -44,6 +44,10 @@ impl Ingest {
         if let Some(reason) = self.store.rejection(&sha256) {
             return Ok(refused(format!("refused before: {reason}")));
         }
+        let signer = match self.check_signature(path, &sha256, bytes) {
+            Ok(signer) => signer,
+            Err(reason) => return Ok(refused(reason)),
+        };
         let facts = match self.check_structure(kind, &sha256, bytes)? {
             Ok(facts) => facts,
             Err(reason) => return Ok(refused(reason)),
@@ -57,6 +61,7 @@ impl Ingest {
                 sha256,
                 path: stored,
                 envoy_version: facts.envoy_version,
+                signer,
             },
         );
         let mut outcome = IngestOutcome::Stored { name };

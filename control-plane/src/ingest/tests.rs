@@ -37,6 +37,7 @@ fn fixture() -> Fixture {
         manifests: Default::default(),
         serial: Arc::default(),
         refusals: Arc::new(crate::refusals::Refusals::unregistered()),
+        trusted_keys: Arc::default(),
     };
     Fixture {
         _dir: dir,

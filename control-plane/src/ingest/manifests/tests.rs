@@ -43,6 +43,7 @@ fn ingest(dir: &Path) -> Ingest {
         manifests: Arc::new(RwLock::new(Arc::new(Catalog::new()))),
         serial: Arc::default(),
         refusals: Arc::new(crate::refusals::Refusals::unregistered()),
+        trusted_keys: Arc::default(),
     }
 }
 

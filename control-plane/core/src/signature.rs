@@ -1,0 +1,76 @@
+//! Detached minisign signatures over builds: a build `<file>` may carry `<file>.minisig`
+//! beside it. With trusted keys configured, a build is accepted only if its signature verifies
+//! with one of them; the signer's key id (as minisign prints it) goes into the decision log.
+//! Pure: the caller reads the files. Verification is `minisign-verify`'s.
+
+use base64::Engine as _;
+use minisign_verify::{PublicKey, Signature};
+
+/// A public key builds may be signed with.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    /// The key id, as `minisign` prints it (16 upper-case hex digits).
+    pub id: String,
+    key: PublicKey,
+}
+
+impl TrustedKey {
+    /// A key from a minisign public-key file's text (or its base64 line alone).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+            .ok_or("no public key in it")?;
+        let key =
+            PublicKey::from_base64(line).map_err(|e| format!("not a minisign public key: {e}"))?;
+        let id = key_id(line, 2).ok_or("not a minisign public key")?;
+        Ok(Self { id, key })
+    }
+}
+
+/// The key id in a base64 key or signature line: the 8 bytes after the 2-byte algorithm,
+/// printed as minisign prints it (little-endian, upper-case hex).
+fn key_id(base64_line: &str, at: usize) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(base64_line.trim())
+        .ok()?;
+    let id: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+    Some(format!("{:016X}", u64::from_le_bytes(id)))
+}
+
+/// Checks `signature` (the text of `<file>.minisig`, `None` when there is none) over `bytes`
+/// against `trusted`. The signer's key id, or why the build is refused.
+pub fn verify(
+    bytes: &[u8],
+    signature: Option<&str>,
+    trusted: &[TrustedKey],
+) -> Result<String, String> {
+    let Some(text) = signature else {
+        return Err(
+            "unsigned: signatures are required and there is no <file>.minisig beside it".into(),
+        );
+    };
+    let parsed = Signature::decode(text)
+        .map_err(|e| format!("the .minisig is not a minisign signature: {e}"))?;
+    let signer = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.contains("comment:"))
+        .and_then(|line| key_id(line, 2))
+        .unwrap_or_else(|| "?".into());
+    let Some(key) = trusted.iter().find(|k| k.id == signer) else {
+        let ids: Vec<&str> = trusted.iter().map(|k| k.id.as_str()).collect();
+        return Err(format!(
+            "signed by key {signer}, which is not trusted (trusted: {})",
+            ids.join(", ")
+        ));
+    };
+    key.key.verify(bytes, &parsed, false).map_err(|e| {
+        format!("the signature by key {signer} does not match these bytes (tampered, or signed another file): {e}")
+    })?;
+    Ok(signer)
+}
+
+#[cfg(test)]
+mod tests;

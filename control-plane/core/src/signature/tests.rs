@@ -1,0 +1,56 @@
+//! Against keys and signatures made with the `minisign` tool (`testdata/`).
+
+use super::*;
+
+const A_PUB: &str = include_str!("testdata/a.pub");
+const B_PUB: &str = include_str!("testdata/b.pub");
+const BUILD: &[u8] = include_bytes!("testdata/build.wasm");
+const BY_A: &str = include_str!("testdata/by-a.minisig");
+const BY_B: &str = include_str!("testdata/by-b.minisig");
+
+fn key(text: &str) -> TrustedKey {
+    TrustedKey::parse(text).expect("a public key")
+}
+
+#[test]
+fn the_key_id_is_the_one_minisign_prints() {
+    let a = key(A_PUB);
+    let printed = A_PUB.lines().next().and_then(|l| l.rsplit(' ').next());
+    assert_eq!(Some(a.id.as_str()), printed);
+    let bare = A_PUB.lines().nth(1).expect("base64 line");
+    assert_eq!(key(bare).id, a.id, "the base64 line alone works too");
+}
+
+#[test]
+fn a_build_signed_by_a_trusted_key_passes_with_its_signer() {
+    let a = key(A_PUB);
+    assert_eq!(
+        verify(BUILD, Some(BY_A), &[key(B_PUB), a.clone()]),
+        Ok(a.id)
+    );
+}
+
+#[test]
+fn unsigned_untrusted_and_tampered_builds_are_refused_with_the_reason() {
+    let trusted = [key(A_PUB)];
+    let unsigned = verify(BUILD, None, &trusted).expect_err("unsigned");
+    assert!(unsigned.starts_with("unsigned"), "{unsigned}");
+    let other = verify(BUILD, Some(BY_B), &trusted).expect_err("untrusted");
+    assert!(
+        other.contains(&key(B_PUB).id) && other.contains("not trusted"),
+        "{other}"
+    );
+    let mut tampered = BUILD.to_vec();
+    tampered[0] ^= 1;
+    let err = verify(&tampered, Some(BY_A), &trusted).expect_err("tampered");
+    assert!(err.contains("does not match these bytes"), "{err}");
+    let garbage = verify(BUILD, Some("not a signature"), &trusted).expect_err("garbage");
+    assert!(garbage.contains("not a minisign signature"), "{garbage}");
+}
+
+#[test]
+fn a_bad_key_file_is_a_clear_error() {
+    assert!(TrustedKey::parse("").is_err());
+    let err = TrustedKey::parse("untrusted comment: x\nnot base64!").expect_err("bad");
+    assert!(err.contains("not a minisign public key"), "{err}");
+}

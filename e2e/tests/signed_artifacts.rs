@@ -1,0 +1,149 @@
+//! With `--trusted-key`, builds must be signed (a detached `<file>.minisig` made with the
+//! `minisign` tool): an unsigned build, one signed by another key and a tampered one are each
+//! refused before they are stored, with the reason, and the proxy never sees them; a build
+//! whose signature arrives after it is looked at again, rolls out, and shows its signer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::paths::filter_artifact;
+use e2e::{Mesh, eventually};
+use meshplug::store::sha256_hex;
+
+const CONFIG: &str =
+    r#"{"api_keys": ["test-key-1"], "rules": [{"prefix": "/open", "anonymous": true}]}"#;
+
+/// A minisign key pair in `dir` named `name`; the public key file and its id.
+fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
+    let public = dir.join(format!("{name}.pub"));
+    let secret = dir.join(format!("{name}.sec"));
+    let status = Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(&public)
+        .arg("-s")
+        .arg(&secret)
+        .output()
+        .expect("minisign (make setup installs it)");
+    assert!(status.status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&public).expect("public key");
+    let id = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .expect("key id")
+        .to_string();
+    (public, secret, id)
+}
+
+/// Signs `file` with `secret` into `out`.
+fn sign(secret: &Path, file: &Path, out: &Path) {
+    let status = Command::new("minisign")
+        .args(["-S", "-s"])
+        .arg(secret)
+        .arg("-m")
+        .arg(file)
+        .arg("-x")
+        .arg(out)
+        .output()
+        .expect("minisign");
+    assert!(status.status.success(), "{status:?}");
+}
+
+async fn refusal_of(mesh: &Mesh, sha: &str) -> String {
+    eventually(Duration::from_secs(20), "a refusal", || async {
+        let plugin = mesh
+            .control_plane
+            .plugin("authz")
+            .await
+            .map_err(|e| e.to_string())?;
+        let rejection = &plugin["last_rejection"];
+        match rejection["reason"].as_str() {
+            Some(reason) if rejection["sha256"] == sha => Ok(reason.to_string()),
+            _ => Err(format!("{plugin}")),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_builds_signed_by_a_trusted_key_roll_out() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (trusted_pub, trusted_sec, trusted_id) = keypair(keys.path(), "trusted");
+    let (_, other_sec, other_id) = keypair(keys.path(), "other");
+    let trusted_arg = trusted_pub.display().to_string();
+    let mesh = Mesh::start_with(&["--trusted-key", &trusted_arg])
+        .await
+        .expect("mesh starts");
+    mesh.publish_config("authz", CONFIG).await.expect("config");
+    let build_a = filter_artifact("test/authz-a.wasm").expect("test filters built");
+    let bytes_a = std::fs::read(&build_a).expect("read");
+    let sha_a = sha256_hex(&bytes_a);
+
+    // Unsigned.
+    let staged = keys.path().join("authz.wasm");
+    std::fs::write(&staged, &bytes_a).expect("stage");
+    mesh.publish("authz.wasm", &bytes_a).expect("publish");
+    let reason = refusal_of(&mesh, &sha_a).await;
+    assert!(reason.starts_with("unsigned"), "{reason}");
+    let (tag, _) = mesh.served_by(0).await.expect("request");
+    assert_eq!(tag, "-", "the proxy never saw it");
+    assert!(
+        !mesh.dir().join(format!("data/store/{sha_a}.wasm")).exists(),
+        "not stored"
+    );
+
+    // Signed by a key that is not trusted: the signature arrives, the build is looked at again.
+    let other_sig = keys.path().join("by-other.minisig");
+    sign(&other_sec, &staged, &other_sig);
+    mesh.publish(
+        "authz.wasm.minisig",
+        &std::fs::read(&other_sig).expect("sig"),
+    )
+    .expect("publish signature");
+    let reason = eventually(Duration::from_secs(20), "the untrusted refusal", || async {
+        let reason = refusal_of(&mesh, &sha_a).await;
+        match reason.contains("not trusted") {
+            true => Ok(reason),
+            false => Err(reason),
+        }
+    })
+    .await;
+    assert!(reason.contains(&other_id), "{reason}");
+
+    // Tampered: a byte of the build flipped under a valid signature of the original.
+    let trusted_sig = keys.path().join("by-trusted.minisig");
+    sign(&trusted_sec, &staged, &trusted_sig);
+    let mut tampered = bytes_a.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    mesh.publish(
+        "authz.wasm.minisig",
+        &std::fs::read(&trusted_sig).expect("sig"),
+    )
+    .expect("publish signature");
+    // The signature alone makes the untampered build acceptable: wait for that first...
+    mesh.wait_until_served_by(0, "authz/a").await;
+    let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
+    assert_eq!(
+        plugin["artifact"]["signer"],
+        trusted_id.as_str(),
+        "{plugin}"
+    );
+    let table = meshplug::client::plugins_table(
+        &mesh
+            .control_plane
+            .api("/api/v1/plugins")
+            .await
+            .expect("plugins"),
+    );
+    assert!(table.contains(&trusted_id), "{table}");
+    // ...then the tampered bytes arrive with that same signature, and are refused.
+    let sha_t = sha256_hex(&tampered);
+    mesh.publish("authz.wasm", &tampered)
+        .expect("publish tampered");
+    let reason = refusal_of(&mesh, &sha_t).await;
+    assert!(reason.contains("does not match these bytes"), "{reason}");
+    let (tag, code) = mesh.served_by(0).await.expect("request");
+    assert_eq!((tag.as_str(), code), ("authz/a", 200), "A keeps serving");
+}
