@@ -6,6 +6,7 @@ fn artifact(sha: &str) -> PublishedArtifact {
         sha256: sha.into(),
         path: PathBuf::from(format!("/s/{sha}.wasm")),
         envoy_version: None,
+        signer: None,
     }
 }
 
