@@ -1,7 +1,9 @@
 //! Three hosts, none of which can read the control plane's store: build A then build B of
 //! `authz` reach every host's Envoy through its agent, first as `.wasm`, then (a fresh mesh)
 //! as `.so`, and every host serves the new build. Each host's cache holds the verified copy
-//! its Envoy loads.
+//! its Envoy loads. Then a module that is not ours (hand-written proxy-wasm, no SDK, no
+//! heartbeat counter) replaces it on every host, and every host answers with it: an ACK of a
+//! cached local file means the module runs, whatever it counts.
 
 use e2e::Mesh;
 use e2e::paths::filter_artifact;
@@ -80,6 +82,30 @@ async fn swap(kind: &str, file: &str, a: &str, b: &str) {
         .expect("nodes");
     for node in nodes["nodes"].as_array().expect("nodes") {
         assert_eq!(node["delivery"], "agent", "{node}");
+    }
+}
+
+/// A proxy-wasm module written by hand: it answers every request with 418 and a fixed body,
+/// and defines no metrics at all.
+fn foreign_module() -> Vec<u8> {
+    let reply = "(drop (call $reply (i32.const 418) (i32.const 0) (i32.const 0) \
+                 (i32.const 16) (i32.const 27) (i32.const 0) (i32.const 0) (i32.const -1))) \
+                 (i32.const 1)";
+    let text =
+        meshplug_preflight::testing::proxy_wasm_wat("(i32.const 1)", "(i32.const 1)", reply, "");
+    wat::parse_str(text).expect("valid WAT")
+}
+
+async fn foreign_module_everywhere(mesh: &Mesh) {
+    let module = foreign_module();
+    let sha = sha256_hex(&module);
+    mesh.publish("authz.wasm", &module).expect("publish");
+    for i in 0..HOSTS {
+        mesh.wait_until_acked(&format!("envoy-{}", i + 1), "authz", &sha)
+            .await;
+        let answer = mesh.get(i, "/anything", &[]).await.expect("request");
+        assert_eq!(answer.status, 418, "host {i}: {answer:?}");
+        assert_eq!(answer.body, "refusing this configuration", "host {i}");
     }
 }
 
