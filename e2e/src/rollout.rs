@@ -233,6 +233,22 @@ impl RolloutMesh {
         .await
     }
 
+    /// Waits until `sha` rolls out to its first cohort; asserts it is one canary and returns
+    /// the rollout record.
+    pub async fn wait_for_one_canary(&self, sha: &str) -> Value {
+        let record = self
+            .wait_for("a canary", Duration::from_secs(20), |p| {
+                p["rollout"]["to"]["sha256"] == sha
+            })
+            .await;
+        assert_eq!(
+            record["rollout"]["canary"].as_array().map(Vec::len),
+            Some(1),
+            "one canary first: {record}"
+        );
+        record
+    }
+
     /// Waits until every Envoy ACKed a version of the filter starting with `sha` and answers
     /// with build `variant`.
     pub async fn wait_everywhere(&self, sha: &str, variant: &str, timeout: Duration) {

@@ -75,6 +75,9 @@ async fn swap(kind: &str, file: &str, a: &str, b: &str) {
         }
         assert_store_hidden(&mesh, &sha);
     }
+    if kind == "wasm" {
+        foreign_module_everywhere(&mesh).await;
+    }
     let nodes = mesh
         .control_plane
         .api("/api/v1/nodes")

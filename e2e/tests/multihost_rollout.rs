@@ -14,16 +14,7 @@ async fn a_canary_across_hosts_promotes_a_good_build_and_rolls_a_bad_one_back() 
         .await
         .expect("good version deployed");
     let (next, _) = bed.publish("good-v2").expect("publish v2");
-    let canary = bed
-        .wait_for("a canary and a baseline", Duration::from_secs(20), |p| {
-            p["rollout"]["to"]["sha256"] == next.as_str()
-        })
-        .await;
-    assert_eq!(
-        canary["rollout"]["canary"].as_array().map(Vec::len),
-        Some(1),
-        "one host first: {canary}"
-    );
+    bed.wait_for_one_canary(&next).await;
     let done = bed
         .wait_for("promotion", Duration::from_secs(90), |p| {
             p["last_good"]["sha256"] == next.as_str()

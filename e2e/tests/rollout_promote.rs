@@ -14,16 +14,7 @@ async fn a_good_version_is_promoted_through_every_step() {
         .await
         .expect("good version deployed");
     let (next, published) = bed.publish("good-v2").expect("publish v2");
-    let canary = bed
-        .wait_for("a canary and a baseline", Duration::from_secs(20), |p| {
-            p["rollout"]["to"]["sha256"] == next.as_str()
-        })
-        .await;
-    assert_eq!(
-        canary["rollout"]["canary"].as_array().map(Vec::len),
-        Some(1),
-        "{canary}"
-    );
+    let canary = bed.wait_for_one_canary(&next).await;
     assert_eq!(
         canary["rollout"]["baseline"].as_array().map(Vec::len),
         Some(1),

@@ -325,34 +325,14 @@ impl Nodes {
                 }
             }
             NodeEvent::Nacked(filters, error) => {
-                for f in filters {
-                    let state = node.filters.entry(f.name.clone()).or_default();
-                    // A NACK lists every resource of the response; the one already ACKed at
-                    // this version is not what the node rejected.
-                    if state.acked.as_deref() == Some(f.version.as_str()) {
-                        continue;
-                    }
-                    state.last_nack = Some(Nack {
-                        version: f.version.clone(),
-                        error: error.clone(),
-                        at_unix_ms: now_ms,
-                    });
-                }
+                refuse(node, filters, error, now_ms, |state, nack| {
+                    state.last_nack = Some(nack);
+                });
             }
             NodeEvent::FetchFailed(filters, reason) => {
-                for f in filters {
-                    let state = node.filters.entry(f.name.clone()).or_default();
-                    // As with a NACK, a resource already running at this version is not the
-                    // one the agent could not fetch.
-                    if state.acked.as_deref() == Some(f.version.as_str()) {
-                        continue;
-                    }
-                    state.last_fetch_failure = Some(Nack {
-                        version: f.version.clone(),
-                        error: reason.clone(),
-                        at_unix_ms: now_ms,
-                    });
-                }
+                refuse(node, filters, reason, now_ms, |state, failure| {
+                    state.last_fetch_failure = Some(failure);
+                });
             }
         }
         self.dirty = true;
@@ -425,6 +405,30 @@ impl Nodes {
             self.connected -= usize::from(node.connected);
             self.dirty = true;
         }
+    }
+}
+
+/// Records a refusal (a NACK, or an agent's fetch failure) of `filters` with `record`. A
+/// refusal lists every resource of the response; the one already ACKed at this version is not
+/// what was refused.
+fn refuse(
+    node: &mut Node,
+    filters: &[FilterVersion],
+    error: &str,
+    now_ms: u64,
+    record: impl Fn(&mut FilterOnNode, Nack),
+) {
+    for f in filters {
+        let state = node.filters.entry(f.name.clone()).or_default();
+        if state.acked.as_deref() == Some(f.version.as_str()) {
+            continue;
+        }
+        let nack = Nack {
+            version: f.version.clone(),
+            error: error.to_string(),
+            at_unix_ms: now_ms,
+        };
+        record(state, nack);
     }
 }
 
