@@ -108,8 +108,7 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
     tracing::info!(listen = %bound, control_plane = %upstream,
         cache = %config.cache_dir.display(), dropped, "agent serving");
     if let Some(path) = &config.ready_file {
-        let json = serde_json::json!({ "listen": bound });
-        std::fs::write(path, json.to_string()).map_err(Error::io("writing ready file", path))?;
+        crate::serve::write_ready_file(path, &serde_json::json!({ "listen": bound }))?;
     }
     let agent = Agent { upstream, fetcher };
     tonic::transport::Server::builder()

@@ -10,7 +10,6 @@
 //! `meshplug_artifact_bytes_served_total`, `meshplug_artifact_fetches_in_flight`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::artifact::ArtifactKind;
+use crate::store::Store;
 
 mod hot;
 mod metrics;
@@ -49,8 +49,8 @@ pub type Withheld = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// The service's state.
 #[derive(Clone)]
 pub struct ArtifactService {
-    /// The store folder (`<data>/store`).
-    pub store: PathBuf,
+    /// The store (`<data>/store`).
+    pub store: Store,
     /// Asks the rollout state whether a sha is withheld.
     pub withheld: Withheld,
     /// Bodies streaming at once.
@@ -66,7 +66,7 @@ pub struct ArtifactService {
 impl std::fmt::Debug for ArtifactService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArtifactService")
-            .field("store", &self.store)
+            .field("store", &self.store.dir())
             .field("available", &self.permits.available_permits())
             .finish_non_exhaustive()
     }
@@ -109,7 +109,7 @@ async fn answer(service: &ArtifactService, file: &str, request: Request) -> (Out
         let reply = (StatusCode::NOT_FOUND, "not an artifact name\n");
         return (Outcome::NotFound, reply.into_response());
     };
-    let path = service.store.join(format!("{sha}.{}", kind.extension()));
+    let path = service.store.path_for(sha, kind);
     if !path.is_file() {
         let reply = (StatusCode::NOT_FOUND, "no such artifact\n");
         return (Outcome::NotFound, reply.into_response());
@@ -157,21 +157,8 @@ async fn answer(service: &ArtifactService, file: &str, request: Request) -> (Out
         StatusCode::PARTIAL_CONTENT => Outcome::Partial,
         _ => Outcome::Failed,
     };
-    let metrics = Arc::clone(&service.metrics);
-    metrics.started();
-    let guard = InFlight {
-        metrics: Arc::clone(&metrics),
-        _permit: permit,
-    };
-    let stream = Body::new(body).into_data_stream().map(move |chunk| {
-        // The turn is held until the body is done (or the client went away).
-        let _held = &guard;
-        if let Ok(bytes) = &chunk {
-            metrics.served_bytes(bytes.len());
-        }
-        chunk
-    });
-    let mut reply = Response::from_parts(parts, Body::from_stream(stream));
+    let body = counted(service, permit, Body::new(body).into_data_stream());
+    let mut reply = Response::from_parts(parts, body);
     set_cache_headers(&mut reply, &etag);
     (outcome, reply)
 }
@@ -205,21 +192,9 @@ async fn whole(
             bytes
         }
     };
-    let metrics = Arc::clone(&service.metrics);
-    metrics.started();
-    let guard = InFlight {
-        metrics: Arc::clone(&metrics),
-        _permit: permit,
-    };
     let len = bytes.len();
-    let body = futures::stream::iter([Ok::<Bytes, std::io::Error>(bytes)]).map(move |chunk| {
-        let _held = &guard;
-        if let Ok(bytes) = &chunk {
-            metrics.served_bytes(bytes.len());
-        }
-        chunk
-    });
-    let mut reply = Response::new(Body::from_stream(body));
+    let whole = futures::stream::iter([Ok::<Bytes, std::io::Error>(bytes)]);
+    let mut reply = Response::new(counted(service, permit, whole));
     let headers = reply.headers_mut();
     let content_type = match kind {
         ArtifactKind::Wasm => "application/wasm",
@@ -230,6 +205,28 @@ async fn whole(
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     set_cache_headers(&mut reply, etag);
     Ok(reply)
+}
+
+/// `chunks` as a body that holds `permit` (and counts itself in flight) until it is done or
+/// the client went away, counting the bytes it sends.
+fn counted<S, E>(service: &ArtifactService, permit: OwnedSemaphorePermit, chunks: S) -> Body
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Into<axum::BoxError> + 'static,
+{
+    let metrics = Arc::clone(&service.metrics);
+    metrics.started();
+    let guard = InFlight {
+        metrics: Arc::clone(&metrics),
+        _permit: permit,
+    };
+    Body::from_stream(chunks.map(move |chunk| {
+        let _held = &guard;
+        if let Ok(bytes) = &chunk {
+            metrics.served_bytes(bytes.len());
+        }
+        chunk
+    }))
 }
 
 /// A body streaming: gives its turn back when dropped.

@@ -33,6 +33,7 @@ use crate::xds_metrics::XdsMetrics;
 mod admin;
 mod alerts;
 mod folder;
+pub(crate) use folder::write_ready_file;
 mod grpc;
 mod reload;
 mod ticks;
@@ -140,11 +141,12 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         artifacts: artifacts_listener.as_ref().map(local_addr).transpose()?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    if let (Some(listener), Some(artifacts)) = (artifacts_listener, &config.artifacts) {
+    let artifacts = (artifacts_listener, &config.artifacts, bound.artifacts);
+    if let (Some(listener), Some(artifacts), Some(addr)) = artifacts {
         let url = artifacts
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", bound.artifacts.unwrap_or(artifacts.addr)));
+            .unwrap_or_else(|| format!("http://{addr}"));
         let service = parts.artifact_service(artifacts.max_in_flight);
         let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
         engine.set_artifacts_url(Some(url));
@@ -220,7 +222,7 @@ impl Parts {
     fn artifact_service(&self, max_in_flight: usize) -> ArtifactService {
         let engine = Arc::clone(&self.engine);
         ArtifactService {
-            store: self.ingest.store.dir().to_path_buf(),
+            store: self.ingest.store.clone(),
             withheld: Arc::new(move |sha: &str| {
                 let engine = engine.lock().unwrap_or_else(PoisonError::into_inner);
                 engine.artifact_withheld(sha)

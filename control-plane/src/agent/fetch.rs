@@ -1,6 +1,7 @@
 //! The agent's artifact cache: fetch a module once per host, check its sha256 while it
 //! streams in, and keep it at `<cache>/<sha256>.<ext>` (read-only, written then renamed, so a
-//! proxy never opens half a file). Bytes whose sha256 is not the one the control plane named
+//! proxy never opens half a file). The cache is laid out as the control plane's [`Store`]
+//! (same paths, same temp files, cleaned up the same way after a crash). Bytes whose sha256 is not the one the control plane named
 //! never reach that path.
 
 use std::collections::HashMap;
@@ -16,13 +17,14 @@ use tokio::io::AsyncWriteExt;
 use meshplug_envoy::ecds::RemoteModule;
 
 use crate::Error;
-use crate::store::sha256_hex;
+use crate::store::{Store, sha256_hex};
+use meshplug_core::digest::hex;
 
 /// The cache and the HTTP client that fills it.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     http: reqwest::Client,
-    dir: PathBuf,
+    cache: Store,
     /// Replaces the scheme and authority of every artifact URL (`http://host:port`).
     base: Option<String>,
     max_bytes: u64,
@@ -33,7 +35,7 @@ pub struct Fetcher {
 impl Fetcher {
     /// A cache in `dir` (created), fetching from the URLs resources name, or from `base`.
     pub fn new(dir: &Path, base: Option<String>, max_bytes: u64) -> Result<Self, Error> {
-        std::fs::create_dir_all(dir).map_err(Error::io("creating agent cache", dir))?;
+        let cache = Store::open(dir)?;
         // A fresh connection per fetch (fetches are rare): a pooled one could outlive a route
         // that is gone and hang until the read timeout instead of failing at connect.
         let http = reqwest::Client::builder()
@@ -49,7 +51,7 @@ impl Fetcher {
             })?;
         Ok(Self {
             http,
-            dir: dir.to_path_buf(),
+            cache,
             base: base.map(|b| b.trim_end_matches('/').to_string()),
             max_bytes,
             in_flight: Arc::default(),
@@ -58,8 +60,7 @@ impl Fetcher {
 
     /// Where `module` is (or will be) cached.
     pub fn path_for(&self, module: &RemoteModule) -> PathBuf {
-        self.dir
-            .join(format!("{}.{}", module.sha256, module.kind.extension()))
+        self.cache.path_for(&module.sha256, module.kind)
     }
 
     /// The URL `module` is fetched from.
@@ -111,7 +112,7 @@ impl Fetcher {
             let first = body.lines().next().unwrap_or("").trim();
             return Err(fail(format!("HTTP {status}: {first}")));
         }
-        let tmp = self.dir.join(format!(".{}.part", module.sha256));
+        let tmp = self.cache.temp_path(&module.sha256);
         let result = self.write_hashed(response, &tmp, &fail).await;
         let (size, sha) = match result {
             Ok(done) => done,
@@ -166,7 +167,8 @@ impl Fetcher {
     /// hand edit). Returns how many were dropped.
     pub fn verify_cache(&self) -> Result<usize, Error> {
         let mut dropped = 0;
-        let entries = std::fs::read_dir(&self.dir).map_err(Error::io("reading", &self.dir))?;
+        let dir = self.cache.dir();
+        let entries = std::fs::read_dir(dir).map_err(Error::io("reading", dir))?;
         for entry in entries.flatten() {
             let path = entry.path();
             let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
@@ -185,10 +187,6 @@ impl Fetcher {
         }
         Ok(dropped)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An error with its causes, e.g. `error sending request: connection refused`.

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::*;
-use crate::store::sha256_hex;
+use crate::store::{Store, sha256_hex};
 
 struct Served {
     base: String,
@@ -24,7 +24,7 @@ async fn serve(permits: usize, size: u32) -> Served {
     let q = Arc::clone(&quarantined);
     let metrics = Arc::new(ArtifactMetrics::default());
     let service = ArtifactService {
-        store: dir.path().to_path_buf(),
+        store: Store::open(dir.path()).expect("store"),
         withheld: Arc::new(move |sha: &str| {
             q.lock()
                 .expect("lock")

@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use meshplug_core::nodes::{Delivery, FETCH_FAILED_PREFIX, Node, NodeEvent, Nodes};
+use meshplug_core::nodes::{Delivery, Node, NodeEvent, Nodes};
 use tokio::sync::mpsc;
 use xds::{NodeInfo, SnapshotCache, XdsEvent, type_url};
 
-use translate::{filters, identity};
+use translate::{filters, identity, refusal};
 
 use meshplug_core::rollout::commands::{self, Command};
 use meshplug_core::rollout::effects::{Count, Effects};
@@ -329,11 +329,7 @@ impl Engine {
                 error,
                 ..
             } if t == type_url::EXTENSION_CONFIG => {
-                let nack = match error.strip_prefix(FETCH_FAILED_PREFIX) {
-                    Some(reason) => NodeEvent::FetchFailed(filters(resources), reason.into()),
-                    None => NodeEvent::Nacked(filters(resources), error.clone()),
-                };
-                self.nodes.apply(id, &nack, now_ms);
+                self.nodes.apply(id, &refusal(resources, error), now_ms);
                 let mut fx = Effects::default();
                 let world = world!(self);
                 evaluate_all(&mut self.rollouts, &world, now_ms, false, &mut fx);

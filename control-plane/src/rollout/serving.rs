@@ -97,7 +97,7 @@ impl Serving {
 
     /// Proxies behind an agent are served remote modules from `url` from now on.
     pub(super) fn set_artifacts_url(&mut self, url: Option<String>) {
-        self.artifacts_url = url.map(|u| u.trim_end_matches('/').to_string());
+        self.artifacts_url = url;
         self.resources.clear();
     }
 
@@ -118,24 +118,27 @@ impl Serving {
         delivery: Delivery,
     ) -> PreparedResource {
         // Without an artifact service an agent's proxy gets the local path, as before.
-        let delivery = match self.artifacts_url {
-            Some(_) => delivery,
+        let remote = match delivery {
+            Delivery::Agent => self.artifacts_url.as_deref(),
+            Delivery::Local => None,
+        };
+        let delivery = match remote {
+            Some(_) => Delivery::Agent,
             None => Delivery::Local,
         };
         let key = (plugin.to_string(), release.version.clone(), delivery);
-        let uri = self
-            .artifacts_url
-            .as_ref()
-            .map(|base| crate::artifacts::artifact_url(base, &release.sha256, release.kind));
         self.resources
             .entry(key)
             .or_insert_with(|| {
-                let module = match (delivery, &uri) {
-                    (Delivery::Agent, Some(uri)) => ModuleSource::Remote {
+                let uri = remote.map(|base| {
+                    crate::artifacts::artifact_url(base, &release.sha256, release.kind)
+                });
+                let module = match &uri {
+                    Some(uri) => ModuleSource::Remote {
                         uri,
                         sha256: &release.sha256,
                     },
-                    _ => ModuleSource::Local(&release.path),
+                    None => ModuleSource::Local(&release.path),
                 };
                 let body = extension_config(&FilterDeployment {
                     name: plugin,

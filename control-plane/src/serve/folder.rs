@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::BoundAddrs;
 use crate::Error;
 use crate::artifact::{WatchedFile, classify};
 use crate::ingest::{Ingest, IngestOutcome};
@@ -50,8 +49,8 @@ pub(super) fn existing_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(files.into_iter().map(|(_, path)| path).collect())
 }
 
-/// Writes the bound addresses to `path` atomically.
-pub(super) fn write_ready_file(path: &Path, bound: &BoundAddrs) -> Result<(), Error> {
+/// Writes the bound addresses (`BoundAddrs`, or the agent's) to `path` atomically.
+pub(crate) fn write_ready_file(path: &Path, bound: &impl serde::Serialize) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_vec(bound)?).map_err(Error::io("writing", &tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::io("renaming", path))

@@ -38,6 +38,14 @@ pub struct CanaryNode {
     pub load_errors: u64,
 }
 
+impl CanaryNode {
+    /// Whether its module is (or may still be) on its way through an agent: it has reported
+    /// a fetch failure, or it is behind an agent and has not answered.
+    pub fn fetching(&self) -> bool {
+        self.fetch_failure.is_some() || self.behind_agent
+    }
+}
+
 /// The traffic the canary and its comparison saw, for a look that is due.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrafficInput {
@@ -243,13 +251,12 @@ fn hard_gates(input: &LookInput<'_>) -> Option<Verdict> {
     let late = |node: &CanaryNode| {
         !node.acked && input.now_ms.saturating_sub(node.pushed_at_ms) > deadline_of(policy, node)
     };
-    let fetching = |node: &CanaryNode| node.fetch_failure.is_some() || node.behind_agent;
     let rejected: Vec<String> = input
         .canary
         .iter()
         .filter_map(|node| match &node.nack {
             Some(error) => Some(format!("{} NACKed: {error}", node.id)),
-            None if late(node) && !fetching(node) => Some(format!(
+            None if late(node) && !node.fetching() => Some(format!(
                 "{} did not ACK within {:?}",
                 node.id, policy.ack_deadline
             )),
@@ -262,7 +269,7 @@ fn hard_gates(input: &LookInput<'_>) -> Option<Verdict> {
     let unfetched: Vec<String> = input
         .canary
         .iter()
-        .filter(|node| node.nack.is_none() && fetching(node) && late(node))
+        .filter(|node| node.nack.is_none() && node.fetching() && late(node))
         .map(|node| {
             let why = node
                 .fetch_failure
@@ -321,7 +328,7 @@ fn over_share(input: &LookInput<'_>, failed: &[String]) -> Option<String> {
 /// How long `node` may take to ACK: the fetch deadline when its module comes through an
 /// agent, the ACK deadline otherwise.
 fn deadline_of(policy: &Policy, node: &CanaryNode) -> u64 {
-    match node.fetch_failure.is_some() || node.behind_agent {
+    match node.fetching() {
         true => millis(policy.fetch_deadline),
         false => millis(policy.ack_deadline),
     }

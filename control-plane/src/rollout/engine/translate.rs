@@ -1,7 +1,7 @@
 //! The edge between xDS and the node model: stream events name nodes and resources in the
 //! `xds` crate's types; the node model takes its own.
 
-use meshplug_core::nodes::{FilterVersion, NodeIdentity};
+use meshplug_core::nodes::{FETCH_FAILED_PREFIX, FilterVersion, NodeEvent, NodeIdentity};
 use xds::{NodeInfo, ResourceVersion};
 
 /// What a proxy said about itself.
@@ -23,4 +23,13 @@ pub(super) fn filters(resources: &[ResourceVersion]) -> Vec<FilterVersion> {
             version: r.version.clone(),
         })
         .collect()
+}
+
+/// A refusal of a response carrying `resources`: the agent's fetch failure when its message
+/// says so (the prefix only `meshplug agent` writes), otherwise Envoy's NACK.
+pub(super) fn refusal(resources: &[ResourceVersion], error: &str) -> NodeEvent {
+    match error.strip_prefix(FETCH_FAILED_PREFIX) {
+        Some(reason) => NodeEvent::FetchFailed(filters(resources), reason.into()),
+        None => NodeEvent::Nacked(filters(resources), error.into()),
+    }
 }
