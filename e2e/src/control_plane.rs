@@ -200,16 +200,20 @@ async fn spawn(
         .stdout(log)
         .stderr(log_err);
     let mut process = ChildGuard::spawn("meshplug", &mut command)?;
-    let addrs = wait_for_ready_file(&mut process, &ready, &log_path).await?;
+    let addrs =
+        wait_for_ready_file(&mut process, &ready, &log_path, Duration::from_secs(30)).await?;
     Ok((process, addrs))
 }
 
-async fn wait_for_ready_file(
+/// Waits up to `timeout` for `process` (`meshplug serve` or `meshplug agent`) to write its
+/// ready file (written atomically); what it says.
+pub(crate) async fn wait_for_ready_file<T: serde::de::DeserializeOwned>(
     process: &mut ChildGuard,
     ready: &Path,
     log: &Path,
-) -> Result<BoundAddrs, HarnessError> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    timeout: Duration,
+) -> Result<T, HarnessError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Ok(bytes) = std::fs::read(ready) {
             return Ok(serde_json::from_slice(&bytes)?);
@@ -217,7 +221,8 @@ async fn wait_for_ready_file(
         if !process.is_running() || tokio::time::Instant::now() > deadline {
             let tail = std::fs::read_to_string(log).unwrap_or_default();
             return Err(HarnessError::NotReady(format!(
-                "meshplug did not become ready; log:\n{tail}"
+                "{} did not become ready; log:\n{tail}",
+                process.name()
             )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -245,25 +245,60 @@ impl Mesh {
         .await
     }
 
+    /// Waits up to `timeout` until `check` accepts filter `name` on node `node_id` as
+    /// `/api/v1/nodes` shows it; returns what `check` returned.
+    pub async fn wait_for_filter<T>(
+        &self,
+        (node_id, name): (&str, &str),
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&serde_json::Value) -> Result<T, String>,
+    ) -> T {
+        eventually(timeout, what, || async {
+            let status = self
+                .control_plane
+                .filter_on_node(node_id, name)
+                .await
+                .map_err(|e| e.to_string())?;
+            check(&status)
+        })
+        .await
+    }
+
     /// Waits (up to 30 s) until node `node_id` has ACKed a version of filter `name` built from
     /// the artifact with `sha256`.
     pub async fn wait_until_acked(&self, node_id: &str, name: &str, sha256: &str) {
-        eventually(
+        let what = format!("{node_id} to ACK {name} {}", &sha256[..12]);
+        self.wait_for_filter(
+            (node_id, name),
+            &what,
             Duration::from_secs(30),
-            &format!("{node_id} to ACK {name} {}", &sha256[..12]),
-            || async {
-                let status = self
-                    .control_plane
-                    .filter_on_node(node_id, name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match status["acked"].as_str() {
-                    Some(version) if version.starts_with(sha256) => Ok(()),
-                    _ => Err(format!("{status}")),
-                }
+            |status| match status["acked"].as_str() {
+                Some(version) if version.starts_with(sha256) => Ok(()),
+                _ => Err(format!("{status}")),
             },
         )
         .await;
+    }
+
+    /// Waits (up to 20 s) until node `node_id`'s agent reports it cannot fetch the version of
+    /// filter `name` the node should run; returns the filter's status and the reason.
+    pub async fn wait_for_fetch_failure(
+        &self,
+        node_id: &str,
+        name: &str,
+    ) -> (serde_json::Value, String) {
+        let what = format!("{node_id}'s fetch failure of {name}");
+        self.wait_for_filter((node_id, name), &what, Duration::from_secs(20), |status| {
+            let failure = &status["last_fetch_failure"];
+            match failure["error"].as_str() {
+                Some(error) if status["desired"] == failure["version"] => {
+                    Ok((status.clone(), error.to_string()))
+                }
+                _ => Err(format!("{status}")),
+            }
+        })
+        .await
     }
 
     /// GET `path` through Envoy number `envoy` with `headers`.

@@ -13,13 +13,19 @@ use std::time::Duration;
 use meshplug::bootstrap::BootstrapVars;
 
 use crate::HarnessError;
-use crate::control_plane::ControlPlane;
+use crate::control_plane::{ControlPlane, wait_for_ready_file};
 use crate::envoy::{DEFAULT_WORKERS, Envoy, EnvoyOptions, OnHost};
 use crate::hosts::HostNet;
 use crate::mesh::{Mesh, work_dir};
 use crate::paths::{bootstrap_template, meshplug_binary};
 use crate::process::ChildGuard;
 use crate::upstream::Upstream;
+
+/// What `meshplug agent --ready-file` writes.
+#[derive(serde::Deserialize)]
+struct AgentReady {
+    listen: SocketAddr,
+}
 
 /// The hosts, their agents, and how each host's Envoy was started (to start it again).
 #[derive(Debug)]
@@ -162,23 +168,9 @@ impl Mesh {
             .stdout(log)
             .stderr(log_err);
         let mut agent = ChildGuard::spawn("meshplug agent", &mut command)?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            let bound = std::fs::read(&ready)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["listen"].as_str()?.parse::<SocketAddr>().ok());
-            if let Some(addr) = bound {
-                break addr.port();
-            }
-            if !agent.is_running() || tokio::time::Instant::now() > deadline {
-                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(HarnessError::NotReady(format!(
-                    "agent on host {i} did not become ready; log:\n{tail}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let ready: AgentReady =
+            wait_for_ready_file(&mut agent, &ready, &log_path, Duration::from_secs(20)).await?;
+        let port = ready.listen.port();
         Ok((agent, port))
     }
 

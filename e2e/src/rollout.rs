@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use meshplug::bootstrap::BootstrapVars;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::paths::filter_artifact;
 use crate::relay::Relay;
@@ -53,10 +52,7 @@ pub struct RolloutMesh {
 /// sha256 of a file, hex.
 pub fn sha256_of(path: &PathBuf) -> Result<String, HarnessError> {
     let bytes = std::fs::read(path).map_err(HarnessError::io("reading artifact"))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(meshplug::store::sha256_hex(&bytes))
 }
 
 /// The built variant `testbed-<variant>.wasm`.

@@ -2,11 +2,9 @@
 //! body. Build B is published: host 0 runs it; on host 1 the sha256 check refuses the damaged
 //! bytes, nothing is cached, its Envoy keeps serving A, and its status says why.
 
-use std::time::Duration;
-
+use e2e::Mesh;
 use e2e::corrupting::CorruptingRelay;
 use e2e::paths::filter_artifact;
-use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 
 const CONFIG: &str =
@@ -39,20 +37,7 @@ async fn bytes_damaged_on_the_wire_are_refused_on_the_host_and_never_run() {
     mesh.publish_copy(&build_b, "authz.wasm")
         .expect("publish B");
     mesh.wait_until_served_by(0, "authz/b").await;
-    let reason = eventually(Duration::from_secs(20), "host 1's refusal", || async {
-        let status = mesh
-            .control_plane
-            .filter_on_node("envoy-2", "authz")
-            .await
-            .map_err(|e| e.to_string())?;
-        match status["last_fetch_failure"]["error"].as_str() {
-            Some(error) if status["desired"] == status["last_fetch_failure"]["version"] => {
-                Ok(error.to_string())
-            }
-            _ => Err(format!("{status}")),
-        }
-    })
-    .await;
+    let (_, reason) = mesh.wait_for_fetch_failure("envoy-2", "authz").await;
     assert!(reason.contains("sha256 mismatch"), "{reason}");
     assert!(reason.contains(&sha_b), "names the expected sha: {reason}");
     let cache = mesh.dir().join("host-1/cache");

@@ -3,10 +3,8 @@
 //! reason, and B is neither NACKed nor quarantined. The route comes back and host 0 runs B with
 //! no manual step.
 
-use std::time::Duration;
-
+use e2e::Mesh;
 use e2e::paths::filter_artifact;
-use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 
 const CONFIG: &str =
@@ -28,25 +26,7 @@ async fn a_host_cut_off_from_the_artifacts_keeps_its_filter_then_catches_up() {
     mesh.publish_copy(&build_b, "authz.wasm")
         .expect("publish B");
     mesh.wait_until_served_by(1, "authz/b").await;
-    let failure = eventually(
-        Duration::from_secs(20),
-        "host 0's fetch failure",
-        || async {
-            let status = mesh
-                .control_plane
-                .filter_on_node("envoy-1", "authz")
-                .await
-                .map_err(|e| e.to_string())?;
-            match status["last_fetch_failure"]["error"].as_str() {
-                Some(error) if status["desired"] == status["last_fetch_failure"]["version"] => {
-                    Ok((status.clone(), error.to_string()))
-                }
-                _ => Err(format!("{status}")),
-            }
-        },
-    )
-    .await;
-    let (status, reason) = failure;
+    let (status, reason) = mesh.wait_for_fetch_failure("envoy-1", "authz").await;
     assert!(
         reason.contains(&sha_b[..12]),
         "names the artifact: {reason}"

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use e2e::Mesh;
 use e2e::paths::filter_artifact;
-use e2e::{Mesh, eventually};
 
 /// Wasm header, then a type section (id 1) of three bytes that are not a valid type vector.
 const INVALID_MODULE: &[u8] = b"\0asm\x01\0\0\0\x01\x03\xff\xff\xff";
@@ -29,22 +29,17 @@ async fn nacked_module_is_recorded_and_not_resent() {
 
     mesh.publish("authz.wasm", INVALID_MODULE)
         .expect("publish bad");
-    let nack = eventually(
-        Duration::from_secs(20),
-        "the NACK to be recorded",
-        || async {
-            let status = mesh
-                .control_plane
-                .filter_on_node("envoy-1", "authz")
-                .await
-                .map_err(|e| e.to_string())?;
-            match status["last_nack"]["error"].as_str() {
+    let nack = mesh
+        .wait_for_filter(
+            ("envoy-1", "authz"),
+            "the NACK to be recorded",
+            Duration::from_secs(20),
+            |status| match status["last_nack"]["error"].as_str() {
                 Some(error) => Ok(error.to_string()),
                 None => Err(format!("no NACK yet: {status}")),
-            }
-        },
-    )
-    .await;
+            },
+        )
+        .await;
     assert!(
         nack.contains("Wasm"),
         "Envoy's error detail is kept: {nack}"

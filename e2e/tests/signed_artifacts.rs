@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use e2e::Mesh;
 use e2e::paths::filter_artifact;
-use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 
 const CONFIG: &str =
@@ -50,22 +50,6 @@ fn sign(secret: &Path, file: &Path, out: &Path) {
     assert!(status.status.success(), "{status:?}");
 }
 
-async fn refusal_of(mesh: &Mesh, sha: &str) -> String {
-    eventually(Duration::from_secs(20), "a refusal", || async {
-        let plugin = mesh
-            .control_plane
-            .plugin("authz")
-            .await
-            .map_err(|e| e.to_string())?;
-        let rejection = &plugin["last_rejection"];
-        match rejection["reason"].as_str() {
-            Some(reason) if rejection["sha256"] == sha => Ok(reason.to_string()),
-            _ => Err(format!("{plugin}")),
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_builds_signed_by_a_trusted_key_roll_out() {
     let keys = tempfile::tempdir().expect("tempdir");
@@ -84,7 +68,9 @@ async fn only_builds_signed_by_a_trusted_key_roll_out() {
     let staged = keys.path().join("authz.wasm");
     std::fs::write(&staged, &bytes_a).expect("stage");
     mesh.publish("authz.wasm", &bytes_a).expect("publish");
-    let reason = refusal_of(&mesh, &sha_a).await;
+    let reason = mesh
+        .wait_for_rejection("authz", &sha_a, "the unsigned build")
+        .await;
     assert!(reason.starts_with("unsigned"), "{reason}");
     let (tag, _) = mesh.served_by(0).await.expect("request");
     assert_eq!(tag, "-", "the proxy never saw it");
@@ -101,14 +87,15 @@ async fn only_builds_signed_by_a_trusted_key_roll_out() {
         &std::fs::read(&other_sig).expect("sig"),
     )
     .expect("publish signature");
-    let reason = eventually(Duration::from_secs(20), "the untrusted refusal", || async {
-        let reason = refusal_of(&mesh, &sha_a).await;
-        match reason.contains("not trusted") {
-            true => Ok(reason),
-            false => Err(reason),
-        }
-    })
-    .await;
+    let untrusted = "the build signed by an untrusted key to be refused";
+    let reason = mesh
+        .wait_for_plugin("authz", untrusted, Duration::from_secs(20), |plugin| {
+            match plugin["last_rejection"]["reason"].as_str() {
+                Some(reason) if reason.contains("not trusted") => Ok(reason.to_string()),
+                _ => Err(format!("not yet: {}", plugin["last_rejection"])),
+            }
+        })
+        .await;
     assert!(reason.contains(&other_id), "{reason}");
 
     // Tampered: a byte of the build flipped under a valid signature of the original.
@@ -142,7 +129,9 @@ async fn only_builds_signed_by_a_trusted_key_roll_out() {
     let sha_t = sha256_hex(&tampered);
     mesh.publish("authz.wasm", &tampered)
         .expect("publish tampered");
-    let reason = refusal_of(&mesh, &sha_t).await;
+    let reason = mesh
+        .wait_for_rejection("authz", &sha_t, "the tampered build")
+        .await;
     assert!(reason.contains("does not match these bytes"), "{reason}");
     let (tag, code) = mesh.served_by(0).await.expect("request");
     assert_eq!((tag.as_str(), code), ("authz/a", 200), "A keeps serving");
