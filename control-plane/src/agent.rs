@@ -24,6 +24,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Error;
+use crate::tls::ClientTls;
 
 mod fetch;
 mod stream;
@@ -45,12 +46,15 @@ pub struct AgentConfig {
     pub max_artifact_bytes: u64,
     /// A file to write the bound address to, as JSON, once serving.
     pub ready_file: Option<PathBuf>,
+    /// TLS to the control plane (ADS and artifacts); `None`: plain TCP.
+    pub tls: Option<ClientTls>,
 }
 
 /// The ADS service Envoy talks to.
 #[derive(Debug, Clone)]
 struct Agent {
     upstream: String,
+    tls: Option<ClientTls>,
     fetcher: Fetcher,
 }
 
@@ -66,7 +70,7 @@ impl AggregatedDiscoveryService for Agent {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let relayed = stream::relay(
-            self.upstream.clone(),
+            (self.upstream.clone(), self.tls.clone()),
             self.fetcher.clone(),
             request.into_inner(),
         )
@@ -88,10 +92,11 @@ impl AggregatedDiscoveryService for Agent {
 
 /// Runs the agent until `shutdown` completes.
 pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let fetcher = Fetcher::new(
+    let fetcher = Fetcher::with_tls(
         &config.cache_dir,
         config.artifacts_url.clone(),
         config.max_artifact_bytes,
+        config.tls.clone(),
     )?;
     let dropped = fetcher.verify_cache()?;
     let listener = TcpListener::bind(config.listen)
@@ -101,16 +106,26 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
         "reading the bound address",
         config.listen.to_string(),
     ))?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let upstream = match config.control_plane.contains("://") {
         true => config.control_plane.clone(),
-        false => format!("http://{}", config.control_plane),
+        false => format!("{scheme}://{}", config.control_plane),
     };
     tracing::info!(listen = %bound, control_plane = %upstream,
         cache = %config.cache_dir.display(), dropped, "agent serving");
     if let Some(path) = &config.ready_file {
         crate::serve::write_ready_file(path, &serde_json::json!({ "listen": bound }))?;
     }
-    let agent = Agent { upstream, fetcher };
+    let tls = config.tls;
+    let agent = Agent {
+        upstream,
+        tls,
+        fetcher,
+    };
     tonic::transport::Server::builder()
         .add_service(AggregatedDiscoveryServiceServer::new(agent))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

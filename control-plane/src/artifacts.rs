@@ -9,7 +9,6 @@
 //! logged and counted (`meshplug_artifact_fetches_total{result}`,
 //! `meshplug_artifact_bytes_served_total`, `meshplug_artifact_fetches_in_flight`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use tower_http::services::ServeFile;
 
 use crate::artifact::ArtifactKind;
 use crate::store::Store;
+use crate::tls::PeerAddr;
 
 mod hot;
 mod metrics;
@@ -92,7 +92,7 @@ fn parse_name(file: &str) -> Option<(&str, ArtifactKind)> {
 
 async fn fetch(
     State(service): State<ArtifactService>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
     Path(file): Path<String>,
     request: Request,
 ) -> Response {

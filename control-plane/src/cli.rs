@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::client::{manifests_table, plugins_table, rollout_table, status_table};
 use args::Command;
-use commands::{agent, bootstrap, control, serve, show, state, validate};
+use commands::{agent, bootstrap, control, pki, serve, show, state, validate};
 
 pub use args::Cli;
 
@@ -46,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             serde_json::json!({ "version": args.version }),
         ),
         Command::State(command) => state(command),
+        Command::Pki(command) => pki(command),
     }
 }
 

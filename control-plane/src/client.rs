@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::Error;
+use crate::tls::ClientTls;
 
 /// Talks to one control plane's admin API.
 #[derive(Debug, Clone)]
@@ -13,10 +14,14 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client of the admin API at `base` (e.g. `http://127.0.0.1:18080`).
-    pub fn new(base: &str, token: Option<String>) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
+    /// A client of the admin API at `base` (e.g. `http://127.0.0.1:18080`, or `https://…`
+    /// with `tls`).
+    pub fn new(base: &str, token: Option<String>, tls: Option<&ClientTls>) -> Result<Self, Error> {
+        let mut http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+        if let Some(tls) = tls {
+            http = tls.reqwest(http)?;
+        }
+        let http = http
             .build()
             .map_err(|e| Error::Admin(format!("HTTP client: {e}")))?;
         Ok(Self {

@@ -60,6 +60,12 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// A TLS certificate, key or CA did not load, or TLS flags do not fit together.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// `meshplug pki` could not make a certificate.
+    #[error("pki: {0}")]
+    Pki(String),
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),

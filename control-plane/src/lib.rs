@@ -24,11 +24,13 @@ pub mod ingest;
 pub mod manifest_watch;
 pub mod metrics_sink;
 pub mod mode;
+pub mod pki;
 pub mod preflight;
 pub mod refusals;
 pub mod rollout;
 pub mod serve;
 pub mod store;
+pub mod tls;
 pub mod watcher;
 pub mod xds_metrics;
 

@@ -13,20 +13,34 @@ use envoy_types::pb::io::prometheus::client::{Metric, MetricFamily};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::ingest::unix_ms;
+use crate::refusals::{Limit, Refusals};
 use crate::rollout::Engine;
 use crate::rollout::signals::{FlushSample, Histogram};
+use crate::tls::identity;
 
 /// Receives Envoy stats for the rollout engine.
 #[derive(Debug, Clone)]
 pub struct MetricsSink {
     engine: Arc<Mutex<Engine>>,
     stop: tokio::sync::watch::Receiver<bool>,
+    bind_identity: Option<Arc<Refusals>>,
 }
 
 impl MetricsSink {
     /// A sink feeding `engine`; its streams end (status OK) once `stop` turns true.
     pub fn new(engine: Arc<Mutex<Engine>>, stop: tokio::sync::watch::Receiver<bool>) -> Self {
-        Self { engine, stop }
+        Self {
+            engine,
+            stop,
+            bind_identity: None,
+        }
+    }
+
+    /// Accepts a stream only for the node its client certificate names
+    /// ([`identity::authorize`]); refusals are counted in `refusals`.
+    pub fn binding_identity(mut self, refusals: Arc<Refusals>) -> Self {
+        self.bind_identity = Some(refusals);
+        self
     }
 
     /// The tonic service.
@@ -41,6 +55,7 @@ impl MetricsService for MetricsSink {
         &self,
         request: Request<Streaming<StreamMetricsMessage>>,
     ) -> Result<Response<StreamMetricsResponse>, Status> {
+        let certs = request.peer_certs();
         let mut stream = request.into_inner();
         let mut node: Option<String> = None;
         let mut stop = self.stop.clone();
@@ -56,6 +71,15 @@ impl MetricsService for MetricsSink {
                     .as_ref()
                     .and_then(|i| i.node.as_ref())
                     .map(|n| n.id.clone());
+                if let (Some(id), Some(refusals)) = (&node, &self.bind_identity) {
+                    if let Err(reason) =
+                        identity::authorize(id, certs.as_deref().map(Vec::as_slice))
+                    {
+                        tracing::warn!(node = %id, %reason, "metrics stream refused");
+                        refusals.count(Limit::NodeIdentity);
+                        return Err(Status::permission_denied(reason));
+                    }
+                }
                 if let Some(id) = &node {
                     tracing::info!(node = %id, "metrics stream opened");
                 }

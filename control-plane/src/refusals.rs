@@ -16,6 +16,11 @@ pub enum Limit {
     ConfigBytes,
     /// An ADS stream whose node is over `--max-node-bytes`.
     NodeBytes,
+    /// An xDS or stats stream whose node id is not the identity in its client certificate.
+    NodeIdentity,
+    /// A TLS handshake that failed (no client certificate, one from another CA, a plain-TCP
+    /// client on a TLS port), on any listener.
+    TlsHandshake,
     /// An xDS connection closed after sending nothing for `--xds-idle-timeout-s`.
     IdleConnection,
 }
@@ -27,6 +32,8 @@ impl Limit {
             Self::ConfigBytes => "config_bytes",
             Self::NodeBytes => "node_bytes",
             Self::IdleConnection => "idle_connection",
+            Self::NodeIdentity => "node_identity",
+            Self::TlsHandshake => "tls_handshake",
         }
     }
 }
@@ -57,6 +64,15 @@ impl Refusals {
     /// Counters that are not exported (tests).
     pub fn unregistered() -> Self {
         Self::default()
+    }
+
+    /// How many inputs `limit` has refused.
+    pub fn get(&self, limit: Limit) -> u64 {
+        self.family
+            .get_or_create(&LimitLabel {
+                limit: limit.label(),
+            })
+            .get()
     }
 
     /// Counts one refusal by `limit`.

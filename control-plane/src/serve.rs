@@ -27,6 +27,7 @@ use crate::rollout::metrics::RolloutMetrics;
 use crate::rollout::state::{Decision, StateFiles};
 use crate::rollout::{Engine, Policy};
 use crate::store::Store;
+use crate::tls::{ServerTls, TlsFiles};
 use crate::watcher::ArtifactWatcher;
 use crate::xds_metrics::XdsMetrics;
 
@@ -74,6 +75,75 @@ pub struct ServeConfig {
     pub guards: Guards,
     /// Keys every build must be signed with (`<file>.minisig`); empty: not checked.
     pub trusted_keys: Vec<meshplug_core::signature::TrustedKey>,
+    /// TLS on every listener; `None`: plain TCP, the loopback default.
+    pub tls: Option<ServeTls>,
+    /// Serve the admin API on an address other than loopback without TLS.
+    pub insecure_admin: bool,
+}
+
+/// The control plane's certificate, and the CAs its clients' certificates chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeTls {
+    /// The server certificate chain (PEM), for every listener.
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// Proxies' and agents' CA: with it, ADS, stats and the artifact service require a
+    /// client certificate, and ADS and stats bind each node id to its certificate.
+    pub client_ca: Option<PathBuf>,
+    /// Admin clients' CA: with it, the admin API requires a client certificate too.
+    pub admin_client_ca: Option<PathBuf>,
+}
+
+/// Each listener's TLS, loaded before anything is bound (a bad file stops `serve` at once).
+#[derive(Debug, Default)]
+struct ListenerTls {
+    xds: Option<ServerTls>,
+    artifacts: Option<ServerTls>,
+    admin: Option<ServerTls>,
+}
+
+impl ListenerTls {
+    fn load(config: &ServeConfig) -> Result<Self, Error> {
+        let admin_ip = config.admin_addr.ip();
+        let Some(tls) = &config.tls else {
+            if !admin_ip.is_loopback() && !config.insecure_admin {
+                return Err(Error::Tls(format!(
+                    "refusing to serve the admin API on {} without TLS: its token and controls \
+                     would cross the network in the clear. Give --tls-cert and --tls-key, bind \
+                     it to loopback, or pass --insecure-admin",
+                    config.admin_addr
+                )));
+            }
+            return Ok(Self::default());
+        };
+        let files = |client_ca: &Option<PathBuf>| TlsFiles {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            client_ca: client_ca.clone(),
+        };
+        Ok(Self {
+            xds: Some(ServerTls::load(files(&tls.client_ca), &[b"h2"])?),
+            artifacts: match config.artifacts {
+                Some(_) => Some(ServerTls::load(files(&tls.client_ca), &[b"http/1.1"])?),
+                None => None,
+            },
+            admin: Some(ServerTls::load(
+                files(&tls.admin_client_ca),
+                &[b"http/1.1"],
+            )?),
+        })
+    }
+
+    /// Reloads each from its files when they change, until `stop`.
+    fn watch(&self, stop: &tokio::sync::watch::Receiver<bool>) {
+        for tls in [&self.xds, &self.artifacts, &self.admin]
+            .into_iter()
+            .flatten()
+        {
+            tls.spawn_reload(stop.clone());
+        }
+    }
 }
 
 /// Memory the artifact service may hold the artifacts being fetched in (each at most a
@@ -128,6 +198,7 @@ pub struct BoundAddrs {
 
 /// Runs the control plane until `shutdown` completes.
 pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let tls = ListenerTls::load(&config)?;
     let (parts, alerts) = Parts::open(&config)?;
     let xds_listener = bind(config.xds_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
@@ -141,21 +212,32 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         artifacts: artifacts_listener.as_ref().map(local_addr).transpose()?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tls.watch(&stop_rx);
+    let scheme = if tls.artifacts.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let artifacts = (artifacts_listener, &config.artifacts, bound.artifacts);
     if let (Some(listener), Some(artifacts), Some(addr)) = artifacts {
         let url = artifacts
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
         let service = parts.artifact_service(artifacts.max_in_flight);
         let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
         engine.set_artifacts_url(Some(url));
         drop(engine);
-        tokio::spawn(admin::serve_artifacts(listener, service, stop_rx.clone()));
+        tokio::spawn(admin::serve_artifacts(
+            (listener, tls.artifacts.clone()),
+            service,
+            Arc::clone(&parts.ingest.refusals),
+            stop_rx.clone(),
+        ));
     }
     let tasks = [
         tokio::spawn(grpc::serve_xds(
-            xds_listener,
+            (xds_listener, tls.xds.clone()),
             Arc::clone(&parts.cache),
             Arc::clone(&parts.engine),
             Arc::clone(&parts.xds_metrics),
@@ -168,8 +250,9 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
             stop_rx.clone(),
         )),
         tokio::spawn(admin::serve_admin(
-            admin_listener,
+            (admin_listener, tls.admin.clone()),
             parts.admin.clone(),
+            Arc::clone(&parts.ingest.refusals),
             stop_rx.clone(),
         )),
     ];

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use xds::{StreamId, XdsEvent, type_url};
+use xds::{RefusalCause, StreamId, XdsEvent, type_url};
 
 use crate::refusals::{Limit, Refusals};
 
@@ -103,9 +103,12 @@ impl XdsMetrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
-            XdsEvent::Refused { .. } => {
+            XdsEvent::Refused { cause, .. } => {
                 if let Some(refusals) = &self.refusals {
-                    refusals.count(Limit::NodeBytes);
+                    refusals.count(match cause {
+                        RefusalCause::NodeTooLarge => Limit::NodeBytes,
+                        RefusalCause::Unauthorized => Limit::NodeIdentity,
+                    });
                 }
             }
             // Connected proxies are counted by the node model: see `set_connected`.

@@ -20,6 +20,10 @@ pub enum XdsError {
         /// The limit.
         limit: usize,
     },
+    /// The stream's peer may not speak for the node it names (its certificate says another
+    /// identity, or it has none).
+    #[error("{0}")]
+    Unauthorized(String),
     /// A request could not be read (over the size limit, or not a DiscoveryRequest).
     #[error("reading a request: {0}")]
     Request(tonic::Status),
@@ -38,6 +42,7 @@ impl From<XdsError> for tonic::Status {
                 tonic::Status::invalid_argument(err.to_string())
             }
             XdsError::NodeTooLarge { .. } => tonic::Status::resource_exhausted(err.to_string()),
+            XdsError::Unauthorized(reason) => tonic::Status::permission_denied(reason),
             XdsError::Request(status) => status,
             XdsError::StreamClosed => tonic::Status::cancelled(err.to_string()),
             XdsError::Transport(_) => tonic::Status::internal(err.to_string()),

@@ -131,7 +131,18 @@ pub enum XdsEvent {
         node: NodeInfo,
         /// Why.
         reason: String,
+        /// Which check refused it.
+        cause: RefusalCause,
     },
+}
+
+/// Which check refused a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCause {
+    /// Its node is over the size limit.
+    NodeTooLarge,
+    /// The [`NodeAuthorizer`](crate::NodeAuthorizer) refused its peer for that node.
+    Unauthorized,
 }
 
 impl XdsEvent {

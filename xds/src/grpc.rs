@@ -85,7 +85,12 @@ impl StreamingService<DiscoveryRequest> for StreamMethod {
 
     fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
         let server = self.0.clone();
-        Box::pin(async move { Ok(Response::new(server.open_stream(request.into_inner()))) })
+        let certs = request.peer_certs();
+        Box::pin(async move {
+            Ok(Response::new(
+                server.open_stream(certs, request.into_inner()),
+            ))
+        })
     }
 }
 
@@ -98,9 +103,10 @@ impl StreamingService<DeltaDiscoveryRequest> for DeltaMethod {
 
     fn call(&mut self, request: Request<Streaming<DeltaDiscoveryRequest>>) -> Self::Future {
         let server = self.0.clone();
+        let certs = request.peer_certs();
         Box::pin(async move {
             Ok(Response::new(
-                server.open_delta_stream(request.into_inner()),
+                server.open_delta_stream(certs, request.into_inner()),
             ))
         })
     }

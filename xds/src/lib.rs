@@ -33,10 +33,11 @@ mod stream;
 
 pub use cache::SnapshotCache;
 pub use error::XdsError;
-pub use events::{EventSink, NodeInfo, StreamId, XdsEvent};
+pub use events::{EventSink, NodeInfo, RefusalCause, StreamId, XdsEvent};
 pub use grpc::AdsService;
 pub use server::{
-    AdsServer, DEFAULT_MAX_NODE_BYTES, DeltaResponseStream, NodeGrouper, ResponseStream,
+    AdsServer, DEFAULT_MAX_NODE_BYTES, DeltaResponseStream, NodeAuthorizer, NodeGrouper, PeerCerts,
+    ResponseStream,
 };
 pub use snapshot::{PreparedResource, ResourceVersion, Selected, Snapshot, TypedResources};
 

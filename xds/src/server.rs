@@ -1,6 +1,6 @@
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -8,15 +8,27 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::CertificateDer;
 use tonic::{Status, Streaming};
 
 use crate::delta::DeltaState;
 use crate::grpc::AdsService;
 use crate::stream::{Outcome, StreamState};
-use crate::{EventSink, NodeInfo, Snapshot, SnapshotCache, StreamId, XdsError, XdsEvent};
+use crate::{
+    EventSink, NodeInfo, RefusalCause, Snapshot, SnapshotCache, StreamId, XdsError, XdsEvent,
+};
 
 /// Maps a node to the key of the snapshot it is served.
 pub type NodeGrouper = Arc<dyn Fn(&NodeInfo) -> String + Send + Sync>;
+
+/// The certificates a stream's peer presented over TLS (leaf first); `None` on plain TCP or
+/// when the server asks for none.
+pub type PeerCerts = Option<Arc<Vec<CertificateDer<'static>>>>;
+
+/// Decides whether a stream's peer may speak for the node its first request names:
+/// `Err(reason)` refuses the stream with `PERMISSION_DENIED` and the reason.
+pub type NodeAuthorizer =
+    Arc<dyn Fn(&NodeInfo, Option<&[CertificateDer<'static>]>) -> Result<(), String> + Send + Sync>;
 
 /// How many responses may wait for a slow stream before its task waits for it. Only that
 /// stream's task waits; the others go on.
@@ -35,6 +47,7 @@ struct Shared {
     max_node_bytes: AtomicUsize,
     cache: Arc<SnapshotCache>,
     grouper: NodeGrouper,
+    authorizer: OnceLock<NodeAuthorizer>,
     sink: Arc<dyn EventSink>,
     next_stream: AtomicU64,
     closing: watch::Sender<bool>,
@@ -66,6 +79,7 @@ impl AdsServer {
                 max_node_bytes: AtomicUsize::new(DEFAULT_MAX_NODE_BYTES),
                 cache,
                 grouper,
+                authorizer: OnceLock::new(),
                 sink: Arc::new(sink),
                 next_stream: AtomicU64::new(1),
                 closing: watch::channel(false).0,
@@ -83,6 +97,12 @@ impl AdsServer {
     /// Refuses streams whose first request carries a node larger than `bytes` (encoded).
     pub fn set_max_node_bytes(&self, bytes: usize) {
         self.shared.max_node_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Checks every stream's node against its peer with `authorizer` (set once, before
+    /// serving; a second call is ignored).
+    pub fn set_authorizer(&self, authorizer: NodeAuthorizer) {
+        let _ = self.shared.authorizer.set(authorizer);
     }
 
     /// The tonic service to add to a `tonic::transport::Server`.
@@ -165,25 +185,36 @@ impl Protocol for DeltaState {
 
 impl AdsServer {
     /// Serves one ADS stream: a task follows the node's snapshot and answers its requests.
-    pub(crate) fn open_stream(&self, inbound: Streaming<DiscoveryRequest>) -> ResponseStream {
-        self.open::<StreamState>(inbound)
+    pub(crate) fn open_stream(
+        &self,
+        certs: PeerCerts,
+        inbound: Streaming<DiscoveryRequest>,
+    ) -> ResponseStream {
+        self.open::<StreamState>(certs, inbound)
     }
 
     /// Serves one Delta ADS stream.
     pub(crate) fn open_delta_stream(
         &self,
+        certs: PeerCerts,
         inbound: Streaming<DeltaDiscoveryRequest>,
     ) -> DeltaResponseStream {
-        self.open::<DeltaState>(inbound)
+        self.open::<DeltaState>(certs, inbound)
     }
 
     fn open<P: Protocol>(
         &self,
+        certs: PeerCerts,
         inbound: Streaming<P::Request>,
     ) -> ReceiverStream<Result<P::Response, Status>> {
         let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
         let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(run_stream::<P>(Arc::clone(&self.shared), id, inbound, tx));
+        tokio::spawn(run_stream::<P>(
+            Arc::clone(&self.shared),
+            (id, certs),
+            inbound,
+            tx,
+        ));
         ReceiverStream::new(rx)
     }
 }
@@ -192,7 +223,7 @@ type Responder<R> = mpsc::Sender<Result<R, Status>>;
 
 async fn run_stream<P: Protocol>(
     shared: Arc<Shared>,
-    id: StreamId,
+    (id, certs): (StreamId, PeerCerts),
     mut inbound: Streaming<P::Request>,
     tx: Responder<P::Response>,
 ) {
@@ -213,8 +244,17 @@ async fn run_stream<P: Protocol>(
         prost::Message::encoded_len(proto),
         shared.max_node_bytes.load(Ordering::Relaxed),
     );
-    if size > limit {
-        let err = XdsError::NodeTooLarge { size, limit };
+    let refusal = if size > limit {
+        Some((
+            XdsError::NodeTooLarge { size, limit },
+            RefusalCause::NodeTooLarge,
+        ))
+    } else {
+        authorize(&shared, proto, &certs)
+            .err()
+            .map(|reason| (XdsError::Unauthorized(reason), RefusalCause::Unauthorized))
+    };
+    if let Some((err, cause)) = refusal {
         let node = NodeInfo {
             id: proto.id.chars().take(256).collect(),
             cluster: proto.cluster.chars().take(256).collect(),
@@ -226,6 +266,7 @@ async fn run_stream<P: Protocol>(
             stream: id,
             node,
             reason,
+            cause,
         });
         return;
     }
@@ -249,6 +290,16 @@ async fn run_stream<P: Protocol>(
         stream: id,
         node: state.node().clone(),
     });
+}
+
+fn authorize(shared: &Shared, node: &Node, certs: &PeerCerts) -> Result<(), String> {
+    match shared.authorizer.get() {
+        Some(authorizer) => authorizer(
+            &NodeInfo::from_proto(node),
+            certs.as_deref().map(Vec::as_slice),
+        ),
+        None => Ok(()),
+    }
 }
 
 async fn serve_stream<P: Protocol>(

@@ -57,5 +57,7 @@ pub fn standard_vars(
     vars
 }
 
+pub mod tls;
+
 #[cfg(test)]
 mod tests;

@@ -18,12 +18,16 @@ use meshplug_envoy::ecds::RemoteModule;
 
 use crate::Error;
 use crate::store::{Store, sha256_hex};
+use crate::tls::ClientTls;
 use meshplug_core::digest::hex;
 
 /// The cache and the HTTP client that fills it.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    http: reqwest::Client,
+    /// Without TLS, one client for every fetch; with TLS, `None`: each fetch builds its own,
+    /// reading the certificate files again, so a rotated certificate is used next time.
+    http: Option<reqwest::Client>,
+    tls: Option<ClientTls>,
     cache: Store,
     /// Replaces the scheme and authority of every artifact URL (`http://host:port`).
     base: Option<String>,
@@ -35,22 +39,25 @@ pub struct Fetcher {
 impl Fetcher {
     /// A cache in `dir` (created), fetching from the URLs resources name, or from `base`.
     pub fn new(dir: &Path, base: Option<String>, max_bytes: u64) -> Result<Self, Error> {
+        Self::with_tls(dir, base, max_bytes, None)
+    }
+
+    /// As [`new`](Self::new), over TLS (and with a client certificate) when `tls` is given.
+    pub fn with_tls(
+        dir: &Path,
+        base: Option<String>,
+        max_bytes: u64,
+        tls: Option<ClientTls>,
+    ) -> Result<Self, Error> {
         let cache = Store::open(dir)?;
-        // A fresh connection per fetch (fetches are rare): a pooled one could outlive a route
-        // that is gone and hang until the read timeout instead of failing at connect.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .connect_timeout(Duration::from_secs(3))
-            .read_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| Error::Fetch {
-                url: String::new(),
-                reason: format!("building the HTTP client: {e}"),
-            })?;
+        let http = match tls {
+            None => Some(http_client(None)?),
+            // Checked now, so a bad file stops the agent at start.
+            Some(ref tls) => http_client(Some(tls)).map(|_| None)?,
+        };
         Ok(Self {
             http,
+            tls,
             cache,
             base: base.map(|b| b.trim_end_matches('/').to_string()),
             max_bytes,
@@ -100,8 +107,11 @@ impl Fetcher {
             url: url.to_string(),
             reason,
         };
-        let response = self
-            .http
+        let http = match &self.http {
+            Some(http) => http.clone(),
+            None => http_client(self.tls.as_ref())?,
+        };
+        let response = http
             .get(url)
             .send()
             .await
@@ -189,8 +199,27 @@ impl Fetcher {
     }
 }
 
+/// The HTTP client of fetches. A fresh connection per fetch (fetches are rare): a pooled one
+/// could outlive a route that is gone and hang until the read timeout instead of failing at
+/// connect.
+fn http_client(tls: Option<&ClientTls>) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .connect_timeout(Duration::from_secs(3))
+        .read_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120));
+    if let Some(tls) = tls {
+        builder = tls.reqwest(builder)?;
+    }
+    builder.build().map_err(|e| Error::Fetch {
+        url: String::new(),
+        reason: format!("building the HTTP client: {e}"),
+    })
+}
+
 /// An error with its causes, e.g. `error sending request: connection refused`.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Status, Streaming};
 use xds::proto::{
     AggregatedDiscoveryServiceClient, DiscoveryRequest, DiscoveryResponse, RpcStatus,
@@ -21,7 +22,8 @@ use xds::type_url;
 use meshplug_core::nodes::{AGENT_DELIVERY, DELIVERY_KEY, FETCH_FAILED_PREFIX};
 use meshplug_envoy::ecds::{remote_module, with_local_module};
 
-use super::fetch::Fetcher;
+use super::fetch::{Fetcher, error_chain};
+use crate::tls::ClientTls;
 
 /// What goes down to Envoy.
 pub(super) type Downstream = ReceiverStream<Result<DiscoveryResponse, Status>>;
@@ -29,13 +31,29 @@ pub(super) type Downstream = ReceiverStream<Result<DiscoveryResponse, Status>>;
 /// Envoy's last filter-configuration request: the subscription a refusal repeats.
 type LastEcds = Arc<Mutex<Option<DiscoveryRequest>>>;
 
+/// A connection to the control plane, with TLS (files read now) when `tls` is given.
+async fn connect(
+    upstream: &str,
+    tls: Option<&ClientTls>,
+) -> Result<AggregatedDiscoveryServiceClient<Channel>, String> {
+    let mut endpoint = Endpoint::from_shared(upstream.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(3));
+    if let Some(tls) = tls {
+        let config = tls.tonic().map_err(|e| e.to_string())?;
+        endpoint = endpoint.tls_config(config).map_err(|e| error_chain(&e))?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| error_chain(&e))?;
+    Ok(AggregatedDiscoveryServiceClient::new(channel))
+}
+
 /// Opens the upstream stream for one Envoy stream and starts relaying.
 pub(super) async fn relay(
-    upstream: String,
+    (upstream, tls): (String, Option<ClientTls>),
     fetcher: Fetcher,
     downstream: Streaming<DiscoveryRequest>,
 ) -> Result<Downstream, Status> {
-    let mut client = AggregatedDiscoveryServiceClient::connect(upstream.clone())
+    let mut client = connect(&upstream, tls.as_ref())
         .await
         .map_err(|e| Status::unavailable(format!("control plane {upstream}: {e}")))?;
     let (up_tx, up_rx) = mpsc::channel::<DiscoveryRequest>(64);

@@ -40,8 +40,9 @@ async fn serve(permits: usize, size: u32) -> Served {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(service).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let app = router(service).into_make_service_with_connect_info::<PeerAddr>();
+    let incoming = crate::tls::Incoming::new(listener, None, None).expect("incoming");
+    tokio::spawn(async move { axum::serve(incoming, app).await });
     Served {
         base: format!("http://{addr}"),
         sha,

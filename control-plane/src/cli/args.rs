@@ -81,6 +81,9 @@ pub(super) enum Command {
     /// Check or repair the saved rollout state (`<data>/rollouts/state.json`).
     #[command(subcommand)]
     State(StateCommand),
+    /// A small CA for mTLS: the control plane's certificate and each node's.
+    #[command(subcommand)]
+    Pki(PkiCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +118,22 @@ pub(super) struct AdminArgs {
     /// The admin API's bearer token.
     #[arg(long, env = "MESHPLUG_ADMIN_TOKEN", hide_env_values = true)]
     pub(super) token: Option<String>,
+    #[command(flatten)]
+    pub(super) tls: ClientTlsArgs,
+}
+
+/// A client's TLS: the control plane's CA, and a client certificate when it asks for one.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct ClientTlsArgs {
+    /// The CA certificate (PEM) the control plane's certificate chains to; turns TLS on.
+    #[arg(long, env = "MESHPLUG_CA")]
+    pub(super) ca: Option<PathBuf>,
+    /// This client's certificate (PEM), when the control plane asks for one.
+    #[arg(long, env = "MESHPLUG_TLS_CERT", requires = "ca")]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    #[arg(long, env = "MESHPLUG_TLS_KEY", requires = "tls_cert")]
+    pub(super) tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -263,6 +282,24 @@ pub(super) struct ServeArgs {
     /// `<file>.minisig` signed by one of them, or it is refused before it is stored.
     #[arg(long, env = "MESHPLUG_TRUSTED_KEY", value_delimiter = ',')]
     pub(super) trusted_key: Vec<PathBuf>,
+    /// The control plane's certificate (PEM), for every listener (ADS and stats, artifacts,
+    /// admin); reloaded when the file changes. Without it all listen on plain TCP.
+    #[arg(long, env = "MESHPLUG_TLS_CERT", requires = "tls_key")]
+    pub(super) tls_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    #[arg(long, env = "MESHPLUG_TLS_KEY", requires = "tls_cert")]
+    pub(super) tls_key: Option<PathBuf>,
+    /// The CA (PEM) of proxies' and agents' client certificates: ADS, stats and the artifact
+    /// service then require one, and a node id must match the certificate's
+    /// `spiffe://meshplug/node/<id>`.
+    #[arg(long, env = "MESHPLUG_CLIENT_CA", requires = "tls_cert")]
+    pub(super) client_ca: Option<PathBuf>,
+    /// The CA (PEM) of admin clients' certificates: the admin API then requires one.
+    #[arg(long, env = "MESHPLUG_ADMIN_CLIENT_CA", requires = "tls_cert")]
+    pub(super) admin_client_ca: Option<PathBuf>,
+    /// Serve the admin API on a non-loopback address without TLS (refused otherwise).
+    #[arg(long)]
+    pub(super) insecure_admin: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -293,6 +330,10 @@ pub(super) struct AgentArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub(super) log_json: bool,
+    /// TLS to the control plane (ADS and artifacts): its CA and this host's node
+    /// certificate, read again for each new connection (so a rotated one is used next).
+    #[command(flatten)]
+    pub(super) tls: ClientTlsArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -333,4 +374,60 @@ pub(super) struct BootstrapArgs {
     /// `bootstrap-mesh.yaml`: state-of-the-world (`grpc`) or incremental (`delta`) ADS.
     #[arg(long, value_enum, default_value_t = AdsArg::Grpc)]
     pub(super) ads: AdsArg,
+    /// mTLS to the control plane (ADS and stats): its CA, this node's certificate and key,
+    /// and a folder the file-based SDS secrets are written to. Envoy watches them and picks
+    /// up a rotated certificate without a restart.
+    #[command(flatten)]
+    pub(super) tls: ClientTlsArgs,
+    /// Where the SDS secret files are written (default: beside the certificate).
+    #[arg(long, requires = "ca")]
+    pub(super) sds_dir: Option<PathBuf>,
+    /// The name the control plane's certificate must carry (SNI and SAN check); default:
+    /// the xDS host.
+    #[arg(long, requires = "ca")]
+    pub(super) server_name: Option<String>,
+}
+
+/// `meshplug pki`.
+#[derive(Debug, Subcommand)]
+pub(super) enum PkiCommand {
+    /// Make a CA: `ca.pem` and `ca-key.pem` in --dir.
+    Init(PkiArgs),
+    /// Issue the control plane's certificate for these names (DNS names or IP addresses):
+    /// `server.pem` and `server-key.pem`.
+    Server {
+        /// A DNS name or IP address clients reach it by; repeat for several.
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        args: PkiArgs,
+    },
+    /// Issue a client certificate: for a node (`--node-id`, `node-<id>.pem`) or an admin
+    /// client (`--client`, `client-<name>.pem`).
+    Issue {
+        /// The node id it speaks for (URI SAN `spiffe://meshplug/node/<id>`).
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        node_id: Option<String>,
+        /// An admin client's name (URI SAN `spiffe://meshplug/client/<name>`).
+        #[arg(long)]
+        client: Option<String>,
+        #[command(flatten)]
+        args: PkiArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct PkiArgs {
+    /// The CA's folder.
+    #[arg(long, env = "MESHPLUG_PKI", default_value = ".meshplug-pki")]
+    pub(super) dir: PathBuf,
+    /// Where the certificate and key are written (default: --dir).
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+    /// Days the certificate is valid.
+    #[arg(long, default_value_t = 365)]
+    pub(super) days: u32,
+    /// Replace files that exist.
+    #[arg(long)]
+    pub(super) force: bool,
 }

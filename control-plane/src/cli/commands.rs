@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::args::{
-    AdminArgs, AdsArg, AgentArgs, BootstrapArgs, KindArg, OutputArg, RolloutsArgs, ServeArgs,
-    StateArgs, StateCommand, ValidateArgs,
+    AdminArgs, AdsArg, AgentArgs, BootstrapArgs, ClientTlsArgs, KindArg, OutputArg, PkiArgs,
+    PkiCommand, RolloutsArgs, ServeArgs, StateArgs, StateCommand, ValidateArgs,
 };
 use crate::artifact::ArtifactKind;
 use crate::bootstrap::{render, standard_vars};
@@ -15,7 +15,43 @@ use crate::check::Limits;
 use crate::client::AdminClient;
 use crate::debounce::Quiet;
 use crate::rollout::Policy;
-use crate::serve::{Guards, Mode, ServeConfig, run};
+use crate::serve::{Guards, Mode, ServeConfig, ServeTls, run};
+use crate::tls::ClientTls;
+
+fn client_tls(args: ClientTlsArgs) -> anyhow::Result<Option<ClientTls>> {
+    Ok(ClientTls::from_flags(args.ca, args.tls_cert, args.tls_key)?)
+}
+
+pub(super) fn pki(command: PkiCommand) -> anyhow::Result<()> {
+    use crate::pki::{self, Subject};
+    let out = |args: &PkiArgs| args.out.clone().unwrap_or_else(|| args.dir.clone());
+    let (written, key) = match command {
+        PkiCommand::Init(args) => (pki::init(&args.dir, args.days, args.force)?, "CA"),
+        PkiCommand::Server { names, args } => {
+            let subject = Subject::Server(names);
+            let path = pki::issue(&args.dir, &subject, &out(&args), args.days, args.force)?;
+            (path, "server certificate")
+        }
+        PkiCommand::Issue {
+            node_id,
+            client,
+            args,
+        } => {
+            let subject = match (node_id, client) {
+                (Some(id), _) => Subject::Node(id),
+                (None, Some(name)) => Subject::Client(name),
+                (None, None) => anyhow::bail!("give --node-id or --client"),
+            };
+            let path = pki::issue(&args.dir, &subject, &out(&args), args.days, args.force)?;
+            (path, "client certificate")
+        }
+    };
+    println!(
+        "wrote {key} {} (key beside it, -key.pem)",
+        written.display()
+    );
+    Ok(())
+}
 
 pub(super) fn state(command: StateCommand) -> anyhow::Result<()> {
     use crate::rollout::state::envelope;
@@ -68,7 +104,8 @@ pub(super) fn show(
     path: &str,
     table: fn(&serde_json::Value) -> String,
 ) -> anyhow::Result<()> {
-    let client = AdminClient::new(&args.admin.admin, args.admin.token)?;
+    let tls = client_tls(args.admin.tls)?;
+    let client = AdminClient::new(&args.admin.admin, args.admin.token, tls.as_ref())?;
     let list = admin_runtime()?.block_on(client.get(path))?;
     match args.output {
         OutputArg::Json => println!("{}", serde_json::to_string_pretty(&list)?),
@@ -83,7 +120,8 @@ pub(super) fn control(
     action: &str,
     body: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let client = AdminClient::new(&admin.admin, admin.token)?;
+    let tls = client_tls(admin.tls)?;
+    let client = AdminClient::new(&admin.admin, admin.token, tls.as_ref())?;
     let message = admin_runtime()?.block_on(client.control(plugin, action, body))?;
     println!("{message}");
     Ok(())
@@ -114,6 +152,7 @@ pub(super) fn agent(args: AgentArgs) -> anyhow::Result<()> {
         artifacts_url: args.artifacts_url,
         max_artifact_bytes: args.max_artifact_bytes,
         ready_file: args.ready_file,
+        tls: client_tls(args.tls)?,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(crate::agent::run(config, shutdown_signal()))?;
@@ -136,8 +175,20 @@ fn trusted_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<meshplug_core::signatur
 /// The control plane's settings from `meshplug serve`'s arguments.
 pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
     let trusted_keys = trusted_keys(&args.trusted_key)?;
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServeTls {
+            cert,
+            key,
+            client_ca: args.client_ca,
+            admin_client_ca: args.admin_client_ca,
+        }),
+        // clap requires the two together.
+        _ => None,
+    };
     Ok(ServeConfig {
         trusted_keys,
+        tls,
+        insecure_admin: args.insecure_admin,
         artifacts_dir: args.artifacts,
         data_dir: args.data,
         xds_addr: args.xds_addr,
@@ -190,8 +241,48 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
 pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let template = std::fs::read_to_string(&args.template)
         .with_context(|| format!("reading {}", args.template.display()))?;
-    print!("{}", render(&template, &bootstrap_vars(args))?);
+    let tls = xds_tls(&args)?;
+    let mut vars = bootstrap_vars(args);
+    if let Some(tls) = tls {
+        for (path, text) in tls.secret_files() {
+            let tmp = path.with_extension("yaml.tmp");
+            crate::store::replace_synced(&path, &tmp, text.as_bytes())
+                .with_context(|| format!("writing the SDS secret {}", path.display()))?;
+        }
+        vars.insert("XDS_TLS", tls.transport_socket());
+    }
+    print!("{}", render(&template, &vars)?);
     Ok(())
+}
+
+/// The mTLS settings of `meshplug bootstrap`, paths made absolute (Envoy may run elsewhere).
+fn xds_tls(args: &BootstrapArgs) -> anyhow::Result<Option<crate::bootstrap::tls::XdsTls>> {
+    let Some(tls) = client_tls(args.tls.clone())? else {
+        return Ok(None);
+    };
+    let Some((cert, key)) = tls.identity else {
+        anyhow::bail!("an Envoy bootstrap with --ca needs --tls-cert and --tls-key too");
+    };
+    let absolute = |p: &PathBuf| {
+        p.canonicalize()
+            .with_context(|| format!("resolving {}", p.display()))
+    };
+    let (ca, cert, key) = (absolute(&tls.ca)?, absolute(&cert)?, absolute(&key)?);
+    let sds_dir = match &args.sds_dir {
+        Some(dir) => absolute(dir)?,
+        None => cert.parent().map(PathBuf::from).unwrap_or_default(),
+    };
+    let server_name = args.server_name.clone().unwrap_or_else(|| {
+        args.xds_address
+            .map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string())
+    });
+    Ok(Some(crate::bootstrap::tls::XdsTls {
+        ca,
+        cert,
+        key,
+        server_name,
+        sds_dir,
+    }))
 }
 
 /// The template placeholders `meshplug bootstrap`'s arguments fill.

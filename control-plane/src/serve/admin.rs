@@ -1,19 +1,27 @@
-//! The admin HTTP server and the artifact service, each with a graceful stop.
+//! The admin HTTP server and the artifact service, each with a graceful stop, over TLS when
+//! configured.
+
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use std::net::SocketAddr;
-
 use crate::admin::{self, AdminState};
 use crate::artifacts::{self, ArtifactService};
+use crate::refusals::Refusals;
+use crate::tls::{Incoming, PeerAddr, ServerTls};
 
 /// Serves the admin API on `listener` until `stop`.
 pub(super) async fn serve_admin(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<ServerTls>),
     state: AdminState,
+    refusals: Arc<Refusals>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let result = axum::serve(listener, admin::router(state))
+    let incoming = match Incoming::new(listener, tls, Some(refusals)) {
+        Ok(incoming) => incoming,
+        Err(err) => return tracing::error!(error = %err, "admin server failed"),
+    };
+    let result = axum::serve(incoming, admin::router(state))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
@@ -25,12 +33,17 @@ pub(super) async fn serve_admin(
 
 /// Serves the artifact service on `listener` until `stop`.
 pub(super) async fn serve_artifacts(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<ServerTls>),
     service: ArtifactService,
+    refusals: Arc<Refusals>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let app = artifacts::router(service).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
+    let incoming = match Incoming::new(listener, tls, Some(refusals)) {
+        Ok(incoming) => incoming,
+        Err(err) => return tracing::error!(error = %err, "artifact service failed"),
+    };
+    let app = artifacts::router(service).into_make_service_with_connect_info::<PeerAddr>();
+    let result = axum::serve(incoming, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })

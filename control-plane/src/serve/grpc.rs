@@ -1,6 +1,7 @@
 //! The ADS and MetricsService gRPC server: one handler of stream events (the engine's node
 //! model takes each), the grouper that decides a proxy's versions before it is served,
-//! idle connections closed, and a graceful stop.
+//! idle connections closed, TLS when configured (with a client CA, each stream's node bound to
+//! its certificate), and a graceful stop.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,11 +15,12 @@ use crate::idle::IdleTimeout;
 use crate::ingest::unix_ms;
 use crate::metrics_sink::MetricsSink;
 use crate::rollout::Engine;
+use crate::tls::{self, ServerTls, identity};
 use crate::xds_metrics::XdsMetrics;
 
-/// Serves ADS and the MetricsService on `listener` until `stop`.
+/// Serves ADS and the MetricsService on `listener` until `stop`, over `tls` when given.
 pub(super) async fn serve_xds(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<ServerTls>),
     cache: Arc<SnapshotCache>,
     engine: Arc<Mutex<Engine>>,
     xds_metrics: Arc<XdsMetrics>,
@@ -26,6 +28,7 @@ pub(super) async fn serve_xds(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let refusals = xds_metrics.refusals();
+    let xds_refusals = refusals.clone();
     let events = Arc::clone(&engine);
     // The one handler of stream events: the node model (in the engine) takes each.
     let sink = move |event: XdsEvent| {
@@ -44,30 +47,45 @@ pub(super) async fn serve_xds(
     });
     let server = AdsServer::with_grouper(cache, sink, grouper);
     server.set_max_node_bytes(guards.max_node_bytes);
+    let mut metrics = MetricsSink::new(engine, stop.clone());
+    if tls.as_ref().is_some_and(ServerTls::requires_client_cert) {
+        server.set_authorizer(Arc::new(|node: &NodeInfo, certs: Option<&[_]>| {
+            identity::authorize(&node.id, certs)
+        }));
+        let counted = refusals.clone().unwrap_or_default();
+        metrics = metrics.binding_identity(counted);
+    }
     let closer = server.clone();
-    let metrics_stop = stop.clone();
     let idle = guards.xds_idle_timeout;
-    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
-        accepted.map(|stream| {
-            let stream = IdleTimeout::new(stream, idle);
-            match &refusals {
-                Some(refusals) => stream.counted(Arc::clone(refusals)),
-                None => stream,
-            }
-        })
-    });
+    let wrap = move |stream| {
+        let stream = IdleTimeout::new(stream, idle);
+        match &refusals {
+            Some(refusals) => stream.counted(Arc::clone(refusals)),
+            None => stream,
+        }
+    };
     // On stop: no new connections; each ADS stream finishes the response in hand and ends;
     // metrics streams end; then the server returns.
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(idle / 3))
         .http2_keepalive_timeout(Some(idle / 3))
         .add_service(server.into_service())
-        .add_service(MetricsSink::new(engine, metrics_stop).into_service())
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-            closer.close();
-        })
-        .await;
+        .add_service(metrics.into_service());
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        closer.close();
+    };
+    let result = match tls {
+        None => {
+            let incoming = TcpListenerStream::new(listener).map(move |a| a.map(&wrap));
+            router.serve_with_incoming_shutdown(incoming, stopped).await
+        }
+        Some(tls) => {
+            let counted = xds_refusals.clone();
+            let incoming = tls::incoming_streams(listener, tls, wrap, counted);
+            router.serve_with_incoming_shutdown(incoming, stopped).await
+        }
+    };
     if let Err(err) = result {
         tracing::error!(error = %err, "xDS server failed");
     }
