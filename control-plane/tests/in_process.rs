@@ -42,6 +42,8 @@ fn config_in(dir: &Path) -> ServeConfig {
         ready_file: Some(dir.join("ready.json")),
         artifacts: None,
         trusted_keys: Vec::new(),
+        tls: None,
+        insecure_admin: false,
         limits: Limits::default(),
         quiet: Quiet {
             after_close: Duration::from_millis(50),
@@ -351,4 +353,39 @@ async fn a_lost_state_file_stops_serve_with_the_way_out_instead_of_forgetting() 
         || plugin["rollout"]["to"]["sha256"] == second_sha.as_str();
     assert!(serves, "{rollouts}");
     cp.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_is_served_off_loopback_only_with_tls_or_when_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config_in(dir.path());
+    config.admin_addr = "0.0.0.0:0".parse().expect("addr");
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        run(config.clone(), std::future::pending()),
+    )
+    .await
+    .expect("serve returns at once");
+    let err = refused.expect_err("no TLS, not loopback").to_string();
+    assert!(err.contains("--insecure-admin"), "{err}");
+    assert!(
+        !dir.path().join("ready.json").exists(),
+        "nothing was served"
+    );
+    config.insecure_admin = true;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(run(config, async move {
+        let _ = stopped.await;
+    }));
+    let ready = dir.path().join("ready.json");
+    let addrs = eventually("serving with --insecure-admin", || {
+        serde_json::from_slice::<BoundAddrs>(&std::fs::read(&ready).ok()?).ok()
+    })
+    .await;
+    assert!(addrs.admin.ip().is_unspecified(), "{addrs:?}");
+    let _ = stop.send(());
+    let stopped = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("stops");
+    stopped.expect("task").expect("serve ends cleanly");
 }

@@ -23,6 +23,8 @@ pub struct ControlPlane {
     /// Its log (JSON lines).
     pub log_path: PathBuf,
     http: reqwest::Client,
+    /// `http` or, after [`ControlPlane::trust`], `https`.
+    scheme: &'static str,
     workdir: PathBuf,
     extra_args: Vec<String>,
 }
@@ -67,6 +69,7 @@ impl ControlPlane {
             artifacts: artifacts.to_path_buf(),
             log_path: workdir.join("control-plane.log"),
             http: reqwest::Client::builder().no_proxy().build()?,
+            scheme: "http",
             workdir: workdir.to_path_buf(),
             extra_args,
         })
@@ -98,7 +101,7 @@ impl ControlPlane {
         token: Option<&str>,
         body: Value,
     ) -> Result<(u16, Value), HarnessError> {
-        let url = format!("http://{}{path}", self.addrs.admin);
+        let url = self.admin_url(path);
         let mut request = self.http.post(url).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -106,6 +109,20 @@ impl ControlPlane {
         let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Talks to its admin API over TLS from now on (it was started with `--tls-cert`),
+    /// trusting `tls.ca` and presenting `tls.identity` when given.
+    pub fn trust(&mut self, tls: &meshplug::tls::ClientTls) -> Result<(), HarnessError> {
+        let builder = reqwest::Client::builder().no_proxy();
+        self.http = tls.reqwest(builder).map_err(HarnessError::from)?.build()?;
+        self.scheme = "https";
+        Ok(())
+    }
+
+    /// The URL of an admin API path.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.scheme, self.addrs.admin)
     }
 
     /// The admin token it was started with (`--admin-token`), which every read needs too.
@@ -116,12 +133,27 @@ impl ControlPlane {
 
     /// GET an admin API path as JSON (with the admin token, when one is set).
     pub async fn api(&self, path: &str) -> Result<Value, HarnessError> {
-        let url = format!("http://{}{path}", self.addrs.admin);
+        let url = self.admin_url(path);
         let mut request = self.http.get(url);
         if let Some(token) = self.admin_token() {
             request = request.bearer_auth(token);
         }
         Ok(request.send().await?.error_for_status()?.json().await?)
+    }
+
+    /// The value of the Prometheus sample `series` (name and labels as exposed, e.g.
+    /// `meshplug_limit_refusals_total{limit="node_identity"}`) on `/metrics`; 0 when absent.
+    pub async fn metric(&self, series: &str) -> Result<f64, HarnessError> {
+        let mut request = self.http.get(self.admin_url("/metrics"));
+        if let Some(token) = self.admin_token() {
+            request = request.bearer_auth(token);
+        }
+        let text = request.send().await?.error_for_status()?.text().await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .next()
+            .unwrap_or(0.0))
     }
 
     /// The status of filter `name` on node `node_id`, from `/api/v1/nodes`.

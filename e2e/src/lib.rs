@@ -18,6 +18,7 @@ pub mod load;
 pub mod mesh;
 pub mod multihost;
 pub mod paths;
+pub mod pki;
 pub mod process;
 pub mod procstat;
 pub mod relay;

@@ -18,8 +18,21 @@ use crate::envoy::{DEFAULT_WORKERS, Envoy, EnvoyOptions, OnHost};
 use crate::hosts::HostNet;
 use crate::mesh::{Mesh, work_dir};
 use crate::paths::{bootstrap_template, meshplug_binary};
+use crate::pki::TestPki;
 use crate::process::ChildGuard;
 use crate::upstream::Upstream;
+
+/// A CA whose server certificate names the control plane's and the artifact service's
+/// addresses on the bridge and loopback, and a certificate for each host's node.
+fn node_pki(net: &HostNet, count: usize) -> Result<TestPki, HarnessError> {
+    // The admin API stays on loopback.
+    let names = [net.control_plane_ip(), net.artifacts_ip()].map(|ip| ip.to_string());
+    let pki = TestPki::new(&[&names[0], &names[1], "127.0.0.1"])?;
+    for i in 0..count {
+        pki.issue_node(&format!("envoy-{}", i + 1), false)?;
+    }
+    Ok(pki)
+}
 
 /// What `meshplug agent --ready-file` writes.
 #[derive(serde::Deserialize)]
@@ -35,6 +48,9 @@ pub struct HostBed {
     /// The loopback port each host's agent listens on (its Envoy's xDS port).
     agent_ports: Vec<u16>,
     envoy_options: Vec<EnvoyOptions>,
+    /// With [`Mesh::start_hosts_mtls`]: the CA, the control plane's certificate and each
+    /// node's (`envoy-<i+1>`, used by that host's agent and Envoy).
+    pub pki: Option<TestPki>,
     /// The namespaces and bridge; removed last.
     pub net: HostNet,
 }
@@ -47,8 +63,31 @@ impl Mesh {
         count: usize,
         control_plane_args: &[&str],
     ) -> Result<Self, HarnessError> {
+        Self::start_hosts_in(count, control_plane_args, false).await
+    }
+
+    /// As [`Mesh::start_hosts`], everything that crosses the bridge over mTLS with
+    /// certificates from `meshplug pki`: each agent speaks to the control plane (ADS and
+    /// artifacts) with its node's certificate, each Envoy streams its stats with the same.
+    pub async fn start_hosts_mtls(
+        count: usize,
+        control_plane_args: &[&str],
+    ) -> Result<Self, HarnessError> {
+        Self::start_hosts_in(count, control_plane_args, true).await
+    }
+
+    async fn start_hosts_in(
+        count: usize,
+        control_plane_args: &[&str],
+        mtls: bool,
+    ) -> Result<Self, HarnessError> {
         let net = HostNet::create(count)?;
         let dir = work_dir()?;
+        let pki = match mtls {
+            true => Some(node_pki(&net, count)?),
+            false => None,
+        };
+        let tls_args = pki.as_ref().map(TestPki::serve_args).unwrap_or_default();
         let upstream = Upstream::start_on(net.control_plane_ip()).await?;
         let artifacts_addr = format!("{}:0", net.artifacts_ip());
         let mut args: Vec<&str> = control_plane_args.to_vec();
@@ -56,16 +95,21 @@ impl Mesh {
             args.extend(["--rollout-policy", "immediate"]);
         }
         args.extend(["--artifacts-addr", &artifacts_addr]);
+        args.extend(tls_args.iter().map(String::as_str));
         let xds = SocketAddr::from((net.control_plane_ip(), 0));
         let artifacts = dir.path().join("artifacts");
-        let control_plane =
+        let mut control_plane =
             ControlPlane::start_serving_xds_on(dir.path(), &artifacts, &args, xds).await?;
+        if let Some(pki) = &pki {
+            control_plane.trust(&pki.client(None))?;
+        }
         let mut mesh = Self {
             envoys: Vec::new(),
             bed: Some(HostBed {
                 agents: Vec::new(),
                 agent_ports: Vec::new(),
                 envoy_options: Vec::new(),
+                pki,
                 net,
             }),
             control_plane,
@@ -113,8 +157,16 @@ impl Mesh {
         vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
         vars.insert("ADMIN_HOST", host.addr.to_string());
         vars.insert("LISTENER_HOST", host.addr.to_string());
+        let node_id = format!("envoy-{}", i + 1);
+        if let Some(pki) = &self.bed()?.pki {
+            // ADS goes to the agent on loopback; only the stats cross the bridge.
+            let ca = pki.path("ca.pem");
+            let server = xds.ip().to_string();
+            let tls = pki.envoy_vars(&node_id, &ca, &server, &host_dir.join("sds"))?;
+            vars.extend(tls.into_iter().filter(|(name, _)| *name == "METRICS_TLS"));
+        }
         let options = EnvoyOptions {
-            node_id: format!("envoy-{}", i + 1),
+            node_id,
             cluster: "edge".into(),
             template: bootstrap_template("bootstrap.yaml"),
             vars,
@@ -154,8 +206,19 @@ impl Mesh {
         let hidden = self.hidden();
         let hidden: Vec<&Path> = hidden.iter().map(PathBuf::as_path).collect();
         let mut command = host.command(&meshplug_binary()?, &hidden);
+        command.arg("agent");
+        if let Some(pki) = &self.bed()?.pki {
+            let client = pki.client(Some(&format!("envoy-{}", i + 1)));
+            command.arg("--ca").arg(&client.ca);
+            if let Some((cert, key)) = &client.identity {
+                command
+                    .arg("--tls-cert")
+                    .arg(cert)
+                    .arg("--tls-key")
+                    .arg(key);
+            }
+        }
         command
-            .arg("agent")
             .args(["--control-plane", &self.control_plane.addrs.xds.to_string()])
             .args(["--listen", &format!("127.0.0.1:{port}"), "--log-json"])
             .args(extra)

@@ -379,6 +379,10 @@ pub(super) struct BootstrapArgs {
     /// up a rotated certificate without a restart.
     #[command(flatten)]
     pub(super) tls: ClientTlsArgs,
+    /// The xDS address is this host's `meshplug agent` (plain TCP on loopback): TLS only on
+    /// the stats cluster, which reaches the control plane itself.
+    #[arg(long, requires = "ca")]
+    pub(super) xds_via_agent: bool,
     /// Where the SDS secret files are written (default: beside the certificate).
     #[arg(long, requires = "ca")]
     pub(super) sds_dir: Option<PathBuf>,

@@ -242,6 +242,7 @@ pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let template = std::fs::read_to_string(&args.template)
         .with_context(|| format!("reading {}", args.template.display()))?;
     let tls = xds_tls(&args)?;
+    let via_agent = args.xds_via_agent;
     let mut vars = bootstrap_vars(args);
     if let Some(tls) = tls {
         for (path, text) in tls.secret_files() {
@@ -249,7 +250,10 @@ pub(super) fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
             crate::store::replace_synced(&path, &tmp, text.as_bytes())
                 .with_context(|| format!("writing the SDS secret {}", path.display()))?;
         }
-        vars.insert("XDS_TLS", tls.transport_socket());
+        if !via_agent {
+            vars.insert("XDS_TLS", tls.transport_socket());
+        }
+        vars.insert("METRICS_TLS", tls.transport_socket());
     }
     print!("{}", render(&template, &vars)?);
     Ok(())
@@ -272,10 +276,15 @@ fn xds_tls(args: &BootstrapArgs) -> anyhow::Result<Option<crate::bootstrap::tls:
         Some(dir) => absolute(dir)?,
         None => cert.parent().map(PathBuf::from).unwrap_or_default(),
     };
-    let server_name = args.server_name.clone().unwrap_or_else(|| {
-        args.xds_address
-            .map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string())
-    });
+    // Behind an agent, TLS goes to the control plane's stats address, not the agent's.
+    let reached = match args.xds_via_agent {
+        true => args.metrics_address,
+        false => args.xds_address,
+    };
+    let server_name = args
+        .server_name
+        .clone()
+        .unwrap_or_else(|| reached.map_or_else(|| "127.0.0.1".to_string(), |a| a.ip().to_string()));
     Ok(Some(crate::bootstrap::tls::XdsTls {
         ca,
         cert,

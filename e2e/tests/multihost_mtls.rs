@@ -1,0 +1,93 @@
+//! Two hosts, everything that crosses the bridge over mTLS with certificates from
+//! `meshplug pki`: each host's agent holds its ADS stream and fetches artifacts (HTTPS) with
+//! its node's certificate, each Envoy streams its stats with the same. A build reaches both
+//! hosts; the artifact service refuses a client without a certificate; after a host's
+//! certificate is re-issued on disk, the next build still reaches it (the agent reads the
+//! files again for each new connection).
+
+use e2e::Mesh;
+use e2e::paths::filter_artifact;
+use meshplug::store::sha256_hex;
+
+const CONFIG: &str =
+    r#"{"api_keys": ["test-key-1"], "rules": [{"prefix": "/open", "anonymous": true}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_reach_other_hosts_over_mtls() {
+    let mesh = Mesh::start_hosts_mtls(2, &[])
+        .await
+        .expect("two hosts over mTLS");
+    let pki = mesh
+        .bed
+        .as_ref()
+        .and_then(|bed| bed.pki.as_ref())
+        .expect("pki");
+    mesh.publish_config("authz", CONFIG).await.expect("config");
+    let build_a = filter_artifact("test/authz-a.wasm").expect("test filters built");
+    let sha_a = sha256_hex(&std::fs::read(&build_a).expect("read"));
+    mesh.publish_copy(&build_a, "authz.wasm").expect("publish");
+    for envoy in 0..2 {
+        mesh.wait_until_served_by(envoy, "authz/a").await;
+        let cached = mesh.dir().join(format!("host-{envoy}/cache/{sha_a}.wasm"));
+        assert!(cached.exists(), "host {envoy} cached {}", cached.display());
+    }
+
+    let artifacts = mesh
+        .control_plane
+        .addrs
+        .artifacts
+        .expect("artifact service");
+    let url = format!("https://{artifacts}/artifacts/{sha_a}.wasm");
+    let anonymous = pki
+        .client(None)
+        .reqwest(reqwest::Client::builder().no_proxy())
+        .expect("client")
+        .build()
+        .expect("client");
+    let refused = anonymous.get(&url).send().await;
+    assert!(
+        refused.is_err(),
+        "no client certificate, no artifact: {refused:?}"
+    );
+    let node = pki
+        .client(Some("envoy-1"))
+        .reqwest(reqwest::Client::builder().no_proxy())
+        .expect("client")
+        .build()
+        .expect("client");
+    let fetched = node
+        .get(&url)
+        .send()
+        .await
+        .expect("with a node certificate");
+    assert_eq!(fetched.status(), 200);
+
+    pki.issue_node("envoy-1", true).expect("re-issue envoy-1");
+    let build_b = filter_artifact("test/authz-b.wasm").expect("test filters built");
+    mesh.publish_copy(&build_b, "authz.wasm")
+        .expect("publish b");
+    for envoy in 0..2 {
+        mesh.wait_until_served_by(envoy, "authz/b").await;
+    }
+    // Stats cross the bridge over mTLS too, each stream accepted for its own node.
+    let opened = mesh.control_plane.log_records("metrics stream opened");
+    for id in ["envoy-1", "envoy-2"] {
+        assert!(
+            opened.iter().any(|r| r["fields"]["node"] == id),
+            "{id}'s stats stream: {opened:?}"
+        );
+    }
+    assert!(
+        mesh.control_plane
+            .log_records("metrics stream refused")
+            .is_empty()
+    );
+    let nodes = mesh
+        .control_plane
+        .api("/api/v1/nodes")
+        .await
+        .expect("nodes");
+    for node in nodes["nodes"].as_array().expect("nodes") {
+        assert_eq!(node["delivery"], "agent", "{node}");
+    }
+}
