@@ -71,14 +71,13 @@ impl MetricsService for MetricsSink {
                     .as_ref()
                     .and_then(|i| i.node.as_ref())
                     .map(|n| n.id.clone());
-                if let (Some(id), Some(refusals)) = (&node, &self.bind_identity) {
-                    if let Err(reason) =
+                if let (Some(id), Some(refusals)) = (&node, &self.bind_identity)
+                    && let Err(reason) =
                         identity::authorize(id, certs.as_deref().map(Vec::as_slice))
-                    {
-                        tracing::warn!(node = %id, %reason, "metrics stream refused");
-                        refusals.count(Limit::NodeIdentity);
-                        return Err(Status::permission_denied(reason));
-                    }
+                {
+                    tracing::warn!(node = %id, %reason, "metrics stream refused");
+                    refusals.count(Limit::NodeIdentity);
+                    return Err(Status::permission_denied(reason));
                 }
                 if let Some(id) = &node {
                     tracing::info!(node = %id, "metrics stream opened");
