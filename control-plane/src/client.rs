@@ -237,6 +237,20 @@ pub fn manifests_table(manifests: &Value) -> String {
     out
 }
 
+/// Signer key ids, comma-separated; `-` for none.
+fn signers(ids: &Value) -> String {
+    let ids: Vec<&str> = ids
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match ids.is_empty() {
+        true => "-".into(),
+        false => ids.join(","),
+    }
+}
+
 /// The plugins (`/api/v1/plugins`) as a terminal table: one line per filter.
 pub fn plugins_table(plugins: &Value) -> String {
     let mut out = format!(
@@ -249,7 +263,7 @@ pub fn plugins_table(plugins: &Value) -> String {
             plugin["name"].as_str().unwrap_or("?"),
             plugin["artifact"]["kind"].as_str().unwrap_or("-"),
             short(&plugin["artifact"]["sha256"]),
-            plugin["artifact"]["signer"].as_str().unwrap_or("-"),
+            &signers(&plugin["artifact"]["signers"]),
             short(&plugin["config_sha256"]),
             plugin["publishes"].as_u64().unwrap_or(0),
             plugin["last_rejection"]["reason"].as_str().unwrap_or("-"),

@@ -12,7 +12,7 @@ use crate::catalog::SharedCatalog;
 use crate::check::{ArtifactFacts, Limits, check_artifact};
 use crate::mode::Mode;
 use crate::preflight;
-use meshplug_core::signature::{self, TrustedKey};
+use meshplug_core::signature::TrustedKey;
 
 /// A `.minisig` is a few hundred bytes; anything larger is not one.
 const SIGNATURE_MAX_BYTES: u64 = 64 * 1024;
@@ -213,8 +213,9 @@ impl Ingest {
         if let Some(reason) = self.refused_before(&sha256, &config_json, plugin.as_ref()) {
             return Ok(self.reject(path, name, sha256, reason));
         }
-        let signer = match self.check_signature(path, &sha256, bytes) {
-            Ok(signer) => signer,
+        let policy = self.global_policy();
+        let signed = match self.check_signature(path, &sha256, bytes, (policy.as_ref(), false)) {
+            Ok(signed) => signed,
             Err(reason) => return Ok(self.reject(path, name, sha256, reason)),
         };
         let facts = match self.check_structure(kind, &sha256, bytes)? {
@@ -238,7 +239,8 @@ impl Ingest {
             sha256,
             path: stored,
             envoy_version: facts.envoy_version,
-            signer,
+            signers: signed.signers,
+            signatures: signed.signatures,
         };
         self.registry().set_artifact(&name, artifact);
         Ok(self.publish(&name))
@@ -271,41 +273,6 @@ impl Ingest {
         }
         self.registry().set_config(&name, compact);
         Ok(self.publish(&name))
-    }
-
-    /// With trusted keys, the key id that signed the build at `path` (its `<file>.minisig`),
-    /// or why it is refused; `Ok(None)` when no keys are trusted. Not remembered as a refusal
-    /// of the sha: a signature that arrives later is checked then.
-    pub(crate) fn check_signature(
-        &self,
-        path: &Path,
-        sha: &str,
-        bytes: &[u8],
-    ) -> Result<Option<String>, String> {
-        if self.trusted_keys.is_empty() {
-            return Ok(None);
-        }
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(".minisig");
-        let sig_path = path.with_file_name(name);
-        let text = match sig_path.symlink_metadata().is_ok() {
-            false => None,
-            true => match read_checked(&sig_path, &self.folder, SIGNATURE_MAX_BYTES) {
-                Ok(ReadOutcome::Bytes(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-                Ok(ReadOutcome::Refused(reason)) => {
-                    return Err(format!("signature file: {reason}"));
-                }
-                Ok(ReadOutcome::NotSettled) => {
-                    return Err(
-                        "signature file still changing; looked at again when it lands".into(),
-                    );
-                }
-                Err(err) => return Err(format!("signature file: {err}")),
-            },
-        };
-        let signer = signature::verify(bytes, text.as_deref(), &self.trusted_keys)?;
-        tracing::info!(path = %path.display(), %sha, signer = %signer, "signature verified");
-        Ok(Some(signer))
     }
 
     /// Why `sha` with these inputs was refused before, if it was (a refusal of the module
@@ -508,6 +475,8 @@ pub fn unix_ms() -> u64 {
 
 mod manifests;
 pub mod read;
+mod signatures;
+pub use signatures::signature_paths;
 
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@ pub mod process;
 pub mod procstat;
 pub mod relay;
 pub mod rollout;
+pub mod signing;
 pub mod swaps;
 pub mod traffic;
 pub mod upstream;

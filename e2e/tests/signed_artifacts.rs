@@ -3,52 +3,15 @@
 //! refused before they are stored, with the reason, and the proxy never sees them; a build
 //! whose signature arrives after it is looked at again, rolls out, and shows its signer.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use e2e::Mesh;
 use e2e::paths::filter_artifact;
+use e2e::signing::{keypair, sign};
 use meshplug::store::sha256_hex;
 
 const CONFIG: &str =
     r#"{"api_keys": ["test-key-1"], "rules": [{"prefix": "/open", "anonymous": true}]}"#;
-
-/// A minisign key pair in `dir` named `name`; the public key file and its id.
-fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
-    let public = dir.join(format!("{name}.pub"));
-    let secret = dir.join(format!("{name}.sec"));
-    let status = Command::new("minisign")
-        .args(["-G", "-W", "-p"])
-        .arg(&public)
-        .arg("-s")
-        .arg(&secret)
-        .output()
-        .expect("minisign (make setup installs it)");
-    assert!(status.status.success(), "{status:?}");
-    let text = std::fs::read_to_string(&public).expect("public key");
-    let id = text
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(' ').next())
-        .expect("key id")
-        .to_string();
-    (public, secret, id)
-}
-
-/// Signs `file` with `secret` into `out`.
-fn sign(secret: &Path, file: &Path, out: &Path) {
-    let status = Command::new("minisign")
-        .args(["-S", "-s"])
-        .arg(secret)
-        .arg("-m")
-        .arg(file)
-        .arg("-x")
-        .arg(out)
-        .output()
-        .expect("minisign");
-    assert!(status.status.success(), "{status:?}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_builds_signed_by_a_trusted_key_roll_out() {
@@ -113,7 +76,7 @@ async fn only_builds_signed_by_a_trusted_key_roll_out() {
     mesh.wait_until_served_by(0, "authz/a").await;
     let plugin = mesh.control_plane.plugin("authz").await.expect("plugin");
     assert_eq!(
-        plugin["artifact"]["signer"],
+        plugin["artifact"]["signers"][0],
         trusted_id.as_str(),
         "{plugin}"
     );

@@ -79,7 +79,12 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
     if is_temporary(file_name) {
         return None;
     }
-    if let Some(build) = file_name.strip_suffix(".minisig") {
+    if let Some(signed) = file_name.strip_suffix(".minisig") {
+        // `<file>.minisig`, or `<file>.<label>.minisig` for one more signer.
+        let build = match classify(&path.with_file_name(signed)) {
+            Some(WatchedFile::Artifact { .. }) => signed,
+            _ => signed.rsplit_once('.').map_or(signed, |(build, _)| build),
+        };
         return match classify(&path.with_file_name(build))? {
             WatchedFile::Artifact { name, .. } => Some(WatchedFile::Signature {
                 name,

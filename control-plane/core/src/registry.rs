@@ -56,9 +56,14 @@ pub struct PublishedArtifact {
     /// A dynamic module's Envoy version (from the module); only proxies on it receive it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub envoy_version: Option<String>,
-    /// The key id that signed it, when signatures are checked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signer: Option<String>,
+    /// The ids of the keys whose signatures it passed with, when signatures are checked
+    /// (the plugin's `spec.signers`, or `--trusted-key`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
+    /// The texts of the detached signatures it arrived with (`<file>.minisig`,
+    /// `<file>.<label>.minisig`), checked against each plugin's signers when it is placed.
+    #[serde(skip)]
+    pub signatures: Vec<String>,
 }
 
 /// Why something was refused.
@@ -256,6 +261,7 @@ impl Registry {
             config_json: plugin.config_json.clone(),
             envoy_version: artifact.envoy_version.clone(),
             failure_policy: plugin.failure_policy,
+            signers: artifact.signers.clone(),
         })
     }
 
@@ -269,7 +275,8 @@ impl Registry {
             sha256: release.sha256.clone(),
             path: release.path.clone(),
             envoy_version: release.envoy_version.clone(),
-            signer: None,
+            signers: release.signers.clone(),
+            signatures: Vec::new(),
         });
         plugin.failure_policy = release.failure_policy;
         plugin.config_sha256 = settings_sha256(&release.config_json, release.failure_policy);

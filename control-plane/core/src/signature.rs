@@ -1,5 +1,5 @@
 //! Detached minisign signatures over builds: a build `<file>` may carry `<file>.minisig`
-//! beside it. With trusted keys configured, a build is accepted only if its signature verifies
+//! beside it, and more as `<file>.<label>.minisig` (one per signer, for a threshold). With trusted keys configured, a build is accepted only if its signature verifies
 //! with one of them; the signer's key id (as minisign prints it) goes into the decision log.
 //! Pure: the caller reads the files. Verification is `minisign-verify`'s.
 
@@ -39,18 +39,80 @@ fn key_id(base64_line: &str, at: usize) -> Option<String> {
     Some(format!("{:016X}", u64::from_le_bytes(id)))
 }
 
+/// Which keys must sign a build, and how many of them: a plugin's `spec.signers`, or
+/// `--trusted-key` (any one of them).
+#[derive(Debug, Clone)]
+pub struct SignerPolicy {
+    /// The keys whose signatures count.
+    pub keys: Vec<TrustedKey>,
+    /// How many distinct keys of them must have signed (1 ≤ threshold ≤ keys).
+    pub threshold: usize,
+}
+
+impl SignerPolicy {
+    /// Any one of `keys`.
+    pub fn any_of(keys: Vec<TrustedKey>) -> Self {
+        Self { keys, threshold: 1 }
+    }
+
+    /// Checks every signature over `bytes` (the texts of `<file>.minisig` and
+    /// `<file>.<label>.minisig`). The ids of the policy's keys that signed it, in key order,
+    /// or why the build is refused.
+    pub fn verify(&self, bytes: &[u8], signatures: &[String]) -> Result<Vec<String>, String> {
+        if signatures.is_empty() {
+            return Err(
+                "unsigned: signatures are required and there is no <file>.minisig beside it".into(),
+            );
+        }
+        let mut valid = Vec::new();
+        let mut problems = Vec::new();
+        for text in signatures {
+            match verify_one(bytes, text, &self.keys) {
+                Ok(id) if !valid.contains(&id) => valid.push(id),
+                Ok(_) => {}
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if valid.len() >= self.threshold {
+            valid.sort_by_key(|id| self.keys.iter().position(|k| &k.id == id));
+            return Ok(valid);
+        }
+        if self.threshold == 1 {
+            return Err(problems.join("; "));
+        }
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+        let mut reason = format!(
+            "{} of the {} required signatures (by any of {}): valid from {}",
+            valid.len(),
+            self.threshold,
+            ids.join(", "),
+            if valid.is_empty() {
+                "none".to_string()
+            } else {
+                valid.join(", ")
+            }
+        );
+        if !problems.is_empty() {
+            reason.push_str(&format!("; {}", problems.join("; ")));
+        }
+        Err(reason)
+    }
+}
+
 /// Checks `signature` (the text of `<file>.minisig`, `None` when there is none) over `bytes`
-/// against `trusted`. The signer's key id, or why the build is refused.
+/// against `trusted`: any one of them. The signer's key id, or why the build is refused.
 pub fn verify(
     bytes: &[u8],
     signature: Option<&str>,
     trusted: &[TrustedKey],
 ) -> Result<String, String> {
-    let Some(text) = signature else {
-        return Err(
-            "unsigned: signatures are required and there is no <file>.minisig beside it".into(),
-        );
-    };
+    let signatures: Vec<String> = signature.into_iter().map(str::to_owned).collect();
+    let mut signers = SignerPolicy::any_of(trusted.to_vec()).verify(bytes, &signatures)?;
+    Ok(signers.remove(0))
+}
+
+/// One signature over `bytes`: the id of the key in `trusted` that made it, or why not.
+fn verify_one(bytes: &[u8], text: &str, trusted: &[TrustedKey]) -> Result<String, String> {
     let parsed = Signature::decode(text)
         .map_err(|e| format!("the .minisig is not a minisign signature: {e}"))?;
     let signer = text

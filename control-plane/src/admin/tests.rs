@@ -96,6 +96,7 @@ async fn admin(token: Option<&str>) -> Admin {
         config_json: "{}".into(),
         envoy_version: None,
         failure_policy: Default::default(),
+        signers: Vec::new(),
     };
     {
         let mut engine = engine.lock().expect("engine");

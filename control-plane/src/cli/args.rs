@@ -194,6 +194,10 @@ pub(super) struct ValidateArgs {
     /// repeat for several.
     #[arg(long)]
     pub(super) trusted_key: Vec<PathBuf>,
+    /// How many of the trusted keys must have signed it (`<artifact>.minisig`,
+    /// `<artifact>.<label>.minisig`), as a plugin's `spec.signers.threshold`.
+    #[arg(long, default_value_t = 1, requires = "trusted_key")]
+    pub(super) signatures_required: usize,
 }
 
 #[derive(Debug, clap::Args)]

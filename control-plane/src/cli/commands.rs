@@ -339,11 +339,24 @@ pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
     let wasm = read(&args.artifact)?;
     let keys = trusted_keys(&args.trusted_key)?;
     if !keys.is_empty() {
-        let mut sig = args.artifact.as_os_str().to_os_string();
-        sig.push(".minisig");
-        let text = std::fs::read_to_string(&sig).ok();
-        match meshplug_core::signature::verify(&wasm, text.as_deref(), &keys) {
-            Ok(signer) => println!("signed by key {signer}"),
+        if args.signatures_required == 0 || args.signatures_required > keys.len() {
+            anyhow::bail!(
+                "--signatures-required must be between 1 and the number of --trusted-key ({})",
+                keys.len()
+            );
+        }
+        let policy = meshplug_core::signature::SignerPolicy {
+            threshold: args.signatures_required,
+            keys,
+        };
+        let mut signatures = Vec::new();
+        for path in crate::ingest::signature_paths(&args.artifact).map_err(anyhow::Error::msg)? {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            signatures.push(text);
+        }
+        match policy.verify(&wasm, &signatures) {
+            Ok(signers) => println!("signed by key {}", signers.join(", ")),
             Err(reason) => anyhow::bail!("{}: {reason}", args.artifact.display()),
         }
     }

@@ -44,8 +44,8 @@ impl Ingest {
         if let Some(reason) = self.store.rejection(&sha256) {
             return Ok(refused(format!("refused before: {reason}")));
         }
-        let signer = match self.check_signature(path, &sha256, bytes) {
-            Ok(signer) => signer,
+        let signatures = match self.admit_signed(path, &sha256, bytes, &plugins) {
+            Ok(signatures) => signatures,
             Err(reason) => return Ok(refused(reason)),
         };
         let facts = match self.check_structure(kind, &sha256, bytes)? {
@@ -61,7 +61,8 @@ impl Ingest {
                 sha256,
                 path: stored,
                 envoy_version: facts.envoy_version,
-                signer,
+                signers: Vec::new(),
+                signatures,
             },
         );
         let mut outcome = IngestOutcome::Stored { name };
@@ -72,6 +73,46 @@ impl Ingest {
             };
         }
         Ok(outcome)
+    }
+
+    /// Whether a build may be stored: some plugin it is for (or, with none yet, the global
+    /// policy) accepts its signatures. Its signature texts, for each plugin's own check when
+    /// it is placed; or the refusal, when none accepts.
+    fn admit_signed(
+        &self,
+        path: &Path,
+        sha256: &str,
+        bytes: &[u8],
+        plugins: &[&Named<PluginSpec>],
+    ) -> Result<Vec<String>, String> {
+        let policies: Vec<_> = match plugins.is_empty() {
+            true => vec![self.global_policy()],
+            false => plugins.iter().map(|p| self.policy_for(&p.spec)).collect(),
+        };
+        let mut refusal = None;
+        let mut signatures = None;
+        for policy in &policies {
+            match self.check_signature(path, sha256, bytes, (policy.as_ref(), true)) {
+                Ok(signed) => signatures = Some(signed.signatures),
+                Err(reason) => refusal = refusal.or(Some(reason)),
+            }
+        }
+        signatures.ok_or_else(|| refusal.unwrap_or_default())
+    }
+
+    /// `artifact` checked against the signers `spec` requires: the ids of those that signed
+    /// it (empty when none are required), or why the plugin may not run it.
+    fn signers_for(
+        &self,
+        spec: &PluginSpec,
+        artifact: &PublishedArtifact,
+    ) -> Result<Result<Vec<String>, String>, Error> {
+        let Some(policy) = self.policy_for(spec) else {
+            return Ok(Ok(Vec::new()));
+        };
+        let bytes = fs::read(&artifact.path)
+            .map_err(Error::io("reading stored artifact", &artifact.path))?;
+        Ok(policy.verify(&bytes, &artifact.signatures))
     }
 
     /// The manifests changed: every plugin in `catalog` takes its settings and build, and
@@ -135,18 +176,26 @@ impl Ingest {
         candidate.artifact =
             self.registry()
                 .choose_build(&spec.artifact, |k| spec.kind.allows(k), prefer);
-        let Some(artifact) = candidate.artifact.clone() else {
+        let Some(mut artifact) = candidate.artifact.clone() else {
             self.registry().commit(candidate);
             tracing::info!(plugin = %name, artifact = %spec.artifact, "waiting for a build");
             return Ok(Placed::Done(IngestOutcome::Stored { name }));
         };
+        let source = PathBuf::from(candidate.manifest.clone().unwrap_or_default());
+        match self.signers_for(spec, &artifact)? {
+            Ok(signers) => artifact.signers = signers,
+            Err(reason) => {
+                let sha256 = artifact.sha256;
+                return Ok(Placed::Done(self.reject(&source, name, sha256, reason)));
+            }
+        }
+        candidate.artifact = Some(artifact.clone());
         if candidate == current && self.engine().published(&name).0.is_some() {
             return Ok(Placed::Done(IngestOutcome::Unchanged {
                 name,
                 sha256: artifact.sha256,
             }));
         }
-        let source = PathBuf::from(candidate.manifest.clone().unwrap_or_default());
         if let Err(reason) = self.limits.check_config(candidate.config_json.len()) {
             self.refusals.count(crate::refusals::Limit::ConfigBytes);
             return Ok(Placed::Done(self.reject(

@@ -56,6 +56,22 @@ fn classifies_by_file_name() {
         ("/a/authz.txt", None),
         ("/a/authz", None),
         ("/a/a.b.wasm", None),
+        (
+            "/a/authz.wasm.minisig",
+            Some(WatchedFile::Signature {
+                name: "authz".into(),
+                build: "authz.wasm".into(),
+            }),
+        ),
+        (
+            "/a/libauthz.so.release-team.minisig",
+            Some(WatchedFile::Signature {
+                name: "authz".into(),
+                build: "libauthz.so".into(),
+            }),
+        ),
+        ("/a/authz.json.minisig", None),
+        ("/a/authz.minisig", None),
     ];
     for (path, expected) in table {
         assert_eq!(classify(Path::new(path)), expected, "{path}");

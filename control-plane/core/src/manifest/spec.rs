@@ -53,6 +53,51 @@ pub struct PluginSpec {
     /// A JSON Schema the configuration must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<serde_json::Value>,
+    /// Who must sign this plugin's builds (in place of `--trusted-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signers: Option<SignersSpec>,
+}
+
+/// `spec.signers`: minisign public keys (each the base64 line of a `minisign.pub`), and how
+/// many of them must have signed a build (`<file>.minisig`, `<file>.<label>.minisig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignersSpec {
+    /// The keys.
+    pub keys: Vec<String>,
+    /// How many distinct keys must have signed (default 1).
+    #[serde(default = "one")]
+    pub threshold: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl SignersSpec {
+    /// The policy these keys and threshold say, or the field and why not.
+    pub fn policy(&self) -> Result<crate::signature::SignerPolicy, (String, String)> {
+        let mut keys = Vec::new();
+        for (i, text) in self.keys.iter().enumerate() {
+            let key = crate::signature::TrustedKey::parse(text)
+                .map_err(|e| (format!("spec.signers.keys[{i}]"), e))?;
+            keys.push(key);
+        }
+        if keys.is_empty() || self.threshold == 0 || self.threshold > keys.len() {
+            return Err((
+                "spec.signers.threshold".into(),
+                format!(
+                    "must be between 1 and the number of keys ({}), not {}",
+                    keys.len(),
+                    self.threshold
+                ),
+            ));
+        }
+        Ok(crate::signature::SignerPolicy {
+            keys,
+            threshold: self.threshold,
+        })
+    }
 }
 
 fn empty_object() -> serde_json::Value {
@@ -372,6 +417,9 @@ impl PluginSpec {
                     message,
                 ));
             }
+        }
+        if let Some(Err((field, message))) = self.signers.as_ref().map(SignersSpec::policy) {
+            return Some((field, "signers".into(), message));
         }
         if let Some(RolloutSpec::Policy(policy)) = &self.rollout
             && let Err(message) = policy.validate()

@@ -266,3 +266,43 @@ fn the_kind_a_plugin_runs() {
         ArtifactKind::Native
     );
 }
+
+#[test]
+fn signers_are_minisign_keys_with_a_threshold_in_range() {
+    let a = include_str!("../signature/testdata/a.pub")
+        .lines()
+        .nth(1)
+        .expect("key");
+    let b = include_str!("../signature/testdata/b.pub")
+        .lines()
+        .nth(1)
+        .expect("key");
+    let with = |signers: &str| format!("{PLUGIN}  signers:\n{signers}");
+    let two = with(&format!("    keys: [{a}, {b}]\n    threshold: 2\n"));
+    let Manifest::Plugin(plugin) = parse("p.yaml", &two).unwrap_or_else(|e| panic!("{e}")) else {
+        panic!("not a plugin");
+    };
+    let policy = plugin
+        .spec
+        .signers
+        .expect("signers")
+        .policy()
+        .expect("policy");
+    assert_eq!((policy.keys.len(), policy.threshold), (2, 2));
+    let one = with(&format!("    keys: [{a}]\n"));
+    let Manifest::Plugin(plugin) = parse("p.yaml", &one).expect("parses") else {
+        panic!("not a plugin");
+    };
+    assert_eq!(
+        plugin.spec.signers.expect("signers").threshold,
+        1,
+        "default"
+    );
+    let too_many = with(&format!("    keys: [{a}]\n    threshold: 2\n"));
+    let err = parse("p.yaml", &too_many).expect_err("threshold over the keys");
+    assert_eq!(err.field, "spec.signers.threshold", "{err}");
+    let bad = with("    keys: [not-a-key]\n");
+    let err = parse("p.yaml", &bad).expect_err("not a key");
+    assert_eq!(err.field, "spec.signers.keys[0]", "{err}");
+    assert!(err.to_string().contains("minisign"), "{err}");
+}

@@ -6,7 +6,8 @@ fn artifact(sha: &str) -> PublishedArtifact {
         sha256: sha.into(),
         path: PathBuf::from(format!("/s/{sha}.wasm")),
         envoy_version: None,
-        signer: None,
+        signers: Vec::new(),
+        signatures: Vec::new(),
     }
 }
 

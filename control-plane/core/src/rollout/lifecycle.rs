@@ -180,10 +180,16 @@ impl Rollouts {
         }
         rollout.canary = cohorts.canary;
         rollout.baseline = cohorts.baseline;
-        let reason = match &rollout.from {
+        let mut reason = match &rollout.from {
             Some(from) => format!("new version replaces {}", from.version),
             None => "first version: every proxy at once".to_string(),
         };
+        if !rollout.to.signers.is_empty() {
+            reason.push_str(&format!(
+                "; signed by key {}",
+                rollout.to.signers.join(", ")
+            ));
+        }
         fx.log(decision(plugin, &rollout, "start", reason, now_ms));
         fx.counts.push(Count::Started(plugin.to_string()));
         fx.serve(rollout.pushed.keys());

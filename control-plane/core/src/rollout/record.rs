@@ -31,6 +31,9 @@ pub struct Release {
     /// What a proxy does when the filter fails (Wasm `failure_policy`).
     #[serde(default)]
     pub failure_policy: FailurePolicy,
+    /// The ids of the keys that signed it, when signatures are required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signers: Vec<String>,
 }
 
 impl Release {
@@ -47,6 +50,7 @@ impl Release {
             config_json: "{}".into(),
             envoy_version: None,
             failure_policy: FailurePolicy::default(),
+            signers: Vec::new(),
         }
     }
 

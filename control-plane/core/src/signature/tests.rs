@@ -54,3 +54,47 @@ fn a_bad_key_file_is_a_clear_error() {
     let err = TrustedKey::parse("untrusted comment: x\nnot base64!").expect_err("bad");
     assert!(err.contains("not a minisign public key"), "{err}");
 }
+
+#[test]
+fn a_threshold_counts_distinct_trusted_signers() {
+    let (a, b) = (key(A_PUB), key(B_PUB));
+    let policy = SignerPolicy {
+        keys: vec![a.clone(), b.clone()],
+        threshold: 2,
+    };
+    let one = policy
+        .verify(BUILD, &[BY_A.to_string()])
+        .expect_err("one of two");
+    assert!(one.starts_with("1 of the 2 required signatures"), "{one}");
+    assert!(one.contains(&format!("valid from {}", a.id)), "{one}");
+    let twice = policy
+        .verify(BUILD, &[BY_A.to_string(), BY_A.to_string()])
+        .expect_err("the same key twice is one signer");
+    assert!(twice.starts_with("1 of the 2"), "{twice}");
+    let both = policy
+        .verify(BUILD, &[BY_B.to_string(), BY_A.to_string()])
+        .expect("two of two");
+    assert_eq!(both, vec![a.id.clone(), b.id.clone()], "in key order");
+    let mut tampered = BUILD.to_vec();
+    tampered[0] ^= 1;
+    let err = policy
+        .verify(&tampered, &[BY_A.to_string(), BY_B.to_string()])
+        .expect_err("tampered");
+    assert!(
+        err.starts_with("0 of the 2") && err.contains("does not match"),
+        "{err}"
+    );
+}
+
+#[test]
+fn with_any_one_key_the_reason_is_the_signature_problem() {
+    let policy = SignerPolicy::any_of(vec![key(A_PUB)]);
+    let err = policy
+        .verify(BUILD, &[BY_B.to_string()])
+        .expect_err("untrusted");
+    assert!(err.starts_with("signed by key"), "{err}");
+    assert_eq!(
+        policy.verify(BUILD, &[BY_B.to_string(), BY_A.to_string()]),
+        Ok(vec![key(A_PUB).id])
+    );
+}

@@ -14,6 +14,7 @@ fn release(version: &str) -> Release {
         config_json: "{}".into(),
         envoy_version: None,
         failure_policy: Default::default(),
+        signers: Vec::new(),
     }
 }
 

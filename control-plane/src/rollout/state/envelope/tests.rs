@@ -12,6 +12,7 @@ fn plugins() -> BTreeMap<String, PluginRecord> {
         config_json: "{}".into(),
         envoy_version: None,
         failure_policy: Default::default(),
+        signers: Vec::new(),
     };
     let mut plugins = BTreeMap::new();
     plugins.insert(
