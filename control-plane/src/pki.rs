@@ -95,19 +95,24 @@ pub fn issue(
             ))
         })
     };
-    let ca_key = KeyPair::from_pem(&read(CA_KEY)?).map_err(pki_error)?;
-    let issuer = Issuer::from_ca_cert_pem(&read(CA_CERT)?, ca_key).map_err(pki_error)?;
+    let (cert, key) = issue_pem((&read(CA_CERT)?, &read(CA_KEY)?), subject, days)?;
+    write_pair(out, &subject.stem(), &cert, &key, force)
+}
+
+/// Issues a certificate for `subject` signed by the CA `(certificate PEM, key PEM)`, in
+/// memory: (certificate PEM, key PEM).
+pub fn issue_pem(
+    (ca_cert, ca_key): (&str, &str),
+    subject: &Subject,
+    days: u32,
+) -> Result<(String, String), Error> {
+    let ca_key = KeyPair::from_pem(ca_key).map_err(pki_error)?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert, ca_key).map_err(pki_error)?;
     let mut params = params_for(subject)?;
     validity(&mut params, days);
     let key = KeyPair::generate().map_err(pki_error)?;
     let cert = params.signed_by(&key, &issuer).map_err(pki_error)?;
-    write_pair(
-        out,
-        &subject.stem(),
-        &cert.pem(),
-        &key.serialize_pem(),
-        force,
-    )
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn params_for(subject: &Subject) -> Result<CertificateParams, Error> {

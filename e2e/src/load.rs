@@ -36,6 +36,39 @@ pub struct LoadConfig {
     pub id_prefix: String,
     /// Behave as hosts behind `meshplug agent`: fetch and check each module before the ACK.
     pub fetch: Option<Fetching>,
+    /// Connect over mTLS, each node with its own certificate for its node id.
+    pub tls: Option<Arc<LoadTls>>,
+}
+
+/// The CA the simulated nodes' certificates are issued from (in memory, one per node).
+#[derive(Debug)]
+pub struct LoadTls {
+    ca_cert: String,
+    ca_key: String,
+}
+
+impl LoadTls {
+    /// The CA of `pki`.
+    pub fn from_pki(pki: &crate::pki::TestPki) -> Result<Self, crate::HarnessError> {
+        let read = |name: &str| {
+            std::fs::read_to_string(pki.path(name))
+                .map_err(crate::HarnessError::io("reading the CA"))
+        };
+        Ok(Self {
+            ca_cert: read("ca.pem")?,
+            ca_key: read("ca-key.pem")?,
+        })
+    }
+
+    /// The TLS settings of node `id`: a fresh certificate naming it.
+    pub fn client(&self, id: &str) -> Result<tonic::transport::ClientTlsConfig, String> {
+        let subject = meshplug::pki::Subject::Node(id.to_string());
+        let (cert, key) = meshplug::pki::issue_pem((&self.ca_cert, &self.ca_key), &subject, 1)
+            .map_err(|e| e.to_string())?;
+        Ok(tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_cert))
+            .identity(tonic::transport::Identity::from_pem(cert, key)))
+    }
 }
 
 /// One received response, as a node saw it.

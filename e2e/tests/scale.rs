@@ -51,6 +51,7 @@ async fn two_hundred_streams_converge_without_nack_loops() {
     mesh.publish("load.wasm", &module()).expect("module");
     let target: SocketAddr = mesh.control_plane.addrs.xds;
     let run = LoadRun::start(&LoadConfig {
+        tls: None,
         target,
         nodes: NODES,
         resource_names: vec!["load".into()],

@@ -27,7 +27,10 @@ async fn a_plugin_runs_only_builds_signed_by_enough_of_its_signers() {
     mesh.write_manifest("plugins", "authz.yaml", &manifest)
         .expect("manifest");
     let status = mesh.wait_for_manifest("plugins/authz.yaml").await;
-    assert!(status["error"].is_null(), "the manifest is in force: {status}");
+    assert!(
+        status["error"].is_null(),
+        "the manifest is in force: {status}"
+    );
     mesh.add_mesh_envoy("envoy-1", "{tier: edge}", Ads::StateOfTheWorld)
         .await
         .expect("envoy starts");

@@ -100,11 +100,22 @@ async fn session(
     record: &Mutex<NodeRecord>,
     (last_acked, have): (&mut String, &mut HashSet<String>),
 ) -> Result<(), String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", config.target))
-        .map_err(|e| e.to_string())?
-        .initial_stream_window_size(Some(65_535))
-        .initial_connection_window_size(Some(65_535))
-        .connect_timeout(Duration::from_secs(10));
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", config.target))
+            .map_err(|e| e.to_string())?
+            .initial_stream_window_size(Some(65_535))
+            .initial_connection_window_size(Some(65_535))
+            .connect_timeout(Duration::from_secs(10));
+    if let Some(tls) = &config.tls {
+        endpoint = endpoint
+            .tls_config(tls.client(id)?)
+            .map_err(|e| e.to_string())?;
+    }
     let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
     let mut client =
         AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(64 << 20);

@@ -55,7 +55,7 @@ pub struct PluginSpec {
     pub schema: Option<serde_json::Value>,
     /// Who must sign this plugin's builds (in place of `--trusted-key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signers: Option<SignersSpec>,
+    pub signers: Option<Box<SignersSpec>>,
 }
 
 /// `spec.signers`: minisign public keys (each the base64 line of a `minisign.pub`), and how
@@ -418,7 +418,7 @@ impl PluginSpec {
                 ));
             }
         }
-        if let Some(Err((field, message))) = self.signers.as_ref().map(SignersSpec::policy) {
+        if let Some(Err((field, message))) = self.signers.as_deref().map(SignersSpec::policy) {
             return Some((field, "signers".into(), message));
         }
         if let Some(RolloutSpec::Policy(policy)) = &self.rollout

@@ -49,15 +49,11 @@ fn padded_module(change: usize, kb: usize) -> anyhow::Result<Vec<u8>> {
 
 /// `meshplug_artifact_bytes_served_total` from the control plane's metrics.
 async fn bytes_served(mesh: &Mesh) -> u64 {
-    let url = format!("http://{}/metrics", mesh.control_plane.addrs.admin);
-    let Ok(reply) = reqwest::Client::new().get(url).send().await else {
-        return 0;
-    };
-    let text = reply.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("meshplug_artifact_bytes_served_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let served = mesh
+        .control_plane
+        .metric("meshplug_artifact_bytes_served_total")
+        .await;
+    served.unwrap_or(0.0) as u64
 }
 
 fn config(change: usize) -> String {
@@ -74,6 +70,8 @@ struct Args {
     /// change is a new module of `module_kb` KiB.
     fetch: bool,
     module_kb: usize,
+    /// Every stream over mTLS, each node with its own certificate (bound to its node id).
+    tls: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -96,6 +94,7 @@ fn parse_args() -> anyhow::Result<Args> {
         append: get("--append"),
         fetch: args.iter().any(|a| a == "--fetch"),
         module_kb: number("--module-kb", 160)?,
+        tls: args.iter().any(|a| a == "--tls"),
     })
 }
 
@@ -118,7 +117,24 @@ async fn main() -> anyhow::Result<()> {
     if args.fetch {
         cp_args.extend(["--artifacts-addr", "127.0.0.1:0"]);
     }
+    let pki = match args.tls {
+        true => Some(e2e::pki::TestPki::new(&["127.0.0.1"])?),
+        false => None,
+    };
+    let tls_args = pki
+        .as_ref()
+        .map(e2e::pki::TestPki::serve_args)
+        .unwrap_or_default();
+    cp_args.extend(tls_args.iter().map(String::as_str));
     let mut mesh = Mesh::start_control_plane(&cp_args).await?;
+    if let Some(pki) = &pki {
+        mesh.control_plane.trust(&pki.client(None))?;
+    }
+    let load_tls = pki
+        .as_ref()
+        .map(e2e::load::LoadTls::from_pki)
+        .transpose()?
+        .map(std::sync::Arc::new);
     mesh.publish("load.json", config(0).as_bytes())?;
     let first = match args.fetch {
         true => padded_module(0, args.module_kb)?,
@@ -148,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
         slow_readers: args.slow_readers,
         id_prefix: "sim".into(),
         fetch: args.fetch.then(e2e::load::Fetching::new).transpose()?,
+        tls: load_tls,
     });
     let connect_deadline = Instant::now() + Duration::from_secs(300);
     while run.nodes_served() < args.nodes {
@@ -211,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
         false => String::new(),
     };
     let report = format!(
-        "### N = {nodes} ({slow} slow reader(s), {nack}% NACK), {date}, {cores} cores\n\n\
+        "### N = {nodes} ({slow} slow reader(s), {nack}% NACK{tls}), {date}, {cores} cores\n\n\
          | measure | value |\n|---|---|\n\
          | streams held | {served} of {nodes} |\n\
          | connect + first response, all streams | {connect:.2} s |\n\
@@ -226,6 +243,11 @@ async fn main() -> anyhow::Result<()> {
          | change | recv p50 | recv p99 | recv max | ACK p50 | ACK p99 | ACK max | bytes |\n\
          |---|---|---|---|---|---|---|---|\n{per_change}",
         nodes = args.nodes,
+        tls = if args.tls {
+            ", mTLS: a certificate per node, bound to its node id"
+        } else {
+            ""
+        },
         slow = args.slow_readers,
         nack = args.nack_percent,
         served = run.nodes_served(),
