@@ -14,6 +14,9 @@
 //!
 //! - serves `DeltaAggregatedResources` (incremental xDS) from the same snapshots: per type it
 //!   tracks what the node holds and sends only changed resources and removed names;
+//! - refuses a stream whose node is too large, or that a caller's [`NodeAuthorizer`] refuses
+//!   for its peer (the certificates the peer presented over TLS, from tonic), with the reason
+//!   in the stream's status and an [`XdsEvent::Refused`];
 //!
 //! What it does not do:
 //! - resource TTLs, on-demand (VHDS-style) resource locators, or xdstp:// names;

@@ -1,5 +1,5 @@
 //! Requests the server refuses, each with a status that says why: a node over the size limit,
-//! a request over the message limit. In-process, on 127.0.0.1:0.
+//! a node its authorizer refuses, a request over the message limit. In-process, on 127.0.0.1:0.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,15 +9,25 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use xds::proto::{AggregatedDiscoveryServiceClient, DiscoveryRequest, Node};
-use xds::{AdsServer, SnapshotCache, XdsEvent, type_url};
+use xds::{AdsServer, NodeAuthorizer, RefusalCause, SnapshotCache, XdsEvent, type_url};
 
 async fn server(max_node_bytes: usize) -> (String, Arc<Mutex<Vec<XdsEvent>>>) {
+    server_with(max_node_bytes, None).await
+}
+
+async fn server_with(
+    max_node_bytes: usize,
+    authorizer: Option<NodeAuthorizer>,
+) -> (String, Arc<Mutex<Vec<XdsEvent>>>) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let server = AdsServer::new(Arc::new(SnapshotCache::new()), move |event| {
         sink.lock().expect("events").push(event);
     });
     server.set_max_node_bytes(max_node_bytes);
+    if let Some(authorizer) = authorizer {
+        server.set_authorizer(authorizer);
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(
@@ -107,4 +117,43 @@ async fn a_request_over_16_mib_ends_with_a_status_that_says_so() {
         status.message()
     );
     assert!(events.lock().expect("events").is_empty());
+}
+
+#[tokio::test]
+async fn a_node_the_authorizer_refuses_gets_permission_denied_and_nothing_else() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let asked = Arc::clone(&seen);
+    let authorizer: NodeAuthorizer = Arc::new(move |node, certs| {
+        asked
+            .lock()
+            .expect("asked")
+            .push((node.id.clone(), certs.is_some()));
+        Err(format!("node {:?} may not connect here", node.id))
+    });
+    let (url, events) = server_with(4096, Some(authorizer)).await;
+    let first = DiscoveryRequest {
+        node: Some(node(16)),
+        type_url: type_url::EXTENSION_CONFIG.into(),
+        ..DiscoveryRequest::default()
+    };
+    let status = status_of(&url, first).await;
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert_eq!(status.message(), "node \"edge-1\" may not connect here");
+    let asked = seen.lock().expect("asked").clone();
+    assert_eq!(
+        asked,
+        vec![("edge-1".to_string(), false)],
+        "plain TCP: no certificates"
+    );
+    let events = events.lock().expect("events").clone();
+    assert!(
+        matches!(
+            &events[..],
+            [XdsEvent::Refused {
+                cause: RefusalCause::Unauthorized,
+                ..
+            }]
+        ),
+        "refused before it opened: {events:?}"
+    );
 }
