@@ -271,6 +271,18 @@ impl Mesh {
         Ok(())
     }
 
+    /// Asserts that the control plane sees every node it knows as behind an agent.
+    pub async fn assert_every_node_behind_an_agent(&self) {
+        let nodes = self
+            .control_plane
+            .api("/api/v1/nodes")
+            .await
+            .expect("nodes");
+        for node in nodes["nodes"].as_array().expect("nodes") {
+            assert_eq!(node["delivery"], "agent", "{node}");
+        }
+    }
+
     /// The test bed's network.
     pub fn net(&self) -> &HostNet {
         &self.bed.as_ref().expect("a multi-host mesh").net

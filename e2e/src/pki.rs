@@ -98,6 +98,18 @@ impl TestPki {
         }
     }
 
+    /// Issues the certificate of admin client `name` and returns a client presenting it.
+    pub fn admin_client(&self, name: &str) -> Result<ClientTls, HarnessError> {
+        self.run(&["issue", "--client", name])?;
+        Ok(ClientTls {
+            ca: self.path("ca.pem"),
+            identity: Some((
+                self.path(&format!("client-{name}.pem")),
+                self.path(&format!("client-{name}-key.pem")),
+            )),
+        })
+    }
+
     /// Bootstrap placeholders for an Envoy that connects over mTLS with the certificate of
     /// `cert_of` (normally its own node id), trusting `ca` (normally this CA's `ca.pem`), the
     /// control plane reached as `server_name`. Writes its SDS secrets into `sds_dir`.

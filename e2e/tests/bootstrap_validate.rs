@@ -36,17 +36,7 @@ fn rendered_templates_pass_envoy_validate() {
         if name == "bootstrap-file-ecds.yaml" {
             std::fs::write(dir.path().join("authz.yaml"), "resources: []\n").expect("ecds file");
         }
-        let output = Command::new(&envoy)
-            .args(["--mode", "validate", "-c"])
-            .arg(&path)
-            .output()
-            .expect("run envoy");
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "{name} failed validation:\n{log}");
+        let log = validate(&envoy, &path).unwrap_or_else(|log| panic!("{name}:\n{log}"));
         assert!(log.contains("OK"), "{name}: {log}");
     }
 }
@@ -98,19 +88,25 @@ fn the_cli_renders_mtls_bootstraps_that_envoy_validates() {
         }
         let path = dir.path().join("bootstrap-tls.yaml");
         std::fs::write(&path, rendered).expect("write");
-        let output = Command::new(&envoy)
-            .args(["--mode", "validate", "-c"])
-            .arg(&path)
-            .output()
-            .expect("run envoy");
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "the mTLS bootstrap failed validation:\n{log}"
-        );
+        validate(&envoy, &path)
+            .unwrap_or_else(|log| panic!("the mTLS bootstrap failed validation:\n{log}"));
+    }
+}
+
+/// `envoy --mode validate -c path`: its output, `Err` when it fails.
+fn validate(envoy: &std::path::Path, path: &std::path::Path) -> Result<String, String> {
+    let output = Command::new(envoy)
+        .args(["--mode", "validate", "-c"])
+        .arg(path)
+        .output()
+        .expect("run envoy");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match output.status.success() {
+        true => Ok(log),
+        false => Err(log),
     }
 }

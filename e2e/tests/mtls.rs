@@ -1,9 +1,10 @@
 //! mTLS with certificates from `meshplug pki`: an Envoy with its node's certificate (file-based
 //! SDS) receives its filter over ADS; an Envoy speaking plain TCP, one with another CA's
 //! certificate, one whose certificate names another node, and a client with no certificate
-//! are each refused and receive nothing. Then the control plane's certificate and the Envoy's
-//! are both rotated on disk under the live stream: no stream drops, new handshakes see the new
-//! certificates, and the next push still arrives.
+//! are each refused and receive nothing. The admin API (with `--admin-client-ca`) answers the
+//! CLI presenting an admin client certificate and refuses a client without one. Then the
+//! control plane's certificate and the Envoy's are both rotated on disk under the live stream:
+//! no stream drops, new handshakes see the new certificates, and the next push still arrives.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use e2e::pki::TestPki;
 use e2e::{Mesh, eventually};
+use meshplug::tls::ClientTls;
 use serde_json::Value;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
@@ -29,14 +31,16 @@ async fn mtls_binds_each_node_to_its_certificate_and_rotates_under_live_streams(
     other
         .issue_node("edge-1", false)
         .expect("other node certificate");
-    let args = pki.serve_args();
+    let mut args = pki.serve_args();
+    let ca_arg = pki.path("ca.pem").display().to_string();
+    args.extend(["--admin-client-ca".to_string(), ca_arg]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut mesh = Mesh::start_control_plane(&args)
         .await
         .expect("control plane");
-    mesh.control_plane
-        .trust(&pki.client(None))
-        .expect("admin over TLS");
+    let ops = pki.admin_client("ops").expect("admin client certificate");
+    mesh.control_plane.trust(&ops).expect("admin over mTLS");
+    admin_needs_a_client_certificate(&pki, &mesh, &ops).await;
     let ca = pki.path("ca.pem");
     let dir = mesh.dir().to_path_buf();
     let sds = |name: &str| dir.join(format!("sds-{name}"));
@@ -119,6 +123,35 @@ async fn mtls_binds_each_node_to_its_certificate_and_rotates_under_live_streams(
     );
 
     rotate_both_under_the_live_stream(&pki, &mesh).await;
+}
+
+/// With `--admin-client-ca`, the admin API answers only clients with a certificate: the CLI
+/// with `--ca --tls-cert --tls-key` works, a client with the CA alone is refused.
+async fn admin_needs_a_client_certificate(pki: &TestPki, mesh: &Mesh, ops: &ClientTls) {
+    let url = mesh.control_plane.admin_url("/api/v1/nodes");
+    let anonymous = pki
+        .client(None)
+        .reqwest(reqwest::Client::builder().no_proxy())
+        .expect("client")
+        .build()
+        .expect("client");
+    let refused = anonymous.get(&url).send().await;
+    assert!(refused.is_err(), "no client certificate: {refused:?}");
+    let (cert, key) = ops.identity.clone().expect("identity");
+    let output = std::process::Command::new(e2e::paths::meshplug_binary().expect("meshplug"))
+        .args(["status", "-o", "json", "--admin"])
+        .arg(mesh.control_plane.admin_url(""))
+        .arg("--ca")
+        .arg(&ops.ca)
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(key)
+        .output()
+        .expect("meshplug status");
+    assert!(output.status.success(), "{output:?}");
+    let status: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(status["nodes"].is_array(), "{status}");
 }
 
 /// A TLS client with the right CA and no certificate gets no response.

@@ -78,14 +78,7 @@ async fn swap(kind: &str, file: &str, a: &str, b: &str) {
     if kind == "wasm" {
         foreign_module_everywhere(&mesh).await;
     }
-    let nodes = mesh
-        .control_plane
-        .api("/api/v1/nodes")
-        .await
-        .expect("nodes");
-    for node in nodes["nodes"].as_array().expect("nodes") {
-        assert_eq!(node["delivery"], "agent", "{node}");
-    }
+    mesh.assert_every_node_behind_an_agent().await;
 }
 
 /// A proxy-wasm module written by hand: it answers every request with 418 and a fixed body,

@@ -82,12 +82,5 @@ async fn builds_reach_other_hosts_over_mtls() {
             .log_records("metrics stream refused")
             .is_empty()
     );
-    let nodes = mesh
-        .control_plane
-        .api("/api/v1/nodes")
-        .await
-        .expect("nodes");
-    for node in nodes["nodes"].as_array().expect("nodes") {
-        assert_eq!(node["delivery"], "agent", "{node}");
-    }
+    mesh.assert_every_node_behind_an_agent().await;
 }
