@@ -163,19 +163,7 @@ impl Ingest {
         let name = plugin.name.clone();
         let spec = &plugin.spec;
         let current = self.registry().get_or_default(&name);
-        let mut candidate = current.clone();
-        candidate.config_json = spec.config.to_string();
-        candidate.failure_policy = spec.failure_policy;
-        candidate.config_sha256 = settings_sha256(&candidate.config_json, spec.failure_policy);
-        candidate.fixtures = spec.fixtures.len();
-        candidate.fixture_list = spec.fixtures.clone();
-        candidate.has_schema = spec.schema.is_some();
-        candidate.schema = spec.schema.clone();
-        candidate.manifest = manifest_file(catalog, &name);
-        let prefer = preferred_kind(spec, self.prefer);
-        candidate.artifact =
-            self.registry()
-                .choose_build(&spec.artifact, |k| spec.kind.allows(k), prefer);
+        let mut candidate = self.candidate(plugin, catalog, &current);
         let Some(mut artifact) = candidate.artifact.clone() else {
             self.registry().commit(candidate);
             tracing::info!(plugin = %name, artifact = %spec.artifact, "waiting for a build");
@@ -237,6 +225,31 @@ impl Ingest {
         }
         self.registry().commit(candidate);
         Ok(Placed::Ready(name))
+    }
+
+    /// What `plugin` would be from its manifest: `current` with the manifest's settings and
+    /// the build it picks.
+    fn candidate(
+        &self,
+        plugin: &Named<PluginSpec>,
+        catalog: &Catalog,
+        current: &PluginStatus,
+    ) -> PluginStatus {
+        let spec = &plugin.spec;
+        let mut candidate = current.clone();
+        candidate.config_json = spec.config.to_string();
+        candidate.failure_policy = spec.failure_policy;
+        candidate.config_sha256 = settings_sha256(&candidate.config_json, spec.failure_policy);
+        candidate.fixtures = spec.fixtures.len();
+        candidate.fixture_list = spec.fixtures.clone();
+        candidate.has_schema = spec.schema.is_some();
+        candidate.schema = spec.schema.clone();
+        candidate.manifest = manifest_file(catalog, &plugin.name);
+        let prefer = preferred_kind(spec, self.prefer);
+        candidate.artifact =
+            self.registry()
+                .choose_build(&spec.artifact, |k| spec.kind.allows(k), prefer);
+        candidate
     }
 
     /// Runs the pre-flight of the candidate's build with its inputs; the reason when refused

@@ -28,38 +28,21 @@ pub(super) async fn serve_xds(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let refusals = xds_metrics.refusals();
-    let xds_refusals = refusals.clone();
-    let events = Arc::clone(&engine);
-    // The one handler of stream events: the node model (in the engine) takes each.
-    let sink = move |event: XdsEvent| {
-        log_event(&event);
-        xds_metrics.observe(&event);
-        let mut engine = events.lock().unwrap_or_else(PoisonError::into_inner);
-        engine.on_event(&event, unix_ms());
-        xds_metrics.set_connected(engine.nodes().connected_count());
-    };
-    let connects = Arc::clone(&engine);
-    let grouper = Arc::new(move |node: &NodeInfo| {
-        connects
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .on_connect(node, unix_ms())
-    });
-    let server = AdsServer::with_grouper(cache, sink, grouper);
-    server.set_max_node_bytes(guards.max_node_bytes);
+    let bind_identity = tls.as_ref().is_some_and(ServerTls::requires_client_cert);
+    let server = ads_server(cache, Arc::clone(&engine), xds_metrics, guards);
     let mut metrics = MetricsSink::new(engine, stop.clone());
-    if tls.as_ref().is_some_and(ServerTls::requires_client_cert) {
+    if bind_identity {
         server.set_authorizer(Arc::new(|node: &NodeInfo, certs: Option<&[_]>| {
             identity::authorize(&node.id, certs)
         }));
-        let counted = refusals.clone().unwrap_or_default();
-        metrics = metrics.binding_identity(counted);
+        metrics = metrics.binding_identity(refusals.clone().unwrap_or_default());
     }
     let closer = server.clone();
     let idle = guards.xds_idle_timeout;
+    let counted = refusals.clone();
     let wrap = move |stream| {
         let stream = IdleTimeout::new(stream, idle);
-        match &refusals {
+        match &counted {
             Some(refusals) => stream.counted(Arc::clone(refusals)),
             None => stream,
         }
@@ -81,14 +64,40 @@ pub(super) async fn serve_xds(
             router.serve_with_incoming_shutdown(incoming, stopped).await
         }
         Some(tls) => {
-            let counted = xds_refusals.clone();
-            let incoming = tls::incoming_streams(listener, tls, wrap, counted);
+            let incoming = tls::incoming_streams(listener, tls, wrap, refusals);
             router.serve_with_incoming_shutdown(incoming, stopped).await
         }
     };
     if let Err(err) = result {
         tracing::error!(error = %err, "xDS server failed");
     }
+}
+
+/// The ADS server over `cache`, whose one handler of stream events is the engine's node
+/// model, and whose grouper asks the engine which versions a proxy gets before it is served.
+fn ads_server(
+    cache: Arc<SnapshotCache>,
+    engine: Arc<Mutex<Engine>>,
+    xds_metrics: Arc<XdsMetrics>,
+    guards: Guards,
+) -> AdsServer {
+    let events = Arc::clone(&engine);
+    let sink = move |event: XdsEvent| {
+        log_event(&event);
+        xds_metrics.observe(&event);
+        let mut engine = events.lock().unwrap_or_else(PoisonError::into_inner);
+        engine.on_event(&event, unix_ms());
+        xds_metrics.set_connected(engine.nodes().connected_count());
+    };
+    let grouper = Arc::new(move |node: &NodeInfo| {
+        engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .on_connect(node, unix_ms())
+    });
+    let server = AdsServer::with_grouper(cache, sink, grouper);
+    server.set_max_node_bytes(guards.max_node_bytes);
+    server
 }
 
 fn log_event(event: &XdsEvent) {
