@@ -12,6 +12,7 @@ pub mod control_plane;
 pub mod corrupting;
 pub mod envoy;
 mod error;
+pub mod etcd;
 pub mod eventually;
 pub mod hosts;
 pub mod load;

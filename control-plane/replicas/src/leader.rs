@@ -1,0 +1,226 @@
+//! Leader election on an etcd lease, and writes fenced by the leader's term.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, PutOptions, Txn, TxnOp};
+use tokio::task::JoinHandle;
+
+use crate::Error;
+
+/// A leadership's term: the create revision of the leader key it wrote.
+pub type Term = i64;
+
+/// How often a candidate that lost looks again whether the leader key is gone.
+const RETRY: Duration = Duration::from_millis(250);
+
+/// A connection to etcd, for the keys under one prefix.
+#[derive(Clone)]
+pub struct Etcd {
+    client: Client,
+    prefix: String,
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Etcd {
+    /// Connects to the cluster at `endpoints` (`host:port`), for keys under `prefix`.
+    pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, Error> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5));
+        let client = Client::connect(endpoints, Some(options)).await?;
+        Ok(Self {
+            client,
+            prefix: prefix.trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn leader_key(&self) -> String {
+        format!("{}/leader", self.prefix)
+    }
+
+    /// Who leads now, and in which term; `None` when nobody does.
+    pub async fn leader(&self) -> Result<Option<(String, Term)>, Error> {
+        let mut client = self.client.clone();
+        let found = client.get(self.leader_key(), None).await?;
+        Ok(found.kvs().first().map(|kv| {
+            let id = String::from_utf8_lossy(kv.value()).into_owned();
+            (id, kv.create_revision())
+        }))
+    }
+
+    /// The value at `key` (under the prefix), if any.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let mut client = self.client.clone();
+        let found = client.get(format!("{}/{key}", self.prefix), None).await?;
+        Ok(found.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    /// Campaigns as replica `me` until it leads; the leadership lasts while its lease of
+    /// `ttl` is kept alive (every third of it).
+    pub async fn campaign(&self, me: &str, ttl: Duration) -> Result<Leadership, Error> {
+        let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let mut client = self.client.clone();
+        loop {
+            let lease = client.lease_grant(seconds, None).await?.id();
+            let key = self.leader_key();
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key,
+                    me,
+                    Some(PutOptions::new().with_lease(lease)),
+                )]);
+            let won = client.txn(txn).await?;
+            if won.succeeded() {
+                let term = won.header().map_or(0, |h| h.revision());
+                tracing::info!(replica = me, term, "leading");
+                return Ok(Leadership::start(self.clone(), me, term, (lease, ttl)));
+            }
+            client.lease_revoke(lease).await?;
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+}
+
+/// This replica leads, in `term`, while its lease lives.
+#[derive(Debug)]
+pub struct Leadership {
+    etcd: Etcd,
+    me: String,
+    term: Term,
+    lease: i64,
+    lost: Arc<AtomicBool>,
+    keepalive: JoinHandle<()>,
+}
+
+impl Leadership {
+    fn start(etcd: Etcd, me: &str, term: Term, (lease, ttl): (i64, Duration)) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let keepalive = tokio::spawn(keep_alive(
+            etcd.client.clone(),
+            lease,
+            ttl,
+            Arc::clone(&lost),
+        ));
+        Self {
+            etcd,
+            me: me.to_string(),
+            term,
+            lease,
+            lost,
+            keepalive,
+        }
+    }
+
+    /// The term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// Whether this replica knows it lost the lease (etcd said it expired, or no keep-alive
+    /// got through within its time). A `false` here is not a promise: only [`put`]'s fence is.
+    ///
+    /// [`put`]: Self::put
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    /// Writes `value` at `key` (under the prefix) if, when etcd applies it, this term still
+    /// leads; [`Error::Fenced`] otherwise, with nothing written. Returns the write's revision.
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<i64, Error> {
+        let mut client = self.etcd.client.clone();
+        let leader = self.etcd.leader_key();
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                leader,
+                CompareOp::Equal,
+                self.term,
+            )])
+            .and_then([TxnOp::put(
+                format!("{}/{key}", self.etcd.prefix),
+                value,
+                None,
+            )]);
+        let done = client.txn(txn).await?;
+        if done.succeeded() {
+            return Ok(done.header().map_or(0, |h| h.revision()));
+        }
+        let now = match self.etcd.leader().await? {
+            Some((id, term)) => format!("{id} leads in term {term}"),
+            None => "nobody leads".to_string(),
+        };
+        tracing::warn!(replica = %self.me, term = self.term, %now, "fenced write refused");
+        Err(Error::Fenced {
+            term: self.term,
+            now,
+        })
+    }
+
+    /// Stops keeping the lease alive, as a replica that is paused (SIGSTOP) or cut off from
+    /// etcd would: after the lease's time, etcd ends this leadership. For tests.
+    #[doc(hidden)]
+    pub fn stop_keepalive(&self) {
+        self.keepalive.abort();
+    }
+
+    /// Gives the leadership up now: the lease is revoked, so the leader key goes at once.
+    pub async fn resign(self) -> Result<(), Error> {
+        self.keepalive.abort();
+        let mut client = self.etcd.client.clone();
+        client.lease_revoke(self.lease).await?;
+        Ok(())
+    }
+}
+
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+    }
+}
+
+/// Keeps `lease` alive every third of `ttl`; marks `lost` once etcd says it expired or no
+/// keep-alive was answered within `ttl` of the last one that was.
+async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: Arc<AtomicBool>) {
+    let every = ttl / 3;
+    let mut last_ok = tokio::time::Instant::now();
+    while last_ok.elapsed() < ttl {
+        match renew(&mut client, lease, every, &mut last_ok).await {
+            Ok(()) => {
+                tracing::warn!(lease, "the leader lease expired");
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(lease, error = %err, "keeping the leader lease alive");
+                tokio::time::sleep(every.min(Duration::from_millis(200))).await;
+            }
+        }
+    }
+    lost.store(true, Ordering::Release);
+}
+
+/// Renews `lease` every `every` until etcd says it is gone (`Ok`) or a request fails.
+async fn renew(
+    client: &mut Client,
+    lease: i64,
+    every: Duration,
+    last_ok: &mut tokio::time::Instant,
+) -> Result<(), etcd_client::Error> {
+    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+    loop {
+        keeper.keep_alive().await?;
+        match stream.message().await? {
+            Some(reply) if reply.ttl() > 0 => *last_ok = tokio::time::Instant::now(),
+            _ => return Ok(()),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

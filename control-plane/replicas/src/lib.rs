@@ -1,0 +1,21 @@
+//! Several `meshplug serve` replicas on one etcd cluster: the foundation of high availability.
+//!
+//! - **One leader**, elected with an etcd lease ([`Etcd::campaign`]): the replica that creates
+//!   `<prefix>/leader` while it is absent leads, for as long as it keeps the key's lease alive.
+//!   When the leader dies or is paused past the lease, etcd deletes the key and another
+//!   replica's campaign succeeds.
+//! - **A term** per leadership: the leader key's create revision, so terms only grow, and two
+//!   leaderships never share one.
+//! - **Fenced writes** ([`Leadership::put`]): every write of a leader is an etcd transaction
+//!   that compares the leader key's create revision with the writer's term, so a leader that was
+//!   paused or cut off and comes back cannot write, whatever it still believes (Jepsen found
+//!   etcd locks unsafe without this).
+//!
+//! The control plane does not use this yet: serving from etcd, per-replica node state,
+//! watches and forwarding are the next steps (see ARCHITECTURE.md, "Replicas").
+
+mod error;
+mod leader;
+
+pub use error::Error;
+pub use leader::{Etcd, Leadership, Term};
