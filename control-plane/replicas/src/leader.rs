@@ -18,7 +18,7 @@ const RETRY: Duration = Duration::from_millis(250);
 /// A connection to etcd, for the keys under one prefix.
 #[derive(Clone)]
 pub struct Etcd {
-    client: Client,
+    pub(crate) client: Client,
     prefix: String,
 }
 
@@ -44,7 +44,12 @@ impl Etcd {
     }
 
     fn leader_key(&self) -> String {
-        format!("{}/leader", self.prefix)
+        self.key("leader")
+    }
+
+    /// `key` under the prefix.
+    pub(crate) fn key(&self, key: &str) -> String {
+        format!("{}/{key}", self.prefix)
     }
 
     /// Who leads now, and in which term; `None` when nobody does.
@@ -60,7 +65,7 @@ impl Etcd {
     /// The value at `key` (under the prefix), if any.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let mut client = self.client.clone();
-        let found = client.get(format!("{}/{key}", self.prefix), None).await?;
+        let found = client.get(self.key(key), None).await?;
         Ok(found.kvs().first().map(|kv| kv.value().to_vec()))
     }
 
@@ -137,6 +142,12 @@ impl Leadership {
     /// Writes `value` at `key` (under the prefix) if, when etcd applies it, this term still
     /// leads; [`Error::Fenced`] otherwise, with nothing written. Returns the write's revision.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<i64, Error> {
+        self.fenced(TxnOp::put(self.etcd.key(key), value, None))
+            .await
+    }
+
+    /// Applies `op` if, when etcd applies it, this term still leads.
+    async fn fenced(&self, op: TxnOp) -> Result<i64, Error> {
         let mut client = self.etcd.client.clone();
         let leader = self.etcd.leader_key();
         let txn = Txn::new()
@@ -145,11 +156,7 @@ impl Leadership {
                 CompareOp::Equal,
                 self.term,
             )])
-            .and_then([TxnOp::put(
-                format!("{}/{key}", self.etcd.prefix),
-                value,
-                None,
-            )]);
+            .and_then([op]);
         let done = client.txn(txn).await?;
         if done.succeeded() {
             return Ok(done.header().map_or(0, |h| h.revision()));
@@ -163,6 +170,11 @@ impl Leadership {
             term: self.term,
             now,
         })
+    }
+
+    /// Deletes `key` (under the prefix) if this term still leads; [`Error::Fenced`] otherwise.
+    pub async fn delete(&self, key: &str) -> Result<i64, Error> {
+        self.fenced(TxnOp::delete(self.etcd.key(key), None)).await
     }
 
     /// Stops keeping the lease alive, as a replica that is paused (SIGSTOP) or cut off from

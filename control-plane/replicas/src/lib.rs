@@ -11,11 +11,16 @@
 //!   paused or cut off and comes back cannot write, whatever it still believes (Jepsen found
 //!   etcd locks unsafe without this).
 //!
-//! The control plane does not use this yet: serving from etcd, per-replica node state,
-//! watches and forwarding are the next steps (see ARCHITECTURE.md, "Replicas").
+//! - **Watches** ([`PrefixWatch`]): resumed from the last revision seen; after a compaction or a
+//!   cancelled watch, a full read the caller replaces its view with; never skipping ahead.
+//!
+//! The control plane does not use this yet: serving from etcd, per-replica node state and
+//! forwarding are the next steps (see ARCHITECTURE.md, "Replicas").
 
 mod error;
 mod leader;
+mod watch;
 
 pub use error::Error;
 pub use leader::{Etcd, Leadership, Term};
+pub use watch::{Change, PrefixWatch, WatchEvent};
