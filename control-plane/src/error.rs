@@ -66,6 +66,9 @@ pub enum Error {
     /// `meshplug pki` could not make a certificate.
     #[error("pki: {0}")]
     Pki(String),
+    /// etcd (replicas) refused or could not be reached, or a stale leader's write was fenced.
+    #[error(transparent)]
+    Replicas(#[from] meshplug_replicas::Error),
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),

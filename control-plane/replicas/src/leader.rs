@@ -148,6 +148,11 @@ impl Leadership {
 
     /// Applies `op` if, when etcd applies it, this term still leads.
     async fn fenced(&self, op: TxnOp) -> Result<i64, Error> {
+        self.fenced_all(vec![op]).await
+    }
+
+    /// Applies `ops` in one transaction if, when etcd applies it, this term still leads.
+    async fn fenced_all(&self, ops: Vec<TxnOp>) -> Result<i64, Error> {
         let mut client = self.etcd.client.clone();
         let leader = self.etcd.leader_key();
         let txn = Txn::new()
@@ -156,7 +161,7 @@ impl Leadership {
                 CompareOp::Equal,
                 self.term,
             )])
-            .and_then([op]);
+            .and_then(ops);
         let done = client.txn(txn).await?;
         if done.succeeded() {
             return Ok(done.header().map_or(0, |h| h.revision()));
@@ -170,6 +175,26 @@ impl Leadership {
             term: self.term,
             now,
         })
+    }
+
+    /// Puts every `(key, value)` and deletes every key in `deletes` (keys under the prefix),
+    /// all in one transaction, if this term still leads. etcd takes at most 128 operations
+    /// per transaction by default.
+    pub async fn apply(
+        &self,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<i64, Error> {
+        let ops: Vec<TxnOp> = puts
+            .iter()
+            .map(|(key, value)| TxnOp::put(self.etcd.key(key), value.clone(), None))
+            .chain(
+                deletes
+                    .iter()
+                    .map(|key| TxnOp::delete(self.etcd.key(key), None)),
+            )
+            .collect();
+        self.fenced_all(ops).await
     }
 
     /// Deletes `key` (under the prefix) if this term still leads; [`Error::Fenced`] otherwise.

@@ -66,7 +66,8 @@ impl StateFiles {
 }
 
 /// Where the engine's state is kept. [`StateFiles`] (JSON files and a JSONL log under
-/// `<data>/rollouts/`) is the first implementation.
+/// `<data>/rollouts/`) is the embedded default; [`etcd::EtcdState`] keeps it in etcd for
+/// replicas.
 pub trait RolloutStore: std::fmt::Debug + Send {
     /// Every plugin's rollout record as last saved.
     fn load_plugins(&self) -> Result<BTreeMap<String, PluginRecord>, Error>;
@@ -188,6 +189,7 @@ impl RolloutStore for StateFiles {
 }
 
 pub mod envelope;
+pub mod etcd;
 pub mod log;
 mod nodes_file;
 
