@@ -137,12 +137,9 @@ impl ListenerTls {
 
     /// Reloads each from its files when they change, until `stop`.
     fn watch(&self, stop: &tokio::sync::watch::Receiver<bool>) {
-        for tls in [&self.xds, &self.artifacts, &self.admin]
-            .into_iter()
-            .flatten()
-        {
-            tls.spawn_reload(stop.clone());
-        }
+        let listeners = [&self.xds, &self.artifacts, &self.admin];
+        let listeners: Vec<ServerTls> = listeners.into_iter().flatten().cloned().collect();
+        crate::tls::spawn_reloads(listeners, stop.clone());
     }
 }
 

@@ -91,40 +91,51 @@ impl ServerTls {
         Arc::clone(&current)
     }
 
-    /// Watches the files until `stop`, loading them again after each change.
-    pub fn spawn_reload(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let mut seen = stamps(&this.files);
-            let mut every = tokio::time::interval(RELOAD_EVERY);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stop.wait_for(|stopped| *stopped) => return,
-                }
-                let now = stamps(&this.files);
-                if now != seen {
-                    seen = now;
-                    this.reload();
-                }
-            }
-        });
+    /// Loads the files now. When they do not load, the previous configuration stays and the
+    /// error says why.
+    pub fn reload(&self) -> Result<(), Error> {
+        let config = server_config(&self.files, &self.alpn)?;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+        Ok(())
     }
+}
 
-    /// Loads the files now; keeps the previous configuration when they do not load.
-    pub fn reload(&self) {
-        match server_config(&self.files, &self.alpn) {
-            Ok(config) => {
-                *self
-                    .current
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
-                tracing::info!(cert = %self.files.cert.display(), "TLS certificates reloaded");
+/// Watches the files of every listener in `listeners` until `stop` (one poll a second for
+/// all of them), loading a listener's again after they change; one log line per change.
+pub fn spawn_reloads(listeners: Vec<ServerTls>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut seen: Vec<_> = listeners.iter().map(|l| stamps(&l.files)).collect();
+        let mut every = tokio::time::interval(RELOAD_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
             }
-            Err(err) => tracing::warn!(error = %err,
-                "TLS files changed but do not load; new connections keep the previous ones"),
+            let mut reloaded = 0;
+            let mut failed = None;
+            for (listener, seen) in listeners.iter().zip(&mut seen) {
+                let now = stamps(&listener.files);
+                if now == *seen {
+                    continue;
+                }
+                *seen = now;
+                match listener.reload() {
+                    Ok(()) => reloaded += 1,
+                    Err(err) => failed = Some(err),
+                }
+            }
+            if reloaded > 0 {
+                tracing::info!(listeners = reloaded, "TLS certificates reloaded");
+            }
+            if let Some(err) = failed {
+                tracing::warn!(error = %err,
+                    "TLS files changed but do not load; new connections keep the previous ones");
+            }
         }
-    }
+    });
 }
 
 /// (modified time, length) of each file, to notice a change.

@@ -14,8 +14,8 @@
 //! - **Watches** ([`PrefixWatch`]): resumed from the last revision seen; after a compaction or a
 //!   cancelled watch, a full read the caller replaces its view with; never skipping ahead.
 //!
-//! The control plane does not use this yet: serving from etcd, per-replica node state and
-//! forwarding are the next steps (see ARCHITECTURE.md, "Replicas").
+//! The engine's rollout state on etcd (`meshplug::rollout::state::etcd::EtcdState`) is built on
+//! this; `serve` does not use either yet (see ARCHITECTURE.md, "Replicas").
 
 mod error;
 mod leader;

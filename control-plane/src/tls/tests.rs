@@ -134,7 +134,7 @@ async fn a_rotated_certificate_serves_new_connections_and_open_ones_stay() {
     let before = leaf_serial(&open);
     let server = Subject::Server(vec!["127.0.0.1".into()]);
     pki::issue(dir.path(), &server, dir.path(), 30, true).expect("rotate");
-    tls.reload();
+    tls.reload().expect("reloads");
     let after = connect(addr, &connector).await.expect("after");
     assert_ne!(
         leaf_serial(&after),
@@ -155,7 +155,8 @@ async fn files_that_do_not_load_keep_the_previous_configuration() {
     let tls = ServerTls::load(files(dir.path(), false), &[]).expect("load");
     let before = tls.config();
     std::fs::write(dir.path().join("server-key.pem"), "half a key").expect("break");
-    tls.reload();
+    let err = tls.reload().expect_err("half a key");
+    assert!(err.to_string().contains("server-key.pem"), "{err}");
     assert!(Arc::ptr_eq(&before, &tls.config()));
     let err = ServerTls::load(files(dir.path(), false), &[]).expect_err("bad key");
     assert!(err.to_string().contains("server-key.pem"), "{err}");
