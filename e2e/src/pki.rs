@@ -98,6 +98,12 @@ impl TestPki {
         }
     }
 
+    /// An HTTP client trusting this CA, presenting node `id`'s certificate (`None`: none).
+    pub fn http_client(&self, id: Option<&str>) -> Result<reqwest::Client, HarnessError> {
+        let builder = reqwest::Client::builder().no_proxy();
+        Ok(self.client(id).reqwest(builder)?.build()?)
+    }
+
     /// Issues the certificate of admin client `name` and returns a client presenting it.
     pub fn admin_client(&self, name: &str) -> Result<ClientTls, HarnessError> {
         self.run(&["issue", "--client", name])?;

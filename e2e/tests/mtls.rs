@@ -129,12 +129,7 @@ async fn mtls_binds_each_node_to_its_certificate_and_rotates_under_live_streams(
 /// with `--ca --tls-cert --tls-key` works, a client with the CA alone is refused.
 async fn admin_needs_a_client_certificate(pki: &TestPki, mesh: &Mesh, ops: &ClientTls) {
     let url = mesh.control_plane.admin_url("/api/v1/nodes");
-    let anonymous = pki
-        .client(None)
-        .reqwest(reqwest::Client::builder().no_proxy())
-        .expect("client")
-        .build()
-        .expect("client");
+    let anonymous = pki.http_client(None).expect("client");
     let refused = anonymous.get(&url).send().await;
     assert!(refused.is_err(), "no client certificate: {refused:?}");
     let (cert, key) = ops.identity.clone().expect("identity");

@@ -38,23 +38,13 @@ async fn builds_reach_other_hosts_over_mtls() {
         .artifacts
         .expect("artifact service");
     let url = format!("https://{artifacts}/artifacts/{sha_a}.wasm");
-    let anonymous = pki
-        .client(None)
-        .reqwest(reqwest::Client::builder().no_proxy())
-        .expect("client")
-        .build()
-        .expect("client");
+    let anonymous = pki.http_client(None).expect("client");
     let refused = anonymous.get(&url).send().await;
     assert!(
         refused.is_err(),
         "no client certificate, no artifact: {refused:?}"
     );
-    let node = pki
-        .client(Some("envoy-1"))
-        .reqwest(reqwest::Client::builder().no_proxy())
-        .expect("client")
-        .build()
-        .expect("client");
+    let node = pki.http_client(Some("envoy-1")).expect("client");
     let fetched = node
         .get(&url)
         .send()
