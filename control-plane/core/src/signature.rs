@@ -9,7 +9,7 @@ use minisign_verify::{PublicKey, Signature};
 /// A public key builds may be signed with.
 #[derive(Debug, Clone)]
 pub struct TrustedKey {
-    /// The key id, as `minisign` prints it (16 upper-case hex digits).
+    /// The key id, as `minisign` prints it (upper-case hex, no leading zeros).
     pub id: String,
     key: PublicKey,
 }
@@ -30,13 +30,13 @@ impl TrustedKey {
 }
 
 /// The key id in a base64 key or signature line: the 8 bytes after the 2-byte algorithm,
-/// printed as minisign prints it (little-endian, upper-case hex).
+/// printed as minisign prints it (little-endian, upper-case hex, no leading zeros: `%llX`).
 fn key_id(base64_line: &str, at: usize) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(base64_line.trim())
         .ok()?;
     let id: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-    Some(format!("{:016X}", u64::from_le_bytes(id)))
+    Some(format!("{:X}", u64::from_le_bytes(id)))
 }
 
 /// Which keys must sign a build, and how many of them: a plugin's `spec.signers`, or

@@ -98,3 +98,12 @@ fn with_any_one_key_the_reason_is_the_signature_problem() {
         Ok(vec![key(A_PUB).id])
     );
 }
+
+#[test]
+fn a_key_id_with_a_leading_zero_is_printed_as_minisign_prints_it() {
+    let mut bytes = b"Ed".to_vec();
+    bytes.extend(0x06E9_14D2_FA33_569C_u64.to_le_bytes());
+    bytes.extend([0u8; 32]);
+    let line = base64::engine::general_purpose::STANDARD.encode(bytes);
+    assert_eq!(key_id(&line, 2).as_deref(), Some("6E914D2FA33569C"));
+}
