@@ -30,7 +30,9 @@ pub struct PluginSpec {
     /// The filter's configuration, handed to it as JSON.
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
-    /// Where in the chain: phases run in the order authn, authz, stats, custom.
+    /// Where in the chain: phases run in the order authn, authz, stats, custom (the default:
+    /// with `--plugins` alone the bootstrap's slots fix the order, and no phase is needed).
+    #[serde(default)]
     pub phase: Phase,
     /// Within a phase, lower runs first; then by name.
     #[serde(default)]
@@ -129,7 +131,9 @@ impl KindChoice {
 }
 
 /// The chain's phases, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Authentication.
@@ -138,7 +142,8 @@ pub enum Phase {
     Authz,
     /// Statistics and telemetry.
     Stats,
-    /// Everything else.
+    /// Everything else (the default).
+    #[default]
     Custom,
 }
 

@@ -106,11 +106,11 @@ fn bad_manifests_name_file_line_and_field() {
             "invalid type",
         ),
         (
-            "missing phase",
-            PLUGIN.replace("  phase: authn\n", ""),
+            "missing artifact",
+            PLUGIN.replace("  artifact: authz\n", ""),
             "spec",
             None,
-            "missing field `phase`",
+            "missing field `artifact`",
         ),
         (
             "bad name",
@@ -305,4 +305,13 @@ fn signers_are_minisign_keys_with_a_threshold_in_range() {
     let err = parse("p.yaml", &bad).expect_err("not a key");
     assert_eq!(err.field, "spec.signers.keys[0]", "{err}");
     assert!(err.to_string().contains("minisign"), "{err}");
+}
+
+#[test]
+fn a_plugin_without_a_phase_runs_in_custom() {
+    let text = PLUGIN.replace("  phase: authn\n", "");
+    let Manifest::Plugin(plugin) = parse("p.yaml", &text).unwrap_or_else(|e| panic!("{e}")) else {
+        panic!("not a plugin");
+    };
+    assert_eq!(plugin.spec.phase, Phase::Custom);
 }

@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  without a key  : curl -i {}", envoy.url("/"));
     println!(
-        "  fleet status   : curl -s http://{}/api/v1/nodes",
+        "  fleet status   : meshplug status --admin http://{} (or curl -s http://{0}/api/v1/nodes)",
         control_plane.addrs.admin
     );
     println!("  Envoy admin    : http://{}", envoy.admin);
