@@ -54,8 +54,13 @@ impl Etcd {
 
     /// Who leads now, and in which term; `None` when nobody does.
     pub async fn leader(&self) -> Result<Option<(String, Term)>, Error> {
-        let mut client = self.client.clone();
-        let found = client.get(self.leader_key(), None).await?;
+        let key = self.leader_key();
+        let found = again(|| {
+            let mut client = self.client.clone();
+            let key = key.clone();
+            async move { client.get(key, None).await }
+        })
+        .await?;
         Ok(found.kvs().first().map(|kv| {
             let id = String::from_utf8_lossy(kv.value()).into_owned();
             (id, kv.create_revision())
@@ -64,35 +69,61 @@ impl Etcd {
 
     /// The value at `key` (under the prefix), if any.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        let mut client = self.client.clone();
-        let found = client.get(self.key(key), None).await?;
+        let key = self.key(key);
+        let found = again(|| {
+            let mut client = self.client.clone();
+            let key = key.clone();
+            async move { client.get(key, None).await }
+        })
+        .await?;
         Ok(found.kvs().first().map(|kv| kv.value().to_vec()))
     }
 
     /// Campaigns as replica `me` until it leads; the leadership lasts while its lease of
-    /// `ttl` is kept alive (every third of it).
+    /// `ttl` is kept alive (every third of it). etcd being unreachable (a member down, say)
+    /// is waited out: the campaign tries again until it wins; bound it with a timeout.
     pub async fn campaign(&self, me: &str, ttl: Duration) -> Result<Leadership, Error> {
-        let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let mut client = self.client.clone();
         loop {
-            let lease = client.lease_grant(seconds, None).await?.id();
-            let key = self.leader_key();
-            let txn = Txn::new()
-                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key,
-                    me,
-                    Some(PutOptions::new().with_lease(lease)),
-                )]);
-            let won = client.txn(txn).await?;
-            if won.succeeded() {
-                let term = won.header().map_or(0, |h| h.revision());
-                tracing::info!(replica = me, term, "leading");
-                return Ok(Leadership::start(self.clone(), me, term, (lease, ttl)));
+            match self.try_to_lead(me, ttl).await {
+                Ok(Some(leadership)) => return Ok(leadership),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(replica = me, error = %err, "campaign: etcd unavailable")
+                }
             }
-            client.lease_revoke(lease).await?;
             tokio::time::sleep(RETRY).await;
         }
+    }
+
+    /// One attempt: leads if the leader key is absent; `None` when another replica leads.
+    async fn try_to_lead(&self, me: &str, ttl: Duration) -> Result<Option<Leadership>, Error> {
+        let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let mut client = self.client.clone();
+        let lease = client.lease_grant(seconds, None).await?.id();
+        let key = self.leader_key();
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(
+                key,
+                me,
+                Some(PutOptions::new().with_lease(lease)),
+            )]);
+        // If the answer is lost after etcd applied it, the next attempt finds the key held
+        // (by this lease) and waits for the lease to lapse: slow, never two leaders.
+        let won = client.txn(txn).await?;
+        if won.succeeded() {
+            let term = won.header().map_or(0, |h| h.revision());
+            tracing::info!(replica = me, term, "leading");
+            return Ok(Some(Leadership::start(
+                self.clone(),
+                me,
+                term,
+                (lease, ttl),
+            )));
+        }
+        // Best effort: an unrevoked lease holds nothing and lapses by itself.
+        let _ = client.lease_revoke(lease).await;
+        Ok(None)
     }
 }
 
@@ -212,8 +243,12 @@ impl Leadership {
     /// Gives the leadership up now: the lease is revoked, so the leader key goes at once.
     pub async fn resign(self) -> Result<(), Error> {
         self.keepalive.abort();
-        let mut client = self.etcd.client.clone();
-        client.lease_revoke(self.lease).await?;
+        let lease = self.lease;
+        again(|| {
+            let mut client = self.etcd.client.clone();
+            async move { client.lease_revoke(lease).await }
+        })
+        .await?;
         Ok(())
     }
 }
@@ -223,6 +258,31 @@ impl Drop for Leadership {
         self.keepalive.abort();
     }
 }
+
+/// Runs an idempotent call (a read, a lease revocation) up to [`ATTEMPTS`] times while etcd
+/// answers `Unavailable`: the client spreads calls over every endpoint, and one whose member
+/// is down refuses at once.
+pub(crate) async fn again<T, F, Fut>(mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(etcd_client::Error::GRpcStatus(status))
+                if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other.map_err(Error::from),
+        }
+    }
+}
+
+/// Tries of an idempotent call.
+const ATTEMPTS: u32 = 10;
 
 /// Keeps `lease` alive every third of `ttl`; marks `lost` once etcd says it expired or no
 /// keep-alive was answered within `ttl` of the last one that was.

@@ -70,10 +70,16 @@ impl Etcd {
 
     /// Every key under the full `prefix`, relative to it, and the read's revision.
     async fn read_prefix(&self, prefix: &str) -> Result<(BTreeMap<String, Vec<u8>>, i64), Error> {
-        let mut client = self.client.clone();
-        let found = client
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await?;
+        let found = crate::leader::again(|| {
+            let mut client = self.client.clone();
+            let prefix = prefix.to_string();
+            async move {
+                client
+                    .get(prefix, Some(GetOptions::new().with_prefix()))
+                    .await
+            }
+        })
+        .await?;
         let revision = found.header().map_or(0, |h| h.revision());
         let state = found
             .kvs()
