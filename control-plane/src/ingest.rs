@@ -214,7 +214,7 @@ impl Ingest {
             return Ok(self.reject(path, name, sha256, reason));
         }
         let policy = self.global_policy();
-        let signed = match self.check_signature(path, &sha256, bytes, (policy.as_ref(), false)) {
+        let signed = match self.check_signature(path, &sha256, bytes, policy.as_ref()) {
             Ok(signed) => signed,
             Err(reason) => return Ok(self.reject(path, name, sha256, reason)),
         };

@@ -208,6 +208,11 @@ fn server_config(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<ServerConfig, Err
     Ok(config)
 }
 
+/// The bytes of a PEM file a client presents or trusts.
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(Error::io("reading", path))
+}
+
 /// Client-side TLS: the CA that signs the control plane's certificate and, for mTLS, the
 /// client's own certificate and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,7 +246,6 @@ impl ClientTls {
 
     /// The tonic channel settings, files read now.
     pub fn tonic(&self) -> Result<tonic::transport::ClientTlsConfig, Error> {
-        let read = |p: &Path| std::fs::read(p).map_err(Error::io("reading", p));
         let mut config = tonic::transport::ClientTlsConfig::new()
             .ca_certificate(tonic::transport::Certificate::from_pem(read(&self.ca)?));
         if let Some((cert, key)) = &self.identity {
@@ -258,7 +262,6 @@ impl ClientTls {
         &self,
         builder: reqwest::ClientBuilder,
     ) -> Result<reqwest::ClientBuilder, Error> {
-        let read = |p: &Path| std::fs::read(p).map_err(Error::io("reading", p));
         let mut builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
         for cert in reqwest::Certificate::from_pem_bundle(&read(&self.ca)?)
             .map_err(|e| tls_error(&self.ca, e))?

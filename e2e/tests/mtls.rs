@@ -14,8 +14,8 @@ use e2e::pki::TestPki;
 use e2e::{Mesh, eventually};
 use meshplug::tls::ClientTls;
 use serde_json::Value;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, ClientConfig};
 use xds::proto::{AggregatedDiscoveryServiceClient, DiscoveryRequest, Node};
 
 const IDENTITY: &str = r#"meshplug_limit_refusals_total{limit="node_identity"}"#;
@@ -244,12 +244,7 @@ async fn rotate_both_under_the_live_stream(pki: &TestPki, mesh: &Mesh) {
 
 /// The serial of the certificate a new TLS handshake to the xDS port is shown.
 async fn server_serial(pki: &TestPki, mesh: &Mesh) -> Vec<u8> {
-    let mut roots = RootCertStore::empty();
-    let pem = std::fs::read(pki.path("ca.pem")).expect("ca");
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        let cert: CertificateDer<'static> = cert.expect("pem");
-        roots.add(cert).expect("root");
-    }
+    let roots = meshplug::tls::read_roots(&pki.path("ca.pem")).expect("ca");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -244,33 +244,35 @@ async fn run_stream<P: Protocol>(
         prost::Message::encoded_len(proto),
         shared.max_node_bytes.load(Ordering::Relaxed),
     );
-    let refusal = if size > limit {
-        Some((
-            XdsError::NodeTooLarge { size, limit },
-            RefusalCause::NodeTooLarge,
-        ))
+    let admitted = if size > limit {
+        let err = XdsError::NodeTooLarge { size, limit };
+        Err((err, RefusalCause::NodeTooLarge))
     } else {
-        authorize(&shared, proto, &certs)
-            .err()
-            .map(|reason| (XdsError::Unauthorized(reason), RefusalCause::Unauthorized))
+        let node = NodeInfo::from_proto(proto);
+        match authorize(&shared, &node, &certs) {
+            Ok(()) => Ok(node),
+            Err(reason) => Err((XdsError::Unauthorized(reason), RefusalCause::Unauthorized)),
+        }
     };
-    if let Some((err, cause)) = refusal {
-        let node = NodeInfo {
-            id: proto.id.chars().take(256).collect(),
-            cluster: proto.cluster.chars().take(256).collect(),
-            ..NodeInfo::default()
-        };
-        let reason = err.to_string();
-        let _ = tx.send(Err(err.into())).await;
-        shared.sink.on_event(XdsEvent::Refused {
-            stream: id,
-            node,
-            reason,
-            cause,
-        });
-        return;
-    }
-    let node = NodeInfo::from_proto(proto);
+    let node = match admitted {
+        Ok(node) => node,
+        Err((err, cause)) => {
+            let node = NodeInfo {
+                id: proto.id.chars().take(256).collect(),
+                cluster: proto.cluster.chars().take(256).collect(),
+                ..NodeInfo::default()
+            };
+            let reason = err.to_string();
+            let _ = tx.send(Err(err.into())).await;
+            shared.sink.on_event(XdsEvent::Refused {
+                stream: id,
+                node,
+                reason,
+                cause,
+            });
+            return;
+        }
+    };
     let group = (shared.grouper)(&node);
     tracing::debug!(stream = id, node = %node.id, %group, "ADS stream opened");
     let snapshots = shared.cache.watch(&group);
@@ -292,12 +294,9 @@ async fn run_stream<P: Protocol>(
     });
 }
 
-fn authorize(shared: &Shared, node: &Node, certs: &PeerCerts) -> Result<(), String> {
+fn authorize(shared: &Shared, node: &NodeInfo, certs: &PeerCerts) -> Result<(), String> {
     match shared.authorizer.get() {
-        Some(authorizer) => authorizer(
-            &NodeInfo::from_proto(node),
-            certs.as_deref().map(Vec::as_slice),
-        ),
+        Some(authorizer) => authorizer(node, certs.as_deref().map(Vec::as_slice)),
         None => Ok(()),
     }
 }

@@ -89,15 +89,22 @@ impl Ingest {
             true => vec![self.global_policy()],
             false => plugins.iter().map(|p| self.policy_for(&p.spec)).collect(),
         };
+        // Read once, kept for the plugins placed later whatever the policies now.
+        let signatures = self.read_signatures(path)?;
         let mut refusal = None;
-        let mut signatures = None;
         for policy in &policies {
-            match self.check_signature(path, sha256, bytes, (policy.as_ref(), true)) {
-                Ok(signed) => signatures = Some(signed.signatures),
+            let Some(policy) = policy else {
+                return Ok(signatures);
+            };
+            match policy.verify(bytes, &signatures) {
+                Ok(signers) => {
+                    tracing::info!(path = %path.display(), %sha256, ?signers, "signatures verified");
+                    return Ok(signatures);
+                }
                 Err(reason) => refusal = refusal.or(Some(reason)),
             }
         }
-        signatures.ok_or_else(|| refusal.unwrap_or_default())
+        Err(refusal.unwrap_or_default())
     }
 
     /// `artifact` checked against the signers `spec` requires: the ids of those that signed

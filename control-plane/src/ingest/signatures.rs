@@ -38,25 +38,18 @@ impl Ingest {
     }
 
     /// The build at `path` checked against `policy`: its signers and signatures, or why it
-    /// is refused. Without a policy the signatures are still read (`read_anyway`, for
-    /// plugins placed later), and nothing is refused.
+    /// is refused. Without a policy nothing is read or refused.
     pub(crate) fn check_signature(
         &self,
         path: &Path,
         sha: &str,
         bytes: &[u8],
-        (policy, read_anyway): (Option<&SignerPolicy>, bool),
+        policy: Option<&SignerPolicy>,
     ) -> Result<Signed, String> {
-        if policy.is_none() && !read_anyway {
-            return Ok(Signed::default());
-        }
-        let signatures = self.read_signatures(path)?;
         let Some(policy) = policy else {
-            return Ok(Signed {
-                signers: Vec::new(),
-                signatures,
-            });
+            return Ok(Signed::default());
         };
+        let signatures = self.read_signatures(path)?;
         let signers = policy.verify(bytes, &signatures)?;
         tracing::info!(path = %path.display(), %sha, signers = ?signers, "signatures verified");
         Ok(Signed {
@@ -66,7 +59,7 @@ impl Ingest {
     }
 
     /// The texts of `<file>.minisig` and every `<file>.<label>.minisig` beside `path`.
-    fn read_signatures(&self, path: &Path) -> Result<Vec<String>, String> {
+    pub(crate) fn read_signatures(&self, path: &Path) -> Result<Vec<String>, String> {
         let mut texts = Vec::new();
         for sig_path in signature_paths(path)? {
             let name = sig_path.file_name().unwrap_or_default().to_string_lossy();
