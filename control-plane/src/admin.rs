@@ -25,6 +25,7 @@ use crate::registry::{PluginStatus, Registry};
 use crate::rollout::Engine;
 
 mod pprof;
+mod replicas;
 mod rollouts;
 
 /// What the admin API reads.
@@ -42,6 +43,8 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// The manifests in force, when manifests govern.
     pub manifests: Option<SharedCatalog>,
+    /// What this replica knows of the others, when it runs as one of several.
+    pub replicas: Option<crate::replica::SharedView>,
 }
 
 /// The largest request body the admin API reads.
@@ -56,6 +59,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/debug/pprof/profile", get(pprof::profile))
         .merge(rollouts::routes())
+        .merge(replicas::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

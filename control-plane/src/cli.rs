@@ -3,9 +3,9 @@
 
 use clap::Parser;
 
-use crate::client::{manifests_table, plugins_table, rollout_table, status_table};
+use crate::client::{manifests_table, plugins_table, rollout_table};
 use args::Command;
-use commands::{agent, bootstrap, control, pki, serve, show, state, validate};
+use commands::{agent, bootstrap, control, pki, serve, show, state, status, validate};
 
 pub use args::Cli;
 
@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
         Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),
-        Command::Status(args) => show(args, "/api/v1/nodes", status_table),
+        Command::Status(args) => status(args),
         Command::Plugins(args) => show(args, "/api/v1/plugins", plugins_table),
         Command::Manifests(args) => show(args, "/api/v1/manifests", manifests_table),
         Command::Pause(args) => control(args.admin, &args.plugin, "pause", serde_json::json!({})),

@@ -45,20 +45,83 @@ impl AdminClient {
         read(response, &url).await
     }
 
-    /// `POST /api/v1/rollouts/{plugin}/{action}`; the server's message.
+    /// `POST /api/v1/rollouts/{plugin}/{action}`; the server's message. A replica that does
+    /// not lead answers 421 with the leader's admin API: the control is sent there, once.
     pub async fn control(&self, plugin: &str, action: &str, body: Value) -> Result<String, Error> {
-        let url = format!("{}/api/v1/rollouts/{plugin}/{action}", self.base);
-        let mut request = self.http.post(&url).json(&body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        let path = format!("/api/v1/rollouts/{plugin}/{action}");
+        let url = format!("{}{path}", self.base);
+        let response = self.post(&url, &body).await?;
+        if response.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
+            let status = response.status();
+            let refusal: Value = response.json().await.unwrap_or_default();
+            let Some(leader) = refusal["leader"].as_str() else {
+                let message = refusal["error"].as_str().unwrap_or("no message");
+                return Err(Error::Admin(format!("{url}: {status}: {message}")));
+            };
+            let url = format!("{}{path}", leader.trim_end_matches('/'));
+            let reply = read(self.post(&url, &body).await?, &url).await?;
+            return Ok(reply["message"].as_str().unwrap_or_default().to_string());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::Admin(format!("POST {url}: {e}")))?;
         let reply = read(response, &url).await?;
         Ok(reply["message"].as_str().unwrap_or_default().to_string())
     }
+
+    async fn post(&self, url: &str, body: &Value) -> Result<reqwest::Response, Error> {
+        let mut request = self.http.post(url).json(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| Error::Admin(format!("POST {url}: {e}")))
+    }
+}
+
+/// The replicas (`/api/v1/replicas`) as a terminal table: one line per replica, with the
+/// leader and its term; empty when the control plane runs alone.
+pub fn replicas_table(replicas: &Value) -> String {
+    if replicas["enabled"] != true {
+        return String::new();
+    }
+    let leader = replicas["leader"]["id"].as_str();
+    let term = replicas["leader"]["term"].as_i64().unwrap_or(0);
+    let mut out = match leader {
+        Some(id) => format!("leader: {id} (term {term})\n"),
+        None => "leader: none (an election is under way)\n".to_string(),
+    };
+    out.push_str(&format!(
+        "{:<20} {:<8} {:<28} {:<6} {}\n",
+        "REPLICA", "ROLE", "ADMIN", "NODES", "HELD"
+    ));
+    for (id, member) in replicas["members"].as_object().into_iter().flatten() {
+        let held: Vec<&str> = replicas["nodes"][id]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let role = if Some(id.as_str()) == leader {
+            "leader"
+        } else {
+            "follower"
+        };
+        let mine = if replicas["me"] == id.as_str() {
+            " (this one)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{:<20} {:<8} {:<28} {:<6} {}{mine}\n",
+            id,
+            role,
+            member["admin"].as_str().unwrap_or("-"),
+            held.len(),
+            held.join(",")
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 async fn read(response: reqwest::Response, url: &str) -> Result<Value, Error> {

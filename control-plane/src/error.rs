@@ -69,6 +69,12 @@ pub enum Error {
     /// etcd (replicas) refused or could not be reached, or a stale leader's write was fenced.
     #[error(transparent)]
     Replicas(#[from] meshplug_replicas::Error),
+    /// Replicas cannot be set up as asked (a bad `--store`, say).
+    #[error("replicas: {0}")]
+    NotReplicated(String),
+    /// A decision was asked of a replica that does not lead (only the leader decides).
+    #[error("this replica does not lead: {0}")]
+    NotLeader(String),
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),

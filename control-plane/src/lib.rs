@@ -27,6 +27,7 @@ pub mod mode;
 pub mod pki;
 pub mod preflight;
 pub mod refusals;
+pub mod replica;
 pub mod rollout;
 pub mod serve;
 pub mod store;

@@ -37,6 +37,7 @@ mod folder;
 pub(crate) use folder::write_ready_file;
 mod grpc;
 mod reload;
+mod replicated;
 mod ticks;
 
 /// Settings of `meshplug serve`.
@@ -79,6 +80,9 @@ pub struct ServeConfig {
     pub tls: Option<ServeTls>,
     /// Serve the admin API on an address other than loopback without TLS.
     pub insecure_admin: bool,
+    /// Run as one of several replicas on etcd; `None`: the only control plane, state in
+    /// files under `data_dir`.
+    pub replicas: Option<crate::replica::ReplicaConfig>,
 }
 
 /// The control plane's certificate, and the CAs its clients' certificates chain to.
@@ -196,7 +200,11 @@ pub struct BoundAddrs {
 /// Runs the control plane until `shutdown` completes.
 pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let tls = ListenerTls::load(&config)?;
-    let (parts, alerts) = Parts::open(&config)?;
+    let replica = match &config.replicas {
+        Some(replicas) => Some(Arc::new(replicated::join(&config, replicas).await?)),
+        None => None,
+    };
+    let (parts, alerts) = Parts::open(&config, replica.as_deref())?;
     let xds_listener = bind(config.xds_addr).await?;
     let admin_listener = bind(config.admin_addr).await?;
     let artifacts_listener = match &config.artifacts {
@@ -216,11 +224,13 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         "http"
     };
     let artifacts = (artifacts_listener, &config.artifacts, bound.artifacts);
+    let mut artifacts_url = None;
     if let (Some(listener), Some(artifacts), Some(addr)) = artifacts {
         let url = artifacts
             .public_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{addr}"));
+        artifacts_url = Some(url.clone());
         let service = parts.artifact_service(artifacts.max_in_flight);
         let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
         engine.set_artifacts_url(Some(url));
@@ -231,6 +241,15 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
             Arc::clone(&parts.ingest.refusals),
             stop_rx.clone(),
         ));
+    }
+    let (leading_tx, mut leading) = tokio::sync::watch::channel(replica.is_none());
+    let mut replica_tasks = Vec::new();
+    if let Some(replica) = &replica {
+        let admin_scheme = if tls.admin.is_some() { "https" } else { "http" };
+        let member = replicated::member(replica, &bound, admin_scheme, artifacts_url);
+        replica.announce(&member).await?;
+        let parts = replicated::parts(&config, &parts);
+        replica_tasks = Arc::clone(replica).start(parts, leading_tx, stop_rx.clone());
     }
     let tasks = [
         tokio::spawn(grpc::serve_xds(
@@ -256,8 +275,10 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     tokio::spawn(alerts::send_alerts(alerts, config.alert_webhook.clone()));
     let _manifest_watcher = reload::start(&config.mode, &parts.ingest, stop_rx).await?;
     let (watcher, mut complete) = ArtifactWatcher::start(&parts.ingest.folder, config.quiet)?;
-    for path in folder::existing_files(&parts.ingest.folder)? {
-        folder::handle_path(&parts.ingest, &watcher, path).await;
+    if *leading.borrow_and_update() {
+        for path in folder::existing_files(&parts.ingest.folder)? {
+            folder::handle_path(&parts.ingest, &watcher, path).await;
+        }
     }
     parts.admin.ready.store(true, Ordering::Release);
     if let Some(path) = &config.ready_file {
@@ -270,14 +291,23 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         tokio::select! {
             () = &mut shutdown => break,
             path = complete.recv() => match path {
-                Some(path) => folder::handle_path(&parts.ingest, &watcher, path).await,
+                // Only the leader ingests; a follower's folder is read when it takes the lead.
+                Some(path) if *leading.borrow() => {
+                    folder::handle_path(&parts.ingest, &watcher, path).await;
+                }
+                Some(path) => tracing::debug!(path = %path.display(), "not leading: not ingested"),
                 None => break,
             },
+            Ok(()) = leading.changed(), if replica.is_some() => {
+                if *leading.borrow_and_update() {
+                    replicated::ingest_all(&parts.ingest, &watcher).await?;
+                }
+            }
         }
     }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    for task in tasks {
+    for task in tasks.into_iter().chain(replica_tasks) {
         let _ = task.await;
     }
     let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
@@ -314,8 +344,12 @@ impl Parts {
         }
     }
 
-    /// The parts, and the receiving end of the engine's alerts.
-    fn open(config: &ServeConfig) -> Result<(Self, mpsc::UnboundedReceiver<Decision>), Error> {
+    /// The parts, and the receiving end of the engine's alerts. With `replica`, the engine
+    /// starts as a follower on its etcd state.
+    fn open(
+        config: &ServeConfig,
+        replica: Option<&crate::replica::Replica>,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Decision>), Error> {
         let dir = &config.artifacts_dir;
         std::fs::create_dir_all(dir).map_err(Error::io("creating artifacts folder", dir))?;
         let folder = dir.canonicalize().map_err(Error::io("resolving", dir))?;
@@ -328,12 +362,25 @@ impl Parts {
         let artifact_metrics = Arc::new(ArtifactMetrics::register(&mut prometheus));
         let (alert_tx, alert_rx) = mpsc::unbounded_channel();
         let store = Store::open(config.data_dir.join("store"))?;
-        let state_files =
-            StateFiles::open(config.data_dir.join("rollouts"))?.guarding(store.has_artifacts());
         let policy = config.rollout_policy.clone();
         let alerts = Some(alert_tx);
-        let mut engine = Engine::open(policy, state_files, Arc::clone(&cache), metrics, alerts)?;
-        engine.resume_clocks(unix_ms());
+        let engine = match replica {
+            Some(replica) => {
+                replica.metrics().registered_in(&mut prometheus);
+                let state = replica.follower_store()?;
+                let mut engine = Engine::open(policy, state, Arc::clone(&cache), metrics, alerts)?;
+                engine.start_following(store.clone());
+                engine
+            }
+            None => {
+                let state_files = StateFiles::open(config.data_dir.join("rollouts"))?
+                    .guarding(store.has_artifacts());
+                let mut engine =
+                    Engine::open(policy, state_files, Arc::clone(&cache), metrics, alerts)?;
+                engine.resume_clocks(unix_ms());
+                engine
+            }
+        };
         let engine = Arc::new(Mutex::new(engine));
         let ingest = Ingest {
             folder,
@@ -365,6 +412,7 @@ impl Parts {
                 .mode
                 .governed()
                 .then(|| Arc::clone(&ingest.manifests)),
+            replicas: replica.map(crate::replica::Replica::view),
         };
         let parts = Self {
             cache,

@@ -44,6 +44,7 @@ fn config_in(dir: &Path) -> ServeConfig {
         trusted_keys: Vec::new(),
         tls: None,
         insecure_admin: false,
+        replicas: None,
         limits: Limits::default(),
         quiet: Quiet {
             after_close: Duration::from_millis(50),

@@ -33,6 +33,7 @@ fn decision(seq: u64, action: &str) -> Decision {
         canary_totals: None,
         baseline_totals: None,
         baseline_kind: None,
+        term: None,
     }
 }
 

@@ -198,6 +198,11 @@ pub struct Nodes {
     /// How many of them are connected, kept as they change.
     connected: usize,
     dirty: bool,
+    /// The nodes other replicas hold, as each last published them (read-only here: the
+    /// replica holding a node's stream owns its facts).
+    remote: BTreeMap<String, BTreeMap<String, Node>>,
+    /// Each node connected to another replica, and which one (the last to say so).
+    remote_connected: BTreeMap<String, String>,
 }
 
 impl Nodes {
@@ -221,6 +226,8 @@ impl Nodes {
             nodes,
             connected: 0,
             dirty: false,
+            remote: BTreeMap::new(),
+            remote_connected: BTreeMap::new(),
         }
     }
 
@@ -239,9 +246,63 @@ impl Nodes {
         self.dirty = false;
     }
 
-    /// One node.
+    /// One node: the record of the replica holding its stream (this one first), else the
+    /// last one known.
     pub fn get(&self, id: &str) -> Option<&Node> {
-        self.nodes.get(id)
+        let local = self.nodes.get(id);
+        if local.is_some_and(|n| n.connected) {
+            return local;
+        }
+        let remote = self
+            .remote_connected
+            .get(id)
+            .and_then(|replica| self.remote.get(replica)?.get(id));
+        remote
+            .or(local)
+            .or_else(|| self.remote.values().find_map(|nodes| nodes.get(id)))
+    }
+
+    /// Replaces what replica `replica` holds with `nodes` (an empty map: it holds none, or
+    /// it is gone). Returns the nodes connected there now that were not connected anywhere
+    /// this model knew of before.
+    pub fn set_remote(&mut self, replica: &str, nodes: BTreeMap<String, Node>) -> Vec<String> {
+        let nodes: BTreeMap<String, Node> = nodes
+            .into_iter()
+            .map(|(id, mut node)| {
+                node.id.clone_from(&id);
+                node.session = node.connected.then(Session::default);
+                (id, node)
+            })
+            .collect();
+        self.remote_connected.retain(|_, holder| holder != replica);
+        let mut joined = Vec::new();
+        for node in nodes.values().filter(|n| n.connected) {
+            let here = self.nodes.get(&node.id).is_some_and(|n| n.connected);
+            let before = self.remote_connected.contains_key(&node.id);
+            if !here && !before && !self.was_remote(replica, &node.id) {
+                joined.push(node.id.clone());
+            }
+            self.remote_connected
+                .insert(node.id.clone(), replica.to_string());
+        }
+        if nodes.is_empty() {
+            self.remote.remove(replica);
+        } else {
+            self.remote.insert(replica.to_string(), nodes);
+        }
+        joined
+    }
+
+    fn was_remote(&self, replica: &str, id: &str) -> bool {
+        self.remote
+            .get(replica)
+            .and_then(|nodes| nodes.get(id))
+            .is_some_and(|n| n.connected)
+    }
+
+    /// The nodes other replicas hold, by replica.
+    pub fn remote(&self) -> &BTreeMap<String, BTreeMap<String, Node>> {
+        &self.remote
     }
 
     /// Every node, by id.
@@ -254,12 +315,17 @@ impl Nodes {
         self.nodes.keys()
     }
 
-    /// The ids of the nodes with an open stream.
+    /// The ids of the nodes with an open stream, to this replica or (with replicas) another.
     pub fn connected(&self) -> impl Iterator<Item = &String> {
-        self.nodes.values().filter(|n| n.connected).map(|n| &n.id)
+        let here = self.nodes.values().filter(|n| n.connected).map(|n| &n.id);
+        let elsewhere = self
+            .remote_connected
+            .keys()
+            .filter(|id| !self.nodes.get(*id).is_some_and(|n| n.connected));
+        here.chain(elsewhere)
     }
 
-    /// How many nodes have an open stream.
+    /// How many nodes have an open stream to this replica.
     pub fn connected_count(&self) -> usize {
         self.connected
     }

@@ -14,13 +14,17 @@
 //! - **Watches** ([`PrefixWatch`]): resumed from the last revision seen; after a compaction or a
 //!   cancelled watch, a full read the caller replaces its view with; never skipping ahead.
 //!
-//! The engine's rollout state on etcd (`meshplug::rollout::state::etcd::EtcdState`) is built on
-//! this; `serve` does not use either yet (see ARCHITECTURE.md, "Replicas").
+//! - **Membership** ([`Etcd::join`]): the keys a replica owns (its address, the nodes it holds)
+//!   live under its own lease, so they vanish when it dies.
+//!
+//! `meshplug serve --store etcd://…` is built on this (see ARCHITECTURE.md, "Replicas").
 
 mod error;
 mod leader;
+mod member;
 mod watch;
 
 pub use error::Error;
 pub use leader::{Etcd, Leadership, Term};
+pub use member::Membership;
 pub use watch::{Change, PrefixWatch, WatchEvent};

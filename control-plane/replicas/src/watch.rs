@@ -51,6 +51,7 @@ pub struct PrefixWatch {
     prefix: String,
     revision: i64,
     stream: Option<WatchStream>,
+    restarts: u64,
 }
 
 impl std::fmt::Debug for PrefixWatch {
@@ -96,6 +97,7 @@ impl Etcd {
             prefix: self.key(sub),
             revision,
             stream: None,
+            restarts: 0,
         }
     }
 }
@@ -104,6 +106,11 @@ impl PrefixWatch {
     /// The last revision whose changes were handed out.
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// How often the stream was lost and reopened, or replaced by a full read.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     /// The next changes, or a full read when history was lost. A failed stream is dropped and
@@ -121,14 +128,24 @@ impl PrefixWatch {
                         .insert(client.watch(self.prefix.clone(), Some(options)).await?)
                 }
             };
-            let Some(reply) = stream.message().await.inspect_err(|_| self.stream = None)? else {
-                self.stream = None;
-                continue;
+            let reply = match stream.message().await {
+                Ok(Some(reply)) => reply,
+                Ok(None) => {
+                    self.stream = None;
+                    self.restarts += 1;
+                    continue;
+                }
+                Err(err) => {
+                    self.stream = None;
+                    self.restarts += 1;
+                    return Err(err.into());
+                }
             };
             if reply.compact_revision() > 0 || reply.canceled() {
                 tracing::warn!(prefix = %self.prefix, compacted = reply.compact_revision(),
                     reason = reply.cancel_reason(), "watch lost its history: reading everything");
                 self.stream = None;
+                self.restarts += 1;
                 return self.reset().await;
             }
             let changes: Vec<Change> = reply

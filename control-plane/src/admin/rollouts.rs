@@ -41,15 +41,42 @@ struct PluginRollout {
 #[derive(Serialize)]
 pub(super) struct ApiError {
     error: String,
+    /// On a replica that does not lead: the leader's admin API, where the control goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader: Option<String>,
 }
 
 type Reply<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
 
-fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Json<ApiError>) {
+pub(super) fn error(
+    status: StatusCode,
+    message: impl Into<String>,
+) -> (StatusCode, Json<ApiError>) {
     (
         status,
         Json(ApiError {
             error: message.into(),
+            leader: None,
+        }),
+    )
+}
+
+/// A control sent to a replica that does not lead: 421, naming the leader's admin API (the
+/// CLI sends it there), or saying nobody leads now.
+fn not_leader(state: &AdminState, err: &crate::Error) -> (StatusCode, Json<ApiError>) {
+    let leader = state.replicas.as_ref().and_then(|view| {
+        let view = view.read().unwrap_or_else(PoisonError::into_inner);
+        view.leader.as_ref().and_then(|l| l.admin.clone())
+    });
+    let message = match &leader {
+        Some(url) => format!("{err}; the leader's admin API is {url}"),
+        None => format!("{err}; nobody leads right now, try again shortly"),
+    };
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        Json(ApiError {
+            error: message,
+            leader,
         }),
     )
 }
@@ -145,6 +172,7 @@ async fn control(
     let mut engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
     match engine.command(&plugin, command, unix_ms()) {
         Ok(message) => Ok(Json(ControlReply { message })),
+        Err(err @ crate::Error::NotLeader(_)) => Err(not_leader(&state, &err)),
         Err(err) => Err(error(StatusCode::CONFLICT, err.to_string())),
     }
 }

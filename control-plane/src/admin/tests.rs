@@ -113,6 +113,7 @@ async fn admin(token: Option<&str>) -> Admin {
         prometheus: Arc::new(prometheus),
         token: token.map(Arc::from),
         manifests: None,
+        replicas: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -304,6 +304,19 @@ pub(super) struct ServeArgs {
     /// Serve the admin API on a non-loopback address without TLS (refused otherwise).
     #[arg(long)]
     pub(super) insecure_admin: bool,
+    /// Run as one of several replicas sharing their state in etcd:
+    /// `etcd://host:port[,host:port…][/prefix]` (prefix `/meshplug`). Every replica serves
+    /// xDS and the admin API; one leader, elected on a lease, decides. Needs
+    /// `--artifacts-addr` (peers fetch artifacts from it). Default: one process, state in
+    /// files under `--data`.
+    #[arg(long, env = "MESHPLUG_STORE", requires = "artifacts_addr")]
+    pub(super) store: Option<String>,
+    /// This replica's id (default: host name and admin port).
+    #[arg(long, env = "MESHPLUG_REPLICA_ID", requires = "store")]
+    pub(super) replica_id: Option<String>,
+    /// The leader's lease, in seconds: a leader that dies or is cut off is replaced after it.
+    #[arg(long, default_value_t = 3, requires = "store")]
+    pub(super) lease_s: u64,
 }
 
 #[derive(Debug, clap::Args)]

@@ -114,6 +114,33 @@ pub(super) fn show(
     Ok(())
 }
 
+/// `meshplug status`: every node; with replicas, every replica first (the leader, its term,
+/// the nodes each holds).
+pub(super) fn status(args: RolloutsArgs) -> anyhow::Result<()> {
+    let tls = client_tls(args.admin.tls)?;
+    let client = AdminClient::new(&args.admin.admin, args.admin.token, tls.as_ref())?;
+    let runtime = admin_runtime()?;
+    let mut nodes = runtime.block_on(client.get("/api/v1/nodes"))?;
+    // A control plane from before replicas has no such endpoint: nodes alone.
+    let replicas = runtime
+        .block_on(client.get("/api/v1/replicas"))
+        .unwrap_or_default();
+    match args.output {
+        OutputArg::Json => {
+            if replicas["enabled"] == true {
+                nodes["replicas"] = replicas;
+            }
+            println!("{}", serde_json::to_string_pretty(&nodes)?);
+        }
+        OutputArg::Table => print!(
+            "{}{}",
+            crate::client::replicas_table(&replicas),
+            crate::client::status_table(&nodes)
+        ),
+    }
+    Ok(())
+}
+
 pub(super) fn control(
     admin: AdminArgs,
     plugin: &str,
@@ -185,7 +212,17 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         // clap requires the two together.
         _ => None,
     };
+    let replicas = match &args.store {
+        Some(url) => {
+            let mut replicas = crate::replica::ReplicaConfig::parse(url)?;
+            replicas.id = args.replica_id;
+            replicas.lease = Duration::from_secs(args.lease_s.max(1));
+            Some(replicas)
+        }
+        None => None,
+    };
     Ok(ServeConfig {
+        replicas,
         trusted_keys,
         tls,
         insecure_admin: args.insecure_admin,

@@ -77,6 +77,10 @@ pub struct Engine {
     /// Effects not applied yet: saving the state failed, and nothing after it happens before
     /// it is saved (the next tick tries again).
     pending: Effects,
+    /// Whether it decides (see [`Role`]).
+    role: Role,
+    /// A follower's stats flushes for the leader.
+    relay: replica::Relay,
 }
 
 impl Engine {
@@ -113,6 +117,8 @@ impl Engine {
             next_seq,
             clock: Clock::default(),
             pending: Effects::default(),
+            role: Role::Sole,
+            relay: replica::Relay::default(),
         })
     }
 
@@ -190,6 +196,7 @@ impl Engine {
         release: Release,
         now_ms: u64,
     ) -> Result<ReleaseOutcome, Error> {
+        self.must_decide("publishing a release")?;
         let mut fx = Effects::default();
         let outcome = self.publish(plugin, release, now_ms, &mut fx);
         self.commit(fx)?;
@@ -228,6 +235,7 @@ impl Engine {
         command: Command,
         now_ms: u64,
     ) -> Result<String, Error> {
+        self.must_decide("a rollout control")?;
         let mut fx = Effects::default();
         let world = world!(self);
         let done = commands::command(&mut self.rollouts, &world, plugin, command, now_ms, &mut fx);
@@ -277,6 +285,12 @@ impl Engine {
         self.clock.opened_ms.get_or_insert(now_ms);
         let came_back = self.nodes.connect(&identity(node), now_ms);
         let mut fx = Effects::default();
+        if !self.decides() {
+            // The leader learns of it from this replica's published nodes.
+            fx.serve.insert(node.id.clone());
+            self.commit_logged(fx, "serving a proxy that connected");
+            return node.id.clone();
+        }
         let world = world!(self);
         if came_back && progress::in_crash_window(&self.rollouts, &world, &node.id, now_ms) {
             tracing::warn!(node = %node.id, "proxy came back within a crash window: counted as a restart");
@@ -330,6 +344,9 @@ impl Engine {
                 ..
             } if t == type_url::EXTENSION_CONFIG => {
                 self.nodes.apply(id, &refusal(resources, error), now_ms);
+                if !self.decides() {
+                    return;
+                }
                 let mut fx = Effects::default();
                 let world = world!(self);
                 evaluate_all(&mut self.rollouts, &world, now_ms, false, &mut fx);
@@ -352,6 +369,14 @@ impl Engine {
             .entry(node.to_string())
             .or_default()
             .record(now_ms, sample, slow_ms);
+        if !self.decides() {
+            self.relay.push(replica::RelayedFlush {
+                node: node.to_string(),
+                at_ms: now_ms,
+                sample: sample.clone(),
+            });
+            return;
+        }
         // Hard-gate signals are judged at once; traffic waits for its look.
         if !sample.load_errors.is_empty() || restarted {
             let mut fx = Effects::default();
@@ -365,6 +390,10 @@ impl Engine {
     /// a second.
     pub fn tick(&mut self, now_ms: u64) {
         self.clock.opened_ms.get_or_insert(now_ms);
+        if !self.decides() {
+            self.save_nodes_due(now_ms);
+            return;
+        }
         let mut fx = Effects::default();
         let world = world!(self);
         if std::mem::take(&mut self.clock.look_soon) {
@@ -382,6 +411,11 @@ impl Engine {
         {
             self.mark_alive(now_ms);
         }
+        self.save_nodes_due(now_ms);
+    }
+
+    /// Saves the node model if it changed and was last saved a second ago or more.
+    fn save_nodes_due(&mut self, now_ms: u64) {
         if self.nodes.dirty() && now_ms >= self.clock.nodes_saved_ms + 1000 {
             match self.store.save_nodes(self.nodes.saved()) {
                 Ok(()) => {
@@ -515,6 +549,8 @@ impl Engine {
 }
 
 mod delivery;
+mod replica;
+pub use replica::{RELAY_BOUND, RelayedFlush, Role};
 mod translate;
 
 #[cfg(test)]

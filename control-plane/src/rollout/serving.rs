@@ -81,6 +81,9 @@ pub(super) struct Serving {
     /// The artifact service's base URL (`http://host:port`) that agents fetch from; without
     /// one, every proxy is served local paths.
     artifacts_url: Option<String>,
+    /// With replicas, this replica's artifact store: a local path is its copy of the sha,
+    /// not the path the leader that placed the release had.
+    store: Option<crate::store::Store>,
     /// Mesh resources by the set of plugins a proxy is served: proxies alike share them.
     composed: HashMap<BTreeSet<String>, Arc<ComposedResources>>,
 }
@@ -91,8 +94,15 @@ impl Serving {
             cache,
             resources: HashMap::new(),
             artifacts_url: None,
+            store: None,
             composed: HashMap::new(),
         }
+    }
+
+    /// Local paths name `store`'s copy of each sha from now on.
+    pub(super) fn set_store(&mut self, store: crate::store::Store) {
+        self.store = Some(store);
+        self.resources.clear();
     }
 
     /// Proxies behind an agent are served remote modules from `url` from now on.
@@ -133,12 +143,16 @@ impl Serving {
                 let uri = remote.map(|base| {
                     crate::artifacts::artifact_url(base, &release.sha256, release.kind)
                 });
+                let local = match &self.store {
+                    Some(store) => store.path_for(&release.sha256, release.kind),
+                    None => release.path.clone(),
+                };
                 let module = match &uri {
                     Some(uri) => ModuleSource::Remote {
                         uri,
                         sha256: &release.sha256,
                     },
-                    None => ModuleSource::Local(&release.path),
+                    None => ModuleSource::Local(&local),
                 };
                 let body = extension_config(&FilterDeployment {
                     name: plugin,

@@ -88,6 +88,12 @@ pub trait RolloutStore: std::fmt::Debug + Send {
     /// When the control plane was last known up and watching.
     fn last_alive_ms(&self) -> Option<u64>;
 
+    /// A decision another replica logged (a follower's copy of the leader's log); ignored by
+    /// stores that are written only by this process.
+    fn learn(&mut self, decision: Decision) {
+        let _ = decision;
+    }
+
     /// Up to `limit` of the recent decisions about `plugin` after sequence number `since`,
     /// oldest first; with `newest`, the last `limit` of them instead of the first.
     fn decisions_of(&self, plugin: &str, since: u64, limit: usize, newest: bool) -> Vec<Decision> {

@@ -194,3 +194,55 @@ fn delivery_follows_the_agent_metadata() {
         Some(Delivery::Agent)
     );
 }
+
+/// `replica`'s published model: `envoy-1` connected there, having ACKed `version`.
+fn published(connected: bool, version: &str) -> BTreeMap<String, Node> {
+    let mut there = Nodes::new();
+    there.connect(&identity(), 1);
+    there.apply("envoy-1", &NodeEvent::Acked(authz(version)), 2);
+    if !connected {
+        there.disconnect("envoy-1", 3);
+    }
+    there.saved().clone()
+}
+
+#[test]
+fn nodes_of_other_replicas_are_read_where_they_are_connected() {
+    let mut nodes = Nodes::new();
+    let joined = nodes.set_remote("r2", published(true, "v2"));
+    assert_eq!(joined, vec!["envoy-1".to_string()]);
+    assert_eq!(nodes.connected().collect::<Vec<_>>(), ["envoy-1"]);
+    assert_eq!(
+        nodes.connected_count(),
+        0,
+        "only streams to this replica count"
+    );
+    let node = nodes.get("envoy-1").expect("remote node");
+    assert_eq!(node.acked("authz"), Some("v2"));
+    assert!(
+        node.seen_this_process(),
+        "a connected remote node is live, not unseen"
+    );
+    // Published again: not a new join.
+    assert!(nodes.set_remote("r2", published(true, "v2")).is_empty());
+    // It moves here: this replica's record wins, and it is listed once.
+    nodes.connect(&identity(), 5);
+    assert_eq!(nodes.connected().count(), 1);
+    assert_eq!(nodes.get("envoy-1").and_then(|n| n.acked("authz")), None);
+}
+
+#[test]
+fn a_replica_that_is_gone_holds_no_node() {
+    let mut nodes = Nodes::new();
+    nodes.set_remote("r2", published(true, "v2"));
+    nodes.set_remote("r3", published(false, "v1"));
+    assert_eq!(nodes.connected().count(), 1);
+    nodes.set_remote("r2", BTreeMap::new());
+    assert_eq!(nodes.connected().count(), 0);
+    assert!(nodes.remote().get("r2").is_none());
+    // The last record known remains readable (r3's, disconnected).
+    assert_eq!(
+        nodes.get("envoy-1").and_then(|n| n.acked("authz")),
+        Some("v1")
+    );
+}

@@ -62,6 +62,7 @@ pub fn decision(
         canary_totals: None,
         baseline_totals: None,
         baseline_kind: None,
+        term: None,
     }
 }
 

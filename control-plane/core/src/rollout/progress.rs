@@ -349,6 +349,7 @@ pub fn finish_rollbacks(rollouts: &mut Rollouts, world: &World<'_>, now_ms: u64,
             canary_totals: None,
             baseline_totals: None,
             baseline_kind: None,
+            term: None,
         });
     }
 }

@@ -199,4 +199,7 @@ pub struct Decision {
     pub baseline_totals: Option<Totals>,
     /// What the baseline was.
     pub baseline_kind: Option<BaselineKind>,
+    /// With replicas, the term of the leader that took it (its writes are fenced by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<i64>,
 }

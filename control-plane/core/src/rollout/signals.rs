@@ -4,13 +4,16 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use super::traffic::Totals;
 
 /// How long samples are kept.
 const RETAIN_MS: u64 = 15 * 60 * 1000;
 
-/// One stats flush of one Envoy, decoded.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One stats flush of one Envoy, decoded. Serialized when a replica relays it to the leader.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FlushSample {
     /// `http.<prefix>.downstream_rq_completed` since the last flush, summed over listeners.
     pub completed: u64,
@@ -33,7 +36,7 @@ pub struct FlushSample {
 }
 
 /// A histogram: sample count and cumulative counts at bucket upper bounds (ms).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Histogram {
     /// All samples.
     pub count: u64,

@@ -6,15 +6,20 @@
 //! `log/<seq, 20 digits>` (the decision log: the newest [`RECENT`] entries; older ones are
 //! deleted as new ones land) and `alive` (the leader's up mark).
 //!
+//! A follower's state ([`EtcdState::follower`]) writes only this replica's own keys (its
+//! nodes, under its membership lease); the rest is the leader's, and a follower is refused
+//! ([`Error::NotLeader`]).
+//!
 //! The engine's store calls are synchronous; each etcd round trip here blocks the calling
 //! worker thread (`block_in_place`), so it needs the multi-threaded runtime `serve` runs on.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use meshplug_core::nodes::Node;
-use meshplug_replicas::{Etcd, Leadership};
+use meshplug_replicas::{Etcd, Leadership, Membership};
 
 use super::{Decision, PluginRecord, RolloutStore};
 use crate::Error;
@@ -25,7 +30,13 @@ pub const RECENT: usize = 10_000;
 /// The rollout state of the replica that leads, in etcd.
 pub struct EtcdState {
     etcd: Etcd,
-    leadership: Arc<Leadership>,
+    /// `None` on a follower: it writes nothing of the leader's.
+    leadership: Option<Arc<Leadership>>,
+    /// Where this replica's own keys are written; without it (tests), the nodes are a fenced
+    /// write of the leader.
+    membership: Option<Arc<Membership>>,
+    /// Counts the writes etcd refused because this replica no longer led.
+    fenced: Arc<AtomicU64>,
     replica: String,
     runtime: tokio::runtime::Handle,
     recent: VecDeque<Decision>,
@@ -38,7 +49,7 @@ impl std::fmt::Debug for EtcdState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdState")
             .field("replica", &self.replica)
-            .field("term", &self.leadership.term())
+            .field("term", &self.leadership.as_ref().map(|l| l.term()))
             .finish_non_exhaustive()
     }
 }
@@ -51,22 +62,93 @@ impl EtcdState {
     /// The state in `etcd`, written as `leadership` (of replica `replica`); reads the decision
     /// log and the up mark now. Call from the multi-threaded runtime.
     pub fn open(etcd: Etcd, leadership: Arc<Leadership>, replica: &str) -> Result<Self, Error> {
-        let mut state = Self {
+        Self::open_as(etcd, Some(leadership), replica)
+    }
+
+    /// A follower's state: it reads the leader's state and writes only its own nodes, under
+    /// `membership`. Call from the multi-threaded runtime.
+    pub fn follower(
+        etcd: Etcd,
+        membership: Arc<Membership>,
+        replica: &str,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, Error> {
+        let state = Self::unloaded_follower(etcd, membership, replica).on_runtime(runtime);
+        state.loaded()
+    }
+
+    /// A follower's state that reads nothing now (etcd did not answer): its decision log
+    /// fills as the watch brings entries.
+    pub fn unloaded_follower(etcd: Etcd, membership: Arc<Membership>, replica: &str) -> Self {
+        Self::unloaded_follower_of(etcd, replica).with_membership(membership)
+    }
+
+    /// This replica's nodes are written under `membership` (not fenced: they are its own).
+    pub fn with_membership(mut self, membership: Arc<Membership>) -> Self {
+        self.membership = Some(membership);
+        self
+    }
+
+    /// Runs its etcd calls on `runtime` (one whose workers nothing else blocks: the engine
+    /// lock is held across each call, so the runtime that drives etcd's connections must not
+    /// be one whose workers wait for that lock).
+    pub fn on_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.runtime = runtime;
+        self
+    }
+
+    /// Fenced writes refused are counted in `fenced`.
+    pub fn counting_fenced(mut self, fenced: Arc<AtomicU64>) -> Self {
+        self.fenced = fenced;
+        self
+    }
+
+    /// A leader's state on `runtime`: it reads the decision log and the up mark now.
+    pub fn leading_on(
+        etcd: Etcd,
+        leadership: Arc<Leadership>,
+        replica: &str,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, Error> {
+        let mut state = Self::unloaded_follower_of(etcd, replica);
+        state.leadership = Some(leadership);
+        state.on_runtime(runtime).loaded()
+    }
+
+    fn open_as(
+        etcd: Etcd,
+        leadership: Option<Arc<Leadership>>,
+        replica: &str,
+    ) -> Result<Self, Error> {
+        let mut state = Self::unloaded_follower_of(etcd, replica);
+        state.leadership = leadership;
+        state.loaded()
+    }
+
+    fn unloaded_follower_of(etcd: Etcd, replica: &str) -> Self {
+        Self {
             etcd,
-            leadership,
+            leadership: None,
+            membership: None,
+            fenced: Arc::default(),
             replica: replica.to_string(),
             runtime: tokio::runtime::Handle::current(),
             recent: VecDeque::new(),
             alive_ms: None,
             saved: Mutex::default(),
-        };
+        }
+    }
+
+    /// Reads the decision log and the up mark.
+    fn loaded(mut self) -> Result<Self, Error> {
+        let state = &mut self;
         let (log, _) = state.block(state.etcd.snapshot("log"))?;
         for bytes in log.values() {
             state.recent.push_back(serde_json::from_slice(bytes)?);
         }
         let alive = state.block(state.etcd.get("alive"))?;
         state.alive_ms = alive.and_then(|b| String::from_utf8_lossy(&b).trim().parse().ok());
-        Ok(state)
+        Ok(self)
     }
 
     /// Runs one etcd call to its end on this thread.
@@ -75,6 +157,25 @@ impl EtcdState {
         call: impl Future<Output = Result<T, meshplug_replicas::Error>>,
     ) -> Result<T, Error> {
         tokio::task::block_in_place(|| self.runtime.block_on(call)).map_err(Error::from)
+    }
+
+    /// The leadership, or why this replica may not write the leader's keys.
+    fn leader(&self) -> Result<&Leadership, Error> {
+        self.leadership
+            .as_deref()
+            .ok_or_else(|| Error::NotLeader("only the leader writes the rollout state".into()))
+    }
+
+    /// Runs one fenced write, counting a refusal.
+    fn fenced_write<T>(
+        &self,
+        call: impl Future<Output = Result<T, meshplug_replicas::Error>>,
+    ) -> Result<T, Error> {
+        let result = self.block(call);
+        if let Err(Error::Replicas(meshplug_replicas::Error::Fenced { .. })) = &result {
+            self.fenced.fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -108,7 +209,7 @@ impl RolloutStore for EtcdState {
         if puts.is_empty() && gone.is_empty() {
             return Ok(());
         }
-        self.block(self.leadership.apply(&puts, &gone))?;
+        self.fenced_write(self.leader()?.apply(&puts, &gone))?;
         *saved = now;
         Ok(())
     }
@@ -126,22 +227,41 @@ impl RolloutStore for EtcdState {
 
     fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
         let key = format!("nodes/{}", self.replica);
-        self.block(self.leadership.put(&key, &serde_json::to_vec(nodes)?))?;
+        let bytes = serde_json::to_vec(nodes)?;
+        match &self.membership {
+            Some(membership) => self.block(membership.put(&key, &bytes))?,
+            None => {
+                self.fenced_write(self.leader()?.put(&key, &bytes))?;
+            }
+        }
         Ok(())
     }
 
     fn append(&mut self, decision: &Decision) -> Result<(), Error> {
-        let puts = [(log_key(decision.seq), serde_json::to_vec(decision)?)];
+        let mut decision = decision.clone();
+        decision.term = self.leadership.as_ref().map(|l| l.term());
+        let puts = [(log_key(decision.seq), serde_json::to_vec(&decision)?)];
         let old: Vec<String> = match decision.seq.checked_sub(RECENT as u64) {
             Some(seq) if seq > 0 => vec![log_key(seq)],
             _ => Vec::new(),
         };
-        self.block(self.leadership.apply(&puts, &old))?;
-        self.recent.push_back(decision.clone());
+        self.fenced_write(self.leader()?.apply(&puts, &old))?;
+        self.learn(decision);
+        Ok(())
+    }
+
+    fn learn(&mut self, decision: Decision) {
+        if self
+            .recent
+            .back()
+            .is_some_and(|last| last.seq >= decision.seq)
+        {
+            return;
+        }
+        self.recent.push_back(decision);
         while self.recent.len() > RECENT {
             self.recent.pop_front();
         }
-        Ok(())
     }
 
     fn last_seq(&self) -> u64 {
@@ -153,7 +273,7 @@ impl RolloutStore for EtcdState {
     }
 
     fn mark_alive(&self, now_ms: u64) -> Result<(), Error> {
-        self.block(self.leadership.put("alive", now_ms.to_string().as_bytes()))?;
+        self.fenced_write(self.leader()?.put("alive", now_ms.to_string().as_bytes()))?;
         Ok(())
     }
 

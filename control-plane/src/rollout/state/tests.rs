@@ -36,6 +36,7 @@ pub(super) fn decision(seq: u64) -> Decision {
         canary_totals: None,
         baseline_totals: None,
         baseline_kind: None,
+        term: None,
     }
 }
 

@@ -1,0 +1,142 @@
+//! A replica's own keys: written under its membership lease, so etcd deletes them when the
+//! replica dies or is cut off past the lease. They are not fenced: each replica is the one
+//! writer of its own keys (`members/<id>`, `nodes/<id>`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use etcd_client::{Client, PutOptions};
+use tokio::task::JoinHandle;
+
+use crate::{Error, Etcd};
+
+/// The keys a replica owns, kept alive by one lease. When the lease is lost (the replica was
+/// paused or cut off past it), a new one is granted and every key is written again.
+#[derive(Debug)]
+pub struct Membership {
+    etcd: Etcd,
+    state: Arc<Mutex<Owned>>,
+    keepalive: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Owned {
+    lease: i64,
+    /// Every key written, with its last value, to write again under a new lease.
+    keys: BTreeMap<String, Vec<u8>>,
+}
+
+impl Etcd {
+    /// Joins as a member: grants a lease of `ttl`, kept alive every third of it, that every
+    /// [`Membership::put`] is written under. Retries an unreachable etcd until it answers.
+    pub async fn join(&self, ttl: Duration) -> Result<Membership, Error> {
+        let lease = grant(&self.client, ttl).await?;
+        let state = Arc::new(Mutex::new(Owned {
+            lease,
+            keys: BTreeMap::new(),
+        }));
+        let keepalive = tokio::spawn(keep_member(self.clone(), Arc::clone(&state), ttl));
+        Ok(Membership {
+            etcd: self.clone(),
+            state,
+            keepalive,
+        })
+    }
+}
+
+impl Membership {
+    /// Writes `value` at `key` (under the prefix) under the membership lease.
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        let lease = {
+            let mut owned = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            owned.keys.insert(key.to_string(), value.to_vec());
+            owned.lease
+        };
+        let mut client = self.etcd.client.clone();
+        let options = PutOptions::new().with_lease(lease);
+        client
+            .put(self.etcd.key(key), value.to_vec(), Some(options))
+            .await?;
+        Ok(())
+    }
+
+    /// Leaves: the lease is revoked, so every key it holds goes at once.
+    pub async fn leave(self) -> Result<(), Error> {
+        self.keepalive.abort();
+        let lease = self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lease;
+        let mut client = self.etcd.client.clone();
+        client.lease_revoke(lease).await?;
+        Ok(())
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+    }
+}
+
+async fn grant(client: &Client, ttl: Duration) -> Result<i64, Error> {
+    let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+    let mut client = client.clone();
+    Ok(client.lease_grant(seconds, None).await?.id())
+}
+
+/// Keeps the lease alive; when etcd says it is gone, grants a new one and writes every key
+/// again under it.
+async fn keep_member(etcd: Etcd, state: Arc<Mutex<Owned>>, ttl: Duration) {
+    let every = ttl / 3;
+    loop {
+        let lease = state.lock().unwrap_or_else(PoisonError::into_inner).lease;
+        match renew_until_gone(&etcd.client, lease, every).await {
+            Ok(()) => tracing::warn!(lease, "the membership lease expired: joining again"),
+            Err(err) => {
+                tracing::warn!(lease, error = %err, "keeping the membership lease alive");
+                tokio::time::sleep(every.min(Duration::from_millis(500))).await;
+                continue;
+            }
+        }
+        if let Err(err) = rejoin(&etcd, &state, ttl).await {
+            tracing::warn!(error = %err, "joining again");
+            tokio::time::sleep(every.min(Duration::from_millis(500))).await;
+        }
+    }
+}
+
+async fn rejoin(etcd: &Etcd, state: &Mutex<Owned>, ttl: Duration) -> Result<(), Error> {
+    let lease = grant(&etcd.client, ttl).await?;
+    let keys = {
+        let mut owned = state.lock().unwrap_or_else(PoisonError::into_inner);
+        owned.lease = lease;
+        owned.keys.clone()
+    };
+    let mut client = etcd.client.clone();
+    for (key, value) in keys {
+        let options = PutOptions::new().with_lease(lease);
+        client.put(etcd.key(&key), value, Some(options)).await?;
+    }
+    Ok(())
+}
+
+/// Renews `lease` every `every` until etcd says it is gone (`Ok`) or a request fails.
+async fn renew_until_gone(
+    client: &Client,
+    lease: i64,
+    every: Duration,
+) -> Result<(), etcd_client::Error> {
+    let mut client = client.clone();
+    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+    loop {
+        keeper.keep_alive().await?;
+        match stream.message().await? {
+            Some(reply) if reply.ttl() > 0 => {}
+            _ => return Ok(()),
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,132 @@
+//! The campaign: this replica leads when it wins, and follows again when it loses the lease or
+//! etcd fences one of its writes.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use meshplug_replicas::Leadership;
+use tokio::sync::Notify;
+use tokio::sync::watch::{Receiver, Sender};
+
+use super::{Replica, ReplicaParts};
+use crate::Error;
+use crate::ingest::unix_ms;
+use crate::rollout::engine::Role;
+use crate::rollout::state::etcd::EtcdState;
+
+/// How often a leader looks whether it lost the lease or had a write fenced.
+const LOOK: Duration = Duration::from_millis(100);
+
+/// Campaigns, leads, steps down, and campaigns again, until `stop`.
+pub(super) async fn run(
+    replica: Arc<Replica>,
+    parts: ReplicaParts,
+    (leading, remirror): (Sender<bool>, Arc<Notify>),
+    mut stop: Receiver<bool>,
+) {
+    loop {
+        let leadership = tokio::select! {
+            won = replica.etcd.campaign(&replica.id, replica.lease) => won,
+            _ = stop.changed() => return,
+        };
+        let leadership = match leadership {
+            Ok(leadership) => Arc::new(leadership),
+            Err(err) => {
+                tracing::error!(error = %err, "campaign failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = take_lead(&replica, &parts, &leadership) {
+            tracing::error!(term = leadership.term(), error = %err,
+                "could not take the lead: resigning");
+            resign(leadership).await;
+            continue;
+        }
+        let _ = leading.send(true);
+        let stopped = hold(&replica, &leadership, &mut stop).await;
+        let _ = leading.send(false);
+        step_down(&replica, &parts);
+        remirror.notify_one();
+        if stopped {
+            resign(leadership).await;
+            return;
+        }
+    }
+}
+
+/// The engine leads through a fenced store of `leadership`.
+fn take_lead(
+    replica: &Replica,
+    parts: &ReplicaParts,
+    leadership: &Arc<Leadership>,
+) -> Result<(), Error> {
+    let runtime = replica.runtime.handle();
+    let store = EtcdState::leading_on(
+        replica.etcd.clone(),
+        Arc::clone(leadership),
+        &replica.id,
+        runtime,
+    )?
+    .with_membership(Arc::clone(&replica.membership))
+    .counting_fenced(Arc::clone(&replica.fenced));
+    let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
+    engine.lead(Box::new(store), unix_ms())?;
+    drop(engine);
+    replica.set_role(Role::Leader);
+    replica.metrics.leadership_changed(true);
+    tracing::info!(replica = %replica.id, term = leadership.term(), "leading: decisions are taken here");
+    Ok(())
+}
+
+/// Waits until the leadership is lost (the lease, or a fenced write) or `stop`; says which.
+async fn hold(replica: &Replica, leadership: &Leadership, stop: &mut Receiver<bool>) -> bool {
+    let fenced_before = replica.fenced.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(LOOK) => {}
+            _ = stop.changed() => return true,
+        }
+        if leadership.is_lost() {
+            tracing::warn!(replica = %replica.id, term = leadership.term(),
+                "the leader lease was lost: following");
+            return false;
+        }
+        if replica.fenced.load(Ordering::Relaxed) > fenced_before {
+            tracing::warn!(replica = %replica.id, term = leadership.term(),
+                "etcd fenced a write of this term: following");
+            return false;
+        }
+    }
+}
+
+/// The engine follows again, its store reduced to this replica's own keys.
+fn step_down(replica: &Replica, parts: &ReplicaParts) {
+    let store = match replica.follower_store() {
+        Ok(store) => store,
+        Err(err) => {
+            // Its reads failed (etcd unreachable): the follower store is opened lazily
+            // from nothing; the watch brings the state back.
+            tracing::warn!(error = %err, "reading the state while stepping down");
+            replica.empty_follower_store()
+        }
+    };
+    let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
+    engine.follow(Box::new(store));
+    drop(engine);
+    replica.set_role(Role::Follower);
+    replica.metrics.leadership_changed(false);
+}
+
+async fn resign(leadership: Arc<Leadership>) {
+    match Arc::try_unwrap(leadership) {
+        Ok(leadership) => {
+            if let Err(err) = leadership.resign().await {
+                tracing::warn!(error = %err, "resigning");
+            }
+        }
+        // The store still holds it (a store being dropped): the lease lapses by itself.
+        Err(leadership) => leadership.stop_keepalive(),
+    }
+}

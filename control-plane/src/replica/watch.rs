@@ -1,0 +1,283 @@
+//! One prefix watch of the cluster state, applied to this replica: the leader key and the
+//! members (the view), the other replicas' nodes (the leader decides on them), the rollout
+//! records (a follower serves them, once it holds every artifact they name) and the decision
+//! log (a follower shows it). On a lost history the watch hands a full read, which replaces
+//! everything: applied to an unchanged state, it changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use meshplug_core::nodes::Node;
+use meshplug_replicas::{Change, WatchEvent};
+use tokio::sync::Notify;
+use tokio::sync::watch::Receiver;
+
+use super::{LeaderView, Member, Replica, ReplicaParts};
+use crate::agent::Fetcher;
+use crate::ingest::unix_ms;
+use crate::rollout::state::{Decision, PluginRecord, Release};
+
+/// The cluster state as the watch last saw it.
+#[derive(Debug, Default)]
+struct Cluster {
+    leader: Option<(String, i64)>,
+    members: BTreeMap<String, Member>,
+    nodes: BTreeMap<String, BTreeMap<String, Node>>,
+    plugins: BTreeMap<String, PluginRecord>,
+    /// Decisions logged since the last settle, in order.
+    decisions: Vec<Decision>,
+    /// Replicas whose nodes changed since the last settle.
+    nodes_changed: BTreeSet<String>,
+    /// The records changed (or must be served again) and are not served yet.
+    plugins_changed: bool,
+}
+
+impl Cluster {
+    fn apply(&mut self, me: &str, change: Change) {
+        let (key, value, revision) = match change {
+            Change::Put {
+                key,
+                value,
+                revision,
+            } => (key, Some(value), revision),
+            Change::Delete { key, revision } => (key, None, revision),
+        };
+        let (kind, name) = key.split_once('/').unwrap_or((key.as_str(), ""));
+        match (kind, value) {
+            ("leader", Some(id)) => {
+                self.leader = Some((String::from_utf8_lossy(&id).into_owned(), revision));
+            }
+            ("leader", None) => self.leader = None,
+            ("members", Some(bytes)) => {
+                if let Some(member) = parse::<Member>(&key, &bytes) {
+                    self.members.insert(name.to_string(), member);
+                }
+            }
+            ("members", None) => {
+                self.members.remove(name);
+            }
+            ("nodes", value) if name != me => {
+                match value.and_then(|bytes| parse(&key, &bytes)) {
+                    Some(nodes) => self.nodes.insert(name.to_string(), nodes),
+                    None => self.nodes.remove(name),
+                };
+                self.nodes_changed.insert(name.to_string());
+            }
+            ("plugins", value) => {
+                match value.and_then(|bytes| parse(&key, &bytes)) {
+                    Some(record) => self.plugins.insert(name.to_string(), record),
+                    None => self.plugins.remove(name),
+                };
+                self.plugins_changed = true;
+            }
+            ("log", Some(bytes)) => self.decisions.extend(parse::<Decision>(&key, &bytes)),
+            _ => {}
+        }
+    }
+
+    /// Replaces everything with a full read (`leader`: who leads, read with its term).
+    fn reset(&mut self, me: &str, state: BTreeMap<String, Vec<u8>>, leader: Option<(String, i64)>) {
+        let before: BTreeSet<String> = self.nodes.keys().cloned().collect();
+        self.members.clear();
+        self.nodes.clear();
+        self.plugins.clear();
+        for (key, value) in state {
+            if key.starts_with("log/") {
+                continue; // The engine's store read the log when it opened.
+            }
+            self.apply(
+                me,
+                Change::Put {
+                    key,
+                    value,
+                    revision: 0,
+                },
+            );
+        }
+        self.leader = leader;
+        self.nodes_changed.extend(before);
+        self.plugins_changed = true;
+    }
+
+    /// Every release a follower may serve: last good, and a rollout's both sides.
+    fn served_releases(&self) -> impl Iterator<Item = &Release> {
+        self.plugins.values().flat_map(|record| {
+            let rolling = record
+                .rollout
+                .iter()
+                .flat_map(|r| [Some(&r.to), r.from.as_ref()]);
+            record.last_good.iter().chain(rolling.flatten())
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Option<T> {
+    serde_json::from_slice(bytes)
+        .inspect_err(|err| tracing::warn!(key, error = %err, "unreadable value in etcd: skipped"))
+        .ok()
+}
+
+/// Watches until `stop`; `remirror` asks for the records to be served again (this replica
+/// just stopped leading).
+pub(super) async fn run(
+    replica: Arc<Replica>,
+    parts: ReplicaParts,
+    remirror: Arc<Notify>,
+    mut stop: Receiver<bool>,
+) {
+    let fetcher = match Fetcher::with_tls(
+        parts.store.dir(),
+        None,
+        parts.max_artifact_bytes,
+        parts.peer_tls.clone(),
+    ) {
+        Ok(fetcher) => fetcher,
+        Err(err) => {
+            tracing::error!(error = %err, "replica: no artifact fetcher; peers' artifacts cannot be fetched");
+            return;
+        }
+    };
+    let mut cluster = Cluster::default();
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    'restart: loop {
+        let Some(revision) = read_all(&replica, &mut cluster, &mut stop).await else {
+            return;
+        };
+        let mut watch = replica.etcd.watch_from("", revision);
+        loop {
+            settle(&replica, &parts, &fetcher, &mut cluster).await;
+            let restarts = watch.restarts();
+            tokio::select! {
+                event = watch.next() => match event {
+                    Ok(WatchEvent::Changes(changes)) => {
+                        for change in changes {
+                            cluster.apply(&replica.id, change);
+                        }
+                    }
+                    Ok(WatchEvent::Reset { state, .. }) => {
+                        let leader = replica.etcd.leader().await.ok().flatten();
+                        cluster.reset(&replica.id, state, leader);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, revision = watch.revision(),
+                            "replica watch lost: resuming from the last revision seen");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = stop.changed() => return,
+                        }
+                        if watch.restarts() > restarts + 50 {
+                            continue 'restart;
+                        }
+                    }
+                },
+                () = remirror.notified() => cluster.plugins_changed = true,
+                _ = retry.tick() => {}
+                _ = stop.changed() => return,
+            }
+            replica
+                .metrics
+                .watch_restarts(watch.restarts().saturating_sub(restarts));
+        }
+    }
+}
+
+/// A full read into `cluster`, retried until etcd answers; `None` on `stop`.
+async fn read_all(
+    replica: &Replica,
+    cluster: &mut Cluster,
+    stop: &mut Receiver<bool>,
+) -> Option<i64> {
+    loop {
+        let read = async {
+            let leader = replica.etcd.leader().await?;
+            let (state, revision) = replica.etcd.snapshot("").await?;
+            Ok::<_, meshplug_replicas::Error>((leader, state, revision))
+        };
+        match read.await {
+            Ok((leader, state, revision)) => {
+                cluster.reset(&replica.id, state, leader);
+                return Some(revision);
+            }
+            Err(err) => tracing::warn!(error = %err, "replica: reading the cluster state"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return None,
+        }
+    }
+}
+
+/// Applies what changed to the engine and the view.
+async fn settle(replica: &Replica, parts: &ReplicaParts, fetcher: &Fetcher, cluster: &mut Cluster) {
+    let now_ms = unix_ms();
+    let decides = {
+        let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in std::mem::take(&mut cluster.nodes_changed) {
+            let nodes = cluster.nodes.get(&id).cloned().unwrap_or_default();
+            engine.set_remote_nodes(&id, nodes, now_ms);
+        }
+        for decision in cluster.decisions.drain(..) {
+            engine.mirror_decision(decision);
+        }
+        engine.decides()
+    };
+    if cluster.plugins_changed && !decides && fetch_missing(cluster, fetcher).await {
+        let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        engine.mirror(cluster.plugins.clone());
+        cluster.plugins_changed = false;
+    }
+    replica.update_view(|view| {
+        view.leader = cluster.leader.as_ref().map(|(id, term)| LeaderView {
+            id: id.clone(),
+            term: *term,
+            admin: cluster.members.get(id).map(|m| m.admin.clone()),
+        });
+        view.members.clone_from(&cluster.members);
+        view.nodes = cluster
+            .nodes
+            .iter()
+            .map(|(id, nodes)| {
+                let held = nodes.values().filter(|n| n.connected).map(|n| n.id.clone());
+                (id.clone(), held.collect())
+            })
+            .collect();
+    });
+}
+
+/// Fetches every artifact the records name that this replica's store lacks, from the leader
+/// first, then the other peers, each checked against its sha256. Says whether all are here.
+async fn fetch_missing(cluster: &Cluster, fetcher: &Fetcher) -> bool {
+    let mut all_here = true;
+    let mut seen = BTreeSet::new();
+    for release in cluster.served_releases() {
+        if !seen.insert(release.sha256.clone()) {
+            continue;
+        }
+        let module = |base: &str| meshplug_envoy::ecds::RemoteModule {
+            filter: String::new(),
+            uri: crate::artifacts::artifact_url(base, &release.sha256, release.kind),
+            sha256: release.sha256.clone(),
+            kind: release.kind,
+        };
+        if fetcher.path_for(&module("")).is_file() {
+            continue;
+        }
+        let leader = cluster.leader.as_ref().map(|(id, _)| id.as_str());
+        let mut peers: Vec<&Member> = cluster.members.values().collect();
+        peers.sort_by_key(|m| Some(m.id.as_str()) != leader);
+        let mut fetched = false;
+        for base in peers.iter().filter_map(|m| m.artifacts.as_deref()) {
+            match fetcher.ensure(&module(base)).await {
+                Ok(_) => {
+                    fetched = true;
+                    break;
+                }
+                Err(err) => tracing::warn!(sha = %release.sha256, peer = base, error = %err,
+                    "fetching an artifact from a peer"),
+            }
+        }
+        all_here &= fetched;
+    }
+    all_here
+}

@@ -1,0 +1,88 @@
+//! `serve` as one of several replicas (`--store etcd://…`): joining, what this replica
+//! announces, and ingesting the folder when it takes the lead.
+
+use std::sync::Arc;
+
+use super::{BoundAddrs, Parts, ServeConfig, folder};
+use crate::Error;
+use crate::ingest::{Ingest, unix_ms};
+use crate::replica::{Member, Replica, ReplicaConfig, ReplicaParts};
+use crate::tls::ClientTls;
+use crate::watcher::ArtifactWatcher;
+
+/// Joins the replicas. Manifests are not replicated yet, and peers need an artifact service.
+pub(super) async fn join(config: &ServeConfig, replicas: &ReplicaConfig) -> Result<Replica, Error> {
+    if config.mode.governed() {
+        return Err(Error::NotReplicated(
+            "--plugins with --store etcd:// is not supported yet: the manifests in force are \
+             not shared through etcd; run replicas in folder mode"
+                .into(),
+        ));
+    }
+    if config.artifacts.is_none() {
+        return Err(Error::NotReplicated(
+            "--store etcd:// needs --artifacts-addr: replicas fetch the artifacts they lack \
+             from each other's artifact service"
+                .into(),
+        ));
+    }
+    let id = replicas.id.clone().unwrap_or_else(|| {
+        let port = config.admin_addr.port();
+        let suffix = if port == 0 {
+            std::process::id()
+        } else {
+            u32::from(port)
+        };
+        format!("{}-{suffix}", crate::replica::host_name())
+    });
+    Replica::join(replicas, id).await
+}
+
+/// What `replica` tells the others about itself.
+pub(super) fn member(
+    replica: &Replica,
+    bound: &BoundAddrs,
+    admin_scheme: &str,
+    artifacts: Option<String>,
+) -> Member {
+    Member {
+        id: replica.id().to_string(),
+        admin: format!("{admin_scheme}://{}", bound.admin),
+        artifacts,
+        xds: bound.xds.to_string(),
+        started_ms: unix_ms(),
+    }
+}
+
+/// What the replica's tasks work on. With TLS, peers are reached with this replica's own
+/// certificate, trusting the client CA (the one CA `meshplug pki` issues every certificate
+/// from).
+pub(super) fn parts(config: &ServeConfig, parts: &Parts) -> ReplicaParts {
+    let peer_tls = config.tls.as_ref().and_then(|tls| {
+        let ca = tls
+            .client_ca
+            .clone()
+            .or_else(|| tls.admin_client_ca.clone())?;
+        Some(ClientTls {
+            ca,
+            identity: Some((tls.cert.clone(), tls.key.clone())),
+        })
+    });
+    ReplicaParts {
+        engine: Arc::clone(&parts.engine),
+        store: parts.ingest.store.clone(),
+        peer_tls,
+        token: config.admin_token.clone(),
+        max_artifact_bytes: config.limits.max_artifact_bytes,
+    }
+}
+
+/// This replica took the lead: its registry learns what is published, then every file in the
+/// folder is ingested (a build already published is unchanged).
+pub(super) async fn ingest_all(ingest: &Ingest, watcher: &ArtifactWatcher) -> Result<(), Error> {
+    ingest.resume_published();
+    for path in folder::existing_files(&ingest.folder)? {
+        folder::handle_path(ingest, watcher, path).await;
+    }
+    Ok(())
+}
