@@ -157,19 +157,42 @@ struct NodeView {
     delivery: meshplug_core::nodes::Delivery,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     chains: BTreeMap<String, Vec<String>>,
+    /// With replicas: the replica holding the node's stream, when it is another one (its
+    /// record as that replica last published it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<String>,
 }
 
 async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    let nodes = engine
+    let mut nodes: Vec<NodeView> = engine
         .nodes()
         .iter()
         .map(|node| NodeView {
             node: node.clone(),
             delivery: node.delivery(),
             chains: engine.chains_for(&node.id),
+            replica: None,
         })
         .collect();
+    let here: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .filter(|v| v.node.connected)
+        .map(|v| v.node.id.clone())
+        .collect();
+    for (replica, held) in engine.nodes().remote() {
+        for node in held
+            .values()
+            .filter(|n| n.connected && !here.contains(&n.id))
+        {
+            nodes.push(NodeView {
+                node: node.clone(),
+                delivery: node.delivery(),
+                chains: BTreeMap::new(),
+                replica: Some(replica.clone()),
+            });
+        }
+    }
     Json(Nodes { nodes })
 }
 

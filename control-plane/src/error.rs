@@ -72,6 +72,9 @@ pub enum Error {
     /// Replicas cannot be set up as asked (a bad `--store`, say).
     #[error("replicas: {0}")]
     NotReplicated(String),
+    /// etcd did not answer a call in time.
+    #[error("etcd did not answer within {0:?}")]
+    EtcdTimeout(std::time::Duration),
     /// A decision was asked of a replica that does not lead (only the leader decides).
     #[error("this replica does not lead: {0}")]
     NotLeader(String),

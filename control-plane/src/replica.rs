@@ -171,7 +171,15 @@ impl Replica {
             .spawn(async move { Etcd::connect(&endpoints, &prefix).await })
             .await
             .map_err(|e| Error::NotReplicated(format!("connecting to etcd: {e}")))??;
-        let membership = Arc::new(etcd.join(config.lease).await?);
+        // Joined on the etcd runtime, so the membership's keep-alive runs there: the serving
+        // runtime's workers may all wait for the engine lock while etcd is slow.
+        let (member_etcd, lease) = (etcd.clone(), config.lease);
+        let membership = runtime
+            .handle()
+            .spawn(async move { member_etcd.join(lease).await })
+            .await
+            .map_err(|e| Error::NotReplicated(format!("joining: {e}")))??;
+        let membership = Arc::new(membership);
         let view = ReplicasView {
             me: id.clone(),
             role: Role::Follower,
@@ -222,6 +230,7 @@ impl Replica {
     pub(crate) fn empty_follower_store(&self) -> EtcdState {
         EtcdState::unloaded_follower(self.etcd.clone(), Arc::clone(&self.membership), &self.id)
             .on_runtime(self.runtime.handle())
+            .with_call_timeout(self.lease)
     }
 
     fn set_role(&self, role: Role) {

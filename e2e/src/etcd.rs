@@ -82,6 +82,12 @@ impl EtcdCluster {
         self.members[i].process.kill();
     }
 
+    /// Stops member `i` (SIGSTOP) or lets it go on (SIGCONT): an unreachable member that
+    /// keeps its data.
+    pub fn set_stopped(&self, i: usize, stopped: bool) {
+        self.members[i].process.set_stopped(stopped);
+    }
+
     async fn wait_ready(&self, timeout: Duration) -> Result<(), HarnessError> {
         let endpoints = self.endpoints();
         crate::eventually(timeout, "the etcd cluster to answer", || async {

@@ -23,6 +23,7 @@ pub mod pki;
 pub mod process;
 pub mod procstat;
 pub mod relay;
+pub mod replicas;
 pub mod rollout;
 pub mod signing;
 pub mod swaps;

@@ -183,8 +183,9 @@ impl Leadership {
     }
 
     /// Applies `ops` in one transaction if, when etcd applies it, this term still leads.
+    /// Every operation here is a put or a delete of a whole value, so a retry is harmless.
     async fn fenced_all(&self, ops: Vec<TxnOp>) -> Result<i64, Error> {
-        let mut client = self.etcd.client.clone();
+        let client = self.etcd.client.clone();
         let leader = self.etcd.leader_key();
         let txn = Txn::new()
             .when([Compare::create_revision(
@@ -193,7 +194,14 @@ impl Leadership {
                 self.term,
             )])
             .and_then(ops);
-        let done = client.txn(txn).await?;
+        // Retried on `Unavailable` (a member down refuses at once): applying these operations
+        // twice leaves what applying them once does, and the fence holds on every try.
+        let done = again(|| {
+            let mut client = client.clone();
+            let txn = txn.clone();
+            async move { client.txn(txn).await }
+        })
+        .await?;
         if done.succeeded() {
             return Ok(done.header().map_or(0, |h| h.revision()));
         }
@@ -259,8 +267,8 @@ impl Drop for Leadership {
     }
 }
 
-/// Runs an idempotent call (a read, a lease revocation) up to [`ATTEMPTS`] times while etcd
-/// answers `Unavailable`: the client spreads calls over every endpoint, and one whose member
+/// Runs an idempotent call (a read, a lease revocation, a fenced write) up to [`ATTEMPTS`]
+/// times while etcd answers [`transient`]ly: the client spreads calls over every endpoint, and one whose member
 /// is down refuses at once.
 pub(crate) async fn again<T, F, Fut>(mut call: F) -> Result<T, Error>
 where
@@ -271,7 +279,7 @@ where
     loop {
         match call().await {
             Err(etcd_client::Error::GRpcStatus(status))
-                if status.code() == tonic::Code::Unavailable && attempt < ATTEMPTS =>
+                if transient(status.code()) && attempt < ATTEMPTS =>
             {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -281,16 +289,24 @@ where
     }
 }
 
+/// Whether a call that failed with `code` may have failed on its way (a member down, or a
+/// connection to it lost): `Unavailable`, and `Unknown`, which a connection reset mid-call
+/// (through a proxy, say) surfaces as.
+fn transient(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::Unavailable | tonic::Code::Unknown)
+}
+
 /// Tries of an idempotent call.
 const ATTEMPTS: u32 = 10;
 
 /// Keeps `lease` alive every third of `ttl`; marks `lost` once etcd says it expired or no
-/// keep-alive was answered within `ttl` of the last one that was.
+/// keep-alive was answered within `ttl` of the last one that was (an etcd that hangs, paused
+/// or partitioned, counts as not answering: every wait is bounded by what is left of `ttl`).
 async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: Arc<AtomicBool>) {
     let every = ttl / 3;
     let mut last_ok = tokio::time::Instant::now();
     while last_ok.elapsed() < ttl {
-        match renew(&mut client, lease, every, &mut last_ok).await {
+        match renew(&mut client, lease, (every, ttl), &mut last_ok).await {
             Ok(()) => {
                 tracing::warn!(lease, "the leader lease expired");
                 break;
@@ -304,19 +320,31 @@ async fn keep_alive(mut client: Client, lease: i64, ttl: Duration, lost: Arc<Ato
     lost.store(true, Ordering::Release);
 }
 
-/// Renews `lease` every `every` until etcd says it is gone (`Ok`) or a request fails.
-async fn renew(
+/// Renews `lease` every `every` until etcd says it is gone (`Ok`), a request fails, or no
+/// answer comes within `ttl` of the last one (`Err`).
+pub(crate) async fn renew(
     client: &mut Client,
     lease: i64,
-    every: Duration,
+    (every, ttl): (Duration, Duration),
     last_ok: &mut tokio::time::Instant,
-) -> Result<(), etcd_client::Error> {
-    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
+) -> Result<(), String> {
+    let left = |last_ok: &tokio::time::Instant| ttl.saturating_sub(last_ok.elapsed());
+    let unanswered = || format!("etcd did not answer within {ttl:?}");
+    let (mut keeper, mut stream) =
+        tokio::time::timeout(left(last_ok), client.lease_keep_alive(lease))
+            .await
+            .map_err(|_| unanswered())?
+            .map_err(|e| e.to_string())?;
     loop {
-        keeper.keep_alive().await?;
-        match stream.message().await? {
-            Some(reply) if reply.ttl() > 0 => *last_ok = tokio::time::Instant::now(),
-            _ => return Ok(()),
+        let answer = async {
+            keeper.keep_alive().await?;
+            stream.message().await
+        };
+        match tokio::time::timeout(left(last_ok), answer).await {
+            Err(_) => return Err(unanswered()),
+            Ok(Err(err)) => return Err(err.to_string()),
+            Ok(Ok(Some(reply))) if reply.ttl() > 0 => *last_ok = tokio::time::Instant::now(),
+            Ok(Ok(_)) => return Ok(()),
         }
         tokio::time::sleep(every).await;
     }

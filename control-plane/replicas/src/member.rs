@@ -53,11 +53,14 @@ impl Membership {
             owned.keys.insert(key.to_string(), value.to_vec());
             owned.lease
         };
-        let mut client = self.etcd.client.clone();
-        let options = PutOptions::new().with_lease(lease);
-        client
-            .put(self.etcd.key(key), value.to_vec(), Some(options))
-            .await?;
+        let key = self.etcd.key(key);
+        crate::leader::again(|| {
+            let mut client = self.etcd.client.clone();
+            let options = PutOptions::new().with_lease(lease);
+            let (key, value) = (key.clone(), value.to_vec());
+            async move { client.put(key, value, Some(options)).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -83,25 +86,33 @@ impl Drop for Membership {
 
 async fn grant(client: &Client, ttl: Duration) -> Result<i64, Error> {
     let seconds = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-    let mut client = client.clone();
-    Ok(client.lease_grant(seconds, None).await?.id())
+    let granted = crate::leader::again(|| {
+        let mut client = client.clone();
+        async move { client.lease_grant(seconds, None).await }
+    })
+    .await?;
+    Ok(granted.id())
 }
 
-/// Keeps the lease alive; when etcd says it is gone, grants a new one and writes every key
-/// again under it.
+/// Keeps the lease alive; when etcd says it is gone, or does not answer within the lease,
+/// grants a new one and writes every key again under it.
 async fn keep_member(etcd: Etcd, state: Arc<Mutex<Owned>>, ttl: Duration) {
     let every = ttl / 3;
     loop {
         let lease = state.lock().unwrap_or_else(PoisonError::into_inner).lease;
-        match renew_until_gone(&etcd.client, lease, every).await {
-            Ok(()) => tracing::warn!(lease, "the membership lease expired: joining again"),
-            Err(err) => {
-                tracing::warn!(lease, error = %err, "keeping the membership lease alive");
-                tokio::time::sleep(every.min(Duration::from_millis(500))).await;
-                continue;
+        let mut client = etcd.client.clone();
+        let mut last_ok = tokio::time::Instant::now();
+        while last_ok.elapsed() < ttl {
+            match crate::leader::renew(&mut client, lease, (every, ttl), &mut last_ok).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(lease, error = %err, "keeping the membership lease alive");
+                    tokio::time::sleep(every.min(Duration::from_millis(200))).await;
+                }
             }
         }
-        if let Err(err) = rejoin(&etcd, &state, ttl).await {
+        tracing::warn!(lease, "the membership lease lapsed: joining again");
+        while let Err(err) = rejoin(&etcd, &state, ttl).await {
             tracing::warn!(error = %err, "joining again");
             tokio::time::sleep(every.min(Duration::from_millis(500))).await;
         }
@@ -121,22 +132,4 @@ async fn rejoin(etcd: &Etcd, state: &Mutex<Owned>, ttl: Duration) -> Result<(), 
         client.put(etcd.key(&key), value, Some(options)).await?;
     }
     Ok(())
-}
-
-/// Renews `lease` every `every` until etcd says it is gone (`Ok`) or a request fails.
-async fn renew_until_gone(
-    client: &Client,
-    lease: i64,
-    every: Duration,
-) -> Result<(), etcd_client::Error> {
-    let mut client = client.clone();
-    let (mut keeper, mut stream) = client.lease_keep_alive(lease).await?;
-    loop {
-        keeper.keep_alive().await?;
-        match stream.message().await? {
-            Some(reply) if reply.ttl() > 0 => {}
-            _ => return Ok(()),
-        }
-        tokio::time::sleep(every).await;
-    }
 }

@@ -26,12 +26,26 @@ pub(super) async fn run(
     mut stop: Receiver<bool>,
 ) {
     loop {
+        // On the etcd runtime, so the leader lease's keep-alive runs there (see `join`).
+        let (etcd, id, lease) = (replica.etcd.clone(), replica.id.clone(), replica.lease);
+        let mut campaign = replica
+            .runtime
+            .handle()
+            .spawn(async move { etcd.campaign(&id, lease).await });
         let leadership = tokio::select! {
-            won = replica.etcd.campaign(&replica.id, replica.lease) => won,
-            _ = stop.changed() => return,
+            won = &mut campaign => won,
+            _ = stop.changed() => {
+                campaign.abort();
+                return;
+            }
         };
         let leadership = match leadership {
-            Ok(leadership) => Arc::new(leadership),
+            Ok(Ok(leadership)) => Arc::new(leadership),
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "campaign failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             Err(err) => {
                 tracing::error!(error = %err, "campaign failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -70,6 +84,7 @@ fn take_lead(
         runtime,
     )?
     .with_membership(Arc::clone(&replica.membership))
+    .with_call_timeout(replica.lease)
     .counting_fenced(Arc::clone(&replica.fenced));
     let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
     engine.lead(Box::new(store), unix_ms())?;
@@ -101,19 +116,13 @@ async fn hold(replica: &Replica, leadership: &Leadership, stop: &mut Receiver<bo
     }
 }
 
-/// The engine follows again, its store reduced to this replica's own keys.
+/// The engine follows again at once, its store reduced to this replica's own keys (nothing
+/// is read from etcd here: it may be the reason the lease was lost). The decisions it knows
+/// stay; the watch brings the rest.
 fn step_down(replica: &Replica, parts: &ReplicaParts) {
-    let store = match replica.follower_store() {
-        Ok(store) => store,
-        Err(err) => {
-            // Its reads failed (etcd unreachable): the follower store is opened lazily
-            // from nothing; the watch brings the state back.
-            tracing::warn!(error = %err, "reading the state while stepping down");
-            replica.empty_follower_store()
-        }
-    };
     let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    engine.follow(Box::new(store));
+    let known = engine.decisions().unwrap_or_default();
+    engine.follow(Box::new(replica.empty_follower_store().knowing(known)));
     drop(engine);
     replica.set_role(Role::Follower);
     replica.metrics.leadership_changed(false);

@@ -151,6 +151,7 @@ pub(super) async fn run(
             tokio::select! {
                 event = watch.next() => match event {
                     Ok(WatchEvent::Changes(changes)) => {
+                        tracing::debug!(changes = changes.len(), revision = watch.revision(), "replica watch");
                         for change in changes {
                             cluster.apply(&replica.id, change);
                         }
@@ -189,9 +190,11 @@ async fn read_all(
     stop: &mut Receiver<bool>,
 ) -> Option<i64> {
     loop {
+        // The leader is read after the state: a change between the two reads arrives through
+        // the watch (which starts after the state's revision) as well, so nothing is missed.
         let read = async {
-            let leader = replica.etcd.leader().await?;
             let (state, revision) = replica.etcd.snapshot("").await?;
+            let leader = replica.etcd.leader().await?;
             Ok::<_, meshplug_replicas::Error>((leader, state, revision))
         };
         match read.await {

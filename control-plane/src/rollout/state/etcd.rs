@@ -16,7 +16,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use meshplug_core::nodes::Node;
 use meshplug_replicas::{Etcd, Leadership, Membership};
@@ -43,6 +44,11 @@ pub struct EtcdState {
     alive_ms: Option<u64>,
     /// What each plugin's key held at the last load or save, to write only changes.
     saved: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// How long one etcd call may take (the engine lock is held across it).
+    timeout: Duration,
+    /// The latest node model for the publisher (with a membership): written in the
+    /// background, never under the engine lock.
+    nodes_out: OnceLock<tokio::sync::watch::Sender<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for EtcdState {
@@ -81,6 +87,12 @@ impl EtcdState {
     /// fills as the watch brings entries.
     pub fn unloaded_follower(etcd: Etcd, membership: Arc<Membership>, replica: &str) -> Self {
         Self::unloaded_follower_of(etcd, replica).with_membership(membership)
+    }
+
+    /// Starts from `decisions` (what the engine knew when this store replaced another).
+    pub fn knowing(mut self, decisions: Vec<Decision>) -> Self {
+        self.recent = decisions.into();
+        self
     }
 
     /// This replica's nodes are written under `membership` (not fenced: they are its own).
@@ -136,7 +148,16 @@ impl EtcdState {
             recent: VecDeque::new(),
             alive_ms: None,
             saved: Mutex::default(),
+            timeout: Duration::from_secs(5),
+            nodes_out: OnceLock::new(),
         }
+    }
+
+    /// Each etcd call gives up after `timeout` (say, the lease: a leader whose writes take
+    /// longer has likely lost it anyway, and the engine must not wait longer for it).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Reads the decision log and the up mark.
@@ -156,7 +177,25 @@ impl EtcdState {
         &self,
         call: impl Future<Output = Result<T, meshplug_replicas::Error>>,
     ) -> Result<T, Error> {
-        tokio::task::block_in_place(|| self.runtime.block_on(call)).map_err(Error::from)
+        let timeout = self.timeout;
+        let bounded = async move { tokio::time::timeout(timeout, call).await };
+        match tokio::task::block_in_place(|| self.runtime.block_on(bounded)) {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::EtcdTimeout(timeout)),
+        }
+    }
+
+    /// Hands the latest node model to the publisher task (started on first use), which
+    /// writes it under the membership and tries again until it lands or a newer one comes.
+    fn publish_nodes(&self, membership: &Arc<Membership>, bytes: Vec<u8>) {
+        let out = self.nodes_out.get_or_init(|| {
+            let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+            let key = format!("nodes/{}", self.replica);
+            self.runtime
+                .spawn(publish_nodes(Arc::clone(membership), key, rx));
+            tx
+        });
+        let _ = out.send(bytes);
     }
 
     /// The leadership, or why this replica may not write the leader's keys.
@@ -229,7 +268,7 @@ impl RolloutStore for EtcdState {
         let key = format!("nodes/{}", self.replica);
         let bytes = serde_json::to_vec(nodes)?;
         match &self.membership {
-            Some(membership) => self.block(membership.put(&key, &bytes))?,
+            Some(membership) => self.publish_nodes(membership, bytes),
             None => {
                 self.fenced_write(self.leader()?.put(&key, &bytes))?;
             }
@@ -279,5 +318,26 @@ impl RolloutStore for EtcdState {
 
     fn last_alive_ms(&self) -> Option<u64> {
         self.alive_ms
+    }
+}
+
+/// Writes each node model handed over (the latest one wins) under the membership lease,
+/// retrying every half second while etcd does not take it.
+async fn publish_nodes(
+    membership: Arc<Membership>,
+    key: String,
+    mut latest: tokio::sync::watch::Receiver<Vec<u8>>,
+) {
+    while latest.changed().await.is_ok() {
+        loop {
+            let bytes = latest.borrow_and_update().clone();
+            let put = tokio::time::timeout(Duration::from_secs(5), membership.put(&key, &bytes));
+            match put.await {
+                Ok(Ok(())) => break,
+                Ok(Err(err)) => tracing::warn!(error = %err, "publishing this replica's nodes"),
+                Err(_) => tracing::warn!("publishing this replica's nodes: etcd did not answer"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 }
