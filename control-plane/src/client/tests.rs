@@ -110,3 +110,23 @@ fn manifests_table_shows_refusals_with_file_line_and_field() {
     let off = manifests_table(&serde_json::json!({"enabled": false, "files": []}));
     assert!(off.contains("--plugins"));
 }
+
+#[test]
+fn replicas_table_names_the_leader_its_term_and_the_nodes_each_holds() {
+    let replicas = json!({
+        "enabled": true, "me": "r1", "role": "follower",
+        "leader": {"id": "r0", "term": 42, "admin": "http://10.0.0.1:18080"},
+        "members": {
+            "r0": {"id": "r0", "admin": "http://10.0.0.1:18080", "xds": "10.0.0.1:18000"},
+            "r1": {"id": "r1", "admin": "http://10.0.0.2:18080", "xds": "10.0.0.2:18000"}
+        },
+        "nodes": {"r0": ["envoy-a"], "r1": ["envoy-b", "envoy-c"]}
+    });
+    let table = replicas_table(&replicas);
+    assert!(table.starts_with("leader: r0 (term 42)\n"), "{table}");
+    let r0 = table.lines().find(|l| l.starts_with("r0")).expect("r0 row");
+    assert!(r0.contains("leader") && r0.contains("envoy-a"), "{r0}");
+    let r1 = table.lines().find(|l| l.starts_with("r1")).expect("r1 row");
+    assert!(r1.contains("follower") && r1.contains("envoy-b,envoy-c") && r1.contains("(this one)"));
+    assert_eq!(replicas_table(&json!({"enabled": false})), "", "nothing without replicas");
+}

@@ -570,3 +570,6 @@ mod placement_tests;
 
 #[cfg(test)]
 mod delivery_tests;
+
+#[cfg(test)]
+mod replica_tests;
