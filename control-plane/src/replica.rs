@@ -26,6 +26,7 @@ use crate::rollout::state::etcd::EtcdState;
 use crate::store::Store;
 use crate::tls::ClientTls;
 
+mod artifacts;
 mod campaign;
 mod metrics;
 mod relay;
@@ -159,11 +160,19 @@ pub struct ReplicaParts {
     pub token: Option<String>,
     /// The largest artifact fetched from a peer.
     pub max_artifact_bytes: u64,
+    /// The watched artifacts folder (a replica taking the lead looks there for a build it
+    /// lacks).
+    pub folder: std::path::PathBuf,
 }
 
 impl Replica {
     /// Connects to etcd and joins as `id` (a membership lease kept alive).
     pub async fn join(config: &ReplicaConfig, id: String) -> Result<Self, Error> {
+        if id.is_empty() || id.contains('/') {
+            return Err(Error::NotReplicated(format!(
+                "replica id {id:?}: it must be non-empty and without '/' (it names etcd keys)"
+            )));
+        }
         let runtime = EtcdRuntime::start()?;
         let (endpoints, prefix) = (config.endpoints.clone(), config.prefix.clone());
         let etcd = runtime

@@ -33,9 +33,14 @@ impl std::fmt::Debug for Etcd {
 impl Etcd {
     /// Connects to the cluster at `endpoints` (`host:port`), for keys under `prefix`.
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self, Error> {
+        // HTTP/2 pings close a connection to a member that stopped answering (paused, or
+        // partitioned), so the client reconnects instead of waiting on it: without them a
+        // client that saw such a member sent every call to the one endpoint that failed fast.
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true);
         let client = Client::connect(endpoints, Some(options)).await?;
         Ok(Self {
             client,

@@ -26,5 +26,5 @@ mod watch;
 
 pub use error::Error;
 pub use leader::{Etcd, Leadership, Term};
-pub use member::Membership;
+pub use member::{BATCH, Membership};
 pub use watch::{Change, PrefixWatch, WatchEvent};

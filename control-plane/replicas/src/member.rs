@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use etcd_client::{Client, PutOptions};
+use etcd_client::{Client, PutOptions, Txn, TxnOp};
 use tokio::task::JoinHandle;
 
 use crate::{Error, Etcd};
+
+/// Operations per transaction of [`Membership::apply`].
+pub const BATCH: usize = 100;
 
 /// The keys a replica owns, kept alive by one lease. When the lease is lost (the replica was
 /// paused or cut off past it), a new one is granted and every key is written again.
@@ -61,6 +64,44 @@ impl Membership {
             async move { client.put(key, value, Some(options)).await }
         })
         .await?;
+        Ok(())
+    }
+
+    /// Writes every `(key, value)` and deletes every key in `deletes` (keys under the
+    /// prefix) under the membership lease, in transactions of at most [`BATCH`] operations
+    /// (etcd's default limit is 128).
+    pub async fn apply(&self, puts: &[(String, Vec<u8>)], deletes: &[String]) -> Result<(), Error> {
+        let lease = {
+            let mut owned = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            for (key, value) in puts {
+                owned.keys.insert(key.clone(), value.clone());
+            }
+            for key in deletes {
+                owned.keys.remove(key);
+            }
+            owned.lease
+        };
+        let ops: Vec<TxnOp> = puts
+            .iter()
+            .map(|(key, value)| {
+                let options = PutOptions::new().with_lease(lease);
+                TxnOp::put(self.etcd.key(key), value.clone(), Some(options))
+            })
+            .chain(
+                deletes
+                    .iter()
+                    .map(|key| TxnOp::delete(self.etcd.key(key), None)),
+            )
+            .collect();
+        for batch in ops.chunks(BATCH) {
+            let txn = Txn::new().and_then(batch.to_vec());
+            crate::leader::again(|| {
+                let mut client = self.etcd.client.clone();
+                let txn = txn.clone();
+                async move { client.txn(txn).await }
+            })
+            .await?;
+        }
         Ok(())
     }
 
@@ -126,10 +167,19 @@ async fn rejoin(etcd: &Etcd, state: &Mutex<Owned>, ttl: Duration) -> Result<(), 
         owned.lease = lease;
         owned.keys.clone()
     };
+    let ops: Vec<TxnOp> = keys
+        .into_iter()
+        .map(|(key, value)| {
+            TxnOp::put(
+                etcd.key(&key),
+                value,
+                Some(PutOptions::new().with_lease(lease)),
+            )
+        })
+        .collect();
     let mut client = etcd.client.clone();
-    for (key, value) in keys {
-        let options = PutOptions::new().with_lease(lease);
-        client.put(etcd.key(&key), value, Some(options)).await?;
+    for batch in ops.chunks(BATCH) {
+        client.txn(Txn::new().and_then(batch.to_vec())).await?;
     }
     Ok(())
 }

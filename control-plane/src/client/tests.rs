@@ -128,5 +128,9 @@ fn replicas_table_names_the_leader_its_term_and_the_nodes_each_holds() {
     assert!(r0.contains("leader") && r0.contains("envoy-a"), "{r0}");
     let r1 = table.lines().find(|l| l.starts_with("r1")).expect("r1 row");
     assert!(r1.contains("follower") && r1.contains("envoy-b,envoy-c") && r1.contains("(this one)"));
-    assert_eq!(replicas_table(&json!({"enabled": false})), "", "nothing without replicas");
+    assert_eq!(
+        replicas_table(&json!({"enabled": false})),
+        "",
+        "nothing without replicas"
+    );
 }

@@ -13,6 +13,7 @@ use super::{Replica, ReplicaParts};
 use crate::Error;
 use crate::ingest::unix_ms;
 use crate::rollout::engine::Role;
+use crate::rollout::state::RolloutStore;
 use crate::rollout::state::etcd::EtcdState;
 
 /// How often a leader looks whether it lost the lease or had a write fenced.
@@ -86,6 +87,15 @@ fn take_lead(
     .with_membership(Arc::clone(&replica.membership))
     .with_call_timeout(replica.lease)
     .counting_fenced(Arc::clone(&replica.fenced));
+    let records = store.load_plugins()?;
+    let missing = tokio::task::block_in_place(|| {
+        let handle = tokio::runtime::Handle::current();
+        handle.block_on(gather_artifacts(replica, parts, &records))
+    });
+    for (sha, kind) in &missing {
+        tracing::error!(%sha, ?kind, "leading without an artifact the rollout state names: \
+            no peer and no file in the folder has it; proxies that must load it will refuse it");
+    }
     let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
     engine.lead(Box::new(store), unix_ms())?;
     drop(engine);
@@ -93,6 +103,36 @@ fn take_lead(
     replica.metrics.leadership_changed(true);
     tracing::info!(replica = %replica.id, term = leadership.term(), "leading: decisions are taken here");
     Ok(())
+}
+
+/// Fetches the artifacts `records` name that this replica lacks, from peers, then from its
+/// folder; returns those still missing.
+async fn gather_artifacts(
+    replica: &Replica,
+    parts: &ReplicaParts,
+    records: &std::collections::BTreeMap<String, crate::rollout::state::PluginRecord>,
+) -> std::collections::BTreeMap<String, crate::artifact::ArtifactKind> {
+    let fetcher = crate::agent::Fetcher::with_tls(
+        parts.store.dir(),
+        None,
+        parts.max_artifact_bytes,
+        parts.peer_tls.clone(),
+    );
+    let peers: Vec<String> = {
+        let view = replica.view.read().unwrap_or_else(PoisonError::into_inner);
+        let others = view.members.values().filter(|m| m.id != replica.id);
+        super::artifacts::peers(others, None)
+    };
+    let releases = super::artifacts::served(records);
+    let missing = match &fetcher {
+        Ok(fetcher) => super::artifacts::fetch(releases, &peers, fetcher).await,
+        Err(_) => releases.map(|r| (r.sha256.clone(), r.kind)).collect(),
+    };
+    let missing: std::collections::BTreeMap<_, _> = missing
+        .into_iter()
+        .filter(|(sha, kind)| !parts.store.path_for(sha, *kind).is_file())
+        .collect();
+    super::artifacts::from_folder(&parts.folder, &parts.store, missing)
 }
 
 /// Waits until the leadership is lost (the lease, or a fenced write) or `stop`; says which.

@@ -57,12 +57,22 @@ impl Cluster {
             ("members", None) => {
                 self.members.remove(name);
             }
-            ("nodes", value) if name != me => {
-                match value.and_then(|bytes| parse(&key, &bytes)) {
-                    Some(nodes) => self.nodes.insert(name.to_string(), nodes),
-                    None => self.nodes.remove(name),
+            ("nodes", value) => {
+                let Some((replica, node)) = name.split_once('/') else {
+                    return;
                 };
-                self.nodes_changed.insert(name.to_string());
+                if replica == me {
+                    return;
+                }
+                let held = self.nodes.entry(replica.to_string()).or_default();
+                match value.and_then(|bytes| parse(&key, &bytes)) {
+                    Some(record) => held.insert(node.to_string(), record),
+                    None => held.remove(node),
+                };
+                if held.is_empty() {
+                    self.nodes.remove(replica);
+                }
+                self.nodes_changed.insert(replica.to_string());
             }
             ("plugins", value) => {
                 match value.and_then(|bytes| parse(&key, &bytes)) {
@@ -248,39 +258,12 @@ async fn settle(replica: &Replica, parts: &ReplicaParts, fetcher: &Fetcher, clus
     });
 }
 
-/// Fetches every artifact the records name that this replica's store lacks, from the leader
-/// first, then the other peers, each checked against its sha256. Says whether all are here.
+/// Fetches what the records name and this replica lacks, the leader first; says whether
+/// every artifact is here.
 async fn fetch_missing(cluster: &Cluster, fetcher: &Fetcher) -> bool {
-    let mut all_here = true;
-    let mut seen = BTreeSet::new();
-    for release in cluster.served_releases() {
-        if !seen.insert(release.sha256.clone()) {
-            continue;
-        }
-        let module = |base: &str| meshplug_envoy::ecds::RemoteModule {
-            filter: String::new(),
-            uri: crate::artifacts::artifact_url(base, &release.sha256, release.kind),
-            sha256: release.sha256.clone(),
-            kind: release.kind,
-        };
-        if fetcher.path_for(&module("")).is_file() {
-            continue;
-        }
-        let leader = cluster.leader.as_ref().map(|(id, _)| id.as_str());
-        let mut peers: Vec<&Member> = cluster.members.values().collect();
-        peers.sort_by_key(|m| Some(m.id.as_str()) != leader);
-        let mut fetched = false;
-        for base in peers.iter().filter_map(|m| m.artifacts.as_deref()) {
-            match fetcher.ensure(&module(base)).await {
-                Ok(_) => {
-                    fetched = true;
-                    break;
-                }
-                Err(err) => tracing::warn!(sha = %release.sha256, peer = base, error = %err,
-                    "fetching an artifact from a peer"),
-            }
-        }
-        all_here &= fetched;
-    }
-    all_here
+    let leader = cluster.leader.as_ref().map(|(id, _)| id.as_str());
+    let peers = super::artifacts::peers(cluster.members.values(), leader);
+    super::artifacts::fetch(cluster.served_releases(), &peers, fetcher)
+        .await
+        .is_empty()
 }

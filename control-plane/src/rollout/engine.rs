@@ -461,19 +461,31 @@ impl Engine {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if self.pending.save {
-            self.store.save_plugins(&self.rollouts.records)?;
+        // Numbered now, counted only once stored: a failed save leaves no gap in the log.
+        let entries: Vec<Decision> = (self.next_seq..)
+            .zip(&self.pending.decisions)
+            .map(|(seq, (entry, _))| Decision {
+                seq,
+                ..entry.clone()
+            })
+            .collect();
+        if self.pending.save || !entries.is_empty() {
+            let plugins = self.pending.save.then_some(&self.rollouts.records);
+            self.store.save_with(plugins, &entries)?;
             // The whole state is on disk: what could have waited for a tick is in it too.
-            self.pending.save = false;
-            self.pending.save_soon = false;
+            if self.pending.save {
+                self.pending.save = false;
+                self.pending.save_soon = false;
+            }
+            self.next_seq += entries.len() as u64;
         }
         let save_soon = self.pending.save_soon;
         let fx = std::mem::take(&mut self.pending);
         self.pending.save_soon = save_soon;
-        for (entry, alert) in fx.decisions {
-            let entry = self.append(entry);
-            if alert {
-                self.raise(&entry);
+        for (entry, (_, alert)) in entries.iter().zip(&fx.decisions) {
+            log_decision(entry);
+            if *alert {
+                self.raise(entry);
             }
         }
         for count in fx.counts {
@@ -500,20 +512,6 @@ impl Engine {
         if let Err(err) = self.commit(fx) {
             tracing::error!(error = %err, "{what}: saving rollout state failed; retried on the next tick");
         }
-    }
-
-    /// Appends to the decision log and emits it as a structured event. A log that cannot be
-    /// written is reported, never fatal: the decision is carried out anyway.
-    fn append(&mut self, mut entry: Decision) -> Decision {
-        entry.seq = self.next_seq;
-        self.next_seq += 1;
-        tracing::info!(target: "meshplug::decision", plugin = %entry.plugin, rollout = %entry.rollout,
-            action = %entry.action, gate = ?entry.gate, stage = ?entry.stage, reason = %entry.reason,
-            "rollout decision");
-        if let Err(err) = self.store.append(&entry) {
-            tracing::error!(error = %err, "writing the decision log");
-        }
-        entry
     }
 
     /// Raises an alert: a structured error event, a counter and the webhook.
@@ -546,6 +544,13 @@ impl Engine {
         }
         self.clock.alive_marked_ms = Some(now_ms);
     }
+}
+
+/// Emits a decision as a structured event.
+fn log_decision(entry: &Decision) {
+    tracing::info!(target: "meshplug::decision", plugin = %entry.plugin, rollout = %entry.rollout,
+        action = %entry.action, gate = ?entry.gate, stage = ?entry.stage, reason = %entry.reason,
+        "rollout decision");
 }
 
 mod delivery;

@@ -88,6 +88,26 @@ pub trait RolloutStore: std::fmt::Debug + Send {
     /// When the control plane was last known up and watching.
     fn last_alive_ms(&self) -> Option<u64>;
 
+    /// Saves the records (when `plugins` is given), then appends `decisions` (numbered in
+    /// order). A log that cannot be written is reported, never fatal: the decisions are carried
+    /// out anyway. A store that can do both at once does ([`etcd::EtcdState`]: one fenced
+    /// transaction, so a leader that cannot write loses neither half alone).
+    fn save_with(
+        &mut self,
+        plugins: Option<&BTreeMap<String, PluginRecord>>,
+        decisions: &[Decision],
+    ) -> Result<(), Error> {
+        if let Some(plugins) = plugins {
+            self.save_plugins(plugins)?;
+        }
+        for decision in decisions {
+            if let Err(err) = self.append(decision) {
+                tracing::error!(error = %err, seq = decision.seq, "writing the decision log");
+            }
+        }
+        Ok(())
+    }
+
     /// A decision another replica logged (a follower's copy of the leader's log); ignored by
     /// stores that are written only by this process.
     fn learn(&mut self, decision: Decision) {

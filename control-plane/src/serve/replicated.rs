@@ -74,6 +74,7 @@ pub(super) fn parts(config: &ServeConfig, parts: &Parts) -> ReplicaParts {
         peer_tls,
         token: config.admin_token.clone(),
         max_artifact_bytes: config.limits.max_artifact_bytes,
+        folder: parts.ingest.folder.clone(),
     }
 }
 

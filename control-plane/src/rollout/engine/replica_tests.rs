@@ -97,5 +97,7 @@ fn a_replica_that_steps_down_stops_deciding_and_leads_again_from_its_store() {
     for id in FLEET {
         assert_eq!(h.served(id), Some(release("a").version), "{id}");
     }
-    h.engine.release(PLUGIN, release("b"), 3_100).expect("b once leading");
+    h.engine
+        .release(PLUGIN, release("b"), 3_100)
+        .expect("b once leading");
 }

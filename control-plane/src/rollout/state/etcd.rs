@@ -2,7 +2,8 @@
 //! etcd instead of `<data>/rollouts/`, and every write is a fenced write of the leader, so a
 //! replica that lost its leadership cannot change it. Layout under the cluster prefix:
 //! `plugins/<name>` (one rollout record each, JSON; a save writes the changed ones and deletes
-//! the gone ones in one transaction), `nodes/<replica>` (the node model this replica holds),
+//! the gone ones in one transaction), `nodes/<replica>/<node>` (the node model this replica
+//! holds, a key per node),
 //! `log/<seq, 20 digits>` (the decision log: the newest [`RECENT`] entries; older ones are
 //! deleted as new ones land) and `alive` (the leader's up mark).
 //!
@@ -48,7 +49,7 @@ pub struct EtcdState {
     timeout: Duration,
     /// The latest node model for the publisher (with a membership): written in the
     /// background, never under the engine lock.
-    nodes_out: OnceLock<tokio::sync::watch::Sender<Vec<u8>>>,
+    nodes_out: OnceLock<tokio::sync::watch::Sender<NodeValues>>,
 }
 
 impl std::fmt::Debug for EtcdState {
@@ -59,6 +60,9 @@ impl std::fmt::Debug for EtcdState {
             .finish_non_exhaustive()
     }
 }
+
+/// Each node's JSON, by node id: what `nodes/<replica>/<id>` holds.
+type NodeValues = BTreeMap<String, Vec<u8>>;
 
 fn log_key(seq: u64) -> String {
     format!("log/{seq:020}")
@@ -187,15 +191,15 @@ impl EtcdState {
 
     /// Hands the latest node model to the publisher task (started on first use), which
     /// writes it under the membership and tries again until it lands or a newer one comes.
-    fn publish_nodes(&self, membership: &Arc<Membership>, bytes: Vec<u8>) {
+    fn publish_nodes(&self, membership: &Arc<Membership>, values: NodeValues) {
         let out = self.nodes_out.get_or_init(|| {
-            let (tx, rx) = tokio::sync::watch::channel(Vec::new());
-            let key = format!("nodes/{}", self.replica);
+            let (tx, rx) = tokio::sync::watch::channel(NodeValues::new());
+            let prefix = format!("nodes/{}/", self.replica);
             self.runtime
-                .spawn(publish_nodes(Arc::clone(membership), key, rx));
+                .spawn(publish_nodes(Arc::clone(membership), prefix, rx));
             tx
         });
-        let _ = out.send(bytes);
+        let _ = out.send(values);
     }
 
     /// The leadership, or why this replica may not write the leader's keys.
@@ -230,47 +234,52 @@ impl RolloutStore for EtcdState {
     }
 
     fn save_plugins(&self, plugins: &BTreeMap<String, PluginRecord>) -> Result<(), Error> {
-        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut puts = Vec::new();
-        let mut now = BTreeMap::new();
-        for (name, record) in plugins {
-            let bytes = serde_json::to_vec(record)?;
-            if saved.get(name) != Some(&bytes) {
-                puts.push((format!("plugins/{name}"), bytes.clone()));
-            }
-            now.insert(name.clone(), bytes);
-        }
-        let gone: Vec<String> = saved
-            .keys()
-            .filter(|name| !now.contains_key(*name))
-            .map(|name| format!("plugins/{name}"))
-            .collect();
-        if puts.is_empty() && gone.is_empty() {
-            return Ok(());
-        }
-        self.fenced_write(self.leader()?.apply(&puts, &gone))?;
-        *saved = now;
-        Ok(())
+        self.save_all(Some(plugins), &[])
     }
 
-    fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error> {
-        let found = self.block(self.etcd.get(&format!("nodes/{}", self.replica)))?;
-        match found {
-            Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "node state in etcd unreadable; learned again");
-                BTreeMap::new()
-            })),
-            None => Ok(BTreeMap::new()),
+    fn save_with(
+        &mut self,
+        plugins: Option<&BTreeMap<String, PluginRecord>>,
+        decisions: &[Decision],
+    ) -> Result<(), Error> {
+        self.save_all(plugins, decisions)?;
+        for decision in decisions {
+            let mut decision = decision.clone();
+            decision.term = self.leadership.as_ref().map(|l| l.term());
+            self.learn(decision);
         }
+        Ok(())
+    }
+    fn load_nodes(&self) -> Result<BTreeMap<String, Node>, Error> {
+        let (found, _) = self.block(self.etcd.snapshot(&format!("nodes/{}", self.replica)))?;
+        let mut nodes = BTreeMap::new();
+        for (id, bytes) in found {
+            match serde_json::from_slice(&bytes) {
+                Ok(node) => {
+                    nodes.insert(id, node);
+                }
+                Err(err) => tracing::warn!(node = %id, error = %err,
+                    "node state in etcd unreadable; learned again when it connects"),
+            }
+        }
+        Ok(nodes)
     }
 
     fn save_nodes(&self, nodes: &BTreeMap<String, Node>) -> Result<(), Error> {
-        let key = format!("nodes/{}", self.replica);
-        let bytes = serde_json::to_vec(nodes)?;
+        let mut values = NodeValues::new();
+        for (id, node) in nodes {
+            values.insert(id.clone(), serde_json::to_vec(node)?);
+        }
         match &self.membership {
-            Some(membership) => self.publish_nodes(membership, bytes),
+            Some(membership) => self.publish_nodes(membership, values),
             None => {
-                self.fenced_write(self.leader()?.put(&key, &bytes))?;
+                let puts: Vec<(String, Vec<u8>)> = values
+                    .into_iter()
+                    .map(|(id, bytes)| (format!("nodes/{}/{id}", self.replica), bytes))
+                    .collect();
+                for batch in puts.chunks(meshplug_replicas::BATCH) {
+                    self.fenced_write(self.leader()?.apply(batch, &[]))?;
+                }
             }
         }
         Ok(())
@@ -321,19 +330,97 @@ impl RolloutStore for EtcdState {
     }
 }
 
-/// Writes each node model handed over (the latest one wins) under the membership lease,
-/// retrying every half second while etcd does not take it.
+impl EtcdState {
+    /// Writes the changed records and the decisions (with this term), and deletes the gone
+    /// records and the decisions past [`RECENT`], in one fenced transaction.
+    fn save_all(
+        &self,
+        plugins: Option<&BTreeMap<String, PluginRecord>>,
+        decisions: &[Decision],
+    ) -> Result<(), Error> {
+        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut puts, mut gone, now) = match plugins {
+            Some(plugins) => plugin_changes(&saved, plugins)?,
+            None => (Vec::new(), Vec::new(), saved.clone()),
+        };
+        let term = self.leadership.as_ref().map(|l| l.term());
+        for decision in decisions {
+            let decision = Decision {
+                term,
+                ..decision.clone()
+            };
+            puts.push((log_key(decision.seq), serde_json::to_vec(&decision)?));
+            if let Some(old) = decision.seq.checked_sub(RECENT as u64).filter(|s| *s > 0) {
+                gone.push(log_key(old));
+            }
+        }
+        if puts.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        self.fenced_write(self.leader()?.apply(&puts, &gone))?;
+        *saved = now;
+        Ok(())
+    }
+}
+
+/// The puts and deletes that turn `saved` into `plugins`, and what `saved` is then.
+#[allow(clippy::type_complexity)]
+fn plugin_changes(
+    saved: &BTreeMap<String, Vec<u8>>,
+    plugins: &BTreeMap<String, PluginRecord>,
+) -> Result<
+    (
+        Vec<(String, Vec<u8>)>,
+        Vec<String>,
+        BTreeMap<String, Vec<u8>>,
+    ),
+    Error,
+> {
+    let mut puts = Vec::new();
+    let mut now = BTreeMap::new();
+    for (name, record) in plugins {
+        let bytes = serde_json::to_vec(record)?;
+        if saved.get(name) != Some(&bytes) {
+            puts.push((format!("plugins/{name}"), bytes.clone()));
+        }
+        now.insert(name.clone(), bytes);
+    }
+    let gone: Vec<String> = saved
+        .keys()
+        .filter(|name| !now.contains_key(*name))
+        .map(|name| format!("plugins/{name}"))
+        .collect();
+    Ok((puts, gone, now))
+}
+
+/// Writes each node model handed over (the latest one wins) under the membership lease, one
+/// key per node (`<prefix><id>`: only what changed since the last write lands, and no value
+/// grows with the fleet), retrying every half second while etcd does not take it.
 async fn publish_nodes(
     membership: Arc<Membership>,
-    key: String,
-    mut latest: tokio::sync::watch::Receiver<Vec<u8>>,
+    prefix: String,
+    mut latest: tokio::sync::watch::Receiver<NodeValues>,
 ) {
+    let mut published = NodeValues::new();
     while latest.changed().await.is_ok() {
         loop {
-            let bytes = latest.borrow_and_update().clone();
-            let put = tokio::time::timeout(Duration::from_secs(5), membership.put(&key, &bytes));
+            let values = latest.borrow_and_update().clone();
+            let puts: Vec<(String, Vec<u8>)> = values
+                .iter()
+                .filter(|(id, bytes)| published.get(*id) != Some(*bytes))
+                .map(|(id, bytes)| (format!("{prefix}{id}"), bytes.clone()))
+                .collect();
+            let gone: Vec<String> = published
+                .keys()
+                .filter(|id| !values.contains_key(*id))
+                .map(|id| format!("{prefix}{id}"))
+                .collect();
+            let put = tokio::time::timeout(Duration::from_secs(10), membership.apply(&puts, &gone));
             match put.await {
-                Ok(Ok(())) => break,
+                Ok(Ok(())) => {
+                    published = values;
+                    break;
+                }
                 Ok(Err(err)) => tracing::warn!(error = %err, "publishing this replica's nodes"),
                 Err(_) => tracing::warn!("publishing this replica's nodes: etcd did not answer"),
             }
