@@ -67,6 +67,16 @@ impl ReplicaSet {
     /// Starts etcd, `n` replicas (the fast test rollout policy, pre-flight off) and one
     /// Envoy per replica (`envoy-<i>` on `r<i>`), each under steady traffic.
     pub async fn start(n: usize) -> Result<Self, HarnessError> {
+        Self::start_with(n, TEST_POLICY, n).await
+    }
+
+    /// `n` replicas under rollout policy `policy_json`, and `envoys` Envoys (`envoy-<i>` on
+    /// replica `i % n`).
+    pub async fn start_with(
+        n: usize,
+        policy_json: &str,
+        envoys: usize,
+    ) -> Result<Self, HarnessError> {
         let dir = crate::mesh::work_dir()?;
         let etcd = EtcdCluster::start(3).await?;
         let mut relays = Vec::new();
@@ -77,7 +87,7 @@ impl ReplicaSet {
             relays.push(Relay::start(addr).await?);
         }
         let policy = tempfile::NamedTempFile::new().map_err(HarnessError::io("policy file"))?;
-        std::fs::write(policy.path(), TEST_POLICY).map_err(HarnessError::io("policy file"))?;
+        std::fs::write(policy.path(), policy_json).map_err(HarnessError::io("policy file"))?;
         let artifacts = dir.path().join("artifacts");
         let upstream = Upstream::start().await?;
         let mut set = Self {
@@ -101,8 +111,8 @@ impl ReplicaSet {
             let replica = set.start_replica(i, i + 1 == n).await?;
             set.replicas.push(replica);
         }
-        for i in 0..n {
-            set.add_envoy(i).await?;
+        for i in 0..envoys {
+            set.add_envoy(i % n).await?;
         }
         set.recorder = Some(tokio::spawn(record(
             set.admin_urls(),
@@ -150,7 +160,7 @@ impl ReplicaSet {
         vars.insert("XDS_PORT", xds);
         vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
         let options = EnvoyOptions {
-            node_id: format!("envoy-{replica}"),
+            node_id: format!("envoy-{}", self.envoys.len()),
             cluster: "replicas".into(),
             template: bootstrap_template("bootstrap.yaml"),
             vars,
@@ -233,6 +243,13 @@ impl ReplicaSet {
         std::fs::rename(&tmp, self.artifacts.join(format!("{PLUGIN}.wasm")))
             .map_err(HarnessError::io("renaming artifact"))?;
         Ok(sha)
+    }
+
+    /// Writes `bytes` as `file` into the shared folder (renamed into place).
+    pub fn publish_file(&self, file: &str, bytes: &[u8]) -> Result<(), HarnessError> {
+        let tmp = self.artifacts.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, bytes).map_err(HarnessError::io("writing"))?;
+        std::fs::rename(&tmp, self.artifacts.join(file)).map_err(HarnessError::io("renaming"))
     }
 
     /// The filter's rollout record, as the leader holds it.

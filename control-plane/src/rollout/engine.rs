@@ -29,7 +29,9 @@ use meshplug_core::rollout::world::World;
 
 use super::metrics::RolloutMetrics;
 use super::serving::{Serving, chains_for, desired_for};
-use super::state::{Decision, PluginRecord, Release, RolloutStore};
+use super::state::{Decision, Release, RolloutStore};
+#[cfg(test)]
+use super::state::PluginRecord;
 use crate::Error;
 use crate::catalog::Catalog;
 
@@ -149,45 +151,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
-    /// Every filter's rollout state.
-    pub fn plugins(&self) -> &BTreeMap<String, PluginRecord> {
-        &self.rollouts.records
-    }
-
-    /// The node model: every proxy, its connection and its versions.
-    pub fn nodes(&self) -> &Nodes {
-        &self.nodes
-    }
-
-    /// The decisions kept in memory (the most recent ones; the whole log is on disk),
-    /// oldest first.
-    pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
-        Ok(self.store.recent().cloned().collect())
-    }
-
-    /// Up to `limit` decisions about `plugin` after sequence number `since`, oldest first;
-    /// with `newest`, the last `limit` of them instead of the first.
-    pub fn decisions_of(
-        &self,
-        plugin: &str,
-        since: u64,
-        limit: usize,
-        newest: bool,
-    ) -> Vec<Decision> {
-        self.store.decisions_of(plugin, since, limit, newest)
-    }
-
-    /// Why `version` of `plugin` is quarantined, if it is.
-    pub fn quarantined(&self, plugin: &str, version: &str) -> Option<String> {
-        let entry = self.rollouts.quarantine_of(plugin, version)?;
-        Some(entry.reason.clone())
-    }
-
     /// A new version of `plugin` passed ingest: start a rollout, or queue it behind the one in
     /// progress. A quarantined version is refused.
     pub fn release(
@@ -201,13 +164,6 @@ impl Engine {
         let outcome = self.publish(plugin, release, now_ms, &mut fx);
         self.commit(fx)?;
         outcome
-    }
-
-    /// What ingest last published of `plugin`, and how often it did.
-    pub fn published(&self, plugin: &str) -> (Option<&str>, u64) {
-        let record = self.rollouts.records.get(plugin);
-        let version = record.and_then(|r| r.published.as_deref());
-        (version, record.map_or(0, |r| r.publishes))
     }
 
     /// Takes `release` of `plugin` in from ingest and counts it as published.
@@ -414,40 +370,6 @@ impl Engine {
         self.save_nodes_due(now_ms);
     }
 
-    /// Saves the node model if it changed and was last saved a second ago or more.
-    fn save_nodes_due(&mut self, now_ms: u64) {
-        if self.nodes.dirty() && now_ms >= self.clock.nodes_saved_ms + 1000 {
-            match self.store.save_nodes(self.nodes.saved()) {
-                Ok(()) => {
-                    self.nodes.mark_saved();
-                    self.clock.nodes_saved_ms = now_ms;
-                }
-                Err(err) => tracing::error!(error = %err, "saving node state"),
-            }
-        }
-    }
-
-    /// Forgets proxies disconnected for more than `after_ms` (at `now_ms`; one saved from
-    /// before this process and never back counts from when it started): their node record,
-    /// signals and snapshot. A proxy a rollout in progress counts (canary, baseline, pushed)
-    /// is kept until the rollout ends. Returns the forgotten.
-    pub fn forget_disconnected(&mut self, now_ms: u64, after_ms: u64) -> Vec<String> {
-        let in_rollouts = self.rollouts.counted_nodes();
-        let opened = self.clock.opened_ms.unwrap_or(now_ms);
-        let gone: Vec<String> = self
-            .nodes
-            .gone_longer_than(now_ms, after_ms, opened)
-            .filter(|id| !in_rollouts.contains(id))
-            .cloned()
-            .collect();
-        for id in &gone {
-            self.nodes.forget(id);
-            self.signals.remove(id);
-            self.serving.forget(id);
-        }
-        gone
-    }
-
     /// The chain each listener of `node` runs now, by listener (for the fleet view).
     pub fn chains_for(&self, node: &str) -> BTreeMap<String, Vec<String>> {
         chains_for(&world!(self), node)
@@ -537,13 +459,6 @@ impl Engine {
         self.serving
             .serve((node, delivery), &desired, self.placement.mesh());
     }
-
-    fn mark_alive(&mut self, now_ms: u64) {
-        if let Err(err) = self.store.mark_alive(now_ms) {
-            tracing::warn!(error = %err, "marking the control plane alive");
-        }
-        self.clock.alive_marked_ms = Some(now_ms);
-    }
 }
 
 /// Emits a decision as a structured event.
@@ -554,7 +469,9 @@ fn log_decision(entry: &Decision) {
 }
 
 mod delivery;
+mod housekeeping;
 mod replica;
+mod views;
 pub use replica::{RELAY_BOUND, RelayedFlush, Role};
 mod translate;
 

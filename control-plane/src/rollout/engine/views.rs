@@ -1,0 +1,58 @@
+//! What the engine shows: its policy, the records, the node model, the decision log.
+
+use std::collections::BTreeMap;
+
+use meshplug_core::nodes::Nodes;
+
+use super::Engine;
+use crate::Error;
+use crate::rollout::Policy;
+use crate::rollout::state::{Decision, PluginRecord};
+
+impl Engine {
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Every filter's rollout state.
+    pub fn plugins(&self) -> &BTreeMap<String, PluginRecord> {
+        &self.rollouts.records
+    }
+
+    /// The node model: every proxy, its connection and its versions.
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    /// The decisions kept in memory (the most recent ones; the whole log is on disk),
+    /// oldest first.
+    pub fn decisions(&self) -> Result<Vec<Decision>, Error> {
+        Ok(self.store.recent().cloned().collect())
+    }
+
+    /// Up to `limit` decisions about `plugin` after sequence number `since`, oldest first;
+    /// with `newest`, the last `limit` of them instead of the first.
+    pub fn decisions_of(
+        &self,
+        plugin: &str,
+        since: u64,
+        limit: usize,
+        newest: bool,
+    ) -> Vec<Decision> {
+        self.store.decisions_of(plugin, since, limit, newest)
+    }
+
+    /// Why `version` of `plugin` is quarantined, if it is.
+    pub fn quarantined(&self, plugin: &str, version: &str) -> Option<String> {
+        let entry = self.rollouts.quarantine_of(plugin, version)?;
+        Some(entry.reason.clone())
+    }
+
+    /// What ingest last published of `plugin`, and how often it did.
+    pub fn published(&self, plugin: &str) -> (Option<&str>, u64) {
+        let record = self.rollouts.records.get(plugin);
+        let version = record.and_then(|r| r.published.as_deref());
+        (version, record.map_or(0, |r| r.publishes))
+    }
+}

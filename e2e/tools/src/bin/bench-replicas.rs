@@ -1,0 +1,225 @@
+//! `bench-replicas`: meshplug as three replicas on a three-member etcd cluster (loopback).
+//!
+//! 1. Failover: a rollout is in progress (its first step lasts an hour, so the leader logs a
+//!    look every second); the leader is SIGKILLed; measured is the time from the kill to the
+//!    first decision a later term logged (the decision's own timestamp), and to a replica
+//!    saying it leads. The killed replica is started again before the next trial.
+//! 2. Push convergence: N simulated ADS nodes spread over three replicas, then all N on one
+//!    replica (also on etcd), in one run; each change is a new configuration in the folder;
+//!    measured at the nodes from the rename to receipt and to ACK.
+//!
+//! Usage: bench-replicas [--trials 20] [--nodes 10000] [--changes 3] [--append FILE]
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use e2e::load::{LoadConfig, LoadRun, percentiles};
+use e2e::replicas::ReplicaSet;
+use e2e::rollout::PLUGIN;
+
+/// A rollout that stays in its first step, looking every second.
+const FAILOVER_POLICY: &str = r#"{
+  "steps": [{"nodes": 1, "minDuration": "1h", "minRequests": 50}, {"percent": 100}],
+  "bake": "0s", "ackDeadline": "30s", "lookInterval": "1s", "failingLooks": 1000,
+  "stepDeadline": "2h", "settle": "0s", "metricsStaleAfter": "1h"
+}"#;
+
+/// Every change to every node at once; ACKs reach the leader through the replicas' published
+/// nodes, so the deadline is generous.
+const PUSH_POLICY: &str = r#"{"steps": [{"percent": 100}], "bake": "0s", "crashWindow": "0s",
+  "ackDeadline": "60s", "supersede": true}"#;
+
+struct Args {
+    trials: usize,
+    nodes: usize,
+    changes: usize,
+    append: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let number = |name: &str, default: usize| -> anyhow::Result<usize> {
+        get(name).map_or(Ok(default), |v| {
+            v.parse().with_context(|| format!("{name} {v}"))
+        })
+    };
+    Ok(Args {
+        trials: number("--trials", 20)?,
+        nodes: number("--nodes", 10_000)?,
+        changes: number("--changes", 3)?,
+        append: get("--append"),
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// p50 and max of `samples`, in ms.
+fn p50_max(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let p50 = samples.get(samples.len() / 2).copied().unwrap_or_default();
+    (ms(p50), ms(samples.last().copied().unwrap_or_default()))
+}
+
+/// Failover trials: (kill → next decision, kill → a leader), each sorted.
+async fn failover(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let mut set = ReplicaSet::start_with(3, FAILOVER_POLICY, 3).await?;
+    set.publish("good")?;
+    set.wait_for("v1", Duration::from_secs(60), |r| !r["last_good"].is_null())
+        .await;
+    set.publish("good-v2")?;
+    set.wait_for("a rollout in progress", Duration::from_secs(60), |r| {
+        !r["rollout"].is_null()
+    })
+    .await;
+    let (mut decided, mut led) = (Vec::new(), Vec::new());
+    for trial in 0..trials {
+        let (leader, term) = set.leader(None).await;
+        let killed_at = meshplug::ingest::unix_ms();
+        let t0 = Instant::now();
+        set.replicas[leader].process().kill();
+        let (_, new_term) = set.leader(Some(leader)).await;
+        led.push(t0.elapsed());
+        let next = set
+            .wait_decision(
+                "a decision of the next term",
+                Duration::from_secs(60),
+                |d| d["term"].as_i64().is_some_and(|t| t > term),
+            )
+            .await;
+        let at = next["at_ms"].as_u64().context("decision time")?;
+        decided.push(Duration::from_millis(at.saturating_sub(killed_at)));
+        eprintln!(
+            "trial {trial}: r{leader} (term {term}) killed; term {new_term} decided after {} ms",
+            at.saturating_sub(killed_at)
+        );
+        set.kill_and_restart(leader).await?;
+        e2e::eventually(
+            Duration::from_secs(30),
+            "the restarted replica to rejoin",
+            || async {
+                let view = set
+                    .get(leader, "/api/v1/replicas")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                match view["members"].as_object().map_or(0, |m| m.len()) {
+                    3 => Ok(()),
+                    n => Err(format!("{n} members")),
+                }
+            },
+        )
+        .await;
+    }
+    Ok((decided, led))
+}
+
+fn config(change: usize) -> String {
+    format!(r#"{{"api_keys": ["key-{change}"], "header": "x-api-key"}}"#)
+}
+
+/// Push convergence with `nodes` spread over `replicas`: (receipt, ACK) after each change.
+async fn push(
+    replicas: usize,
+    nodes: usize,
+    changes: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let set = ReplicaSet::start_with(replicas, PUSH_POLICY, 0).await?;
+    let module = wat::parse_str(meshplug_preflight::testing::proxy_wasm_wat(
+        "(i32.const 1)",
+        "(i32.const 1)",
+        "(i32.const 0)",
+        "",
+    ))?;
+    set.publish_file(&format!("{PLUGIN}.json"), config(0).as_bytes())?;
+    set.publish_file(&format!("{PLUGIN}.wasm"), &module)?;
+    set.wait_for("the first version", Duration::from_secs(60), |r| {
+        !r["last_good"].is_null()
+    })
+    .await;
+    let runs: Vec<LoadRun> = (0..replicas)
+        .map(|i| {
+            LoadRun::start(&LoadConfig {
+                target: set.replicas[i].addrs.xds,
+                nodes: nodes / replicas,
+                resource_names: vec![PLUGIN.into()],
+                nack_percent: 0,
+                slow_readers: 0,
+                id_prefix: format!("sim-r{i}-"),
+                fetch: None,
+                tls: None,
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while runs.iter().map(LoadRun::nodes_served).sum::<usize>() < nodes / replicas * replicas {
+        if Instant::now() > deadline {
+            bail!("not every node was served in 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut received, mut acked) = (Vec::new(), Vec::new());
+    for change in 1..=changes {
+        let before: Vec<_> = runs.iter().map(LoadRun::latest_versions).collect();
+        let t0 = Instant::now();
+        set.publish_file(&format!("{PLUGIN}.json"), config(change).as_bytes())?;
+        for (run, before) in runs.iter().zip(&before) {
+            let done = run
+                .converge(before, t0, Duration::from_secs(180))
+                .await
+                .with_context(|| format!("change {change} did not converge"))?;
+            received.extend(done.received);
+            acked.extend(done.acked);
+        }
+    }
+    Ok((received, acked))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let (mut decided, mut led) = failover(args.trials).await?;
+    let (d50, dmax) = p50_max(&mut decided);
+    let (l50, lmax) = p50_max(&mut led);
+    let mut rows = String::new();
+    for replicas in [3, 1] {
+        let (received, acked) = push(replicas, args.nodes, args.changes).await?;
+        let (r50, r99, rmax) = percentiles(&received);
+        let (a50, a99, amax) = percentiles(&acked);
+        writeln!(
+            rows,
+            "| {replicas} | {} | {r50:.1} / {r99:.1} / {rmax:.1} | {a50:.1} / {a99:.1} / {amax:.1} |",
+            args.nodes / replicas * replicas
+        )?;
+    }
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let report = format!(
+        "### Replicas on etcd, {date}, {cores} cores\n\n\
+         Three replicas and a three-member etcd cluster on loopback, lease 2 s.\n\n\
+         | failover over {trials} trials (SIGKILL of the leader) | p50 | max |\n|---|---|---|\n\
+         | kill → first decision of the next term | {d50:.0} ms | {dmax:.0} ms |\n\
+         | kill → a replica says it leads (polled every ~100 ms) | {l50:.0} ms | {lmax:.0} ms |\n\n\
+         Push convergence, {changes} changes, ms from the rename of the new configuration:\n\n\
+         | replicas | nodes | receipt p50 / p99 / max | ACK p50 / p99 / max |\n|---|---|---|---|\n{rows}",
+        trials = args.trials,
+        changes = args.changes,
+    );
+    println!("{report}");
+    if let Some(path) = args.append {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        std::io::Write::write_all(&mut file, format!("\n{report}").as_bytes())?;
+    }
+    Ok(())
+}
