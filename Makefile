@@ -90,9 +90,10 @@ bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, remote
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-floods
 	cargo bench -p meshplug --bench translate -- --warm-up-time 1 --measurement-time 5
 
-bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU; 10,000 over mTLS; 10,000 nodes fetching a 160 KB module (appends to BENCHMARKS.md)
+bench-scale: setup ## 1,000 and 10,000 simulated ADS streams: push convergence, memory, CPU; 10,000 over mTLS; 10,000 nodes fetching a 160 KB module; replicas: failover over 20 trials, 10,000 nodes over 3 replicas vs 1 (appends to BENCHMARKS.md)
 	cargo build --release -p meshplug -p meshplug-tools --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 1000 --changes 5 --append BENCHMARKS.md
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 5 --append BENCHMARKS.md
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 5 --tls --append BENCHMARKS.md
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/xds-load --nodes 10000 --changes 3 --fetch --module-kb 160 --append BENCHMARKS.md
+	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-replicas --trials 20 --nodes 10000 --changes 3 --append BENCHMARKS.md

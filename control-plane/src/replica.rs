@@ -163,6 +163,8 @@ pub struct ReplicaParts {
     /// The watched artifacts folder (a replica taking the lead looks there for a build it
     /// lacks).
     pub folder: std::path::PathBuf,
+    /// Where the leader archives the decisions that leave etcd (`<data>/rollouts/`).
+    pub archive: std::path::PathBuf,
 }
 
 impl Replica {

@@ -112,3 +112,42 @@ async fn the_next_leader_loads_what_the_last_saved_and_a_stale_one_changes_nothi
         "no gap, no duplicate"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_that_leave_etcd_are_archived_by_the_leader() {
+    let etcd = EtcdCluster::start(1).await.expect("etcd");
+    let a = Etcd::connect(&etcd.endpoints(), "/meshplug-archive")
+        .await
+        .expect("connect");
+    let leader = Arc::new(a.campaign("replica-a", TTL).await.expect("leads"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut state = EtcdState::open(a.clone(), Arc::clone(&leader), "replica-a")
+        .expect("open")
+        .archiving(dir.path(), 2)
+        .expect("archive");
+    for seq in 1..=4 {
+        let logged = [decision(seq, "look")];
+        state.save_with(None, &logged).expect("save");
+    }
+    let (in_etcd, _) = a.snapshot("log").await.expect("read");
+    assert_eq!(
+        in_etcd.len(),
+        2,
+        "the newest two stay in etcd: {:?}",
+        in_etcd.keys()
+    );
+    let recent: Vec<u64> = state.recent().map(|d| d.seq).collect();
+    assert_eq!(recent, [3, 4]);
+    let archived = std::fs::read_to_string(dir.path().join("decisions.jsonl")).expect("archive");
+    let seqs: Vec<u64> = archived
+        .lines()
+        .map(|l| serde_json::from_str::<Decision>(l).expect("a decision").seq)
+        .collect();
+    assert_eq!(seqs, [1, 2], "the two that left etcd, in order");
+    let terms: Vec<Option<i64>> = state.recent().map(|d| d.term).collect();
+    assert_eq!(
+        terms,
+        [Some(leader.term()); 2],
+        "each decision carries its term"
+    );
+}

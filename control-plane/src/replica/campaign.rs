@@ -86,7 +86,8 @@ fn take_lead(
     )?
     .with_membership(Arc::clone(&replica.membership))
     .with_call_timeout(replica.lease)
-    .counting_fenced(Arc::clone(&replica.fenced));
+    .counting_fenced(Arc::clone(&replica.fenced))
+    .archiving(&parts.archive, crate::rollout::state::etcd::RECENT)?;
     let records = store.load_plugins()?;
     let missing = tokio::task::block_in_place(|| {
         let handle = tokio::runtime::Handle::current();

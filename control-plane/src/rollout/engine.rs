@@ -29,9 +29,9 @@ use meshplug_core::rollout::world::World;
 
 use super::metrics::RolloutMetrics;
 use super::serving::{Serving, chains_for, desired_for};
-use super::state::{Decision, Release, RolloutStore};
 #[cfg(test)]
 use super::state::PluginRecord;
+use super::state::{Decision, Release, RolloutStore};
 use crate::Error;
 use crate::catalog::Catalog;
 

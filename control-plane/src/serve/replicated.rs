@@ -75,6 +75,7 @@ pub(super) fn parts(config: &ServeConfig, parts: &Parts) -> ReplicaParts {
         token: config.admin_token.clone(),
         max_artifact_bytes: config.limits.max_artifact_bytes,
         folder: parts.ingest.folder.clone(),
+        archive: config.data_dir.join("rollouts"),
     }
 }
 

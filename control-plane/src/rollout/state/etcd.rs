@@ -5,7 +5,7 @@
 //! the gone ones in one transaction), `nodes/<replica>/<node>` (the node model this replica
 //! holds, a key per node),
 //! `log/<seq, 20 digits>` (the decision log: the newest [`RECENT`] entries; older ones are
-//! deleted as new ones land) and `alive` (the leader's up mark).
+//! deleted as new ones land, and the leader appends them to `<data>/rollouts/decisions.jsonl`) and `alive` (the leader's up mark).
 //!
 //! A follower's state ([`EtcdState::follower`]) writes only this replica's own keys (its
 //! nodes, under its membership lease); the rest is the leader's, and a follower is refused
@@ -47,6 +47,11 @@ pub struct EtcdState {
     saved: Mutex<BTreeMap<String, Vec<u8>>>,
     /// How long one etcd call may take (the engine lock is held across it).
     timeout: Duration,
+    /// Decisions kept in etcd and in memory ([`RECENT`] unless a test says otherwise).
+    bound: usize,
+    /// Where the leader writes the decisions that leave etcd (`<data>/rollouts/`, as the
+    /// embedded store's log: fsynced, rotated).
+    archive: Option<super::log::DecisionLog>,
     /// The latest node model for the publisher (with a membership): written in the
     /// background, never under the engine lock.
     nodes_out: OnceLock<tokio::sync::watch::Sender<NodeValues>>,
@@ -91,6 +96,19 @@ impl EtcdState {
     /// fills as the watch brings entries.
     pub fn unloaded_follower(etcd: Etcd, membership: Arc<Membership>, replica: &str) -> Self {
         Self::unloaded_follower_of(etcd, replica).with_membership(membership)
+    }
+
+    /// Keeps the newest `bound` decisions in etcd and memory, and appends each one that
+    /// leaves them to the decision log in `dir` (the leader's data folder).
+    pub fn archiving(mut self, dir: &std::path::Path, bound: usize) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+        let limits = super::log::LogLimits {
+            in_memory: 1,
+            ..super::log::LogLimits::default()
+        };
+        self.archive = Some(super::log::DecisionLog::open(dir, limits)?);
+        self.bound = bound.max(1);
+        Ok(self)
     }
 
     /// Starts from `decisions` (what the engine knew when this store replaced another).
@@ -153,6 +171,8 @@ impl EtcdState {
             alive_ms: None,
             saved: Mutex::default(),
             timeout: Duration::from_secs(5),
+            bound: RECENT,
+            archive: None,
             nodes_out: OnceLock::new(),
         }
     }
@@ -289,7 +309,7 @@ impl RolloutStore for EtcdState {
         let mut decision = decision.clone();
         decision.term = self.leadership.as_ref().map(|l| l.term());
         let puts = [(log_key(decision.seq), serde_json::to_vec(&decision)?)];
-        let old: Vec<String> = match decision.seq.checked_sub(RECENT as u64) {
+        let old: Vec<String> = match decision.seq.checked_sub(self.bound as u64) {
             Some(seq) if seq > 0 => vec![log_key(seq)],
             _ => Vec::new(),
         };
@@ -307,8 +327,15 @@ impl RolloutStore for EtcdState {
             return;
         }
         self.recent.push_back(decision);
-        while self.recent.len() > RECENT {
-            self.recent.pop_front();
+        while self.recent.len() > self.bound {
+            let Some(gone) = self.recent.pop_front() else {
+                break;
+            };
+            if let Some(archive) = &mut self.archive
+                && let Err(err) = archive.append(&gone)
+            {
+                tracing::error!(seq = gone.seq, error = %err, "archiving a decision");
+            }
         }
     }
 
@@ -350,7 +377,11 @@ impl EtcdState {
                 ..decision.clone()
             };
             puts.push((log_key(decision.seq), serde_json::to_vec(&decision)?));
-            if let Some(old) = decision.seq.checked_sub(RECENT as u64).filter(|s| *s > 0) {
+            if let Some(old) = decision
+                .seq
+                .checked_sub(self.bound as u64)
+                .filter(|s| *s > 0)
+            {
                 gone.push(log_key(old));
             }
         }
