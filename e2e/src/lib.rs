@@ -7,6 +7,7 @@
 //! One scenario per file lives in `tests/`; `src/bin/` holds `dev-mesh` (what `make run`
 //! starts) and `bench-swap` (what `make bench` runs).
 
+pub mod bench_args;
 pub mod composed;
 pub mod control_plane;
 pub mod corrupting;

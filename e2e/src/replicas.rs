@@ -280,14 +280,7 @@ impl ReplicaSet {
             if done(&record) {
                 Ok(record)
             } else {
-                let recent: Vec<String> = record["recent_decisions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .rev()
-                    .take(3)
-                    .map(|d| format!("{} {}: {}", d["seq"], d["action"], d["reason"]))
-                    .collect();
+                let recent = latest(record["recent_decisions"].as_array().into_iter().flatten());
                 Err(format!(
                     "record: rollout {} paused {} last_good {}; latest decisions {recent:?}",
                     record["rollout"]["stage"],
@@ -326,17 +319,7 @@ impl ReplicaSet {
                             )
                         })
                         .collect();
-                    let recent: Vec<String> = log
-                        .iter()
-                        .rev()
-                        .take(3)
-                        .map(|d| {
-                            format!(
-                                "{} {} {}: {}",
-                                d["seq"], d["term"], d["action"], d["reason"]
-                            )
-                        })
-                        .collect();
+                    let recent = latest(log.iter());
                     Err(format!(
                         "latest decisions {recent:?}; the leader's fleet {fleet:?}"
                     ))
@@ -407,6 +390,20 @@ impl Drop for ReplicaSet {
             task.abort();
         }
     }
+}
+
+/// The last three of `decisions`, newest first, a line each (for a timeout's message).
+fn latest<'a>(decisions: impl DoubleEndedIterator<Item = &'a Value>) -> Vec<String> {
+    decisions
+        .rev()
+        .take(3)
+        .map(|d| {
+            format!(
+                "{} {} {}: {}",
+                d["seq"], d["term"], d["action"], d["reason"]
+            )
+        })
+        .collect()
 }
 
 /// Polls every replica's nodes every 100 ms and notes each change of a connected node's

@@ -38,22 +38,14 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let number = |name: &str, default: usize| -> anyhow::Result<usize> {
-        get(name).map_or(Ok(default), |v| {
-            v.parse().with_context(|| format!("{name} {v}"))
-        })
-    };
+    let args = e2e::bench_args::BenchArgs::from_env();
+    let number =
+        |name: &str, default: usize| args.number(name, default).map_err(anyhow::Error::msg);
     Ok(Args {
         trials: number("--trials", 20)?,
         nodes: number("--nodes", 10_000)?,
         changes: number("--changes", 3)?,
-        append: get("--append"),
+        append: args.value("--append"),
     })
 }
 
@@ -199,14 +191,9 @@ async fn main() -> anyhow::Result<()> {
             args.nodes / replicas * replicas
         )?;
     }
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let stamp = e2e::bench_args::stamp();
     let report = format!(
-        "### Replicas on etcd, {date}, {cores} cores\n\n\
+        "### Replicas on etcd, {stamp}\n\n\
          Three replicas and a three-member etcd cluster on loopback, lease 2 s.\n\n\
          | failover over {trials} trials (SIGKILL of the leader) | p50 | max |\n|---|---|---|\n\
          | kill → first decision of the next term | {d50:.0} ms | {dmax:.0} ms |\n\
@@ -216,10 +203,6 @@ async fn main() -> anyhow::Result<()> {
         trials = args.trials,
         changes = args.changes,
     );
-    println!("{report}");
-    if let Some(path) = args.append {
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
-        std::io::Write::write_all(&mut file, format!("\n{report}").as_bytes())?;
-    }
+    e2e::bench_args::publish(&report, args.append.as_deref())?;
     Ok(())
 }

@@ -75,26 +75,18 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let args: Vec<String> = std::env::args().collect();
-    let get = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1).cloned())
-    };
-    let number = |name: &str, default: usize| -> anyhow::Result<usize> {
-        get(name).map_or(Ok(default), |v| {
-            v.parse().with_context(|| format!("{name} {v}"))
-        })
-    };
+    let args = e2e::bench_args::BenchArgs::from_env();
+    let number =
+        |name: &str, default: usize| args.number(name, default).map_err(anyhow::Error::msg);
     Ok(Args {
         nodes: number("--nodes", 1000)?,
         changes: number("--changes", 5)?,
         nack_percent: u8::try_from(number("--nack-percent", 0)?)?,
         slow_readers: number("--slow-readers", 1)?,
-        append: get("--append"),
-        fetch: args.iter().any(|a| a == "--fetch"),
+        append: args.value("--append"),
+        fetch: args.flag("--fetch"),
         module_kb: number("--module-kb", 160)?,
-        tls: args.iter().any(|a| a == "--tls"),
+        tls: args.flag("--tls"),
     })
 }
 
@@ -212,12 +204,7 @@ async fn main() -> anyhow::Result<()> {
     let per_stream = (connected_rss.saturating_sub(idle_rss) as f64) / args.nodes as f64;
     let (p50, p99, max) = percentiles(&received);
     let (a50, a99, amax) = percentiles(&acked);
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let stamp = e2e::bench_args::stamp();
     let fetch_rows = match args.fetch {
         true => format!(
             "| every change a new {kb} KiB module, fetched by every node from the artifact service and sha256-checked before its ACK | yes |\n\
@@ -228,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
         false => String::new(),
     };
     let report = format!(
-        "### N = {nodes} ({slow} slow reader(s), {nack}% NACK{tls}), {date}, {cores} cores\n\n\
+        "### N = {nodes} ({slow} slow reader(s), {nack}% NACK{tls}), {stamp}\n\n\
          | measure | value |\n|---|---|\n\
          | streams held | {served} of {nodes} |\n\
          | connect + first response, all streams | {connect:.2} s |\n\
@@ -257,10 +244,6 @@ async fn main() -> anyhow::Result<()> {
         fin = final_rss,
         changes = args.changes,
     );
-    println!("{report}");
-    if let Some(path) = args.append {
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path)?;
-        std::io::Write::write_all(&mut file, format!("\n{report}").as_bytes())?;
-    }
+    e2e::bench_args::publish(&report, args.append.as_deref())?;
     Ok(())
 }
