@@ -97,7 +97,7 @@ async fn replicas_keep_one_consistent_history_through_faults() {
     check_log(&log, (outage_from + LEASE.as_millis() as u64, outage_to));
     check_builds(&log, &[&v1, &v2, &v3, &v4, &v5, &v6]);
     check_controls(&log);
-    check_quarantine(&log, &history, &v6);
+    check_quarantine(&log, &history, (&v6, &v5));
     check_takeover(&log, &v2_rollout);
 }
 
@@ -234,8 +234,9 @@ fn check_controls(log: &[Value]) {
     }
 }
 
-/// After the rollback of `bad`, no replica sent it to any proxy again.
-fn check_quarantine(log: &[Value], history: &[Observed], bad: &str) {
+/// After the rollback of `bad`, no replica sent it to any proxy again (`good` was in force
+/// before it).
+fn check_quarantine(log: &[Value], history: &[Observed], (bad, good): (&str, &str)) {
     let rollback = log
         .iter()
         .find(|d| {
@@ -252,12 +253,16 @@ fn check_quarantine(log: &[Value], history: &[Observed], bad: &str) {
         again.is_empty(),
         "the quarantined {bad} was sent again: {again:?}"
     );
-    assert!(
-        history
-            .iter()
-            .any(|o| o.field == "acked" && o.version.starts_with(bad)),
-        "the recorder saw the bad version ACKed by its canary (it records what it must)"
-    );
+    // The recorder records what it must: it saw every Envoy ACK the version before.
+    for envoy in 0..3 {
+        let node = format!("envoy-{envoy}");
+        assert!(
+            history
+                .iter()
+                .any(|o| o.node == node && o.field == "acked" && o.version.starts_with(good)),
+            "the recorder never saw {node} ACK {good}"
+        );
+    }
 }
 
 /// The rollout the leader's death interrupted was finished by a later term.

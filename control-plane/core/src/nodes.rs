@@ -246,6 +246,11 @@ impl Nodes {
         self.dirty = false;
     }
 
+    /// Whether this replica has its own record of `id` (it held, or holds, its stream).
+    pub fn holds(&self, id: &str) -> bool {
+        self.nodes.contains_key(id)
+    }
+
     /// One node: the record of the replica holding its stream (this one first), else the
     /// last one known.
     pub fn get(&self, id: &str) -> Option<&Node> {

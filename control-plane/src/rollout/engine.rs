@@ -448,6 +448,10 @@ impl Engine {
 
     /// Serves `node` its desired versions, and notes them in the node model.
     fn sync_node(&mut self, node: &str) {
+        // Another replica's node is served there: no record or snapshot of it here.
+        if !self.nodes.holds(node) {
+            return;
+        }
         let world = world!(self);
         let desired = desired_for(&self.rollouts, &world, node);
         let labels: BTreeMap<String, String> = desired
