@@ -1,9 +1,11 @@
 //! `bench-replicas`: meshplug as three replicas on a three-member etcd cluster (loopback).
 //!
-//! 1. Failover: a rollout is in progress (its first step lasts an hour, so the leader logs a
-//!    look every second); the leader is SIGKILLed; measured is the time from the kill to the
-//!    first decision a later term logged (the decision's own timestamp), and to a replica
-//!    saying it leads. The killed replica is started again before the next trial.
+//! 1. Failover: a rollout is in progress (its first step lasts an hour); the leader is
+//!    SIGKILLed while an operator sends `pause` (or `resume`) to a surviving replica every
+//!    100 ms, as the CLI does (a follower answers with the leader's address). Measured: the
+//!    time from the kill to that control's decision in a later term (the decision's own
+//!    timestamp), and to a replica saying it leads. The killed replica is started again before
+//!    the next trial.
 //! 2. Push convergence: N simulated ADS nodes spread over three replicas, then all N on one
 //!    replica (also on etcd), in one run; each change is a new configuration in the folder;
 //!    measured at the nodes from the rename to receipt and to ACK.
@@ -77,14 +79,20 @@ async fn failover(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>
         let killed_at = meshplug::ingest::unix_ms();
         let t0 = Instant::now();
         set.replicas[leader].process().kill();
-        let (_, new_term) = set.leader(Some(leader)).await;
-        led.push(t0.elapsed());
+        let action = if trial % 2 == 0 { "pause" } else { "resume" };
+        let survivor = (leader + 1) % set.replicas.len();
+        let elected = async {
+            let (_, new_term) = set.leader(Some(leader)).await;
+            (new_term, t0.elapsed())
+        };
+        let ((new_term, elected_after), sent) =
+            tokio::join!(elected, keep_sending(&set, survivor, action));
+        sent?;
+        led.push(elected_after);
         let next = set
-            .wait_decision(
-                "a decision of the next term",
-                Duration::from_secs(60),
-                |d| d["term"].as_i64().is_some_and(|t| t > term),
-            )
+            .wait_decision("the control's decision", Duration::from_secs(60), |d| {
+                d["action"] == action && d["term"].as_i64().is_some_and(|t| t > term)
+            })
             .await;
         let at = next["at_ms"].as_u64().context("decision time")?;
         decided.push(Duration::from_millis(at.saturating_sub(killed_at)));
@@ -110,6 +118,20 @@ async fn failover(trials: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>
         .await;
     }
     Ok((decided, led))
+}
+
+/// Sends `action` to replica `to` every 100 ms until one is carried out (a 2xx), for 60 s.
+async fn keep_sending(set: &ReplicaSet, to: usize, action: &str) -> anyhow::Result<()> {
+    let url = format!("http://{}", set.replicas[to].addrs.admin);
+    let client = meshplug::client::AdminClient::new(&url, None, None)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match client.control(PLUGIN, action, serde_json::json!({})).await {
+            Ok(_) => return Ok(()),
+            Err(err) if Instant::now() > deadline => bail!("{action} never carried out: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 fn config(change: usize) -> String {
@@ -196,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
         "### Replicas on etcd, {stamp}\n\n\
          Three replicas and a three-member etcd cluster on loopback, lease 2 s.\n\n\
          | failover over {trials} trials (SIGKILL of the leader) | p50 | max |\n|---|---|---|\n\
-         | kill → first decision of the next term | {d50:.0} ms | {dmax:.0} ms |\n\
+         | kill → an operator's control decided by the next term | {d50:.0} ms | {dmax:.0} ms |\n\
          | kill → a replica says it leads (polled every ~100 ms) | {l50:.0} ms | {lmax:.0} ms |\n\n\
          Push convergence, {changes} changes, ms from the rename of the new configuration:\n\n\
          | replicas | nodes | receipt p50 / p99 / max | ACK p50 / p99 / max |\n|---|---|---|---|\n{rows}",
