@@ -306,16 +306,8 @@ impl RolloutStore for EtcdState {
     }
 
     fn append(&mut self, decision: &Decision) -> Result<(), Error> {
-        let mut decision = decision.clone();
-        decision.term = self.leadership.as_ref().map(|l| l.term());
-        let puts = [(log_key(decision.seq), serde_json::to_vec(&decision)?)];
-        let old: Vec<String> = match decision.seq.checked_sub(self.bound as u64) {
-            Some(seq) if seq > 0 => vec![log_key(seq)],
-            _ => Vec::new(),
-        };
-        self.fenced_write(self.leader()?.apply(&puts, &old))?;
-        self.learn(decision);
-        Ok(())
+        // The one write of a decision: stamped with the term, the oldest past the bound deleted.
+        self.save_with(None, std::slice::from_ref(decision))
     }
 
     fn learn(&mut self, decision: Decision) {
