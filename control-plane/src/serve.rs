@@ -273,7 +273,8 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         )),
     ];
     tokio::spawn(alerts::send_alerts(alerts, config.alert_webhook.clone()));
-    let _manifest_watcher = reload::start(&config.mode, &parts.ingest, stop_rx).await?;
+    let manifests = reload::start(&config.mode, &parts.ingest, leading.clone(), stop_rx).await?;
+    let reloader = manifests.as_ref().map(|(_, reloader)| reloader);
     let (watcher, mut complete) = ArtifactWatcher::start(&parts.ingest.folder, config.quiet)?;
     if *leading.borrow_and_update() {
         for path in folder::existing_files(&parts.ingest.folder)? {
@@ -300,7 +301,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
             },
             Ok(()) = leading.changed(), if replica.is_some() => {
                 if *leading.borrow_and_update() {
-                    replicated::ingest_all(&parts.ingest, &watcher).await?;
+                    replicated::ingest_all(&parts.ingest, reloader, &watcher).await?;
                 }
             }
         }

@@ -151,26 +151,7 @@ impl Mesh {
 
     /// The HTTP filters of `ingress` on Envoy number `envoy`, from its config dump, in order.
     pub async fn chain_of(&self, envoy: usize) -> Result<Vec<String>, HarnessError> {
-        let url = format!(
-            "http://{}/config_dump?resource=dynamic_listeners",
-            self.envoys[envoy].admin
-        );
-        let dump: Value = self.http.get(url).send().await?.json().await?;
-        let listener = dump["configs"]
-            .as_array()
-            .and_then(|c| c.iter().find(|l| l["name"] == "ingress"))
-            .cloned()
-            .unwrap_or_default();
-        let filters = &listener["active_state"]["listener"]["filter_chains"][0]["filters"][0]["typed_config"]
-            ["http_filters"];
-        Ok(filters
-            .as_array()
-            .map(|fs| {
-                fs.iter()
-                    .filter_map(|f| f["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
+        ingress_chain(&self.http, &self.envoys[envoy]).await
     }
 
     /// Waits (up to 20 s) until Envoy number `envoy` runs exactly `chain` before its router.
@@ -190,4 +171,31 @@ impl Mesh {
         )
         .await;
     }
+}
+
+/// The HTTP filters of `ingress` on `envoy`, from its config dump, in order.
+pub async fn ingress_chain(
+    http: &reqwest::Client,
+    envoy: &Envoy,
+) -> Result<Vec<String>, HarnessError> {
+    let url = format!(
+        "http://{}/config_dump?resource=dynamic_listeners",
+        envoy.admin
+    );
+    let dump: Value = http.get(url).send().await?.json().await?;
+    let listener = dump["configs"]
+        .as_array()
+        .and_then(|c| c.iter().find(|l| l["name"] == "ingress"))
+        .cloned()
+        .unwrap_or_default();
+    let filters = &listener["active_state"]["listener"]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["http_filters"];
+    Ok(filters
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .filter_map(|f| f["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
 }

@@ -60,6 +60,9 @@ pub struct ReplicaSet {
     artifacts: PathBuf,
     http: reqwest::Client,
     _policy: tempfile::NamedTempFile,
+    /// Replica `i` reads manifests from `<dir>/r<i>/plugins` and `<dir>/r<i>/mesh` (each its
+    /// own, as a checkout on each host), and serves the mesh.
+    composed: bool,
     dir: TempDir,
 }
 
@@ -76,6 +79,21 @@ impl ReplicaSet {
         n: usize,
         policy_json: &str,
         envoys: usize,
+    ) -> Result<Self, HarnessError> {
+        Self::start_in(n, policy_json, envoys, false).await
+    }
+
+    /// `n` replicas serving the mesh from the manifests in their `plugins` and `mesh` folders
+    /// ([`ReplicaSet::write_manifest`]), no Envoy yet ([`ReplicaSet::add_mesh_envoy`]).
+    pub async fn start_composed(n: usize, policy_json: &str) -> Result<Self, HarnessError> {
+        Self::start_in(n, policy_json, 0, true).await
+    }
+
+    async fn start_in(
+        n: usize,
+        policy_json: &str,
+        envoys: usize,
+        composed: bool,
     ) -> Result<Self, HarnessError> {
         let dir = crate::mesh::work_dir()?;
         let etcd = EtcdCluster::start(3).await?;
@@ -105,6 +123,7 @@ impl ReplicaSet {
                 .timeout(Duration::from_secs(1))
                 .build()?,
             _policy: policy,
+            composed,
             dir,
         };
         for i in 0..n {
@@ -134,9 +153,18 @@ impl ReplicaSet {
         };
         let store = format!("etcd://{}/meshplug-e2e", endpoints.join(","));
         let lease = LEASE.as_secs().to_string();
-        let id = format!("r{i}");
         let policy = self._policy.path().display().to_string();
-        let args = [
+        let id = format!("r{i}");
+        let plugins = self
+            .dir
+            .path()
+            .join(&id)
+            .join("plugins")
+            .display()
+            .to_string();
+        let mesh = self.dir.path().join(&id).join("mesh").display().to_string();
+        let composed = ["--plugins", plugins.as_str(), "--mesh", mesh.as_str()];
+        let mut args = vec![
             "--store",
             &store,
             "--replica-id",
@@ -149,6 +177,9 @@ impl ReplicaSet {
             &policy,
             "--no-preflight",
         ];
+        if self.composed {
+            args.extend(composed);
+        }
         let workdir = self.dir.path().join(&id);
         std::fs::create_dir_all(&workdir).map_err(HarnessError::io("replica folder"))?;
         ControlPlane::start_watching(&workdir, &self.artifacts, &args).await
@@ -159,19 +190,73 @@ impl ReplicaSet {
         let xds = self.replicas[replica].addrs.xds.port().to_string();
         vars.insert("XDS_PORT", xds);
         vars.insert("UPSTREAM_PORT", self.upstream.addr.port().to_string());
-        let options = EnvoyOptions {
-            node_id: format!("envoy-{}", self.envoys.len()),
-            cluster: "replicas".into(),
-            template: bootstrap_template("bootstrap.yaml"),
-            vars,
-            workers: crate::envoy::DEFAULT_WORKERS,
-            on_host: None,
-        };
-        let envoy = Envoy::start(self.dir.path(), options).await?;
+        let envoy = self.start_envoy("bootstrap.yaml", vars).await?;
         self.traffic
             .push(Traffic::start(envoy.url("/"), 2, Duration::from_millis(10)));
         self.envoys.push(envoy);
         Ok(())
+    }
+
+    /// Starts `envoy-<i>` (the next index) on replica `replica` from `bootstrap-mesh.yaml`
+    /// with node labels `labels` (a YAML flow map): its listeners come from the manifests.
+    pub async fn add_mesh_envoy(
+        &mut self,
+        replica: usize,
+        labels: &str,
+    ) -> Result<(), HarnessError> {
+        let mut vars = BootstrapVars::new();
+        let xds = self.replicas[replica].addrs.xds.port().to_string();
+        vars.insert("XDS_PORT", xds);
+        vars.insert("NODE_LABELS", labels.to_string());
+        vars.insert("ADS_API", "GRPC".to_string());
+        let envoy = self.start_envoy("bootstrap-mesh.yaml", vars).await?;
+        self.envoys.push(envoy);
+        Ok(())
+    }
+
+    async fn start_envoy(
+        &self,
+        template: &str,
+        vars: BootstrapVars,
+    ) -> Result<Envoy, HarnessError> {
+        let options = EnvoyOptions {
+            node_id: format!("envoy-{}", self.envoys.len()),
+            cluster: "replicas".into(),
+            template: bootstrap_template(template),
+            vars,
+            workers: crate::envoy::DEFAULT_WORKERS,
+            on_host: None,
+        };
+        Envoy::start(self.dir.path(), options).await
+    }
+
+    /// Writes manifest `file` into `folder` (`plugins` or `mesh`) of every replica.
+    pub fn write_manifest(&self, folder: &str, file: &str, text: &str) -> Result<(), HarnessError> {
+        for i in 0..self.replicas.len() {
+            self.write_manifest_on(i, folder, file, text)?;
+        }
+        Ok(())
+    }
+
+    /// Writes manifest `file` into `folder` (`plugins` or `mesh`) of replica `i` alone,
+    /// renamed into place as an editor would.
+    pub fn write_manifest_on(
+        &self,
+        i: usize,
+        folder: &str,
+        file: &str,
+        text: &str,
+    ) -> Result<(), HarnessError> {
+        let dir = self.dir.path().join(format!("r{i}")).join(folder);
+        std::fs::create_dir_all(&dir).map_err(HarnessError::io("creating manifest folder"))?;
+        let tmp = dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text).map_err(HarnessError::io("writing manifest"))?;
+        std::fs::rename(&tmp, dir.join(file)).map_err(HarnessError::io("renaming manifest"))
+    }
+
+    /// The upstream every composed `Cluster` manifest of the tests points at.
+    pub fn upstream_addr(&self) -> std::net::SocketAddr {
+        self.upstream.addr
     }
 
     fn admin_urls(&self) -> Vec<String> {

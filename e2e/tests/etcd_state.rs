@@ -1,5 +1,5 @@
 //! The engine's rollout state on a real three-member etcd cluster (`EtcdState`): what the
-//! leader saves (rollout records, decisions, its up mark), the next leader loads, decision log
+//! leader saves (rollout records, decisions, its up mark, the manifests in force), the next leader loads, decision log
 //! and sequence included; once replaced, the old leader's saves and appends are refused and
 //! change nothing; the records of a plugin that is gone are deleted with the save that drops it.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::etcd::EtcdCluster;
+use meshplug::catalog::CatalogRecord;
 use meshplug::rollout::state::etcd::EtcdState;
 use meshplug::rollout::state::{Decision, PluginRecord, Release, RolloutStore};
 use meshplug_replicas::Etcd;
@@ -34,6 +35,13 @@ fn decision(seq: u64, action: &str) -> Decision {
         baseline_totals: None,
         baseline_kind: None,
         term: None,
+    }
+}
+
+fn catalog(tag: &str) -> CatalogRecord {
+    CatalogRecord {
+        texts: BTreeMap::from([("plugins/p.yaml".to_string(), format!("# {tag}"))]),
+        files: BTreeMap::new(),
     }
 }
 
@@ -70,6 +78,7 @@ async fn the_next_leader_loads_what_the_last_saved_and_a_stale_one_changes_nothi
         state_a.append(&decision(seq, "look")).expect("append");
     }
     state_a.mark_alive(42_000).expect("alive");
+    state_a.save_catalog(&catalog("a")).expect("catalog");
 
     leader_a.stop_keepalive();
     let leader_b = Arc::new(
@@ -98,7 +107,19 @@ async fn the_next_leader_loads_what_the_last_saved_and_a_stale_one_changes_nothi
     );
     let dup = state_a.append(&decision(4, "stale"));
     assert!(dup.is_err(), "a stale leader cannot log: {dup:?}");
+    let placed = state_a.save_catalog(&catalog("stale"));
+    assert!(
+        placed.is_err(),
+        "a stale leader cannot place manifests: {placed:?}"
+    );
     assert_eq!(state_b.load_plugins().expect("load"), plugins(&["a", "b"]));
+    let (held, _) = b.snapshot("").await.expect("read");
+    let saved: CatalogRecord = serde_json::from_slice(&held["catalog"]).expect("catalog");
+    assert_eq!(
+        saved,
+        catalog("a"),
+        "the manifests a saved, not the stale ones"
+    );
 
     // b goes on: its decision 4 and a save that drops plugin-a.
     state_b.append(&decision(4, "advance")).expect("append");

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::digest::sha256_hex;
 use crate::manifest::{
@@ -30,10 +30,23 @@ pub struct Catalog {
     /// Each file's status, by file name.
     pub files: BTreeMap<String, FileStatus>,
     in_force: BTreeMap<String, Manifest>,
+    /// The text of each manifest in force, by file.
+    texts: BTreeMap<String, String>,
+}
+
+/// The catalog in force as replicas share it (`serve --store etcd://…`): the text of every
+/// manifest in force, and every file's status. Read back with [`Catalog::from_record`], it is
+/// the same catalog, so a follower places what the leader placed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogRecord {
+    /// The text in force, by file.
+    pub texts: BTreeMap<String, String>,
+    /// Each file's status, by file name (the refusals the leader logged included).
+    pub files: BTreeMap<String, FileStatus>,
 }
 
 /// What became of one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileStatus {
     /// The file.
     pub file: String,
@@ -66,6 +79,30 @@ impl Catalog {
     /// Files whose text was refused.
     pub fn errors(&self) -> impl Iterator<Item = &ManifestError> {
         self.files.values().filter_map(|f| f.error.as_ref())
+    }
+
+    /// What replicas share of it.
+    pub fn record(&self) -> CatalogRecord {
+        CatalogRecord {
+            texts: self.texts.clone(),
+            files: self.files.clone(),
+        }
+    }
+
+    /// The catalog `record` holds: its texts read again (they were in force together, so
+    /// each is admitted as before), with the files' statuses as recorded.
+    pub fn from_record(record: &CatalogRecord) -> Self {
+        let scanned: Vec<ScannedFile> = record
+            .texts
+            .iter()
+            .map(|(file, text)| ScannedFile {
+                file: file.clone(),
+                text: text.clone(),
+            })
+            .collect();
+        let mut catalog = reconcile(&Catalog::new(), &scanned);
+        catalog.files.clone_from(&record.files);
+        catalog
     }
 }
 
@@ -101,7 +138,7 @@ pub fn reconcile(previous: &Catalog, scanned: &[ScannedFile]) -> Catalog {
             let mut chosen = None;
             if let Some(manifest) = fresh {
                 match next.admit(file, &scan.text, manifest, previous) {
-                    Ok(()) => chosen = Some(manifest.clone()),
+                    Ok(()) => chosen = Some((manifest.clone(), scan.text.clone())),
                     Err(refusal) => error = Some(refusal),
                 }
             }
@@ -109,7 +146,8 @@ pub fn reconcile(previous: &Catalog, scanned: &[ScannedFile]) -> Catalog {
                 && let Some(manifest) = old
                 && next.admit(file, &scan.text, manifest, previous).is_ok()
             {
-                chosen = Some(manifest.clone());
+                let text = previous.texts.get(*file).cloned().unwrap_or_default();
+                chosen = Some((manifest.clone(), text));
             }
             if chosen.is_none() && error.is_none() {
                 continue;
@@ -119,12 +157,14 @@ pub fn reconcile(previous: &Catalog, scanned: &[ScannedFile]) -> Catalog {
                 FileStatus {
                     file: file.to_string(),
                     sha256: sha256_hex(scan.text.as_bytes()),
-                    in_force: chosen.as_ref().map(|m| (m.kind(), m.name().to_string())),
+                    in_force: chosen
+                        .as_ref()
+                        .map(|(m, _)| (m.kind(), m.name().to_string())),
                     error,
                 },
             );
-            if let Some(manifest) = chosen {
-                next.insert(file, manifest);
+            if let Some((manifest, text)) = chosen {
+                next.insert(file, manifest, text);
             }
         }
     }
@@ -194,7 +234,7 @@ impl Catalog {
         Ok(())
     }
 
-    fn insert(&mut self, file: &str, manifest: Manifest) {
+    fn insert(&mut self, file: &str, manifest: Manifest, text: String) {
         match &manifest {
             Manifest::Plugin(m) => {
                 self.plugins.insert(m.name.clone(), m.clone());
@@ -207,6 +247,7 @@ impl Catalog {
             }
         }
         self.in_force.insert(file.to_string(), manifest);
+        self.texts.insert(file.to_string(), text);
     }
 }
 

@@ -49,7 +49,7 @@ pub struct Named<S> {
 }
 
 /// What kind of manifest, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ManifestKind {
     /// `kind: Plugin`.
     Plugin,
@@ -90,7 +90,7 @@ impl Manifest {
 }
 
 /// Why a manifest was refused: the file, where in it, which field, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestError {
     /// The file, as given to [`parse`].
     pub file: String,

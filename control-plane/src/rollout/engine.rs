@@ -83,6 +83,9 @@ pub struct Engine {
     role: Role,
     /// A follower's stats flushes for the leader.
     relay: replica::Relay,
+    /// The manifests in force, not saved yet: saved before the next records, so followers
+    /// place what this engine placed.
+    unsaved_catalog: Option<crate::catalog::CatalogRecord>,
 }
 
 impl Engine {
@@ -121,6 +124,7 @@ impl Engine {
             pending: Effects::default(),
             role: Role::Sole,
             relay: replica::Relay::default(),
+            unsaved_catalog: None,
         })
     }
 
@@ -210,6 +214,12 @@ impl Engine {
         releases: Vec<(String, Release)>,
         now_ms: u64,
     ) -> Vec<(String, Result<ReleaseOutcome, Error>)> {
+        if let Err(err) = self.must_decide("applying manifests") {
+            let failed = err.to_string();
+            let refused = |(plugin, _)| (plugin, Err(Error::NotLeader(failed.clone())));
+            return releases.into_iter().map(refused).collect();
+        }
+        self.unsaved_catalog = Some(catalog.record());
         self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
         self.serving.forget_composed();
         let mut fx = Effects {
@@ -380,8 +390,12 @@ impl Engine {
     /// happens: the effects wait, and the next tick tries again.
     fn commit(&mut self, fx: Effects) -> Result<(), Error> {
         self.pending.merge(fx);
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.unsaved_catalog.is_none() {
             return Ok(());
+        }
+        if let Some(record) = &self.unsaved_catalog {
+            self.store.save_catalog(record)?;
+            self.unsaved_catalog = None;
         }
         // Numbered now, counted only once stored: a failed save leaves no gap in the log.
         let entries: Vec<Decision> = (self.next_seq..)

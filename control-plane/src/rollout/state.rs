@@ -108,6 +108,13 @@ pub trait RolloutStore: std::fmt::Debug + Send {
         Ok(())
     }
 
+    /// Saves the manifests in force, for the replicas that follow; ignored by a store of one
+    /// process (it reads its manifest folders again when it starts).
+    fn save_catalog(&self, catalog: &crate::catalog::CatalogRecord) -> Result<(), Error> {
+        let _ = catalog;
+        Ok(())
+    }
+
     /// A decision another replica logged (a follower's copy of the leader's log); ignored by
     /// stores that are written only by this process.
     fn learn(&mut self, decision: Decision) {

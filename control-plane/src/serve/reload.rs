@@ -16,12 +16,16 @@ use crate::mode::Mode;
 
 /// Starts following the manifest folders of `mode` (none in folder mode): the first read
 /// completes before any build is looked at; later ones run on their own task, so a slow
-/// reload never holds up ingest or shutdown. The watcher runs while the returned value lives.
+/// reload never holds up ingest or shutdown. Only while `leading` (always, for the only
+/// control plane) are the folders read: a follower places what the leader saved, and reads
+/// its folders when it takes the lead ([`Reloader::reload`]). The watcher runs while the
+/// returned value lives.
 pub(super) async fn start(
     mode: &Mode,
     ingest: &Ingest,
+    leading: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
-) -> Result<Option<ManifestWatcher>, Error> {
+) -> Result<Option<(ManifestWatcher, Reloader)>, Error> {
     let dirs = manifest_dirs(mode)?;
     if dirs.is_empty() {
         return Ok(None);
@@ -30,10 +34,11 @@ pub(super) async fn start(
     let reloader = Reloader {
         ingest: ingest.clone(),
         dirs,
+        leading,
     };
     reloader.reload().await;
-    tokio::spawn(reloader.follow(changes, stop));
-    Ok(Some(watcher))
+    tokio::spawn(reloader.clone().follow(changes, stop));
+    Ok(Some((watcher, reloader)))
 }
 
 /// The manifest folders to watch (created if missing), plugins first.
@@ -48,9 +53,11 @@ fn manifest_dirs(mode: &Mode) -> Result<Vec<PathBuf>, Error> {
 
 /// What a reload needs.
 #[derive(Debug, Clone)]
-struct Reloader {
+pub(super) struct Reloader {
     ingest: Ingest,
     dirs: Vec<PathBuf>,
+    /// Whether this replica leads (always true for the only control plane).
+    leading: watch::Receiver<bool>,
 }
 
 impl Reloader {
@@ -68,8 +75,13 @@ impl Reloader {
     }
 
     /// Reads the manifest folders again: what parses and fits goes in force, each refusal is
-    /// logged with file, line and field, and the engine and ingest follow.
-    async fn reload(&self) {
+    /// logged with file, line and field, and the engine and ingest follow. Nothing while this
+    /// replica follows.
+    pub(super) async fn reload(&self) {
+        if !*self.leading.borrow() {
+            tracing::debug!("not leading: manifests not read");
+            return;
+        }
         let manifests = Arc::clone(&self.ingest.manifests);
         let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
         let dirs = self.dirs.clone();

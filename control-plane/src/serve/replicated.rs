@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::reload::Reloader;
 use super::{BoundAddrs, Parts, ServeConfig, folder};
 use crate::Error;
 use crate::ingest::{Ingest, unix_ms};
@@ -10,15 +11,8 @@ use crate::replica::{Member, Replica, ReplicaConfig, ReplicaParts};
 use crate::tls::ClientTls;
 use crate::watcher::ArtifactWatcher;
 
-/// Joins the replicas. Manifests are not replicated yet, and peers need an artifact service.
+/// Joins the replicas; peers need an artifact service.
 pub(super) async fn join(config: &ServeConfig, replicas: &ReplicaConfig) -> Result<Replica, Error> {
-    if config.mode.governed() {
-        return Err(Error::NotReplicated(
-            "--plugins with --store etcd:// is not supported yet: the manifests in force are \
-             not shared through etcd; run replicas in folder mode"
-                .into(),
-        ));
-    }
     if config.artifacts.is_none() {
         return Err(Error::NotReplicated(
             "--store etcd:// needs --artifacts-addr: replicas fetch the artifacts they lack \
@@ -76,13 +70,27 @@ pub(super) fn parts(config: &ServeConfig, parts: &Parts) -> ReplicaParts {
         max_artifact_bytes: config.limits.max_artifact_bytes,
         folder: parts.ingest.folder.clone(),
         archive: config.data_dir.join("rollouts"),
+        manifests: config.mode.governed().then(|| {
+            (
+                Arc::clone(&parts.ingest.manifests),
+                config.mode.serves_mesh(),
+            )
+        }),
     }
 }
 
-/// This replica took the lead: its registry learns what is published, then every file in the
+/// This replica took the lead: its registry learns what is published, its manifest folders
+/// are read (with the leader's catalog as the one in force before), then every file in the
 /// folder is ingested (a build already published is unchanged).
-pub(super) async fn ingest_all(ingest: &Ingest, watcher: &ArtifactWatcher) -> Result<(), Error> {
+pub(super) async fn ingest_all(
+    ingest: &Ingest,
+    reloader: Option<&Reloader>,
+    watcher: &ArtifactWatcher,
+) -> Result<(), Error> {
     ingest.resume_published();
+    if let Some(reloader) = reloader {
+        reloader.reload().await;
+    }
     for path in folder::existing_files(&ingest.folder)? {
         folder::handle_path(ingest, watcher, path).await;
     }

@@ -147,3 +147,39 @@ fn a_file_may_change_its_kind() {
     assert!(!after.clusters.contains_key("other"));
     assert_eq!(after.errors().count(), 0);
 }
+
+#[test]
+fn a_record_reads_back_as_the_same_catalog() {
+    let catalog = reconcile(&Catalog::new(), &good());
+    let record = catalog.record();
+    assert_eq!(record.texts.len(), 3);
+    assert_eq!(Catalog::from_record(&record), catalog);
+}
+
+#[test]
+fn a_record_keeps_the_version_in_force_and_the_refusal() {
+    let before = reconcile(&Catalog::new(), &good());
+    let mut files = good();
+    files[2].text = files[2].text.replace("phase: authn", "phase: nope");
+    let after = reconcile(&before, &files);
+    let record = after.record();
+    assert_eq!(
+        record.texts["plugins/authz.yaml"],
+        good()[2].text,
+        "the text in force is the previous one, not the refused edit"
+    );
+    let json = serde_json::to_vec(&record).expect("serializes");
+    let back: CatalogRecord = serde_json::from_slice(&json).expect("deserializes");
+    let read = Catalog::from_record(&back);
+    assert_eq!(read, after);
+    let error = read.files["plugins/authz.yaml"].error.as_ref();
+    assert_eq!(error.map(|e| e.field.as_str()), Some("spec.phase"));
+}
+
+#[test]
+fn an_empty_record_is_an_empty_catalog() {
+    assert_eq!(
+        Catalog::from_record(&CatalogRecord::default()),
+        Catalog::new()
+    );
+}

@@ -167,3 +167,44 @@ fn without_a_mesh_config_no_listener_is_served_but_targets_hold() {
     assert!(has_config(&cache, "core-1", "authz"));
     assert!(!has_config(&cache, "edge-1", "authz"));
 }
+
+#[test]
+fn a_follower_places_the_manifests_the_leader_saved_and_applies_none_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader_cache = Arc::new(SnapshotCache::new());
+    let mut leader = engine(&leader_cache, &dir.path().join("leader"));
+    let placed = catalog(&[("authz", "authn", "{labels: {tier: edge}}")]);
+    leader.apply_manifests(Arc::clone(&placed), true, Vec::new(), 0);
+    leader.release("authz", release("b"), 1).expect("release");
+
+    let cache = Arc::new(SnapshotCache::new());
+    let files = StateFiles::open(dir.path().join("follower")).expect("state files");
+    let metrics = Arc::new(RolloutMetrics::unregistered());
+    let mut follower =
+        Engine::open(Policy::default(), files, Arc::clone(&cache), metrics, None).expect("engine");
+    let store = crate::store::Store::open(dir.path().join("store")).expect("store");
+    follower.start_following(store);
+    follower.on_connect(&node("edge-1", "edge"), 0);
+    follower.on_connect(&node("core-1", "core"), 0);
+    let releases = vec![("authz".to_string(), release("c"))];
+    let refused = follower.apply_manifests(Arc::clone(&placed), true, releases, 2);
+    assert!(
+        matches!(refused[0].1, Err(Error::NotLeader(_))),
+        "{refused:?}"
+    );
+    assert_eq!(chain(&cache, "edge-1"), ["<no listener>"], "nothing placed");
+
+    // What the leader saved, read back on the follower, with the leader's records.
+    let record: crate::catalog::CatalogRecord =
+        serde_json::from_slice(&serde_json::to_vec(&placed.record()).expect("json")).expect("json");
+    follower.mirror_catalog(Arc::new(Catalog::from_record(&record)), true);
+    follower.mirror(leader.plugins().clone());
+    assert_eq!(chain(&cache, "edge-1"), chain(&leader_cache, "edge-1"));
+    assert_eq!(
+        chain(&cache, "edge-1"),
+        ["authz", "envoy.filters.http.router"]
+    );
+    assert_eq!(chain(&cache, "core-1"), ["envoy.filters.http.router"]);
+    assert!(has_config(&cache, "edge-1", "authz"));
+    assert!(!has_config(&cache, "core-1", "authz"));
+}

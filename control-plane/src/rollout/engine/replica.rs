@@ -6,15 +6,18 @@
 //! nodes ([`Engine::set_remote_nodes`]) and decides on the whole fleet.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use meshplug_core::nodes::Node;
 use meshplug_core::rollout::effects::Effects;
+use meshplug_core::rollout::placement::Placement;
 use meshplug_core::rollout::progress::{self, evaluate_all};
 use meshplug_core::rollout::signals::FlushSample;
 use meshplug_core::rollout::world::World;
 
 use super::Engine;
 use crate::Error;
+use crate::catalog::Catalog;
 use crate::rollout::state::{Decision, PluginRecord, RolloutStore};
 
 /// What this engine may do.
@@ -122,7 +125,26 @@ impl Engine {
         self.store = store;
         self.role = Role::Follower;
         self.pending = Effects::default();
+        self.unsaved_catalog = None;
         self.rollouts.in_flight.clear();
+    }
+
+    /// A follower takes the manifests the leader placed (`serve_mesh`: it serves their
+    /// listeners and clusters too) and serves its proxies under them. Ignored while this
+    /// replica decides.
+    pub fn mirror_catalog(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
+        if self.decides() {
+            return;
+        }
+        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
+        self.serving.forget_composed();
+        self.commit_logged(
+            Effects {
+                serve_all: true,
+                ..Effects::default()
+            },
+            "serving the leader's manifests",
+        );
     }
 
     /// A follower takes the leader's records (every plugin, as etcd holds them now) and

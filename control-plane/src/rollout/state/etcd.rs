@@ -69,6 +69,9 @@ impl std::fmt::Debug for EtcdState {
 /// Each node's JSON, by node id: what `nodes/<replica>/<id>` holds.
 type NodeValues = BTreeMap<String, Vec<u8>>;
 
+/// The key of the manifests in force ([`crate::catalog::CatalogRecord`]).
+pub const CATALOG_KEY: &str = "catalog";
+
 fn log_key(seq: u64) -> String {
     format!("log/{seq:020}")
 }
@@ -308,6 +311,12 @@ impl RolloutStore for EtcdState {
     fn append(&mut self, decision: &Decision) -> Result<(), Error> {
         // The one write of a decision: stamped with the term, the oldest past the bound deleted.
         self.save_with(None, std::slice::from_ref(decision))
+    }
+
+    fn save_catalog(&self, catalog: &crate::catalog::CatalogRecord) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(catalog)?;
+        self.fenced_write(self.leader()?.put(CATALOG_KEY, &bytes))?;
+        Ok(())
     }
 
     fn learn(&mut self, decision: Decision) {
