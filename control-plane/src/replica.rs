@@ -229,22 +229,33 @@ impl Replica {
     }
 
     /// The engine's store while following: reads the leader's state, writes this replica's
-    /// nodes. Call from the multi-threaded runtime.
-    pub fn follower_store(&self) -> Result<EtcdState, Error> {
+    /// nodes, and archives to `archive` the decisions that leave its recent window (so every
+    /// replica serves what it saw). Call from the multi-threaded runtime.
+    pub fn follower_store(&self, archive: &std::path::Path) -> Result<EtcdState, Error> {
         let membership = Arc::clone(&self.membership);
         EtcdState::follower(
             self.etcd.clone(),
             membership,
             &self.id,
             self.runtime.handle(),
-        )
+        )?
+        .archiving(archive, crate::rollout::state::etcd::RECENT)
     }
 
-    /// A follower store that read nothing yet (etcd did not answer).
-    pub(crate) fn empty_follower_store(&self) -> EtcdState {
-        EtcdState::unloaded_follower(self.etcd.clone(), Arc::clone(&self.membership), &self.id)
-            .on_runtime(self.runtime.handle())
-            .with_call_timeout(self.lease)
+    /// A follower store that read nothing yet (etcd did not answer), archiving to `archive`
+    /// when it can be opened.
+    pub(crate) fn empty_follower_store(&self, archive: &std::path::Path) -> EtcdState {
+        let empty = || {
+            EtcdState::unloaded_follower(self.etcd.clone(), Arc::clone(&self.membership), &self.id)
+                .on_runtime(self.runtime.handle())
+                .with_call_timeout(self.lease)
+        };
+        empty()
+            .archiving(archive, crate::rollout::state::etcd::RECENT)
+            .unwrap_or_else(|err| {
+                tracing::error!(error = %err, "opening the decision archive: not archiving");
+                empty()
+            })
     }
 
     fn set_role(&self, role: Role) {

@@ -368,7 +368,7 @@ impl Parts {
         let engine = match replica {
             Some(replica) => {
                 replica.metrics().registered_in(&mut prometheus);
-                let state = replica.follower_store()?;
+                let state = replica.follower_store(&config.data_dir.join("rollouts"))?;
                 let mut engine = Engine::open(policy, state, Arc::clone(&cache), metrics, alerts)?;
                 engine.start_following(store.clone());
                 engine

@@ -165,6 +165,11 @@ async fn decisions_that_leave_etcd_are_archived_by_the_leader() {
         .map(|l| serde_json::from_str::<Decision>(l).expect("a decision").seq)
         .collect();
     assert_eq!(seqs, [1, 2], "the two that left etcd, in order");
+    let archive = state.archive_dir().expect("archiving").to_path_buf();
+    let served = meshplug::rollout::state::log::read_archived(&archive, "authz", (0, 3), 10)
+        .expect("read the archive");
+    let served: Vec<u64> = served.iter().map(|d| d.seq).collect();
+    assert_eq!(served, [1, 2], "what the API serves before the recent ones");
     let terms: Vec<Option<i64>> = state.recent().map(|d| d.term).collect();
     assert_eq!(
         terms,

@@ -112,21 +112,40 @@ struct DecisionQuery {
 }
 
 /// A page of a filter's decisions after `since`, oldest first. The next page starts after the
-/// last `seq`; a page shorter than `limit` is the last. The admin API serves the most recent
-/// decisions kept in memory; the whole log is in `<data>/rollouts/decisions*.jsonl`.
+/// last `seq`; a page shorter than `limit` is the last. The most recent decisions come from
+/// memory; older ones from the log files (`<data>/rollouts/decisions*.jsonl`), read on a
+/// blocking thread, outside the engine lock.
 async fn decisions(
     State(state): State<AdminState>,
     Path(plugin): Path<String>,
     Query(query): Query<DecisionQuery>,
 ) -> Reply<Vec<Decision>> {
     let limit = query.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(Json(engine.decisions_of(
-        &plugin,
-        query.since,
-        limit,
-        false,
-    )))
+    let (recent, archived) = {
+        let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        let recent = engine.decisions_of(&plugin, query.since, limit, false);
+        (recent, engine.archived_after(query.since))
+    };
+    let Some((dir, before)) = archived else {
+        return Ok(Json(recent));
+    };
+    let since = query.since;
+    let read = tokio::task::spawn_blocking(move || {
+        crate::rollout::state::log::read_archived(&dir, &plugin, (since, before), limit)
+    });
+    let failed = |err: String| {
+        tracing::error!(error = %err, "reading the decision archive");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the decision archive: {err}"),
+        )
+    };
+    let mut page = read
+        .await
+        .map_err(|err| failed(err.to_string()))?
+        .map_err(|err| failed(err.to_string()))?;
+    page.extend(recent.into_iter().take(limit - page.len()));
+    Ok(Json(page))
 }
 
 #[derive(Deserialize, Default)]

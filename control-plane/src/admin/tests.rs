@@ -31,6 +31,15 @@ impl Admin {
 }
 
 async fn admin(token: Option<&str>) -> Admin {
+    admin_remembering(
+        token,
+        crate::rollout::state::log::LogLimits::default().in_memory,
+    )
+    .await
+}
+
+/// As [`admin`], its engine keeping the newest `in_memory` decisions in memory.
+async fn admin_remembering(token: Option<&str>, in_memory: usize) -> Admin {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut prometheus = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(RolloutMetrics::register(&mut prometheus));
@@ -81,7 +90,14 @@ async fn admin(token: Option<&str>) -> Admin {
     )]));
     let engine = Engine::open(
         Policy::default(),
-        StateFiles::open(dir.path()).expect("state"),
+        StateFiles::open_with(
+            dir.path(),
+            crate::rollout::state::log::LogLimits {
+                in_memory,
+                ..Default::default()
+            },
+        )
+        .expect("state"),
         Arc::new(xds::SnapshotCache::new()),
         metrics,
         None,
@@ -335,4 +351,34 @@ async fn the_token_is_checked_before_the_body_is_read() {
         .await
         .expect("send");
     assert_eq!(too_big.status(), 413);
+}
+
+#[tokio::test]
+async fn decisions_memory_no_longer_holds_are_served_from_the_log_files() {
+    let all = admin(None).await;
+    let path = "/api/v1/rollouts/authz/decisions?since=0";
+    let seqs = |page: serde_json::Value| -> Vec<u64> {
+        let page = page.as_array().cloned().unwrap_or_default();
+        page.iter().filter_map(|d| d["seq"].as_u64()).collect()
+    };
+    let everything = seqs(all.get_json(path).await);
+    assert!(everything.len() >= 3, "{everything:?}");
+
+    let forgetful = admin_remembering(None, 1).await;
+    let rollouts = forgetful.get_json("/api/v1/rollouts").await;
+    let recent = rollouts["plugins"][0]["recent_decisions"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(recent, Some(1), "memory holds one: {rollouts}");
+    assert_eq!(seqs(forgetful.get_json(path).await), everything);
+    let mut paged = Vec::new();
+    let mut since = 0;
+    loop {
+        let url = format!("/api/v1/rollouts/authz/decisions?since={since}&limit=1");
+        let page = seqs(forgetful.get_json(&url).await);
+        let Some(last) = page.last() else { break };
+        since = *last;
+        paged.extend(page);
+    }
+    assert_eq!(paged, everything, "a page at a time, the same log");
 }

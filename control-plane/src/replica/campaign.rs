@@ -163,7 +163,9 @@ async fn hold(replica: &Replica, leadership: &Leadership, stop: &mut Receiver<bo
 fn step_down(replica: &Replica, parts: &ReplicaParts) {
     let mut engine = parts.engine.lock().unwrap_or_else(PoisonError::into_inner);
     let known = engine.decisions().unwrap_or_default();
-    engine.follow(Box::new(replica.empty_follower_store().knowing(known)));
+    engine.follow(Box::new(
+        replica.empty_follower_store(&parts.archive).knowing(known),
+    ));
     drop(engine);
     replica.set_role(Role::Follower);
     replica.metrics.leadership_changed(false);

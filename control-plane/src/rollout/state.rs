@@ -115,6 +115,12 @@ pub trait RolloutStore: std::fmt::Debug + Send {
         Ok(())
     }
 
+    /// The folder whose decision log files hold the decisions that left [`Self::recent`]
+    /// (read by [`log::read_archived`]); `None`: they are not kept.
+    fn archive_dir(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// A decision another replica logged (a follower's copy of the leader's log); ignored by
     /// stores that are written only by this process.
     fn learn(&mut self, decision: Decision) {
@@ -218,6 +224,11 @@ impl RolloutStore for StateFiles {
     /// The most recent decisions (bounded; the full log is on disk), oldest first.
     fn recent(&self) -> Box<dyn DoubleEndedIterator<Item = &Decision> + '_> {
         Box::new(self.log.recent())
+    }
+
+    /// `<data>/rollouts/`: every decision is in its log files.
+    fn archive_dir(&self) -> Option<&std::path::Path> {
+        Some(&self.dir)
     }
 }
 

@@ -43,6 +43,14 @@ impl Engine {
         self.store.decisions_of(plugin, since, limit, newest)
     }
 
+    /// Where to read the decisions after `since` that memory no longer holds: the archive
+    /// folder, and the sequence number memory starts at. `None` when memory holds them all.
+    pub fn archived_after(&self, since: u64) -> Option<(std::path::PathBuf, u64)> {
+        let oldest = self.store.recent().next()?.seq;
+        let dir = self.store.archive_dir()?;
+        (since + 1 < oldest).then(|| (dir.to_path_buf(), oldest))
+    }
+
     /// Why `version` of `plugin` is quarantined, if it is.
     pub fn quarantined(&self, plugin: &str, version: &str) -> Option<String> {
         let entry = self.rollouts.quarantine_of(plugin, version)?;

@@ -319,6 +319,10 @@ impl RolloutStore for EtcdState {
         Ok(())
     }
 
+    fn archive_dir(&self) -> Option<&std::path::Path> {
+        self.archive.as_ref().map(super::log::DecisionLog::dir)
+    }
+
     fn learn(&mut self, decision: Decision) {
         if self
             .recent

@@ -107,6 +107,11 @@ impl DecisionLog {
         self.recent.iter()
     }
 
+    /// The folder of its files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn rotate(&mut self) -> Result<(), Error> {
         let dir = &self.dir;
         let _ = fs::remove_file(rotated(dir, self.limits.keep_files.max(1)));
@@ -128,6 +133,39 @@ impl DecisionLog {
         Ok(())
     }
 }
+
+/// Up to `limit` decisions about `plugin` in the log files in `dir` with a sequence number
+/// after `since` and before `before` (where the ones in memory start), oldest first: the
+/// rotated files, oldest first, then the current one, each read a line at a time and no
+/// further than the page needs. Each sequence number is taken once.
+pub fn read_archived(
+    dir: &Path,
+    plugin: &str,
+    (since, before): (u64, u64),
+    limit: usize,
+) -> Result<Vec<Decision>, Error> {
+    let rotated_files = (1..=MAX_ROTATED)
+        .take_while(|n| rotated(dir, *n).exists())
+        .count();
+    let mut page: Vec<Decision> = Vec::new();
+    let files = (1..=rotated_files).rev().map(|n| rotated(dir, n));
+    for file in files.chain([current(dir)]) {
+        read_until(&file, |decision| {
+            let newer = page.last().map_or(since, |last| last.seq);
+            if decision.plugin == plugin && decision.seq > newer && decision.seq < before {
+                page.push(decision);
+            }
+            page.len() < limit
+        })?;
+        if page.len() >= limit {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+/// The most rotated files looked for (`keep_files` is far below it).
+const MAX_ROTATED: usize = 1_000;
 
 fn current(dir: &Path) -> PathBuf {
     dir.join("decisions.jsonl")
@@ -158,6 +196,14 @@ fn push_bounded(recent: &mut VecDeque<Decision>, decision: Decision, cap: usize)
 /// Hands each decision in `path` to `each`, oldest first, one line in memory at a time; a
 /// torn or garbled line (a crash mid-write) is skipped. A missing file has none.
 fn read_lines(path: &Path, mut each: impl FnMut(Decision)) -> Result<(), Error> {
+    read_until(path, |decision| {
+        each(decision);
+        true
+    })
+}
+
+/// As [`read_lines`], until `each` returns false.
+fn read_until(path: &Path, mut each: impl FnMut(Decision) -> bool) -> Result<(), Error> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -165,8 +211,10 @@ fn read_lines(path: &Path, mut each: impl FnMut(Decision)) -> Result<(), Error> 
     };
     for line in BufReader::new(file).split(b'\n') {
         let line = line.map_err(Error::io("reading", path))?;
-        if let Ok(decision) = serde_json::from_slice(&line) {
-            each(decision);
+        if let Ok(decision) = serde_json::from_slice(&line)
+            && !each(decision)
+        {
+            break;
         }
     }
     Ok(())
