@@ -277,8 +277,13 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let reloader = manifests.as_ref().map(|(_, reloader)| reloader);
     let (watcher, mut complete) = ArtifactWatcher::start(&parts.ingest.folder, config.quiet)?;
     if *leading.borrow_and_update() {
-        for path in folder::existing_files(&parts.ingest.folder)? {
-            folder::handle_path(&parts.ingest, &watcher, path).await;
+        if replica.is_some() {
+            // It took the lead since the reloader started: the change was seen here.
+            replicated::ingest_all(&parts.ingest, reloader, &watcher).await?;
+        } else {
+            for path in folder::existing_files(&parts.ingest.folder)? {
+                folder::handle_path(&parts.ingest, &watcher, path).await;
+            }
         }
     }
     parts.admin.ready.store(true, Ordering::Release);

@@ -1,7 +1,9 @@
 //! Three `meshplug serve` replicas on a three-member etcd cluster, an Envoy on each, steady
 //! traffic, and rollouts in progress while faults are injected one at a time: kill -9 of the
 //! leader; SIGSTOP of the leader past its lease, then SIGCONT; kill of an etcd member; an
-//! etcd outage for every replica; one replica cut from etcd (through relays). A recorder
+//! etcd outage for every replica; one replica cut from etcd (through relays); then mixed:
+//! with the etcd member still down, one replica paused and another cut at once, one of them
+//! the leader. A recorder
 //! notes every version each replica sent and each Envoy ACKed; the decision log carries each
 //! decision's term. Then the history is checked: no gap or duplicate in the log, terms never
 //! go back, no rollout step decided twice, no decision while etcd was out, a quarantined
@@ -78,8 +80,32 @@ async fn replicas_keep_one_consistent_history_through_faults() {
     decided(&set, &v5_rollout, "promote").await;
     set.wait_everywhere(&v5, ROLLOUT).await;
 
+    // Mixed: with an etcd member still down, while v5b rolls out, one replica is paused and
+    // another cut from etcd at once, one of them the leader; the third takes over and
+    // finishes v5b once both are back.
+    let (v5b, v5b_rollout) = release(&set, "good-v2").await;
+    let (leader, _) = set.leader(None).await;
+    let cut = set.replicas.len() - 1;
+    let paused = if leader == cut {
+        (leader + 1) % set.replicas.len()
+    } else {
+        leader
+    };
+    for relay in &mut set.relays {
+        relay.cut();
+    }
+    set.replicas[paused].process().set_stopped(true);
+    tokio::time::sleep(LEASE * 2).await;
+    set.replicas[paused].process().set_stopped(false);
+    set.leader(Some(leader)).await;
+    for relay in &mut set.relays {
+        relay.restore().await.expect("restore relay");
+    }
+    decided(&set, &v5b_rollout, "promote").await;
+    set.wait_everywhere(&v5b, ROLLOUT).await;
+
     // Fault 5: the last replica is cut from etcd while a bad v6 rolls out: it is rolled back
-    // and quarantined; the cut replica catches up once it is back.
+    // and quarantined; the cut replica catches up once it is back (on v5b).
     for relay in &mut set.relays {
         relay.cut();
     }
@@ -90,15 +116,16 @@ async fn replicas_keep_one_consistent_history_through_faults() {
     for relay in &mut set.relays {
         relay.restore().await.expect("restore relay");
     }
-    set.wait_everywhere(&v5, ROLLOUT).await;
+    set.wait_everywhere(&v5b, ROLLOUT).await;
 
     let log = set.decisions().await;
     let history = set.stop_recording();
     check_log(&log, (outage_from + LEASE.as_millis() as u64, outage_to));
-    check_builds(&log, &[&v1, &v2, &v3, &v4, &v5, &v6]);
+    check_builds(&log, &[&v1, &v2, &v3, &v4, &v5, &v5b, &v6]);
     check_controls(&log);
-    check_quarantine(&log, &history, (&v6, &v5));
+    check_quarantine(&log, &history, (&v6, &v5b));
     check_takeover(&log, &v2_rollout);
+    check_takeover(&log, &v5b_rollout);
 }
 
 /// Publishes `testbed-<variant>.wasm` and waits until the log holds the start of its rollout

@@ -15,7 +15,10 @@ use tokio::sync::watch::Receiver;
 
 use super::{LeaderView, Member, Replica, ReplicaParts};
 use crate::agent::Fetcher;
+use crate::catalog::{Catalog, CatalogRecord};
 use crate::ingest::unix_ms;
+use crate::rollout::Engine;
+use crate::rollout::state::etcd::CATALOG_KEY;
 use crate::rollout::state::{Decision, PluginRecord, Release};
 
 /// The cluster state as the watch last saw it.
@@ -31,6 +34,10 @@ struct Cluster {
     nodes_changed: BTreeSet<String>,
     /// The records changed (or must be served again) and are not served yet.
     plugins_changed: bool,
+    /// The manifests in force, as the leader saved them (none in folder mode).
+    catalog: Option<CatalogRecord>,
+    /// They changed and are not placed yet.
+    catalog_changed: bool,
 }
 
 impl Cluster {
@@ -82,6 +89,10 @@ impl Cluster {
                 self.plugins_changed = true;
             }
             ("log", Some(bytes)) => self.decisions.extend(parse::<Decision>(&key, &bytes)),
+            (CATALOG_KEY, value) => {
+                self.catalog = value.and_then(|bytes| parse(&key, &bytes));
+                self.catalog_changed = true;
+            }
             _ => {}
         }
     }
@@ -92,6 +103,7 @@ impl Cluster {
         self.members.clear();
         self.nodes.clear();
         self.plugins.clear();
+        self.catalog = None;
         for (key, value) in state {
             if key.starts_with("log/") {
                 continue; // The engine's store read the log when it opened.
@@ -108,6 +120,7 @@ impl Cluster {
         self.leader = leader;
         self.nodes_changed.extend(before);
         self.plugins_changed = true;
+        self.catalog_changed = true;
     }
 
     /// Every release a follower may serve: last good, and a rollout's both sides.
@@ -182,7 +195,10 @@ pub(super) async fn run(
                         }
                     }
                 },
-                () = remirror.notified() => cluster.plugins_changed = true,
+                () = remirror.notified() => {
+                    cluster.plugins_changed = true;
+                    cluster.catalog_changed = true;
+                }
                 _ = retry.tick() => {}
                 _ = stop.changed() => return,
             }
@@ -233,6 +249,9 @@ async fn settle(replica: &Replica, parts: &ReplicaParts, fetcher: &Fetcher, clus
         for decision in cluster.decisions.drain(..) {
             engine.mirror_decision(decision);
         }
+        if !engine.decides() && std::mem::take(&mut cluster.catalog_changed) {
+            place_catalog(&mut engine, parts, cluster.catalog.as_ref());
+        }
         engine.decides()
     };
     if cluster.plugins_changed && !decides && fetch_missing(cluster, fetcher).await {
@@ -256,6 +275,20 @@ async fn settle(replica: &Replica, parts: &ReplicaParts, fetcher: &Fetcher, clus
             })
             .collect();
     });
+}
+
+/// A follower places the manifests the leader saved (an empty catalog when it saved none)
+/// and shows them on its API.
+fn place_catalog(engine: &mut Engine, parts: &ReplicaParts, record: Option<&CatalogRecord>) {
+    let Some((shared, serve_mesh)) = &parts.manifests else {
+        if record.is_some() {
+            tracing::warn!("the leader runs with manifests and this replica without: not placed");
+        }
+        return;
+    };
+    let catalog = Arc::new(record.map(Catalog::from_record).unwrap_or_default());
+    *shared.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&catalog);
+    engine.mirror_catalog(catalog, *serve_mesh);
 }
 
 /// Fetches what the records name and this replica lacks, the leader first; says whether

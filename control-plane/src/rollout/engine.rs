@@ -513,3 +513,6 @@ mod delivery_tests;
 
 #[cfg(test)]
 mod replica_tests;
+
+#[cfg(test)]
+mod history_tests;

@@ -150,6 +150,7 @@ impl Rollouts {
     ) {
         let record = self.records.entry(plugin.to_string()).or_default();
         let from = record.last_good.clone();
+        let last_rollback_ms = record.quarantine.values().map(|q| q.at_ms).max();
         let short = &release.sha256[..release.sha256.len().min(12)];
         let mut rollout = Rollout {
             id: format!("{plugin}-{short}-{now_ms}"),
@@ -168,7 +169,13 @@ impl Rollouts {
         };
         let policy = world.policy_for(plugin, &rollout);
         let connected = world.eligible_nodes(plugin, &rollout.to);
-        let since = now_ms.saturating_sub(millis(policy.history_window));
+        // Traffic up to the last rollback (a flush received then covers the time before it)
+        // and for the settle time after it, while proxies load the last good version again,
+        // was partly the bad version's: it is no history of the version in force.
+        let after_rollback = last_rollback_ms.map_or(0, |at| at + millis(policy.settle) + 1);
+        let since = now_ms
+            .saturating_sub(millis(policy.history_window))
+            .max(after_rollback);
         for node in &connected {
             if let Some(signals) = world.signals.get(node) {
                 let totals = signals.totals(since, now_ms, plugin);
