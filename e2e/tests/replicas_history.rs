@@ -3,7 +3,7 @@
 //! leader; SIGSTOP of the leader past its lease, then SIGCONT; kill of an etcd member; an
 //! etcd outage for every replica; one replica cut from etcd (through relays); then mixed:
 //! with the etcd member still down, one replica paused and another cut at once, one of them
-//! the leader. A recorder
+//! the leader. After the bad build's rollback, a fixed one is promoted. A recorder
 //! notes every version each replica sent and each Envoy ACKed; the decision log carries each
 //! decision's term. Then the history is checked: no gap or duplicate in the log, terms never
 //! go back, no rollout step decided twice, no decision while etcd was out, a quarantined
@@ -118,10 +118,15 @@ async fn replicas_keep_one_consistent_history_through_faults() {
     }
     set.wait_everywhere(&v5b, ROLLOUT).await;
 
+    // The fix, right after the rollback: promoted, the bad version's errors not its baseline.
+    let (v7, v7_rollout) = release(&set, "good").await;
+    decided(&set, &v7_rollout, "promote").await;
+    set.wait_everywhere(&v7, ROLLOUT).await;
+
     let log = set.decisions().await;
     let history = set.stop_recording();
     check_log(&log, (outage_from + LEASE.as_millis() as u64, outage_to));
-    check_builds(&log, &[&v1, &v2, &v3, &v4, &v5, &v5b, &v6]);
+    check_builds(&log, &[&v1, &v2, &v3, &v4, &v5, &v5b, &v6, &v7]);
     check_controls(&log);
     check_quarantine(&log, &history, (&v6, &v5b));
     check_takeover(&log, &v2_rollout);

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("decide", 2),
     ("signals", 2),
     ("record", 3),
+    ("history", 4),
     ("effects", 4),
     ("placement", 4),
     ("world", 5),

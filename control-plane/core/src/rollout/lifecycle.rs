@@ -8,7 +8,9 @@ use super::cohort::choose;
 use super::decide::{Gate, Stage, millis};
 use super::effects::{Count, Effects};
 use super::error::RolloutError;
+use super::history::clean_spans;
 use super::record::{Decision, PluginRecord, Quarantined, Release, Rollout};
+use super::traffic::Totals;
 use super::world::World;
 
 /// How many cohort members a decision-log entry names; `canary_size` gives the whole count.
@@ -150,7 +152,6 @@ impl Rollouts {
     ) {
         let record = self.records.entry(plugin.to_string()).or_default();
         let from = record.last_good.clone();
-        let last_rollback_ms = record.quarantine.values().map(|q| q.at_ms).max();
         let short = &release.sha256[..release.sha256.len().min(12)];
         let mut rollout = Rollout {
             id: format!("{plugin}-{short}-{now_ms}"),
@@ -169,16 +170,17 @@ impl Rollouts {
         };
         let policy = world.policy_for(plugin, &rollout);
         let connected = world.eligible_nodes(plugin, &rollout.to);
-        // Traffic up to the last rollback (a flush received then covers the time before it)
-        // and for the settle time after it, while proxies load the last good version again,
-        // was partly the bad version's: it is no history of the version in force.
-        let after_rollback = last_rollback_ms.map_or(0, |at| at + millis(policy.settle) + 1);
-        let since = now_ms
-            .saturating_sub(millis(policy.history_window))
-            .max(after_rollback);
+        let since = now_ms.saturating_sub(millis(policy.history_window));
+        let spans = match self.records.get(plugin) {
+            Some(record) => clean_spans(record, (since, now_ms), millis(policy.settle)),
+            None => vec![(since, now_ms)],
+        };
         for node in &connected {
             if let Some(signals) = world.signals.get(node) {
-                let totals = signals.totals(since, now_ms, plugin);
+                let mut totals = Totals::default();
+                for (from, to) in &spans {
+                    totals += signals.totals(*from, *to, plugin);
+                }
                 rollout.history.insert(node.clone(), totals);
             }
         }
@@ -286,6 +288,7 @@ impl Rollouts {
                     release: rollout.to.clone(),
                     reason: format!("{gate:?} gate: {reason}"),
                     at_ms: now_ms,
+                    started_ms: Some(rollout.started_ms),
                 };
                 record
                     .quarantine

@@ -115,6 +115,9 @@ pub struct Quarantined {
     pub reason: String,
     /// When.
     pub at_ms: u64,
+    /// When its rollout started: from then until the rollback, proxies may have served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
 }
 
 /// One filter's rollout state.

@@ -72,6 +72,7 @@ fn a_quarantined_version_is_refused_with_the_one_message() {
         release: bad.clone(),
         reason: "Acceptance gate: NACKed".into(),
         at_ms: 1,
+        started_ms: None,
     };
     let record = rollouts.records.entry("authz".into()).or_default();
     record.quarantine.insert(bad.version.clone(), quarantined);
