@@ -12,6 +12,7 @@ use crate::catalog::SharedCatalog;
 use crate::check::{ArtifactFacts, Limits, check_artifact};
 use crate::mode::Mode;
 use crate::preflight;
+use meshplug_core::config_shape::ConfigShape;
 use meshplug_core::signature::TrustedKey;
 
 /// A `.minisig` is a few hundred bytes; anything larger is not one.
@@ -158,7 +159,7 @@ impl Ingest {
         }
         match watched {
             WatchedFile::Artifact { name, kind } => self.artifact(path, name, kind, sha256, &bytes),
-            WatchedFile::Config { name } => self.config(path, name, sha256, &bytes),
+            WatchedFile::Config { name, shape } => self.config(path, (name, shape), sha256, &bytes),
             WatchedFile::Fixtures { name } => self.fixtures(path, name, sha256, &bytes),
             WatchedFile::Schema { name } => self.schema(path, name, sha256, &bytes),
             WatchedFile::Signature { .. } => Ok(IngestOutcome::Ignored),
@@ -246,10 +247,12 @@ impl Ingest {
         Ok(self.publish(&name))
     }
 
+    /// `<name>.json` or `<name>.config` (one rule: [`ConfigShape`]); both there is a refusal
+    /// naming both, and the one in force stays.
     fn config(
         &self,
         path: &Path,
-        name: String,
+        (name, shape): (String, ConfigShape),
         sha256: String,
         bytes: &[u8],
     ) -> Result<IngestOutcome, Error> {
@@ -257,21 +260,27 @@ impl Ingest {
             self.refusals.count(Limit::ConfigBytes);
             return Ok(self.reject(path, name, sha256, reason));
         }
-        let compact = match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Ok(value) => value.to_string(),
-            Err(err) => {
-                let reason = format!("configuration is not valid JSON: {err}");
-                return Ok(self.reject(path, name, sha256, reason));
-            }
+        let other = shape.other().file_name(&name);
+        if self.folder.join(&other).exists() {
+            let reason = format!(
+                "both {} and {other} configure filter {name}: keep one (the configuration in \
+                 force stays until then)",
+                shape.file_name(&name)
+            );
+            return Ok(self.reject(path, name, sha256, reason));
+        }
+        let config = match shape.read(bytes) {
+            Ok(text) => text,
+            Err(reason) => return Ok(self.reject(path, name, sha256, reason)),
         };
         let plugin = self.registry().get(&name).cloned();
-        if plugin.as_ref().is_some_and(|p| p.config_json == compact) {
+        if plugin.as_ref().is_some_and(|p| p.config_json == config) {
             return Ok(IngestOutcome::Unchanged { name, sha256 });
         }
-        if let Some(refusal) = self.preflight_config(&name, &compact, plugin.as_ref())? {
+        if let Some(refusal) = self.preflight_config(&name, &config, plugin.as_ref())? {
             return Ok(self.reject(path, name, sha256, refusal));
         }
-        self.registry().set_config(&name, compact);
+        self.registry().set_config(&name, config);
         Ok(self.publish(&name))
     }
 

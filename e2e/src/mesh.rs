@@ -197,11 +197,12 @@ impl Mesh {
     /// Publishes `json` as `<name>.json` and waits (up to 20 s) until the control plane holds it,
     /// so that an artifact published next is checked and served with it.
     pub async fn publish_config(&self, name: &str, json: &str) -> Result<(), HarnessError> {
-        let compact = serde_json::from_str::<serde_json::Value>(json)?.to_string();
+        serde_json::from_str::<serde_json::Value>(json)?;
         self.publish(&format!("{name}.json"), json.as_bytes())?;
         let what = format!("{name}'s configuration to be stored");
         self.wait_for_plugin(name, &what, Duration::from_secs(20), |plugin| {
-            if plugin["config_json"] == compact.as_str() {
+            // Held, and handed to the filter, byte for byte.
+            if plugin["config_json"] == json {
                 Ok(())
             } else {
                 Err(format!("{plugin}"))

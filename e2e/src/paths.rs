@@ -67,3 +67,25 @@ fn existing(
         Err(HarnessError::Missing { what, path, hint })
     }
 }
+
+/// A module of the third-party compatibility corpus (`../shared/compat/`, described by its
+/// README): `MESHPLUG_COMPAT` if set, else beside the repository, else `/work/shared/compat`
+/// (where a clean clone elsewhere finds it on this machine). Test inputs, never copied here.
+pub fn compat_module(file: &str) -> Result<PathBuf, HarnessError> {
+    let dirs = [
+        std::env::var_os("MESHPLUG_COMPAT").map(PathBuf::from),
+        Some(repo_root().join("../shared/compat")),
+        Some(PathBuf::from("/work/shared/compat")),
+    ];
+    let found = dirs
+        .into_iter()
+        .flatten()
+        .map(|dir| dir.join(file))
+        .find(|p| p.exists());
+    let path = found.unwrap_or_else(|| repo_root().join("../shared/compat").join(file));
+    existing(
+        path,
+        "compatibility module",
+        "set MESHPLUG_COMPAT to the corpus folder",
+    )
+}

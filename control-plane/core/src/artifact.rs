@@ -34,10 +34,12 @@ pub enum WatchedFile {
         /// Its kind.
         kind: ArtifactKind,
     },
-    /// The JSON configuration of filter `name`.
+    /// The configuration of filter `name`: `<name>.json` (JSON) or `<name>.config` (as written).
     Config {
         /// The filter name.
         name: String,
+        /// How it is read.
+        shape: crate::config_shape::ConfigShape,
     },
     /// The pre-flight fixtures of filter `name` (`<name>.fixtures.json`).
     Fixtures {
@@ -64,7 +66,7 @@ impl WatchedFile {
     pub fn name(&self) -> &str {
         match self {
             Self::Artifact { name, .. }
-            | Self::Config { name }
+            | Self::Config { name, .. }
             | Self::Fixtures { name }
             | Self::Schema { name }
             | Self::Signature { name, .. } => name,
@@ -125,7 +127,14 @@ pub fn classify(path: &Path) -> Option<WatchedFile> {
             name,
             kind: ArtifactKind::Wasm,
         }),
-        "json" => Some(WatchedFile::Config { name }),
+        "json" => Some(WatchedFile::Config {
+            name,
+            shape: crate::config_shape::ConfigShape::Json,
+        }),
+        "config" => Some(WatchedFile::Config {
+            name,
+            shape: crate::config_shape::ConfigShape::Text,
+        }),
         _ => None,
     }
 }
@@ -143,18 +152,25 @@ pub fn ignored_reason(path: &Path) -> String {
     }
     let stem = ["lib", ""].iter().find_map(|prefix| {
         let rest = file_name.strip_prefix(prefix)?;
-        [".fixtures.json", ".schema.json", ".wasm", ".json", ".so"]
-            .iter()
-            .find_map(|suffix| rest.strip_suffix(suffix))
-            .filter(|_| !(prefix.is_empty() && file_name.ends_with(".so")))
+        [
+            ".fixtures.json",
+            ".schema.json",
+            ".wasm",
+            ".json",
+            ".config",
+            ".so",
+        ]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix))
+        .filter(|_| !(prefix.is_empty() && file_name.ends_with(".so")))
     });
     match stem {
         Some(stem) => format!(
             "{stem:?} is not a filter name (1 to 63 of a-z, 0-9, '-', '_', starting with a letter)"
         ),
         None if file_name.ends_with(".so") => "a dynamic module must be named lib<name>.so".into(),
-        None => "not <name>.wasm, lib<name>.so, <name>.json, <name>.fixtures.json or \
-                 <name>.schema.json"
+        None => "not <name>.wasm, lib<name>.so, <name>.json, <name>.config, \
+                 <name>.fixtures.json or <name>.schema.json"
             .into(),
     }
 }

@@ -237,7 +237,7 @@ impl Catalog {
     fn insert(&mut self, file: &str, manifest: Manifest, text: String) {
         match &manifest {
             Manifest::Plugin(m) => {
-                self.plugins.insert(m.name.clone(), m.clone());
+                self.plugins.insert(m.name.clone(), (**m).clone());
             }
             Manifest::Listener(m) => {
                 self.listeners.insert(m.name.clone(), m.clone());

@@ -18,6 +18,7 @@ pub mod artifact;
 pub mod catalog;
 pub mod check;
 pub mod compose;
+pub mod config_shape;
 pub mod debounce;
 pub mod digest;
 pub mod manifest;

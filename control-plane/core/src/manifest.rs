@@ -29,8 +29,8 @@ pub const API_VERSION: &str = "meshplug.dev/v1alpha1";
 /// One parsed and checked manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Manifest {
-    /// A filter.
-    Plugin(Named<PluginSpec>),
+    /// A filter (boxed: its spec is several times the others').
+    Plugin(Box<Named<PluginSpec>>),
     /// A listener and its routes.
     Listener(Named<ListenerSpec>),
     /// An upstream cluster.
@@ -125,10 +125,17 @@ impl std::error::Error for ManifestError {}
 impl ManifestError {
     /// An error at `field`, located at the first line of `text` that mentions `needle`.
     pub fn at_value(file: &str, text: &str, field: &str, needle: &str, message: String) -> Self {
-        let line = text
-            .lines()
-            .position(|line| !needle.is_empty() && line.contains(needle))
-            .map(|i| i + 1);
+        // A line where the needle starts (a key, or a list item) first: a name or value that
+        // merely contains the word (`name: http-config`) is not the field.
+        let starts = |line: &str| {
+            let line = line.trim_start();
+            line.strip_prefix("- ").unwrap_or(line).starts_with(needle)
+        };
+        let lines = || text.lines().enumerate().filter(|_| !needle.is_empty());
+        let line = lines()
+            .find(|(_, line)| starts(line))
+            .or_else(|| lines().find(|(_, line)| line.contains(needle)))
+            .map(|(i, _)| i + 1);
         Self {
             file: file.to_string(),
             line,
@@ -194,7 +201,7 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
         None => return Err(whole("apiVersion", format!("missing; use `{API_VERSION}`"))),
     }
     let manifest = match head.kind.as_deref() {
-        Some("Plugin") => Manifest::Plugin(named(file, text)?),
+        Some("Plugin") => Manifest::Plugin(Box::new(named(file, text)?)),
         Some("Listener") => Manifest::Listener(named(file, text)?),
         Some("Cluster") => Manifest::Cluster(named(file, text)?),
         Some(other) => {

@@ -178,7 +178,8 @@ pub(super) struct RetryArgs {
 pub(super) struct ValidateArgs {
     /// The `.wasm` artifact.
     pub(super) artifact: PathBuf,
-    /// The filter's configuration (JSON); default `{}`.
+    /// The filter's configuration: a `.json` file must be JSON; any other is taken as
+    /// written (as `serve` reads `<name>.json` and `<name>.config`); default `{}`.
     #[arg(long)]
     pub(super) config: Option<PathBuf>,
     /// Request fixtures (a JSON array).

@@ -397,12 +397,14 @@ pub(super) fn validate(args: ValidateArgs) -> anyhow::Result<()> {
             Err(reason) => anyhow::bail!("{}: {reason}", args.artifact.display()),
         }
     }
-    let config = args
-        .config
-        .as_ref()
-        .map(read)
-        .transpose()?
-        .unwrap_or_else(|| b"{}".to_vec());
+    // The rule `serve` follows: `.json` must be JSON, any other file is taken as written.
+    let config = match &args.config {
+        Some(path) => meshplug_core::config_shape::ConfigShape::of_file(path)
+            .read(&read(path)?)
+            .map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))?
+            .into_bytes(),
+        None => b"{}".to_vec(),
+    };
     let fixtures = match &args.fixtures {
         Some(path) => {
             meshplug_preflight::parse_fixtures(&read(path)?).map_err(anyhow::Error::msg)?

@@ -244,7 +244,7 @@ impl Ingest {
     ) -> PluginStatus {
         let spec = &plugin.spec;
         let mut candidate = current.clone();
-        candidate.config_json = spec.config.to_string();
+        candidate.config_json = spec.configuration();
         candidate.failure_policy = spec.failure_policy;
         candidate.config_sha256 = settings_sha256(&candidate.config_json, spec.failure_policy);
         candidate.fixtures = spec.fixtures.len();

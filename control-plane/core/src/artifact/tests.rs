@@ -30,6 +30,14 @@ fn classifies_by_file_name() {
             "/a/authz.json",
             Some(WatchedFile::Config {
                 name: "authz".into(),
+                shape: crate::config_shape::ConfigShape::Json,
+            }),
+        ),
+        (
+            "/a/authz.config",
+            Some(WatchedFile::Config {
+                name: "authz".into(),
+                shape: crate::config_shape::ConfigShape::Text,
             }),
         ),
         (

@@ -27,9 +27,13 @@ pub struct PluginSpec {
     /// With `kind: any`, the kind it runs when both are there (default: `--prefer-kind`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefer: Option<ArtifactKind>,
-    /// The filter's configuration, handed to it as JSON.
-    #[serde(default = "empty_object")]
-    pub config: serde_json::Value,
+    /// The filter's configuration, a mapping handed to it as JSON (default `{}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// The filter's configuration as text, handed to it as written (plain text, YAML…); in
+    /// place of `config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_text: Option<String>,
     /// Where in the chain: phases run in the order authn, authz, stats, custom (the default:
     /// with `--plugins` alone the bootstrap's slots fix the order, and no phase is needed).
     #[serde(default)]
@@ -100,10 +104,6 @@ impl SignersSpec {
             threshold: self.threshold,
         })
     }
-}
-
-fn empty_object() -> serde_json::Value {
-    serde_json::Value::Object(serde_json::Map::new())
 }
 
 /// Which kinds of build a plugin may run.
@@ -392,6 +392,15 @@ impl ListenerSpec {
 }
 
 impl PluginSpec {
+    /// The configuration the filter gets: `configText` as written, else `config` as JSON.
+    pub fn configuration(&self) -> String {
+        match (&self.config_text, &self.config) {
+            (Some(text), _) => text.clone(),
+            (None, Some(config)) => config.to_string(),
+            (None, None) => "{}".to_string(),
+        }
+    }
+
     pub(super) fn problem(&self) -> Option<Problem> {
         let artifact = &self.artifact;
         if let Err(err) = glob::Pattern::new(artifact) {
@@ -409,9 +418,14 @@ impl PluginSpec {
             let message = format!("`prefer: {prefer:?}` needs `kind: any`").to_lowercase();
             return Some(("spec.prefer".into(), "prefer".into(), message));
         }
-        if !self.config.is_object() {
-            let message = "must be a mapping (it is handed to the filter as a JSON object)";
-            return Some(problem("spec.config", "config", message));
+        if self.config.as_ref().is_some_and(|c| !c.is_object()) {
+            let message = "must be a mapping (it is handed to the filter as a JSON object); \
+                           give text as `configText`";
+            return Some(problem("spec.config", "config:", message));
+        }
+        if self.config.is_some() && self.config_text.is_some() {
+            let message = "give `config` (a mapping) or `configText` (text), not both";
+            return Some(problem("spec.configText", "configText", message));
         }
         for (i, pattern) in self.targets.node_ids.iter().enumerate() {
             if let Err(err) = glob::Pattern::new(pattern) {

@@ -33,7 +33,7 @@ fn a_plugin_parses_with_its_defaults() {
     assert_eq!(spec.kind, KindChoice::Any);
     assert_eq!(spec.failure_policy, FailurePolicy::FailOpen);
     assert_eq!(spec.rollout, Some(RolloutSpec::Immediate));
-    assert_eq!(spec.config, serde_json::json!({"api_keys": ["k1"]}));
+    assert_eq!(spec.config, Some(serde_json::json!({"api_keys": ["k1"]})));
     assert!(spec.listeners.is_empty());
     let labels = BTreeMap::from([("tier".to_string(), "edge".to_string())]);
     assert!(spec.targets.matches("any", "any", &labels));
@@ -163,6 +163,22 @@ fn bad_manifests_name_file_line_and_field() {
             "spec.config",
             Some(11),
             "must be a mapping",
+        ),
+        (
+            "config not a mapping, in a plugin whose name holds the word",
+            PLUGIN
+                .replace("name: authz", "name: http-config")
+                .replace("config:\n    api_keys: [k1]", "config: [1]"),
+            "spec.config",
+            Some(11),
+            "must be a mapping",
+        ),
+        (
+            "config and configText",
+            PLUGIN.replace("config:\n", "configText: plain\n  config:\n"),
+            "spec.configText",
+            Some(11),
+            "not both",
         ),
         (
             "artifact path",
@@ -314,4 +330,28 @@ fn a_plugin_without_a_phase_runs_in_custom() {
         panic!("not a plugin");
     };
     assert_eq!(plugin.spec.phase, Phase::Custom);
+}
+
+#[test]
+fn config_text_reaches_the_filter_as_written_and_config_as_json() {
+    let text = PLUGIN.replace(
+        "config:\n    api_keys: [k1]",
+        "configText: |\n    The secret to life\n    is plain text: not JSON\n",
+    );
+    let Manifest::Plugin(plugin) = parse("plugins/authz.yaml", &text).expect("parses") else {
+        panic!("not a plugin");
+    };
+    assert_eq!(
+        plugin.spec.configuration(),
+        "The secret to life\nis plain text: not JSON\n"
+    );
+    let Manifest::Plugin(plugin) = parse("plugins/authz.yaml", PLUGIN).expect("parses") else {
+        panic!("not a plugin");
+    };
+    assert_eq!(plugin.spec.configuration(), r#"{"api_keys":["k1"]}"#);
+    let bare = PLUGIN.replace("  config:\n    api_keys: [k1]\n", "");
+    let Manifest::Plugin(plugin) = parse("plugins/authz.yaml", &bare).expect("parses") else {
+        panic!("not a plugin");
+    };
+    assert_eq!(plugin.spec.configuration(), "{}");
 }
