@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -29,7 +30,9 @@ impl ManifestWatcher {
         let (quiet_tx, quiet_rx) = mpsc::channel(1);
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<Event>| match result {
-                Ok(event) if event.paths.iter().any(|p| is_manifest(p)) => {
+                Ok(event)
+                    if is_change(&event.kind) && event.paths.iter().any(|p| is_manifest(p)) =>
+                {
                     let _ = raw_tx.send(());
                 }
                 Ok(_) => {}
@@ -63,6 +66,17 @@ async fn settle(mut raw: mpsc::UnboundedReceiver<()>, quiet: mpsc::Sender<()>) {
         }
         // A full channel already holds a pending read, which will see these changes too.
         let _ = quiet.try_send(());
+    }
+}
+
+/// Whether an event can change what a folder holds. Opening and reading a file (the scan's
+/// own reads among them) changes nothing: reacting to it would read the folders again and
+/// again with nothing changed. A file closed after writing does.
+fn is_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
@@ -109,3 +123,6 @@ pub fn scan(dirs: &[PathBuf]) -> Result<Vec<ScannedFile>, Error> {
     files.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests;
