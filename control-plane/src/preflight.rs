@@ -61,12 +61,14 @@ fn inputs_digest(config_json: &str, plugin: Option<&PluginStatus>) -> String {
         .and_then(|p| p.schema.as_ref())
         .map(ToString::to_string)
         .unwrap_or_default();
-    let joined = format!("{config_json}\n{fixtures}\n{schema}");
+    let vm = plugin.map(|p| p.vm.digest_lines()).unwrap_or_default();
+    // Without VM settings the digest is what it was before they existed.
+    let joined = format!("{config_json}\n{fixtures}\n{schema}{vm}");
     sha256_hex(joined.as_bytes())[..16].to_string()
 }
 
-/// Runs the pre-flight of `wasm` as filter `name` with `config_json` and the plugin's fixtures
-/// and schema.
+/// Runs the pre-flight of `wasm` as filter `name` with `config_json` and the plugin's fixtures,
+/// schema and VM settings.
 pub fn run(
     preflight: &Preflight,
     name: &str,
@@ -79,8 +81,14 @@ pub fn run(
         .map(|p| p.fixture_list.as_slice())
         .unwrap_or_default();
     let schema = plugin.and_then(|p| p.schema.as_ref());
+    let vm = plugin.map_or_else(meshplug_preflight::VmInputs::default, |p| {
+        meshplug_preflight::VmInputs {
+            configuration: p.vm.configuration.clone().unwrap_or_default(),
+            root_id: p.vm.root_id.clone().unwrap_or_default(),
+        }
+    });
     preflight
-        .run(name, wasm, config_json.as_bytes(), fixtures, schema)
+        .run_in(&vm, name, wasm, config_json.as_bytes(), fixtures, schema)
         .map_err(|rejection| Refusal {
             key: refusal_key(sha, config_json, plugin, &rejection),
             reason: format!("pre-flight: {rejection}"),

@@ -17,11 +17,13 @@ use crate::rollout::Policy;
 
 pub mod shape;
 mod spec;
+mod vm;
 
 pub use spec::{
     ClusterSpec, CompiledSelector, DirectResponse, FailurePolicy, KindChoice, ListenerSpec, Phase,
     PluginSpec, RolloutSpec, RouteSpec, Selector,
 };
+pub use vm::{VmConfigSpec, VmSettings};
 
 /// The only `apiVersion` understood.
 pub const API_VERSION: &str = "meshplug.dev/v1alpha1";

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::artifact::ArtifactKind;
 use crate::digest::sha256_hex;
-use crate::manifest::FailurePolicy;
+use crate::manifest::{FailurePolicy, VmSettings};
 use crate::rollout::Release;
 
 /// The configuration a filter gets when no `<name>.json` was given.
@@ -39,6 +39,9 @@ pub struct PluginStatus {
     pub schema: Option<serde_json::Value>,
     /// What a proxy does when the filter fails.
     pub failure_policy: FailurePolicy,
+    /// What its Wasm VM is started with (a manifest's `rootId`, `vmId`, `vmConfig`).
+    #[serde(skip_serializing_if = "VmSettings::is_default")]
+    pub vm: VmSettings,
     /// The manifest file that defines it, when manifests govern.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
@@ -79,13 +82,20 @@ pub struct RejectionRecord {
     pub at_unix_ms: u64,
 }
 
-/// sha256 of what a filter is configured with: its JSON configuration and, when not the
-/// default, its failure policy.
-pub fn settings_sha256(config_json: &str, failure_policy: FailurePolicy) -> String {
-    match failure_policy {
-        FailurePolicy::FailClosed => sha256_hex(config_json.as_bytes()),
-        other => sha256_hex(format!("{config_json}\nfailurePolicy: {other:?}").as_bytes()),
+/// sha256 of what a filter is configured with: its configuration and, when not the
+/// defaults, its failure policy and VM settings (so a filter that sets neither keeps the
+/// digest of its configuration alone).
+pub fn settings_sha256(
+    config_json: &str,
+    failure_policy: FailurePolicy,
+    vm: &VmSettings,
+) -> String {
+    let mut text = config_json.to_string();
+    if failure_policy != FailurePolicy::FailClosed {
+        text.push_str(&format!("\nfailurePolicy: {failure_policy:?}"));
     }
+    text.push_str(&vm.digest_lines());
+    sha256_hex(text.as_bytes())
 }
 
 /// The version label of a resource built from an artifact and a configuration.
@@ -133,6 +143,7 @@ impl Registry {
                 fixture_list: Vec::new(),
                 schema: None,
                 failure_policy: FailurePolicy::default(),
+                vm: VmSettings::default(),
                 manifest: None,
             })
     }
@@ -153,7 +164,7 @@ impl Registry {
         if plugin.config_json == config_json {
             return false;
         }
-        plugin.config_sha256 = settings_sha256(&config_json, plugin.failure_policy);
+        plugin.config_sha256 = settings_sha256(&config_json, plugin.failure_policy, &plugin.vm);
         plugin.config_json = config_json;
         true
     }
@@ -197,6 +208,7 @@ impl Registry {
         plugin.has_schema = status.has_schema;
         plugin.schema = status.schema;
         plugin.failure_policy = status.failure_policy;
+        plugin.vm = status.vm;
         plugin.manifest = status.manifest;
     }
 
@@ -262,6 +274,7 @@ impl Registry {
             envoy_version: artifact.envoy_version.clone(),
             failure_policy: plugin.failure_policy,
             signers: artifact.signers.clone(),
+            vm: plugin.vm.clone(),
         })
     }
 
@@ -279,7 +292,9 @@ impl Registry {
             signatures: Vec::new(),
         });
         plugin.failure_policy = release.failure_policy;
-        plugin.config_sha256 = settings_sha256(&release.config_json, release.failure_policy);
+        plugin.vm = release.vm.clone();
+        plugin.config_sha256 =
+            settings_sha256(&release.config_json, release.failure_policy, &release.vm);
         plugin.config_json = release.config_json.clone();
     }
 }

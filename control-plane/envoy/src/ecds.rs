@@ -58,6 +58,8 @@ pub struct FilterDeployment<'a> {
     /// What a proxy does when the filter fails. Wasm only: a dynamic module runs in-process,
     /// and the SDK answers 500 for a panic.
     pub failure_policy: meshplug_core::manifest::FailurePolicy,
+    /// What the Wasm VM is started with (root id, VM id, VM configuration). Wasm only.
+    pub vm: &'a meshplug_core::manifest::VmSettings,
 }
 
 /// The ECDS resource for a deployment.
@@ -73,11 +75,20 @@ pub fn extension_config(deployment: &FilterDeployment<'_>) -> Any {
 }
 
 fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
+    let settings = deployment.vm;
     let vm = VmConfig {
-        vm_id: deployment.name.to_string(),
+        vm_id: settings
+            .vm_id
+            .clone()
+            .unwrap_or_else(|| deployment.name.to_string()),
         runtime: WASM_RUNTIME.to_string(),
         code: Some(data_source(deployment.module)),
         nack_on_code_cache_miss: matches!(deployment.module, ModuleSource::Remote { .. }),
+        configuration: settings.configuration.as_ref().map(|value| {
+            to_any(&StringValue {
+                value: value.clone(),
+            })
+        }),
         ..Default::default()
     };
     let configuration = StringValue {
@@ -88,6 +99,7 @@ fn wasm_filter(deployment: &FilterDeployment<'_>) -> Wasm {
             name: deployment.name.to_string(),
             vm: Some(plugin_config::Vm::VmConfig(vm)),
             configuration: Some(to_any(&configuration)),
+            root_id: settings.root_id.clone().unwrap_or_default(),
             failure_policy: wasm_failure_policy(deployment.failure_policy) as i32,
             ..Default::default()
         }),

@@ -33,6 +33,7 @@ pub(crate) struct HostState {
     pub(crate) plugin_name: String,
     pub(crate) plugin_config: Vec<u8>,
     pub(crate) vm_config: Vec<u8>,
+    pub(crate) root_id: String,
     pub(crate) request_headers: Pairs,
     pub(crate) request_trailers: Pairs,
     pub(crate) response_headers: Pairs,

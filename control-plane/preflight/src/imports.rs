@@ -296,7 +296,7 @@ fn property(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {
     };
     match path {
         b"plugin_name" => Some(state.plugin_name.clone().into_bytes()),
-        b"plugin_root_id" => Some(Vec::new()),
+        b"plugin_root_id" => Some(state.root_id.clone().into_bytes()),
         b"request\0path" => header(":path"),
         b"request\0method" => header(":method"),
         b"request\0host" => header(":authority"),

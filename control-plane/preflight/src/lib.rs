@@ -37,6 +37,6 @@ pub use fixture::{
     Expectation, Fixture, FixtureRequest, Outcome, UpstreamResponse, parse_fixtures,
 };
 #[cfg(feature = "sandbox")]
-pub use run::{Limits, Preflight, Report};
+pub use run::{Limits, Preflight, Report, VmInputs};
 #[cfg(feature = "sandbox")]
 pub use wasmtime::Strategy;

@@ -96,9 +96,24 @@ impl Preflight {
         Ok(Self { engine, limits })
     }
 
-    /// Runs the whole pre-flight for filter `name`.
+    /// Runs the whole pre-flight for filter `name`, its VM with no configuration and the
+    /// default root id.
     pub fn run(
         &self,
+        name: &str,
+        wasm: &[u8],
+        config: &[u8],
+        fixtures: &[Fixture],
+        schema: Option<&serde_json::Value>,
+    ) -> Result<Report, Rejection> {
+        self.run_in(&VmInputs::default(), name, wasm, config, fixtures, schema)
+    }
+
+    /// As [`Preflight::run`], the VM started as `vm` says (its configuration is handed to
+    /// `proxy_on_vm_start`, its root id is the `plugin_root_id` property), as Envoy would.
+    pub fn run_in(
+        &self,
+        vm: &VmInputs,
         name: &str,
         wasm: &[u8],
         config: &[u8],
@@ -123,7 +138,7 @@ impl Preflight {
         let compile_ms = compiling.elapsed().as_secs_f64() * 1000.0;
         let abi_version = check_module(&module)?;
         let running = Instant::now();
-        let mut vm = Vm::start(self, &module, name, config)?;
+        let mut vm = Vm::start(self, &module, (name, vm), config)?;
         for (index, fixture) in fixtures.iter().enumerate() {
             let outcome = vm.request(index as i32 + 2, fixture)?;
             compare(&fixture.expect, &outcome).map_err(|detail| Rejection::FixtureMismatch {
@@ -149,6 +164,16 @@ fn root_cause(err: &wasmtime::Error) -> String {
 
 const ROOT_CONTEXT: i32 = 1;
 
+/// How the VM a plugin runs in is started: what Envoy's `vm_config.configuration` and the
+/// plugin's `root_id` would give it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmInputs {
+    /// The VM's configuration, handed to `proxy_on_vm_start`.
+    pub configuration: String,
+    /// The plugin's root id (`plugin_root_id`).
+    pub root_id: String,
+}
+
 /// One instantiated module with its root context configured.
 struct Vm {
     store: Store<HostState>,
@@ -160,7 +185,7 @@ impl Vm {
     fn start(
         preflight: &Preflight,
         module: &Module,
-        name: &str,
+        (name, inputs): (&str, &VmInputs),
         config: &[u8],
     ) -> Result<Self, Rejection> {
         let state = HostState {
@@ -170,6 +195,8 @@ impl Vm {
             allocator: allocator_export(module).unwrap_or("malloc"),
             plugin_name: name.to_string(),
             plugin_config: config.to_vec(),
+            vm_config: inputs.configuration.clone().into_bytes(),
+            root_id: inputs.root_id.clone(),
             ..HostState::default()
         };
         let mut store = Store::new(module.engine(), state);

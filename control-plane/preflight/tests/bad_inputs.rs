@@ -115,3 +115,28 @@ fn a_local_reply_is_seen_by_fixtures() {
         .expect_err("mismatch");
     assert!(matches!(err, Rejection::FixtureMismatch { .. }), "{err}");
 }
+
+#[test]
+fn the_vm_starts_with_its_configuration_as_envoy_would_start_it() {
+    // on_vm_start fails unless it is handed a VM configuration (its second parameter is
+    // the configuration's size).
+    let needs_vm_config = module(
+        "(i32.ne (local.get 1) (i32.const 0))",
+        "(i32.const 1)",
+        "(i32.const 0)",
+        "",
+    );
+    let preflight = preflight(1 << 20);
+    let without = preflight.run("test", &needs_vm_config, b"{}", &[], None);
+    assert!(
+        matches!(without, Err(Rejection::VmStartFailed { .. })),
+        "{without:?}"
+    );
+    let vm = meshplug_preflight::VmInputs {
+        configuration: "shared: true".into(),
+        root_id: "second".into(),
+    };
+    preflight
+        .run_in(&vm, "test", &needs_vm_config, b"{}", &[], None)
+        .expect("started with its configuration");
+}

@@ -113,6 +113,7 @@ async fn admin_remembering(token: Option<&str>, in_memory: usize) -> Admin {
         envoy_version: None,
         failure_policy: Default::default(),
         signers: Vec::new(),
+        vm: Default::default(),
     };
     {
         let mut engine = engine.lock().expect("engine");

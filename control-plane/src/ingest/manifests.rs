@@ -246,7 +246,9 @@ impl Ingest {
         let mut candidate = current.clone();
         candidate.config_json = spec.configuration();
         candidate.failure_policy = spec.failure_policy;
-        candidate.config_sha256 = settings_sha256(&candidate.config_json, spec.failure_policy);
+        candidate.vm = spec.vm_settings();
+        candidate.config_sha256 =
+            settings_sha256(&candidate.config_json, spec.failure_policy, &candidate.vm);
         candidate.fixtures = spec.fixtures.len();
         candidate.fixture_list = spec.fixtures.clone();
         candidate.has_schema = spec.schema.is_some();

@@ -160,6 +160,7 @@ impl Serving {
                     module,
                     config_json: &release.config_json,
                     failure_policy: release.failure_policy,
+                    vm: &release.vm,
                 });
                 PreparedResource::new(&release.version, body)
             })

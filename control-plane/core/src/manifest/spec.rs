@@ -34,6 +34,15 @@ pub struct PluginSpec {
     /// place of `config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_text: Option<String>,
+    /// Wasm: which root context of the module the plugin runs (`root_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_id: Option<String>,
+    /// Wasm: plugins with the same `vmId` (and build) share a VM (default: the plugin's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_id: Option<String>,
+    /// Wasm: the VM's own configuration, apart from the plugin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_config: Option<super::vm::VmConfigSpec>,
     /// Where in the chain: phases run in the order authn, authz, stats, custom (the default:
     /// with `--plugins` alone the bootstrap's slots fix the order, and no phase is needed).
     #[serde(default)]
@@ -392,6 +401,18 @@ impl ListenerSpec {
 }
 
 impl PluginSpec {
+    /// What its Wasm VM is started with.
+    pub fn vm_settings(&self) -> super::vm::VmSettings {
+        super::vm::VmSettings {
+            root_id: self.root_id.clone(),
+            vm_id: self.vm_id.clone(),
+            configuration: self
+                .vm_config
+                .as_ref()
+                .and_then(super::vm::VmConfigSpec::configuration),
+        }
+    }
+
     /// The configuration the filter gets: `configText` as written, else `config` as JSON.
     pub fn configuration(&self) -> String {
         match (&self.config_text, &self.config) {
@@ -426,6 +447,12 @@ impl PluginSpec {
         if self.config.is_some() && self.config_text.is_some() {
             let message = "give `config` (a mapping) or `configText` (text), not both";
             return Some(problem("spec.configText", "configText", message));
+        }
+        if let Some(problem) = self.vm_config.as_ref().and_then(|vm| vm.problem()) {
+            return Some(problem);
+        }
+        if self.vm_id.as_deref().is_some_and(str::is_empty) {
+            return Some(problem("spec.vmId", "vmId", "must not be empty"));
         }
         for (i, pattern) in self.targets.node_ids.iter().enumerate() {
             if let Err(err) = glob::Pattern::new(pattern) {

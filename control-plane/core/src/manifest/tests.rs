@@ -355,3 +355,50 @@ fn config_text_reaches_the_filter_as_written_and_config_as_json() {
     };
     assert_eq!(plugin.spec.configuration(), "{}");
 }
+
+#[test]
+fn vm_settings_are_read_and_checked() {
+    let with = |lines: &str| {
+        PLUGIN.replace(
+            "  rollout: immediate\n",
+            &format!("  rollout: immediate\n{lines}"),
+        )
+    };
+    let text =
+        with("  rootId: second\n  vmId: shared\n  vmConfig:\n    configurationText: plain\n");
+    let Manifest::Plugin(plugin) = parse("plugins/authz.yaml", &text).expect("parses") else {
+        panic!("not a plugin");
+    };
+    let vm = plugin.spec.vm_settings();
+    assert_eq!(vm.root_id.as_deref(), Some("second"));
+    assert_eq!(vm.vm_id.as_deref(), Some("shared"));
+    assert_eq!(vm.configuration.as_deref(), Some("plain"));
+    let text = with("  vmConfig:\n    configuration: {shared: true}\n");
+    let Manifest::Plugin(plugin) = parse("plugins/authz.yaml", &text).expect("parses") else {
+        panic!("not a plugin");
+    };
+    assert_eq!(
+        plugin.spec.vm_settings().configuration.as_deref(),
+        Some(r#"{"shared":true}"#)
+    );
+    let Manifest::Plugin(plugin) = parse("plugins/authz.yaml", PLUGIN).expect("parses") else {
+        panic!("not a plugin");
+    };
+    assert!(plugin.spec.vm_settings().is_default());
+
+    for (lines, field) in [
+        (
+            "  vmConfig:\n    configuration: [1]\n",
+            "spec.vmConfig.configuration",
+        ),
+        (
+            "  vmConfig:\n    configuration: {a: 1}\n    configurationText: b\n",
+            "spec.vmConfig.configurationText",
+        ),
+        ("  vmId: \"\"\n", "spec.vmId"),
+    ] {
+        let refused = parse("plugins/authz.yaml", &with(lines)).expect_err("refused");
+        assert_eq!(refused.field, field, "{refused}");
+        assert!(refused.line.is_some(), "{refused}");
+    }
+}

@@ -37,3 +37,30 @@ fn artifact_and_config_make_the_version() {
     assert_ne!(v1, v2, "a config change is a new version");
     assert!(v2.starts_with("aaa:"));
 }
+
+#[test]
+fn vm_settings_change_the_version_and_their_absence_does_not() {
+    use crate::manifest::VmSettings;
+    let config = r#"{"a":1}"#;
+    let plain = settings_sha256(config, FailurePolicy::FailClosed, &VmSettings::default());
+    assert_eq!(
+        plain,
+        sha256_hex(config.as_bytes()),
+        "without VM settings the digest is the configuration's, as before they existed"
+    );
+    let shared = VmSettings {
+        vm_id: Some("shared".into()),
+        ..VmSettings::default()
+    };
+    let with_vm = settings_sha256(config, FailurePolicy::FailClosed, &shared);
+    assert_ne!(with_vm, plain);
+    let with_root = VmSettings {
+        root_id: Some("shared".into()),
+        ..VmSettings::default()
+    };
+    assert_ne!(
+        settings_sha256(config, FailurePolicy::FailClosed, &with_root),
+        with_vm,
+        "each setting is its own line"
+    );
+}

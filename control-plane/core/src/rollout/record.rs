@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::decide::{BaselineKind, Gate, Stage};
 use super::traffic::Totals;
 use crate::artifact::ArtifactKind;
-use crate::manifest::FailurePolicy;
+use crate::manifest::{FailurePolicy, VmSettings};
 
 /// One deployable version of a filter: an artifact and a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +34,9 @@ pub struct Release {
     /// The ids of the keys that signed it, when signatures are required.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signers: Vec<String>,
+    /// What its Wasm VM is started with.
+    #[serde(default, skip_serializing_if = "VmSettings::is_default")]
+    pub vm: VmSettings,
 }
 
 impl Release {
@@ -51,6 +54,7 @@ impl Release {
             envoy_version: None,
             failure_policy: FailurePolicy::default(),
             signers: Vec::new(),
+            vm: VmSettings::default(),
         }
     }
 

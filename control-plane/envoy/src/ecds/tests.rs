@@ -10,6 +10,7 @@ fn wasm_deployment_becomes_a_wasm_filter_reading_the_stored_module() {
         kind: ArtifactKind::Wasm,
         module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
+        vm: &Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     });
     assert_eq!(
@@ -53,6 +54,7 @@ fn the_same_deployment_encodes_identically() {
         kind: ArtifactKind::Wasm,
         module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
+        vm: &Default::default(),
         config_json: "{}",
     };
     assert_eq!(extension_config(&deployment), extension_config(&deployment));
@@ -67,6 +69,7 @@ fn native_deployment_becomes_a_dynamic_module_filter_loading_the_stored_so() {
         kind: ArtifactKind::Native,
         module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
+        vm: &Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     });
     let tec = TypedExtensionConfig::decode(any.value.as_slice()).expect("decodes");
@@ -99,4 +102,44 @@ fn native_deployment_becomes_a_dynamic_module_filter_loading_the_stored_so() {
     let config = official.filter_config.expect("filter config");
     let value = StringValue::decode(config.value.as_slice()).expect("string value");
     assert_eq!(value.value, r#"{"api_keys":["k"]}"#);
+}
+
+#[test]
+fn vm_settings_reach_the_plugin_and_vm_config_and_default_to_envoys() {
+    let path = PathBuf::from("/data/store/abc.wasm");
+    let decode = |vm: &meshplug_core::manifest::VmSettings| {
+        let any = extension_config(&FilterDeployment {
+            name: "authz",
+            kind: ArtifactKind::Wasm,
+            module: ModuleSource::Local(&path),
+            failure_policy: Default::default(),
+            vm,
+            config_json: "{}",
+        });
+        let tec = TypedExtensionConfig::decode(any.value.as_slice()).expect("decodes");
+        let typed = tec.typed_config.expect("typed config");
+        let plugin = Wasm::decode(typed.value.as_slice())
+            .expect("decodes")
+            .config
+            .expect("plugin config");
+        let Some(plugin_config::Vm::VmConfig(vm)) = plugin.vm.clone() else {
+            panic!("vm config expected");
+        };
+        (plugin, vm)
+    };
+    let (plugin, vm) = decode(&Default::default());
+    assert_eq!((plugin.root_id.as_str(), vm.vm_id.as_str()), ("", "authz"));
+    assert_eq!(vm.configuration, None);
+
+    let settings = meshplug_core::manifest::VmSettings {
+        root_id: Some("second_root".into()),
+        vm_id: Some("shared".into()),
+        configuration: Some("vm: text\n".into()),
+    };
+    let (plugin, vm) = decode(&settings);
+    assert_eq!(plugin.root_id, "second_root");
+    assert_eq!(vm.vm_id, "shared");
+    let config = vm.configuration.expect("vm configuration");
+    let value = StringValue::decode(config.value.as_slice()).expect("string value");
+    assert_eq!(value.value, "vm: text\n");
 }

@@ -15,6 +15,7 @@ fn release(version: &str) -> Release {
         envoy_version: None,
         failure_policy: Default::default(),
         signers: Vec::new(),
+        vm: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ fn remote(kind: ArtifactKind) -> Any {
             sha256: SHA,
         },
         failure_policy: Default::default(),
+        vm: &Default::default(),
         config_json: r#"{"api_keys":["k"]}"#,
     })
 }
@@ -58,6 +59,7 @@ fn a_local_resource_has_no_remote_module() {
         kind: ArtifactKind::Wasm,
         module: ModuleSource::Local(&path),
         failure_policy: Default::default(),
+        vm: &Default::default(),
         config_json: "{}",
     });
     assert_eq!(remote_module(&local).expect("decodes"), None);
@@ -73,6 +75,7 @@ fn localizing_swaps_only_the_module_source() {
             kind,
             module: ModuleSource::Local(&path),
             failure_policy: Default::default(),
+            vm: &Default::default(),
             config_json: r#"{"api_keys":["k"]}"#,
         });
         // Byte for byte what the control plane would send a proxy on its own disk.
@@ -99,6 +102,7 @@ fn garbage_and_bad_shas_are_clear_errors() {
             sha256: "not-a-sha",
         },
         failure_policy: Default::default(),
+        vm: &Default::default(),
         config_json: "{}",
     });
     let err = remote_module(&bad).expect_err("refused");

@@ -13,6 +13,7 @@ fn plugins() -> BTreeMap<String, PluginRecord> {
         envoy_version: None,
         failure_policy: Default::default(),
         signers: Vec::new(),
+        vm: Default::default(),
     };
     let mut plugins = BTreeMap::new();
     plugins.insert(
