@@ -48,6 +48,21 @@ impl ControlPlane {
         Self::start_serving_xds_on(workdir, artifacts, extra_args, any).await
     }
 
+    /// As [`ControlPlane::start_watching`], with the admin API on `admin` (xDS on any port).
+    pub async fn start_with_admin_on(
+        workdir: &Path,
+        artifacts: &Path,
+        extra_args: &[&str],
+        admin: std::net::SocketAddr,
+    ) -> Result<Self, HarnessError> {
+        let addrs = BoundAddrs {
+            xds: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+            admin,
+            artifacts: None,
+        };
+        Self::start_on(workdir, artifacts, extra_args, addrs).await
+    }
+
     /// As [`ControlPlane::start_watching`], serving xDS on `xds` (the admin API stays on
     /// loopback).
     pub async fn start_serving_xds_on(
@@ -56,13 +71,23 @@ impl ControlPlane {
         extra_args: &[&str],
         xds: std::net::SocketAddr,
     ) -> Result<Self, HarnessError> {
-        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        let any = BoundAddrs {
+        let addrs = BoundAddrs {
             xds,
             admin: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
             artifacts: None,
         };
-        let (process, addrs) = spawn(workdir, artifacts, &extra_args, any).await?;
+        Self::start_on(workdir, artifacts, extra_args, addrs).await
+    }
+
+    /// Spawns `meshplug serve` binding `addrs` (port 0: any).
+    async fn start_on(
+        workdir: &Path,
+        artifacts: &Path,
+        extra_args: &[&str],
+        addrs: BoundAddrs,
+    ) -> Result<Self, HarnessError> {
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        let (process, addrs) = spawn(workdir, artifacts, &extra_args, addrs).await?;
         Ok(Self {
             process,
             addrs,

@@ -135,7 +135,7 @@ async fn hostile_inputs_are_refused_and_the_good_build_keeps_serving() {
             "config not UTF-8",
             "authz.json",
             Input::Bytes(b"{\"api_keys\": [\"\xff\xfe\"]}".to_vec()),
-            "not valid JSON",
+            "not UTF-8",
         ),
         (
             "config nested 100k deep",

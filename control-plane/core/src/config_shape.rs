@@ -49,7 +49,9 @@ impl ConfigShape {
             )
         })?;
         if self == Self::Json
-            && let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(text)
+            // Parsed into a value for its nesting limit (128): a configuration nested deeper
+            // is refused here, before any filter's parser meets it.
+            && let Err(err) = serde_json::from_str::<serde_json::Value>(text)
         {
             return Err(format!(
                 "configuration is not valid JSON: {err} (name it `.config` to hand the filter \

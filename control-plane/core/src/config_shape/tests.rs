@@ -55,3 +55,10 @@ fn the_extension_decides() {
     assert_eq!(ConfigShape::Text.file_name("authz"), "authz.config");
     assert_eq!(ConfigShape::Json.other(), ConfigShape::Text);
 }
+
+#[test]
+fn json_nested_past_the_limit_is_refused() {
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let refused = ConfigShape::Json.read(deep.as_bytes()).expect_err("too deep");
+    assert!(refused.contains("recursion limit"), "{refused}");
+}

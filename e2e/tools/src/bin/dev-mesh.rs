@@ -4,6 +4,7 @@
 //! Envoy whose listeners all come from meshplug. Every process it starts is stopped when it
 //! exits.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -38,7 +39,8 @@ async fn main() -> anyhow::Result<()> {
     let upstream = Upstream::start().await?;
     let args = policy_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let control_plane = ControlPlane::start_watching(&workdir, &artifacts, &args).await?;
+    let control_plane =
+        ControlPlane::start_with_admin_on(&workdir, &artifacts, &args, admin_addr()).await?;
     let mut vars = BootstrapVars::new();
     vars.insert("XDS_PORT", control_plane.addrs.xds.port().to_string());
     vars.insert("UPSTREAM_PORT", upstream.addr.port().to_string());
@@ -64,7 +66,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  without a key  : curl -i {}", envoy.url("/"));
     println!(
-        "  fleet status   : meshplug status --admin http://{} (or curl -s http://{0}/api/v1/nodes)",
+        "  fleet status   : {} (or curl -s http://{}/api/v1/nodes)",
+        cli(&control_plane, "status"),
         control_plane.addrs.admin
     );
     println!("  Envoy admin    : http://{}", envoy.admin);
@@ -126,7 +129,8 @@ async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::
         args.extend([flag.to_string(), dir.display().to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let control_plane = ControlPlane::start_watching(workdir, artifacts, &args).await?;
+    let control_plane =
+        ControlPlane::start_with_admin_on(workdir, artifacts, &args, admin_addr()).await?;
     let mut vars = BootstrapVars::new();
     vars.insert("XDS_PORT", control_plane.addrs.xds.port().to_string());
     vars.insert("NODE_LABELS", "{tier: dev}".into());
@@ -151,14 +155,8 @@ async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::
         "  try            : curl -i -H 'x-api-key: {DEV_KEY}' {}",
         envoy.url("/")
     );
-    println!(
-        "  the chain      : meshplug status --admin http://{}",
-        control_plane.addrs.admin
-    );
-    println!(
-        "  manifests      : meshplug manifests --admin http://{}",
-        control_plane.addrs.admin
-    );
+    println!("  the chain      : {}", cli(&control_plane, "status"));
+    println!("  manifests      : {}", cli(&control_plane, "manifests"));
     println!(
         "Add a plugin: write plugins/<name>.yaml (kind: Plugin); remove the file to remove it."
     );
@@ -185,4 +183,46 @@ fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|arg| arg == name)
         .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// Where the CLI looks when given no `--admin`.
+const CLI_DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 18080);
+
+/// The admin API's address: the CLI's default when it is free, so that `meshplug status`
+/// works as typed; any free port when something else holds it (the printed commands say it).
+fn admin_addr() -> SocketAddr {
+    free_or_any(CLI_DEFAULT_ADMIN)
+}
+
+fn free_or_any(wanted: SocketAddr) -> SocketAddr {
+    match std::net::TcpListener::bind(wanted) {
+        Ok(_) => wanted,
+        Err(_) => SocketAddr::new(wanted.ip(), 0),
+    }
+}
+
+/// The CLI command `command` against this control plane (`--admin` only when not the default).
+fn cli(control_plane: &ControlPlane, command: &str) -> String {
+    if control_plane.addrs.admin == CLI_DEFAULT_ADMIN {
+        format!("meshplug {command}")
+    } else {
+        format!(
+            "meshplug {command} --admin http://{}",
+            control_plane.addrs.admin
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_admin_address_is_taken_when_free_and_any_port_otherwise() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let taken = held.local_addr().expect("addr");
+        assert_eq!(free_or_any(taken).port(), 0, "held: any port");
+        drop(held);
+        assert_eq!(free_or_any(taken), taken, "free: the one wanted");
+    }
 }
