@@ -59,6 +59,8 @@ fn the_extension_decides() {
 #[test]
 fn json_nested_past_the_limit_is_refused() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let refused = ConfigShape::Json.read(deep.as_bytes()).expect_err("too deep");
+    let refused = ConfigShape::Json
+        .read(deep.as_bytes())
+        .expect_err("too deep");
     assert!(refused.contains("recursion limit"), "{refused}");
 }
