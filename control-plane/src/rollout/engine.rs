@@ -33,7 +33,6 @@ use super::serving::{Serving, chains_for, desired_for};
 use super::state::PluginRecord;
 use super::state::{Decision, Release, RolloutStore};
 use crate::Error;
-use crate::catalog::Catalog;
 
 /// The read-only view the steps get, borrowing the engine's parts field by field (so
 /// [`Engine::rollouts`] stays free to change).
@@ -201,46 +200,6 @@ impl Engine {
         let done = commands::command(&mut self.rollouts, &world, plugin, command, now_ms, &mut fx);
         self.commit(fx)?;
         Ok(done?)
-    }
-
-    /// The manifests changed: the placement they say and the releases ingest computed from
-    /// them, in one step (one save, every proxy served once). `serve_mesh` makes the engine
-    /// serve LDS, RDS and CDS from the catalog's listeners and clusters. Returns what became
-    /// of each release, in order.
-    pub fn apply_manifests(
-        &mut self,
-        catalog: Arc<Catalog>,
-        serve_mesh: bool,
-        releases: Vec<(String, Release)>,
-        now_ms: u64,
-    ) -> Vec<(String, Result<ReleaseOutcome, Error>)> {
-        if let Err(err) = self.must_decide("applying manifests") {
-            let failed = err.to_string();
-            let refused = |(plugin, _)| (plugin, Err(Error::NotLeader(failed.clone())));
-            return releases.into_iter().map(refused).collect();
-        }
-        self.unsaved_catalog = Some(catalog.record());
-        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
-        self.serving.forget_composed();
-        let mut fx = Effects {
-            serve_all: true,
-            ..Effects::default()
-        };
-        let mut results = Vec::new();
-        for (plugin, release) in releases {
-            let outcome = self.publish(&plugin, release, now_ms, &mut fx);
-            results.push((plugin, outcome));
-        }
-        if let Err(err) = self.commit(fx) {
-            tracing::error!(error = %err, "applying manifests: saving rollout state failed");
-            let failed = err.to_string();
-            for (_, outcome) in &mut results {
-                if outcome.is_ok() {
-                    *outcome = Err(Error::rollout(format!("not saved: {failed}")));
-                }
-            }
-        }
-        results
     }
 
     /// A proxy opened an ADS stream: decide its versions before it is served, and return the
@@ -488,6 +447,7 @@ fn log_decision(entry: &Decision) {
 
 mod delivery;
 mod housekeeping;
+mod manifests;
 mod replica;
 mod views;
 pub use replica::{RELAY_BOUND, RelayedFlush, Role};

@@ -8,7 +8,7 @@ use prost::Message;
 use xds::{NodeInfo, SnapshotCache};
 
 use super::*;
-use crate::catalog::{ScannedFile, reconcile};
+use crate::catalog::{Catalog, ScannedFile, reconcile};
 use crate::rollout::Engine;
 use crate::rollout::engine::tests::release;
 use crate::rollout::metrics::RolloutMetrics;

@@ -1,0 +1,55 @@
+//! The engine's side of a manifest change: the placement the catalog says, and the releases
+//! ingest computed from it, taken in one step.
+
+use std::sync::Arc;
+
+use meshplug_core::rollout::effects::Effects;
+use meshplug_core::rollout::placement::Placement;
+use meshplug_core::rollout::releases::ReleaseOutcome;
+
+use super::Engine;
+use crate::Error;
+use crate::catalog::Catalog;
+use crate::rollout::state::Release;
+
+impl Engine {
+    /// The manifests changed: the placement they say and the releases ingest computed from
+    /// them, in one step (one save, every proxy served once). `serve_mesh` makes the engine
+    /// serve LDS, RDS and CDS from the catalog's listeners and clusters. Returns what became
+    /// of each release, in order.
+    pub fn apply_manifests(
+        &mut self,
+        catalog: Arc<Catalog>,
+        serve_mesh: bool,
+        releases: Vec<(String, Release)>,
+        now_ms: u64,
+    ) -> Vec<(String, Result<ReleaseOutcome, Error>)> {
+        if let Err(err) = self.must_decide("applying manifests") {
+            let failed = err.to_string();
+            let refused = |(plugin, _)| (plugin, Err(Error::NotLeader(failed.clone())));
+            return releases.into_iter().map(refused).collect();
+        }
+        self.unsaved_catalog = Some(catalog.record());
+        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
+        self.serving.forget_composed();
+        let mut fx = Effects {
+            serve_all: true,
+            ..Effects::default()
+        };
+        let mut results = Vec::new();
+        for (plugin, release) in releases {
+            let outcome = self.publish(&plugin, release, now_ms, &mut fx);
+            results.push((plugin, outcome));
+        }
+        if let Err(err) = self.commit(fx) {
+            tracing::error!(error = %err, "applying manifests: saving rollout state failed");
+            let failed = err.to_string();
+            for (_, outcome) in &mut results {
+                if outcome.is_ok() {
+                    *outcome = Err(Error::rollout(format!("not saved: {failed}")));
+                }
+            }
+        }
+        results
+    }
+}
