@@ -276,15 +276,10 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let manifests = reload::start(&config.mode, &parts.ingest, leading.clone(), stop_rx).await?;
     let reloader = manifests.as_ref().map(|(_, reloader)| reloader);
     let (watcher, mut complete) = ArtifactWatcher::start(&parts.ingest.folder, config.quiet)?;
+    // The only control plane leads from the start; a replica may have taken the lead already
+    // (the change is seen here, not in the loop).
     if *leading.borrow_and_update() {
-        if replica.is_some() {
-            // It took the lead since the reloader started: the change was seen here.
-            replicated::ingest_all(&parts.ingest, reloader, &watcher).await?;
-        } else {
-            for path in folder::existing_files(&parts.ingest.folder)? {
-                folder::handle_path(&parts.ingest, &watcher, path).await;
-            }
-        }
+        folder::read_all(&parts.ingest, reloader, &watcher).await?;
     }
     parts.admin.ready.store(true, Ordering::Release);
     if let Some(path) = &config.ready_file {
@@ -306,7 +301,7 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
             },
             Ok(()) = leading.changed(), if replica.is_some() => {
                 if *leading.borrow_and_update() {
-                    replicated::ingest_all(&parts.ingest, reloader, &watcher).await?;
+                    folder::read_all(&parts.ingest, reloader, &watcher).await?;
                 }
             }
         }

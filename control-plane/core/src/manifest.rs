@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::ArtifactKind;
 use crate::rollout::Policy;
 
+mod config_fields;
 pub mod shape;
 mod spec;
 mod vm;

@@ -36,8 +36,9 @@ struct Cluster {
     plugins_changed: bool,
     /// The manifests in force, as the leader saved them (none in folder mode).
     catalog: Option<CatalogRecord>,
-    /// They changed and are not placed yet.
-    catalog_changed: bool,
+    /// What this replica placed last; `None`: nothing yet, or it must be placed again (it
+    /// stopped leading). A full read that finds the same catalog places nothing.
+    placed: Option<Option<CatalogRecord>>,
 }
 
 impl Cluster {
@@ -89,10 +90,7 @@ impl Cluster {
                 self.plugins_changed = true;
             }
             ("log", Some(bytes)) => self.decisions.extend(parse::<Decision>(&key, &bytes)),
-            (CATALOG_KEY, value) => {
-                self.catalog = value.and_then(|bytes| parse(&key, &bytes));
-                self.catalog_changed = true;
-            }
+            (CATALOG_KEY, value) => self.catalog = value.and_then(|bytes| parse(&key, &bytes)),
             _ => {}
         }
     }
@@ -120,7 +118,6 @@ impl Cluster {
         self.leader = leader;
         self.nodes_changed.extend(before);
         self.plugins_changed = true;
-        self.catalog_changed = true;
     }
 
     /// Every release a follower may serve: last good, and a rollout's both sides.
@@ -197,7 +194,7 @@ pub(super) async fn run(
                 },
                 () = remirror.notified() => {
                     cluster.plugins_changed = true;
-                    cluster.catalog_changed = true;
+                    cluster.placed = None;
                 }
                 _ = retry.tick() => {}
                 _ = stop.changed() => return,
@@ -249,8 +246,9 @@ async fn settle(replica: &Replica, parts: &ReplicaParts, fetcher: &Fetcher, clus
         for decision in cluster.decisions.drain(..) {
             engine.mirror_decision(decision);
         }
-        if !engine.decides() && std::mem::take(&mut cluster.catalog_changed) {
+        if !engine.decides() && cluster.placed.as_ref() != Some(&cluster.catalog) {
             place_catalog(&mut engine, parts, cluster.catalog.as_ref());
+            cluster.placed = Some(cluster.catalog.clone());
         }
         engine.decides()
     };

@@ -3,10 +3,31 @@
 
 use std::path::{Path, PathBuf};
 
+use super::reload::Reloader;
 use crate::Error;
 use crate::artifact::{WatchedFile, classify};
 use crate::ingest::{Ingest, IngestOutcome};
 use crate::watcher::ArtifactWatcher;
+
+/// What this control plane reads whole when it starts leading (at once, for the only
+/// control plane): its registry learns what is published (a replica taking the lead ingested
+/// nothing while it followed), its manifest folders are read (the catalog in force before is
+/// the one it followed, if any), then every file in the artifacts folder is ingested (a build
+/// already published is unchanged).
+pub(super) async fn read_all(
+    ingest: &Ingest,
+    reloader: Option<&Reloader>,
+    watcher: &ArtifactWatcher,
+) -> Result<(), Error> {
+    ingest.resume_published();
+    if let Some(reloader) = reloader {
+        reloader.reload().await;
+    }
+    for path in existing_files(&ingest.folder)? {
+        handle_path(ingest, watcher, path).await;
+    }
+    Ok(())
+}
 
 /// Ingests one settled path; one still changing is looked at again.
 pub(super) async fn handle_path(ingest: &Ingest, watcher: &ArtifactWatcher, path: PathBuf) {

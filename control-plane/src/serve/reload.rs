@@ -14,12 +14,12 @@ use crate::ingest::Ingest;
 use crate::manifest_watch::{self, ManifestWatcher};
 use crate::mode::Mode;
 
-/// Starts following the manifest folders of `mode` (none in folder mode): the first read
-/// completes before any build is looked at; later ones run on their own task, so a slow
-/// reload never holds up ingest or shutdown. Only while `leading` (always, for the only
-/// control plane) are the folders read: a follower places what the leader saved, and reads
-/// its folders when it takes the lead ([`Reloader::reload`]). The watcher runs while the
-/// returned value lives.
+/// Starts following the manifest folders of `mode` (none in folder mode). The first read is
+/// the caller's, before any build is looked at ([`super::folder::read_all`]); later ones run
+/// on their own task, so a slow reload never holds up ingest or shutdown. Only while
+/// `leading` (always, for the only control plane) are the folders read: a follower places
+/// what the leader saved, and reads its folders when it takes the lead. The watcher runs
+/// while the returned value lives.
 pub(super) async fn start(
     mode: &Mode,
     ingest: &Ingest,
@@ -36,7 +36,6 @@ pub(super) async fn start(
         dirs,
         leading,
     };
-    reloader.reload().await;
     tokio::spawn(reloader.clone().follow(changes, stop));
     Ok(Some((watcher, reloader)))
 }

@@ -1,15 +1,14 @@
 //! `serve` as one of several replicas (`--store etcd://…`): joining, what this replica
-//! announces, and ingesting the folder when it takes the lead.
+//! announces, and what its tasks work on. Taking the lead reads the folders whole
+//! (`folder::read_all`).
 
 use std::sync::Arc;
 
-use super::reload::Reloader;
-use super::{BoundAddrs, Parts, ServeConfig, folder};
+use super::{BoundAddrs, Parts, ServeConfig};
 use crate::Error;
-use crate::ingest::{Ingest, unix_ms};
+use crate::ingest::unix_ms;
 use crate::replica::{Member, Replica, ReplicaConfig, ReplicaParts};
 use crate::tls::ClientTls;
-use crate::watcher::ArtifactWatcher;
 
 /// Joins the replicas; peers need an artifact service.
 pub(super) async fn join(config: &ServeConfig, replicas: &ReplicaConfig) -> Result<Replica, Error> {
@@ -77,22 +76,4 @@ pub(super) fn parts(config: &ServeConfig, parts: &Parts) -> ReplicaParts {
             )
         }),
     }
-}
-
-/// This replica took the lead: its registry learns what is published, its manifest folders
-/// are read (with the leader's catalog as the one in force before), then every file in the
-/// folder is ingested (a build already published is unchanged).
-pub(super) async fn ingest_all(
-    ingest: &Ingest,
-    reloader: Option<&Reloader>,
-    watcher: &ArtifactWatcher,
-) -> Result<(), Error> {
-    ingest.resume_published();
-    if let Some(reloader) = reloader {
-        reloader.reload().await;
-    }
-    for path in folder::existing_files(&ingest.folder)? {
-        folder::handle_path(ingest, watcher, path).await;
-    }
-    Ok(())
 }

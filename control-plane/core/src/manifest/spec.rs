@@ -413,12 +413,19 @@ impl PluginSpec {
         }
     }
 
-    /// The configuration the filter gets: `configText` as written, else `config` as JSON.
+    /// The configuration the filter gets: `configText` as written, else `config` as JSON,
+    /// else `{}`.
     pub fn configuration(&self) -> String {
-        match (&self.config_text, &self.config) {
-            (Some(text), _) => text.clone(),
-            (None, Some(config)) => config.to_string(),
-            (None, None) => "{}".to_string(),
+        self.config_fields().value().unwrap_or_else(|| "{}".into())
+    }
+
+    fn config_fields(&self) -> super::config_fields::ConfigFields<'_> {
+        super::config_fields::ConfigFields {
+            mapping: self.config.as_ref(),
+            text: self.config_text.as_ref(),
+            at: "spec",
+            keys: ("config", "configText"),
+            receiver: "filter",
         }
     }
 
@@ -439,14 +446,8 @@ impl PluginSpec {
             let message = format!("`prefer: {prefer:?}` needs `kind: any`").to_lowercase();
             return Some(("spec.prefer".into(), "prefer".into(), message));
         }
-        if self.config.as_ref().is_some_and(|c| !c.is_object()) {
-            let message = "must be a mapping (it is handed to the filter as a JSON object); \
-                           give text as `configText`";
-            return Some(problem("spec.config", "config:", message));
-        }
-        if self.config.is_some() && self.config_text.is_some() {
-            let message = "give `config` (a mapping) or `configText` (text), not both";
-            return Some(problem("spec.configText", "configText", message));
+        if let Some(problem) = self.config_fields().problem() {
+            return Some(problem);
         }
         if let Some(problem) = self.vm_config.as_ref().and_then(|vm| vm.problem()) {
             return Some(problem);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::config_fields::ConfigFields;
 use super::spec::Problem;
 
 /// `spec.vmConfig`.
@@ -21,32 +22,21 @@ pub struct VmConfigSpec {
 impl VmConfigSpec {
     /// The configuration the VM gets, if any.
     pub fn configuration(&self) -> Option<String> {
-        match (&self.configuration_text, &self.configuration) {
-            (Some(text), _) => Some(text.clone()),
-            (None, Some(config)) => Some(config.to_string()),
-            (None, None) => None,
-        }
+        self.fields().value()
     }
 
     pub(super) fn problem(&self) -> Option<Problem> {
-        if self.configuration.as_ref().is_some_and(|c| !c.is_object()) {
-            let message = "must be a mapping (it is handed to the VM as a JSON object); give \
-                           text as `configurationText`";
-            return Some(field(
-                "spec.vmConfig.configuration",
-                "configuration:",
-                message,
-            ));
+        self.fields().problem()
+    }
+
+    fn fields(&self) -> ConfigFields<'_> {
+        ConfigFields {
+            mapping: self.configuration.as_ref(),
+            text: self.configuration_text.as_ref(),
+            at: "spec.vmConfig",
+            keys: ("configuration", "configurationText"),
+            receiver: "VM",
         }
-        if self.configuration.is_some() && self.configuration_text.is_some() {
-            let message = "give `configuration` or `configurationText`, not both";
-            return Some(field(
-                "spec.vmConfig.configurationText",
-                "configurationText",
-                message,
-            ));
-        }
-        None
     }
 }
 
@@ -87,8 +77,4 @@ impl VmSettings {
         }
         lines
     }
-}
-
-fn field(path: &str, needle: &str, message: &str) -> Problem {
-    (path.into(), needle.into(), message.into())
 }

@@ -171,10 +171,7 @@ impl Rollouts {
         let policy = world.policy_for(plugin, &rollout);
         let connected = world.eligible_nodes(plugin, &rollout.to);
         let since = now_ms.saturating_sub(millis(policy.history_window));
-        let spans = match self.records.get(plugin) {
-            Some(record) => clean_spans(record, (since, now_ms), millis(policy.settle)),
-            None => vec![(since, now_ms)],
-        };
+        let spans = clean_spans(record, (since, now_ms), millis(policy.settle));
         for node in &connected {
             if let Some(signals) = world.signals.get(node) {
                 let mut totals = Totals::default();
@@ -204,7 +201,7 @@ impl Rollouts {
         fx.counts.push(Count::Started(plugin.to_string()));
         fx.serve(rollout.pushed.keys());
         fx.save = true;
-        self.records.entry(plugin.to_string()).or_default().rollout = Some(rollout);
+        record.rollout = Some(rollout);
     }
 
     /// Moves to the next stage of the policy the rollout runs under: a bigger cohort, bake,

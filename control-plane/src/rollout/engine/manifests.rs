@@ -30,8 +30,7 @@ impl Engine {
             return releases.into_iter().map(refused).collect();
         }
         self.unsaved_catalog = Some(catalog.record());
-        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
-        self.serving.forget_composed();
+        self.place(catalog, serve_mesh);
         let mut fx = Effects {
             serve_all: true,
             ..Effects::default()
@@ -51,5 +50,13 @@ impl Engine {
             }
         }
         results
+    }
+
+    /// Places what `catalog` says (with `serve_mesh`, its listeners and clusters too): the
+    /// next serve composes every listener again. A leader's manifest change and a follower's
+    /// copy of the leader's take this one path.
+    pub(super) fn place(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
+        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
+        self.serving.forget_composed();
     }
 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use meshplug_core::nodes::Node;
 use meshplug_core::rollout::effects::Effects;
-use meshplug_core::rollout::placement::Placement;
 use meshplug_core::rollout::progress::{self, evaluate_all};
 use meshplug_core::rollout::signals::FlushSample;
 use meshplug_core::rollout::world::World;
@@ -136,8 +135,7 @@ impl Engine {
         if self.decides() {
             return;
         }
-        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
-        self.serving.forget_composed();
+        self.place(catalog, serve_mesh);
         self.commit_logged(
             Effects {
                 serve_all: true,
