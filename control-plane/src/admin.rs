@@ -41,7 +41,7 @@ pub struct AdminState {
     pub prometheus: Arc<prometheus_client::registry::Registry>,
     /// The bearer token mutations require, if any.
     pub token: Option<Arc<str>>,
-    /// The manifests in force, when manifests govern.
+    /// The manifests in force (in folder mode, the clusters only).
     pub manifests: Option<SharedCatalog>,
     /// What this replica knows of the others, when it runs as one of several.
     pub replicas: Option<crate::replica::SharedView>,
@@ -126,7 +126,8 @@ async fn plugins(State(state): State<AdminState>) -> Json<Plugins> {
 
 #[derive(Serialize)]
 struct Manifests {
-    /// Whether manifests govern (`meshplug serve --plugins`).
+    /// Whether manifests are read (by `meshplug serve` in every mode: in folder mode the
+    /// artifacts folder's `kind: Cluster` manifests).
     enabled: bool,
     /// Every manifest file read: what is in force from it, and why its text was refused.
     files: Vec<FileStatus>,

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use meshplug_core::rollout::placement::Governs;
+
 /// Where plugins are declared.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Mode {
@@ -40,8 +42,17 @@ impl Mode {
         !matches!(self, Self::Folder)
     }
 
-    /// Whether meshplug serves the proxies' listeners, routes and clusters.
+    /// Whether meshplug serves the proxies' listeners and routes.
     pub fn serves_mesh(&self) -> bool {
         matches!(self, Self::Mesh { .. })
+    }
+
+    /// Which manifests count in this mode (clusters are served over CDS in every mode).
+    pub fn governs(&self) -> Governs {
+        match self {
+            Self::Folder => Governs::Clusters,
+            Self::Manifests { .. } => Governs::Plugins,
+            Self::Mesh { .. } => Governs::Mesh,
+        }
     }
 }

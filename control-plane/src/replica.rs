@@ -165,9 +165,12 @@ pub struct ReplicaParts {
     pub folder: std::path::PathBuf,
     /// Where the leader archives the decisions that leave etcd (`<data>/rollouts/`).
     pub archive: std::path::PathBuf,
-    /// With manifests (`--plugins`): the catalog in force, which a follower takes from the
-    /// leader; and whether it serves LDS, RDS and CDS (`--mesh`).
-    pub manifests: Option<(crate::catalog::SharedCatalog, bool)>,
+    /// The catalog in force, which a follower takes from the leader; and which of its
+    /// manifests count in this mode.
+    pub manifests: (
+        crate::catalog::SharedCatalog,
+        meshplug_core::rollout::placement::Governs,
+    ),
 }
 
 impl Replica {

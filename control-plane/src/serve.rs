@@ -409,10 +409,8 @@ impl Parts {
             engine: Arc::clone(&engine),
             prometheus: Arc::new(prometheus),
             token: config.admin_token.clone().map(Arc::from),
-            manifests: config
-                .mode
-                .governed()
-                .then(|| Arc::clone(&ingest.manifests)),
+            // Folder mode reads the artifacts folder's cluster manifests: shown too.
+            manifests: Some(Arc::clone(&ingest.manifests)),
             replicas: replica.map(crate::replica::Replica::view),
         };
         let parts = Self {

@@ -93,7 +93,7 @@ impl IgnoredNames {
         }
         self.told.insert(name.to_os_string());
         let reason = ignored_reason(path);
-        if reason.starts_with("a hidden") {
+        if reason.starts_with("a hidden") || reason.starts_with("a manifest") {
             tracing::info!(path = %path.display(), %reason, "ignored");
         } else {
             tracing::warn!(path = %path.display(), %reason, "ignored");

@@ -48,3 +48,35 @@ pub async fn wait_for_header(mesh: &Mesh, envoy: usize, name: &str, value: &str)
     )
     .await;
 }
+
+/// A `kind: Cluster` manifest named `name` with the one endpoint `addr`.
+pub fn cluster_manifest(name: &str, addr: std::net::SocketAddr) -> String {
+    format!(
+        "apiVersion: meshplug.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: {name}}}\n\
+         spec:\n  endpoints: [\"{addr}\"]\n"
+    )
+}
+
+/// Waits (up to 30 s) until the public SDK's `http_auth_random` example, running in Envoy
+/// `envoy`, gives the verdict its README describes for a callout answered with an even first
+/// byte (`allowed`: 200 from the upstream) or an odd one (403 `Access forbidden.`), with its
+/// `powered-by: proxy-wasm` header either way.
+pub async fn wait_for_auth_verdict(mesh: &Mesh, envoy: usize, allowed: bool) {
+    let (status, body) = match allowed {
+        true => (200, crate::upstream::UPSTREAM_BODY),
+        false => (403, "Access forbidden.\n"),
+    };
+    eventually(
+        Duration::from_secs(30),
+        &format!("the callout's verdict {status}"),
+        || async {
+            let answer = mesh.get(envoy, "/", &[]).await.map_err(|e| e.to_string())?;
+            let powered = answer.header("powered-by") == Some("proxy-wasm");
+            match (answer.status, answer.body.as_str()) {
+                (s, b) if s == status && powered && b.trim_end() == body.trim_end() => Ok(()),
+                (s, b) => Err(format!("status {s}, powered-by {powered}, body {b:?}")),
+            }
+        },
+    )
+    .await;
+}

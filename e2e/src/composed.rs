@@ -46,7 +46,7 @@ impl Mesh {
     /// Starts upstream and a control plane serving the mesh from manifests: an `upstream`
     /// cluster and an `ingress` listener (any port, `/` to the upstream), no plugins yet.
     pub async fn start_composed(extra_args: &[&str]) -> Result<Self, HarnessError> {
-        let mesh = Self::start_control_plane_in(extra_args, true).await?;
+        let mesh = Self::start_control_plane_in(extra_args, &["plugins", "mesh"]).await?;
         let upstream = mesh.upstream.addr;
         mesh.write_manifest(
             "mesh",
@@ -63,6 +63,14 @@ impl Mesh {
              spec:\n  port: 0\n  routes:\n    - {prefix: /, cluster: upstream}\n",
         )?;
         mesh.wait_for_manifest("mesh/ingress.yaml").await;
+        Ok(mesh)
+    }
+
+    /// Starts upstream and a control plane run with `--plugins <dir>/plugins` alone (the
+    /// proxies' listeners are their bootstraps'), and one Envoy (`envoy-1`) on `bootstrap.yaml`.
+    pub async fn start_with_plugins(extra_args: &[&str]) -> Result<Self, HarnessError> {
+        let mut mesh = Self::start_control_plane_in(extra_args, &["plugins"]).await?;
+        mesh.add_envoy("envoy-1", "edge").await?;
         Ok(mesh)
     }
 

@@ -94,14 +94,14 @@ impl Mesh {
     /// choose a rollout policy, the control plane runs `--rollout-policy immediate`: every
     /// proxy gets a new version at once, as the swap tests expect. Rollout tests pass theirs.
     pub async fn start_control_plane(control_plane_args: &[&str]) -> Result<Self, HarnessError> {
-        Self::start_control_plane_in(control_plane_args, false).await
+        Self::start_control_plane_in(control_plane_args, &[]).await
     }
 
-    /// As [`Mesh::start_control_plane`]; `composed` adds `--plugins <dir>/plugins` and
-    /// `--mesh <dir>/mesh`.
+    /// As [`Mesh::start_control_plane`]; each of `folders` (`plugins`, `mesh`) adds
+    /// `--<folder> <dir>/<folder>`.
     pub(crate) async fn start_control_plane_in(
         control_plane_args: &[&str],
-        composed: bool,
+        folders: &[&str],
     ) -> Result<Self, HarnessError> {
         let mut args: Vec<String> = control_plane_args.iter().map(|a| a.to_string()).collect();
         if !args.iter().any(|a| a == "--rollout-policy") {
@@ -110,11 +110,9 @@ impl Mesh {
         let dir = work_dir()?;
         let upstream = Upstream::start().await?;
         let artifacts = dir.path().join("artifacts");
-        if composed {
-            for folder in ["plugins", "mesh"] {
-                let path = dir.path().join(folder);
-                args.extend([format!("--{folder}"), path.display().to_string()]);
-            }
+        for folder in folders {
+            let path = dir.path().join(folder);
+            args.extend([format!("--{folder}"), path.display().to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let control_plane = ControlPlane::start_watching(dir.path(), &artifacts, &args).await?;

@@ -29,13 +29,23 @@ impl Upstream {
 
     /// Starts it on an ephemeral port of `ip`.
     pub async fn start_on(ip: std::net::Ipv4Addr) -> Result<Self, HarnessError> {
+        Self::serve(ip, Router::new().fallback(any(echo))).await
+    }
+
+    /// Starts a server on an ephemeral loopback port that answers every request with 200 and
+    /// `body` (a callout target that always answers the same).
+    pub async fn start_answering(body: &'static str) -> Result<Self, HarnessError> {
+        let app = Router::new().fallback(any(move || async move { body }));
+        Self::serve(std::net::Ipv4Addr::LOCALHOST, app).await
+    }
+
+    async fn serve(ip: std::net::Ipv4Addr, app: Router) -> Result<Self, HarnessError> {
         let listener = TcpListener::bind((ip, 0))
             .await
             .map_err(HarnessError::io("binding upstream"))?;
         let addr = listener
             .local_addr()
             .map_err(HarnessError::io("upstream address"))?;
-        let app = Router::new().fallback(any(echo));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

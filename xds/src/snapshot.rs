@@ -175,8 +175,9 @@ impl Snapshot {
     }
 
     /// Sets each of `resources` under `type_url` and, with `remove_others`, removes the
-    /// resources of that type not among them: the whole type replaced in one call. Returns
-    /// true when anything changed.
+    /// resources of that type not among them: the whole type replaced in one call, and known
+    /// to the snapshot even when empty (a wildcard subscription to it is answered, which ends
+    /// a node's initial fetch). Returns true when anything changed.
     pub fn put_resources<'a>(
         &mut self,
         type_url: &str,
@@ -185,12 +186,17 @@ impl Snapshot {
     ) -> bool {
         let resources: Vec<(&str, &PreparedResource)> = resources.into_iter().collect();
         let mut changed = false;
+        if remove_others && !self.types.contains_key(type_url) {
+            self.types
+                .insert(type_url.to_string(), TypedResources::default());
+            changed = true;
+        }
         if remove_others && let Some(typed) = self.types.get_mut(type_url) {
             let before = typed.resources.len();
             typed
                 .resources
                 .retain(|name, _| resources.iter().any(|(n, _)| n == name));
-            changed = typed.resources.len() != before;
+            changed |= typed.resources.len() != before;
         }
         for (name, resource) in resources {
             changed |= self.set_prepared_resource(type_url, name, resource);

@@ -150,6 +150,9 @@ pub fn ignored_reason(path: &Path) -> String {
     if is_temporary(file_name) {
         return "a hidden, backup or partial file (a build in progress)".into();
     }
+    if file_name.ends_with(".yaml") || file_name.ends_with(".yml") {
+        return "a manifest, not a build (in folder mode the manifest watcher reads `kind: Cluster` manifests here)".into();
+    }
     let stem = ["lib", ""].iter().find_map(|prefix| {
         let rest = file_name.strip_prefix(prefix)?;
         [

@@ -172,6 +172,36 @@ pub fn reconcile(previous: &Catalog, scanned: &[ScannedFile]) -> Catalog {
 }
 
 impl Catalog {
+    /// This catalog with only the manifests of `kinds` in force: every file in force with
+    /// another kind is refused with `why` (folder mode reads clusters only from the artifacts
+    /// folder). What referred to a refused manifest cannot stay, so use it where nothing of
+    /// `kinds` refers to another kind.
+    pub fn confine(mut self, kinds: &[ManifestKind], why: &str) -> Self {
+        let outside: Vec<(String, ManifestKind)> = self
+            .in_force
+            .iter()
+            .filter(|(_, m)| !kinds.contains(&m.kind()))
+            .map(|(f, m)| (f.clone(), m.kind()))
+            .collect();
+        for (file, kind) in outside {
+            let text = self.texts.remove(&file).unwrap_or_default();
+            self.in_force.remove(&file);
+            let message = format!("{kind}: {why}");
+            let error = ManifestError::at_value(&file, &text, "kind", "kind:", message);
+            if let Some(status) = self.files.get_mut(&file) {
+                status.in_force = None;
+                status.error = Some(error);
+            }
+        }
+        self.plugins
+            .retain(|_, _| kinds.contains(&ManifestKind::Plugin));
+        self.listeners
+            .retain(|_, _| kinds.contains(&ManifestKind::Listener));
+        self.clusters
+            .retain(|_, _| kinds.contains(&ManifestKind::Cluster));
+        self
+    }
+
     /// Whether `manifest` from `file` may join: its name is free and what it names exists.
     fn admit(
         &self,
@@ -225,6 +255,18 @@ impl Catalog {
                         let field = format!("spec.listeners[{i}]");
                         return Err(ManifestError::at_value(
                             file, text, &field, listener, message,
+                        ));
+                    }
+                }
+                for (i, cluster) in plugin.spec.callouts.iter().enumerate() {
+                    if !self.clusters.contains_key(cluster) {
+                        let message = format!(
+                            "plugin `{name}` calls cluster `{cluster}`, but no Cluster manifest \
+                             declares it, so no proxy the plugin targets is served it"
+                        );
+                        let field = format!("spec.callouts[{i}]");
+                        return Err(ManifestError::at_value(
+                            file, text, &field, cluster, message,
                         ));
                     }
                 }

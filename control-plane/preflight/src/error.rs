@@ -76,6 +76,14 @@ pub enum Rejection {
         /// The module's log lines.
         logs: Vec<String>,
     },
+    /// The module cannot run in an HTTP filter slot: it makes no HTTP filter context.
+    #[error("not an HTTP filter: {reason}{}", logs_suffix(.logs))]
+    NotAnHttpFilter {
+        /// Why: a background-only plugin, a network filter, with what the smoke request saw.
+        reason: String,
+        /// The module's log lines.
+        logs: Vec<String>,
+    },
     /// A fixture's outcome differs from its expectation.
     #[error("fixture {fixture:?}: {detail}")]
     FixtureMismatch {

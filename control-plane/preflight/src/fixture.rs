@@ -16,8 +16,57 @@ pub struct Fixture {
     /// What the simulated upstream answers if the request gets there.
     #[serde(default)]
     pub upstream: UpstreamResponse,
+    /// The answers to the filter's callouts (`proxy_http_call`, `proxy_grpc_call`), in the
+    /// order it makes them. A callout with no answer here fails, as a timeout would.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callouts: Vec<CalloutResponse>,
     /// What must come out.
     pub expect: Expectation,
+}
+
+/// What one callout gets back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalloutResponse {
+    /// The cluster the filter must call (checked when given).
+    pub cluster: Option<String>,
+    /// The HTTP status (`:status`) of an HTTP callout's answer.
+    pub status: u16,
+    /// Its headers (lower-case names); for a gRPC call, the initial metadata.
+    pub headers: BTreeMap<String, String>,
+    /// Its body; for a gRPC call, the response message's bytes.
+    pub body: String,
+    /// Its trailers.
+    pub trailers: BTreeMap<String, String>,
+    /// A gRPC call's status code (0 OK).
+    pub grpc_status: u32,
+    /// The call fails with no answer (a timeout or a reset): an HTTP callout's callback gets
+    /// no headers and no body, a gRPC call closes with DEADLINE_EXCEEDED.
+    pub timeout: bool,
+}
+
+impl Default for CalloutResponse {
+    fn default() -> Self {
+        Self {
+            cluster: None,
+            status: 200,
+            headers: BTreeMap::new(),
+            body: String::new(),
+            trailers: BTreeMap::new(),
+            grpc_status: 0,
+            timeout: false,
+        }
+    }
+}
+
+impl CalloutResponse {
+    /// A call that fails without an answer.
+    pub fn failed() -> Self {
+        Self {
+            timeout: true,
+            ..Self::default()
+        }
+    }
 }
 
 /// The request side of a fixture.

@@ -44,6 +44,14 @@ pub(crate) struct HostState {
     pub(crate) metrics: Vec<(String, i64)>,
     pub(crate) shared_data: HashMap<Vec<u8>, (Vec<u8>, u32)>,
     pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// Callouts made and not answered yet, in the order made.
+    pub(crate) calls: std::collections::VecDeque<crate::callout::Call>,
+    /// Callouts made so far in this request (the next one's index).
+    pub(crate) calls_made: usize,
+    /// The answer the callout being answered carries (headers, body, trailers).
+    pub(crate) call_response: crate::callout::Answer,
+    /// Whether the filter resumed the stream (`proxy_continue_stream`) since last asked.
+    pub(crate) resumed: bool,
 }
 
 impl HostState {
@@ -54,6 +62,9 @@ impl HostState {
             1 => Some(&mut self.request_trailers),
             2 => Some(&mut self.response_headers),
             3 => Some(&mut self.response_trailers),
+            // gRPC initial metadata and HTTP callout response headers; their trailers.
+            4 | 6 => Some(&mut self.call_response.headers),
+            5 | 7 => Some(&mut self.call_response.trailers),
             _ => None,
         }
     }
@@ -63,6 +74,8 @@ impl HostState {
         match buffer_type {
             0 => Some(&mut self.request_body),
             1 => Some(&mut self.response_body),
+            // An HTTP callout's response body; a gRPC call's message.
+            4 | 5 => Some(&mut self.call_response.body),
             6 => Some(&mut self.vm_config),
             7 => Some(&mut self.plugin_config),
             _ => None,

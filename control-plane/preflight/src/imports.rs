@@ -1,6 +1,6 @@
-//! The host functions: what Envoy would do, on in-memory state. Functions Envoy provides that
-//! the sandbox does not model (callouts, queues, foreign functions) answer `InternalFailure`
-//! and log that they were called.
+//! The host functions: what Envoy would do, on in-memory state. Callouts are modelled in
+//! `callout.rs`. Functions Envoy provides that the sandbox does not model (gRPC streams,
+//! queues, foreign functions) answer `InternalFailure` and log that they were called.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +21,7 @@ pub(crate) fn linker(module: &Module) -> Result<Linker<HostState>> {
     define_buffers(&mut linker)?;
     define_headers(&mut linker)?;
     define_stream(&mut linker)?;
+    crate::callout::define(&mut linker)?;
     define_state(&mut linker)?;
     define_metrics(&mut linker)?;
     define_wasi(&mut linker)?;
@@ -209,9 +210,16 @@ fn send_local_response(
 
 fn define_stream(l: &mut Linker<HostState>) -> Result<()> {
     l.func_wrap("env", "proxy_send_local_response", send_local_response)?;
-    l.func_wrap("env", "proxy_continue_stream", |_: C<'_>, _: i32| {
+    l.func_wrap("env", "proxy_continue_stream", |mut c: C<'_>, _: i32| {
+        c.data_mut().resumed = true;
         Ok(status::OK)
     })?;
+    for name in ["proxy_continue_request", "proxy_continue_response"] {
+        l.func_wrap("env", name, |mut c: C<'_>| {
+            c.data_mut().resumed = true;
+            Ok(status::OK)
+        })?;
+    }
     l.func_wrap("env", "proxy_close_stream", |_: C<'_>, _: i32| {
         Ok(status::OK)
     })?;

@@ -7,17 +7,25 @@
 //! 2. compiles the module; checks it exports a supported `proxy_abi_version_*`, memory, an
 //!    allocator and the lifecycle functions, and imports only functions Envoy provides;
 //! 3. runs VM start and plugin configure with the real configuration;
-//! 4. drives each [`Fixture`] request through the filter (request headers and body, then a
-//!    simulated upstream response) and compares the outcome with its expectation.
+//! 4. without fixtures, drives one smoke request (`GET /` and a `200` answer) through a new
+//!    HTTP context: a module that cannot make one is refused with the reason (a
+//!    background-only plugin, a network filter), as is one that traps on it;
+//! 5. drives each [`Fixture`] request through the filter (request headers and body, then a
+//!    simulated upstream response) and compares the outcome with its expectation. The
+//!    filter's HTTP and gRPC callouts are answered from the fixture's `callouts`, in order,
+//!    and its callbacks run as Envoy would run them (a callout with no answer fails).
 //!
 //! Every call into the module has a fuel budget, so an infinite loop becomes a rejection, and
 //! the store has a memory limit. A trap (a Rust panic aborts into one) is a rejection.
 //!
 //! What it does not do: run native `.so` modules (they cannot be sandboxed in-process), make
-//! real HTTP or gRPC callouts (they fail with `InternalFailure`, logged), or fire timers.
+//! real callouts (the fixture answers them), open gRPC streams (`InternalFailure`, logged), or
+//! fire timers.
 
 #[cfg(feature = "sandbox")]
 mod abi;
+#[cfg(feature = "sandbox")]
+mod callout;
 mod error;
 mod fixture;
 #[cfg(feature = "sandbox")]
@@ -29,12 +37,17 @@ mod run;
 #[cfg(feature = "sandbox")]
 mod schema;
 #[cfg(feature = "sandbox")]
+mod smoke;
+#[cfg(feature = "sandbox")]
 #[doc(hidden)]
 pub mod testing;
+#[cfg(feature = "sandbox")]
+mod vm;
 
 pub use error::Rejection;
 pub use fixture::{
-    Expectation, Fixture, FixtureRequest, Outcome, UpstreamResponse, parse_fixtures,
+    CalloutResponse, Expectation, Fixture, FixtureRequest, Outcome, UpstreamResponse,
+    parse_fixtures,
 };
 #[cfg(feature = "sandbox")]
 pub use run::{Limits, Preflight, Report, VmInputs};

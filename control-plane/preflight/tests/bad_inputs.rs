@@ -18,6 +18,7 @@ fn fixture(status: u16) -> Fixture {
         name: format!("expects {status}"),
         request: Default::default(),
         upstream: Default::default(),
+        callouts: Vec::new(),
         expect: Expectation {
             status: Some(status),
             ..Default::default()

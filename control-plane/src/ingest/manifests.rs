@@ -157,7 +157,7 @@ impl Ingest {
             .collect();
         let results =
             self.engine()
-                .apply_manifests(catalog, self.mode.serves_mesh(), releases, unix_ms());
+                .apply_manifests(catalog, self.mode.governs(), releases, unix_ms());
         for ((name, result), (version, sha256)) in results.into_iter().zip(labels) {
             outcomes.push(self.published(&name, version, sha256, result));
         }

@@ -278,15 +278,10 @@ async fn settle(replica: &Replica, parts: &ReplicaParts, fetcher: &Fetcher, clus
 /// A follower places the manifests the leader saved (an empty catalog when it saved none)
 /// and shows them on its API.
 fn place_catalog(engine: &mut Engine, parts: &ReplicaParts, record: Option<&CatalogRecord>) {
-    let Some((shared, serve_mesh)) = &parts.manifests else {
-        if record.is_some() {
-            tracing::warn!("the leader runs with manifests and this replica without: not placed");
-        }
-        return;
-    };
+    let (shared, governs) = &parts.manifests;
     let catalog = Arc::new(record.map(Catalog::from_record).unwrap_or_default());
     *shared.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&catalog);
-    engine.mirror_catalog(catalog, *serve_mesh);
+    engine.mirror_catalog(catalog, *governs);
 }
 
 /// Fetches what the records name and this replica lacks, the leader first; says whether

@@ -434,7 +434,7 @@ impl Engine {
         self.nodes.set_desired(node, &labels);
         let delivery = self.nodes.get(node).map_or(Delivery::Local, Node::delivery);
         self.serving
-            .serve((node, delivery), &desired, self.placement.mesh());
+            .serve((node, delivery), &desired, &self.placement);
     }
 }
 

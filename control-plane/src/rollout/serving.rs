@@ -10,6 +10,7 @@ use xds::{PreparedResource, Snapshot, SnapshotCache, type_url};
 
 use meshplug_core::nodes::Delivery;
 use meshplug_core::rollout::lifecycle::Rollouts;
+use meshplug_core::rollout::placement::Placement;
 use meshplug_core::rollout::world::World;
 
 use super::state::Release;
@@ -86,6 +87,8 @@ pub(super) struct Serving {
     store: Option<crate::store::Store>,
     /// Mesh resources by the set of plugins a proxy is served: proxies alike share them.
     composed: HashMap<BTreeSet<String>, Arc<ComposedResources>>,
+    /// Without a composed mesh: the catalog's clusters, which every proxy is served over CDS.
+    clusters: Option<Arc<ComposedResources>>,
 }
 
 impl Serving {
@@ -96,6 +99,7 @@ impl Serving {
             artifacts_url: None,
             store: None,
             composed: HashMap::new(),
+            clusters: None,
         }
     }
 
@@ -114,6 +118,7 @@ impl Serving {
     /// The manifests changed: composed resources are built again.
     pub(super) fn forget_composed(&mut self) {
         self.composed.clear();
+        self.clusters = None;
     }
 
     /// Drops the snapshot of a forgotten proxy.
@@ -167,20 +172,26 @@ impl Serving {
             .clone()
     }
 
-    /// Writes `desired` (and, with `mesh`, its composed listeners) into `node`'s snapshot,
-    /// its modules delivered as `delivery` says.
+    /// Writes `desired` into `node`'s snapshot, its modules delivered as `delivery` says,
+    /// with the clusters `placement` says (always served over CDS, an empty set included, so
+    /// a proxy's initial CDS fetch ends at once) and, with a mesh, its composed listeners.
     pub(super) fn serve(
         &mut self,
         (node, delivery): (&str, Delivery),
         desired: &BTreeMap<String, Release>,
-        mesh: Option<&Arc<Catalog>>,
+        placement: &Placement,
     ) {
+        let mesh = placement.mesh();
         let resources: Vec<(String, PreparedResource)> = desired
             .iter()
             .map(|(name, release)| (name.clone(), self.resource(name, release, delivery)))
             .collect();
         let served: BTreeSet<String> = desired.keys().cloned().collect();
         let composed = mesh.map(|catalog| self.composed_for(catalog, served));
+        let clusters = match &composed {
+            Some(_) => None,
+            None => Some(self.clusters_for(placement.clusters())),
+        };
         self.cache.update(node, |snapshot| {
             // With composed listeners a filter leaves a proxy by leaving its listeners; its
             // configuration stays, so a draining listener never loses it.
@@ -188,11 +199,28 @@ impl Serving {
             let ecds = resources.iter().map(|(name, r)| (name.as_str(), r));
             let mut changed =
                 snapshot.put_resources(type_url::EXTENSION_CONFIG, ecds, remove_others);
-            if let Some(composed) = &composed {
+            if let Some(composed) = composed.as_ref().or(clusters.as_ref()) {
                 changed |= composed.apply(snapshot);
             }
             changed
         });
+    }
+
+    /// The clusters of `catalog` alone (none without one), for proxies whose listeners are
+    /// their bootstraps'.
+    fn clusters_for(&mut self, catalog: Option<&Arc<Catalog>>) -> Arc<ComposedResources> {
+        let clusters = self.clusters.get_or_insert_with(|| {
+            let plan = compose::MeshPlan {
+                listeners: Vec::new(),
+                clusters: catalog
+                    .map(|c| c.clusters.values().collect())
+                    .unwrap_or_default(),
+            };
+            Arc::new(ComposedResources::prepare_clusters(
+                compose::envoy::resources(&plan),
+            ))
+        });
+        Arc::clone(clusters)
     }
 
     fn composed_for(
@@ -231,6 +259,15 @@ impl ComposedResources {
                 (type_url::ROUTE_CONFIGURATION, prepare(resources.routes)),
             ],
         }
+    }
+
+    /// The clusters of `resources` alone: listeners and routes are left as they are.
+    fn prepare_clusters(resources: MeshResources) -> Self {
+        let mut prepared = Self::prepare(resources);
+        prepared
+            .by_type
+            .retain(|(type_url, _)| *type_url == type_url::CLUSTER);
+        prepared
     }
 
     /// Puts these resources into `snapshot`, removing listeners, routes and clusters that

@@ -11,10 +11,17 @@ use tokio::sync::{mpsc, watch};
 use crate::Error;
 use crate::catalog::{Catalog, reconcile};
 use crate::ingest::Ingest;
+use crate::manifest::ManifestKind;
 use crate::manifest_watch::{self, ManifestWatcher};
 use crate::mode::Mode;
+use meshplug_core::rollout::placement::Governs;
 
-/// Starts following the manifest folders of `mode` (none in folder mode). The first read is
+/// Why a plugin or listener manifest in the artifacts folder is refused in folder mode.
+const FOLDER_MODE_KINDS: &str = "in folder mode the artifacts folder declares clusters only; \
+     plugins and listeners are declared with `--plugins` and `--mesh`";
+
+/// Starts following the manifest folders of `mode` (in folder mode the artifacts folder, for
+/// its `kind: Cluster` manifests). The first read is
 /// the caller's, before any build is looked at ([`super::folder::read_all`]); later ones run
 /// on their own task, so a slow reload never holds up ingest or shutdown. Only while
 /// `leading` (always, for the only control plane) are the folders read: a follower places
@@ -26,14 +33,20 @@ pub(super) async fn start(
     leading: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<(ManifestWatcher, Reloader)>, Error> {
-    let dirs = manifest_dirs(mode)?;
-    if dirs.is_empty() {
-        return Ok(None);
-    }
+    let dirs = match mode.governed() {
+        true => manifest_dirs(mode)?,
+        false => vec![
+            ingest
+                .folder
+                .canonicalize()
+                .map_err(Error::io("resolving", &ingest.folder))?,
+        ],
+    };
     let (watcher, changes) = ManifestWatcher::start(&dirs)?;
     let reloader = Reloader {
         ingest: ingest.clone(),
         dirs,
+        governs: mode.governs(),
         leading,
     };
     tokio::spawn(reloader.clone().follow(changes, stop));
@@ -55,6 +68,8 @@ fn manifest_dirs(mode: &Mode) -> Result<Vec<PathBuf>, Error> {
 pub(super) struct Reloader {
     ingest: Ingest,
     dirs: Vec<PathBuf>,
+    /// Which manifests count: in folder mode, clusters only.
+    governs: Governs,
     /// Whether this replica leads (always true for the only control plane).
     leading: watch::Receiver<bool>,
 }
@@ -84,7 +99,9 @@ impl Reloader {
         let manifests = Arc::clone(&self.ingest.manifests);
         let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
         let dirs = self.dirs.clone();
-        let read = tokio::task::spawn_blocking(move || read_catalog(&dirs, &previous)).await;
+        let governs = self.governs;
+        let read =
+            tokio::task::spawn_blocking(move || read_catalog(&dirs, &previous, governs)).await;
         let catalog = match read {
             Ok(Some(catalog)) => catalog,
             Ok(None) => return,
@@ -112,9 +129,9 @@ impl Reloader {
     }
 }
 
-/// Scans and reconciles the folders against `previous`; logs what changed. `None` when the
-/// folders cannot be listed (the manifests in force stay).
-fn read_catalog(dirs: &[PathBuf], previous: &Catalog) -> Option<Arc<Catalog>> {
+/// Scans and reconciles the folders against `previous` (in folder mode only clusters count);
+/// logs what changed. `None` when the folders cannot be listed (the manifests in force stay).
+fn read_catalog(dirs: &[PathBuf], previous: &Catalog, governs: Governs) -> Option<Arc<Catalog>> {
     let scanned = match manifest_watch::scan(dirs) {
         Ok(scanned) => scanned,
         Err(err) => {
@@ -122,7 +139,11 @@ fn read_catalog(dirs: &[PathBuf], previous: &Catalog) -> Option<Arc<Catalog>> {
             return None;
         }
     };
-    let catalog = Arc::new(reconcile(previous, &scanned));
+    let mut catalog = reconcile(previous, &scanned);
+    if governs == Governs::Clusters {
+        catalog = catalog.confine(&[ManifestKind::Cluster], FOLDER_MODE_KINDS);
+    }
+    let catalog = Arc::new(catalog);
     for status in catalog.files.values() {
         let already_told =
             previous.files.get(&status.file).map(|s| &s.error) == Some(&status.error);

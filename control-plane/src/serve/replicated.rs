@@ -69,11 +69,6 @@ pub(super) fn parts(config: &ServeConfig, parts: &Parts) -> ReplicaParts {
         max_artifact_bytes: config.limits.max_artifact_bytes,
         folder: parts.ingest.folder.clone(),
         archive: config.data_dir.join("rollouts"),
-        manifests: config.mode.governed().then(|| {
-            (
-                Arc::clone(&parts.ingest.manifests),
-                config.mode.serves_mesh(),
-            )
-        }),
+        manifests: (Arc::clone(&parts.ingest.manifests), config.mode.governs()),
     }
 }

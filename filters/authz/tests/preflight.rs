@@ -38,6 +38,7 @@ fn built_filter_passes_its_fixtures_in_the_sandbox() {
             ..Default::default()
         },
         upstream: Default::default(),
+        callouts: Vec::new(),
         expect: Expectation {
             status: Some(200),
             local_reply: Some(false),

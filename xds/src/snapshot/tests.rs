@@ -82,3 +82,21 @@ fn put_resources_replaces_a_type_or_only_adds() {
     assert_eq!(names, ["a"]);
     assert!(!snap.put_resources("t", [("a", &a)], true));
 }
+
+#[test]
+fn replacing_a_type_with_nothing_makes_it_known_and_empty() {
+    let mut snap = Snapshot::new();
+    assert!(snap.put_resources("t", std::iter::empty(), true));
+    let (_, selected) = snap
+        .resources("t")
+        .expect("an empty type is known: a wildcard subscription to it is answered")
+        .select(&BTreeSet::new(), true);
+    assert!(selected.is_empty());
+    assert!(
+        !snap.put_resources("t", std::iter::empty(), true),
+        "no change"
+    );
+    // Adding without replacing the type does not invent it.
+    assert!(!snap.put_resources("u", std::iter::empty(), false));
+    assert!(snap.resources("u").is_none());
+}

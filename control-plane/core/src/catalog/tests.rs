@@ -183,3 +183,74 @@ fn an_empty_record_is_an_empty_catalog() {
         Catalog::new()
     );
 }
+
+fn caller(name: &str, callouts: &str) -> String {
+    format!(
+        "apiVersion: meshplug.dev/v1alpha1\nkind: Plugin\nmetadata:\n  name: {name}\nspec:\n  \
+         artifact: {name}\n  callouts: [{callouts}]\n"
+    )
+}
+
+#[test]
+fn a_plugin_calling_a_declared_cluster_is_in_force() {
+    let files = scan(&[
+        ("plugins/httpbin.yaml", cluster("httpbin")),
+        ("plugins/auth.yaml", caller("auth", "httpbin")),
+    ]);
+    let catalog = reconcile(&Catalog::new(), &files);
+    assert_eq!(catalog.errors().count(), 0, "{:?}", catalog.files);
+    assert_eq!(catalog.plugins["auth"].spec.callouts, ["httpbin"]);
+}
+
+#[test]
+fn a_plugin_calling_a_cluster_nobody_declares_is_refused_naming_both() {
+    let files = scan(&[
+        ("plugins/httpbin.yaml", cluster("httpbin")),
+        ("plugins/auth.yaml", caller("auth", "httpbin, ledger")),
+    ]);
+    let catalog = reconcile(&Catalog::new(), &files);
+    assert!(!catalog.plugins.contains_key("auth"));
+    let error = catalog.files["plugins/auth.yaml"]
+        .error
+        .clone()
+        .expect("refused");
+    assert_eq!(error.field, "spec.callouts[1]");
+    assert_eq!(error.line, Some(7));
+    assert!(
+        error.message.contains("`auth`") && error.message.contains("`ledger`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn removing_the_called_cluster_keeps_neither_it_nor_the_caller_silently() {
+    let both = scan(&[
+        ("plugins/httpbin.yaml", cluster("httpbin")),
+        ("plugins/auth.yaml", caller("auth", "httpbin")),
+    ]);
+    let before = reconcile(&Catalog::new(), &both);
+    let after = reconcile(&before, &both[1..]);
+    // The caller's version in force needs the cluster too: it is refused, not kept dangling.
+    assert!(!after.plugins.contains_key("auth"));
+    assert!(after.files["plugins/auth.yaml"].error.is_some());
+}
+
+#[test]
+fn confined_to_clusters_a_plugin_or_listener_is_refused_and_clusters_stay() {
+    let catalog = reconcile(&Catalog::new(), &good()).confine(&[ManifestKind::Cluster], "why");
+    assert!(catalog.plugins.is_empty() && catalog.listeners.is_empty());
+    assert!(catalog.clusters.contains_key("backend"));
+    assert_eq!(catalog.files["mesh/backend.yaml"].error, None);
+    let refused = catalog.files["plugins/authz.yaml"]
+        .error
+        .clone()
+        .expect("refused");
+    assert_eq!((refused.field.as_str(), refused.line), ("kind", Some(2)));
+    assert_eq!(refused.message, "Plugin: why");
+    assert_eq!(catalog.files["plugins/authz.yaml"].in_force, None);
+    // What replicas share holds only what is in force.
+    assert_eq!(
+        catalog.record().texts.keys().collect::<Vec<_>>(),
+        ["mesh/backend.yaml"]
+    );
+}

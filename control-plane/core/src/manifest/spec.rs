@@ -56,6 +56,10 @@ pub struct PluginSpec {
     /// Which listeners' chains it joins; empty means all.
     #[serde(default)]
     pub listeners: Vec<String>,
+    /// The clusters the filter calls (`dispatch_http_call`, gRPC calls): each must be a
+    /// `kind: Cluster` manifest, which every proxy is served over CDS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callouts: Vec<String>,
     /// What a proxy does when the filter fails.
     #[serde(default)]
     pub failure_policy: FailurePolicy,

@@ -1,6 +1,6 @@
 //! Where plugins go, once manifests govern them: which proxies a plugin targets, the rollout
-//! policy each plugin runs under, and (with a mesh config) the catalog the proxies'
-//! listeners, routes and clusters are composed from.
+//! policy each plugin runs under, the clusters every proxy is served (in every mode), and
+//! (with a mesh config) the catalog the proxies' listeners and routes are composed from.
 //!
 //! Without manifests every filter goes to every proxy under the control plane's policy, and
 //! the proxies' listeners come from their bootstraps.
@@ -21,23 +21,40 @@ pub struct PluginPlacement {
     pub policy: Policy,
 }
 
+/// What the manifests in force govern, by mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Governs {
+    /// Clusters only (folder mode: every build is a plugin for every proxy; `kind: Cluster`
+    /// manifests in the artifacts folder are served over CDS).
+    #[default]
+    Clusters,
+    /// Plugins and clusters (`--plugins`): the proxies' listeners are their bootstraps'.
+    Plugins,
+    /// Plugins, listeners and clusters (`--plugins --mesh`): listeners are composed too.
+    Mesh,
+}
+
 /// The manifests in force, as the engine uses them.
 #[derive(Debug, Default)]
 pub struct Placement {
     /// Set once manifests govern: a filter with no manifest is served to no proxy.
     managed: bool,
     plugins: BTreeMap<String, PluginPlacement>,
-    /// Set when the control plane serves LDS, RDS and CDS.
-    mesh: Option<Arc<Catalog>>,
+    /// The catalog in force, whose clusters every proxy is served over CDS.
+    catalog: Option<Arc<Catalog>>,
+    /// Set when the control plane serves LDS and RDS too, composed from the catalog.
+    mesh: bool,
 }
 
 impl Placement {
     /// The placement `catalog` says, with `default` as the policy a manifest refines;
-    /// `serve_mesh` keeps the catalog's listeners and clusters for composing.
-    pub fn governed(catalog: Arc<Catalog>, serve_mesh: bool, default: &Policy) -> Self {
+    /// `governs` says which of its manifests count.
+    pub fn governed(catalog: Arc<Catalog>, governs: Governs, default: &Policy) -> Self {
+        let managed = governs != Governs::Clusters;
         let plugins = catalog
             .plugins
             .values()
+            .filter(|_| managed)
             .map(|plugin| {
                 let placement = PluginPlacement {
                     targets: plugin.spec.targets.compile(),
@@ -47,9 +64,10 @@ impl Placement {
             })
             .collect();
         Self {
-            managed: true,
+            managed,
             plugins,
-            mesh: serve_mesh.then_some(catalog),
+            catalog: Some(catalog),
+            mesh: governs == Governs::Mesh,
         }
     }
 
@@ -73,6 +91,11 @@ impl Placement {
 
     /// The catalog proxies' listeners are composed from, when the control plane serves them.
     pub fn mesh(&self) -> Option<&Arc<Catalog>> {
-        self.mesh.as_ref()
+        self.catalog.as_ref().filter(|_| self.mesh)
+    }
+
+    /// The catalog whose clusters every proxy is served over CDS, once one was read.
+    pub fn clusters(&self) -> Option<&Arc<Catalog>> {
+        self.catalog.as_ref()
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use meshplug_core::rollout::effects::Effects;
-use meshplug_core::rollout::placement::Placement;
+use meshplug_core::rollout::placement::{Governs, Placement};
 use meshplug_core::rollout::releases::ReleaseOutcome;
 
 use super::Engine;
@@ -14,13 +14,14 @@ use crate::rollout::state::Release;
 
 impl Engine {
     /// The manifests changed: the placement they say and the releases ingest computed from
-    /// them, in one step (one save, every proxy served once). `serve_mesh` makes the engine
-    /// serve LDS, RDS and CDS from the catalog's listeners and clusters. Returns what became
-    /// of each release, in order.
+    /// them, in one step (one save, every proxy served once). `governs` says which manifests
+    /// count: the catalog's clusters are served over CDS in every mode, its plugins' placement
+    /// with `--plugins`, its listeners with `--mesh`. Returns what became of each release, in
+    /// order.
     pub fn apply_manifests(
         &mut self,
         catalog: Arc<Catalog>,
-        serve_mesh: bool,
+        governs: Governs,
         releases: Vec<(String, Release)>,
         now_ms: u64,
     ) -> Vec<(String, Result<ReleaseOutcome, Error>)> {
@@ -30,7 +31,7 @@ impl Engine {
             return releases.into_iter().map(refused).collect();
         }
         self.unsaved_catalog = Some(catalog.record());
-        self.place(catalog, serve_mesh);
+        self.place(catalog, governs);
         let mut fx = Effects {
             serve_all: true,
             ..Effects::default()
@@ -52,11 +53,11 @@ impl Engine {
         results
     }
 
-    /// Places what `catalog` says (with `serve_mesh`, its listeners and clusters too): the
-    /// next serve composes every listener again. A leader's manifest change and a follower's
+    /// Places what `catalog` says (what `governs` counts): the next serve composes every
+    /// listener and the clusters again. A leader's manifest change and a follower's
     /// copy of the leader's take this one path.
-    pub(super) fn place(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
-        self.placement = Placement::governed(catalog, serve_mesh, &self.policy);
+    pub(super) fn place(&mut self, catalog: Arc<Catalog>, governs: Governs) {
+        self.placement = Placement::governed(catalog, governs, &self.policy);
         self.serving.forget_composed();
     }
 }

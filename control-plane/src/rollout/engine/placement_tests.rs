@@ -13,6 +13,7 @@ use crate::rollout::Engine;
 use crate::rollout::engine::tests::release;
 use crate::rollout::metrics::RolloutMetrics;
 use crate::rollout::state::StateFiles;
+use meshplug_core::rollout::placement::Governs;
 use xds::type_url;
 
 fn node(id: &str, tier: &str) -> NodeInfo {
@@ -91,7 +92,7 @@ fn a_plugin_reaches_only_the_proxies_it_targets_in_phase_order() {
             ("ratelimit", "authz", "{}"),
             ("authz", "authn", "{labels: {tier: edge}}"),
         ]),
-        true,
+        Governs::Mesh,
         Vec::new(),
         0,
     );
@@ -122,7 +123,12 @@ fn a_plugin_with_no_artifact_yet_stays_out_of_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Arc::new(SnapshotCache::new());
     let mut engine = engine(&cache, dir.path());
-    engine.apply_manifests(catalog(&[("authz", "authn", "{}")]), true, Vec::new(), 0);
+    engine.apply_manifests(
+        catalog(&[("authz", "authn", "{}")]),
+        Governs::Mesh,
+        Vec::new(),
+        0,
+    );
     assert_eq!(chain(&cache, "edge-1"), ["envoy.filters.http.router"]);
     assert!(!has_config(&cache, "edge-1", "authz"));
 }
@@ -132,13 +138,18 @@ fn removing_a_manifest_takes_the_filter_out_and_keeps_its_configuration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = Arc::new(SnapshotCache::new());
     let mut engine = engine(&cache, dir.path());
-    engine.apply_manifests(catalog(&[("authz", "authn", "{}")]), true, Vec::new(), 0);
+    engine.apply_manifests(
+        catalog(&[("authz", "authn", "{}")]),
+        Governs::Mesh,
+        Vec::new(),
+        0,
+    );
     engine.release("authz", release("a"), 1).expect("release");
     assert_eq!(
         chain(&cache, "core-1"),
         ["authz", "envoy.filters.http.router"]
     );
-    engine.apply_manifests(catalog(&[]), true, Vec::new(), 0);
+    engine.apply_manifests(catalog(&[]), Governs::Mesh, Vec::new(), 0);
     assert_eq!(chain(&cache, "core-1"), ["envoy.filters.http.router"]);
     assert!(
         has_config(&cache, "core-1", "authz"),
@@ -158,7 +169,7 @@ fn without_a_mesh_config_no_listener_is_served_but_targets_hold() {
     let mut engine = engine(&cache, dir.path());
     engine.apply_manifests(
         catalog(&[("authz", "authn", "{labels: {tier: core}}")]),
-        false,
+        Governs::Plugins,
         Vec::new(),
         0,
     );
@@ -174,7 +185,7 @@ fn a_follower_places_the_manifests_the_leader_saved_and_applies_none_itself() {
     let leader_cache = Arc::new(SnapshotCache::new());
     let mut leader = engine(&leader_cache, &dir.path().join("leader"));
     let placed = catalog(&[("authz", "authn", "{labels: {tier: edge}}")]);
-    leader.apply_manifests(Arc::clone(&placed), true, Vec::new(), 0);
+    leader.apply_manifests(Arc::clone(&placed), Governs::Mesh, Vec::new(), 0);
     leader.release("authz", release("b"), 1).expect("release");
 
     let cache = Arc::new(SnapshotCache::new());
@@ -187,7 +198,7 @@ fn a_follower_places_the_manifests_the_leader_saved_and_applies_none_itself() {
     follower.on_connect(&node("edge-1", "edge"), 0);
     follower.on_connect(&node("core-1", "core"), 0);
     let releases = vec![("authz".to_string(), release("c"))];
-    let refused = follower.apply_manifests(Arc::clone(&placed), true, releases, 2);
+    let refused = follower.apply_manifests(Arc::clone(&placed), Governs::Mesh, releases, 2);
     assert!(
         matches!(refused[0].1, Err(Error::NotLeader(_))),
         "{refused:?}"
@@ -197,7 +208,7 @@ fn a_follower_places_the_manifests_the_leader_saved_and_applies_none_itself() {
     // What the leader saved, read back on the follower, with the leader's records.
     let record: crate::catalog::CatalogRecord =
         serde_json::from_slice(&serde_json::to_vec(&placed.record()).expect("json")).expect("json");
-    follower.mirror_catalog(Arc::new(Catalog::from_record(&record)), true);
+    follower.mirror_catalog(Arc::new(Catalog::from_record(&record)), Governs::Mesh);
     follower.mirror(leader.plugins().clone());
     assert_eq!(chain(&cache, "edge-1"), chain(&leader_cache, "edge-1"));
     assert_eq!(
@@ -207,4 +218,77 @@ fn a_follower_places_the_manifests_the_leader_saved_and_applies_none_itself() {
     assert_eq!(chain(&cache, "core-1"), ["envoy.filters.http.router"]);
     assert!(has_config(&cache, "edge-1", "authz"));
     assert!(!has_config(&cache, "core-1", "authz"));
+}
+
+fn clusters(cache: &SnapshotCache, node: &str) -> Option<Vec<String>> {
+    let snapshot = cache.snapshot(node);
+    let typed = snapshot.resources(type_url::CLUSTER)?;
+    let (_, selected) = typed.select(&Default::default(), true);
+    Some(selected.iter().map(|s| s.name.to_string()).collect())
+}
+
+fn with_cluster(catalog: &Catalog, name: &str) -> Arc<Catalog> {
+    let mut files: Vec<ScannedFile> = catalog
+        .record()
+        .texts
+        .into_iter()
+        .map(|(file, text)| ScannedFile { file, text })
+        .collect();
+    files.push(ScannedFile {
+        file: format!("plugins/{name}.yaml"),
+        text: format!(
+            "apiVersion: meshplug.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: {name}}}\n\
+             spec:\n  endpoints: [\"127.0.0.1:9\"]\n"
+        ),
+    });
+    let next = reconcile(catalog, &files);
+    assert_eq!(next.errors().count(), 0, "{:?}", next.files);
+    Arc::new(next)
+}
+
+#[test]
+fn every_proxy_is_served_cds_even_empty_before_any_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let _engine = engine(&cache, dir.path());
+    // An empty answer ends the proxy's initial CDS fetch at once.
+    assert_eq!(clusters(&cache, "edge-1"), Some(Vec::new()));
+    assert_eq!(chain(&cache, "edge-1"), ["<no listener>"]);
+}
+
+#[test]
+fn with_plugins_alone_the_clusters_are_served_and_the_listeners_are_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let mut engine = engine(&cache, dir.path());
+    let placed = with_cluster(&catalog(&[("authz", "authn", "{}")]), "httpbin");
+    engine.apply_manifests(placed, Governs::Plugins, Vec::new(), 0);
+    assert_eq!(
+        clusters(&cache, "edge-1"),
+        Some(vec!["httpbin".to_string()])
+    );
+    assert_eq!(chain(&cache, "edge-1"), ["<no listener>"]);
+    engine.apply_manifests(catalog(&[]), Governs::Plugins, Vec::new(), 0);
+    assert_eq!(clusters(&cache, "core-1"), Some(Vec::new()), "removed");
+}
+
+#[test]
+fn in_folder_mode_the_clusters_are_served_and_every_filter_goes_everywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Arc::new(SnapshotCache::new());
+    let mut engine = engine(&cache, dir.path());
+    // Folder mode counts only the clusters: the plugin below places nothing.
+    let placed = with_cluster(
+        &catalog(&[("authz", "authn", "{labels: {tier: core}}")]),
+        "httpbin",
+    );
+    engine.apply_manifests(placed, Governs::Clusters, Vec::new(), 0);
+    engine
+        .release("ratelimit", release("a"), 1)
+        .expect("release");
+    for node in ["edge-1", "core-1"] {
+        assert_eq!(clusters(&cache, node), Some(vec!["httpbin".to_string()]));
+        assert!(has_config(&cache, node, "ratelimit"), "{node}");
+        assert_eq!(chain(&cache, node), ["<no listener>"]);
+    }
 }

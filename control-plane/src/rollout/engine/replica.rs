@@ -18,6 +18,7 @@ use super::Engine;
 use crate::Error;
 use crate::catalog::Catalog;
 use crate::rollout::state::{Decision, PluginRecord, RolloutStore};
+use meshplug_core::rollout::placement::Governs;
 
 /// What this engine may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -128,14 +129,13 @@ impl Engine {
         self.rollouts.in_flight.clear();
     }
 
-    /// A follower takes the manifests the leader placed (`serve_mesh`: it serves their
-    /// listeners and clusters too) and serves its proxies under them. Ignored while this
-    /// replica decides.
-    pub fn mirror_catalog(&mut self, catalog: Arc<Catalog>, serve_mesh: bool) {
+    /// A follower takes the manifests the leader placed (`governs`: which of them count, as
+    /// on the leader) and serves its proxies under them. Ignored while this replica decides.
+    pub fn mirror_catalog(&mut self, catalog: Arc<Catalog>, governs: Governs) {
         if self.decides() {
             return;
         }
-        self.place(catalog, serve_mesh);
+        self.place(catalog, governs);
         self.commit_logged(
             Effects {
                 serve_all: true,

@@ -27,6 +27,7 @@ fn fixture(name: String, key: Option<&str>, status: u16) -> Fixture {
             ..Default::default()
         },
         upstream: Default::default(),
+        callouts: Vec::new(),
         expect: Expectation {
             status: Some(status),
             ..Default::default()
