@@ -198,7 +198,8 @@ async fn whole(
     let headers = reply.headers_mut();
     let content_type = match kind {
         ArtifactKind::Wasm => "application/wasm",
-        ArtifactKind::Native => "application/octet-stream",
+        // `parse_name` never yields a built-in filter (it has no file).
+        ArtifactKind::Native | ArtifactKind::Builtin => "application/octet-stream",
     };
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -93,6 +93,9 @@ pub struct Ingest {
     pub refusals: Arc<Refusals>,
     /// Keys builds must be signed with (`--trusted-key`); empty: signatures are not checked.
     pub trusted_keys: Arc<Vec<TrustedKey>>,
+    /// The Envoy binary that validates built-in filters (`spec.envoyFilter`); `None`: `envoy`
+    /// on `PATH`.
+    pub envoy: Option<PathBuf>,
 }
 
 impl Ingest {
@@ -482,6 +485,7 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+mod builtin;
 mod manifests;
 pub mod read;
 mod signatures;

@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod agent;
 pub mod artifacts;
+pub mod builtin;
 pub mod cli;
 pub mod client;
 mod error;

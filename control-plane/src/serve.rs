@@ -62,6 +62,9 @@ pub struct ServeConfig {
     pub quiet: Quiet,
     /// Pre-flight sandbox budgets; `None` turns pre-flight off.
     pub preflight: Option<meshplug_preflight::Limits>,
+    /// The Envoy 1.40 binary that validates built-in filters (`spec.envoyFilter`) before any
+    /// push; `None`: `envoy` on `PATH`.
+    pub envoy: Option<PathBuf>,
     /// How new versions roll out.
     pub rollout_policy: Policy,
     /// Where alerts are POSTed as JSON, if anywhere.
@@ -396,6 +399,7 @@ impl Parts {
             serial: Arc::default(),
             refusals,
             trusted_keys: Arc::new(config.trusted_keys.clone()),
+            envoy: config.envoy.clone(),
         };
         ingest.resume_published();
         if config.admin_token.is_none() {

@@ -51,6 +51,7 @@ fn config_in(dir: &Path) -> ServeConfig {
             without_close: Duration::from_millis(500),
         },
         preflight: None,
+        envoy: None,
         rollout_policy: Policy::immediate(),
         alert_webhook: None,
         admin_token: Some(TOKEN.into()),

@@ -252,6 +252,8 @@ async fn spawn(
         .arg("--ready-file")
         .arg(&ready)
         .args(extra_args)
+        // The pinned Envoy validates built-in filters, as `make test` would give it.
+        .env("MESHPLUG_ENVOY", crate::paths::envoy_binary()?)
         .env("RUST_LOG", "info,meshplug=debug")
         .stdin(Stdio::null())
         .stdout(log)

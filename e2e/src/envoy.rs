@@ -114,6 +114,7 @@ impl Envoy {
         let http = reqwest::Client::builder().no_proxy().build()?;
         let admin = wait_for_admin(&mut process, &admin_file, &log_path).await?;
         let listener = wait_for_listener(&mut process, &http, admin, &log_path).await?;
+        wait_until_live(&mut process, &http, admin, &log_path).await?;
         Ok(Self {
             process,
             admin,
@@ -205,6 +206,28 @@ async fn wait_for_listener(
             }
         }
         fail_if_gone(process, deadline, log, "Envoy listener")?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until Envoy's initialisation is done (`/ready` answers 200, state LIVE): its
+/// listeners are bound before, but accept connections only from then on (after the first
+/// CDS answer, for a bootstrap that takes clusters from ADS).
+async fn wait_until_live(
+    process: &mut ChildGuard,
+    http: &reqwest::Client,
+    admin: SocketAddr,
+    log: &Path,
+) -> Result<(), HarnessError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let url = format!("http://{admin}/ready");
+    loop {
+        if let Ok(response) = http.get(&url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        fail_if_gone(process, deadline, log, "Envoy initialisation (LIVE)")?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

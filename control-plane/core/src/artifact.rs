@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-/// The two shapes a filter ships in.
+/// The shapes a filter ships in: two builds, and Envoy's own filters.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -12,6 +12,9 @@ pub enum ArtifactKind {
     Wasm,
     /// An Envoy dynamic module, `lib<name>.so`.
     Native,
+    /// An Envoy built-in HTTP filter (`spec.envoyFilter`): no file; the release's
+    /// configuration is the filter's typed config as protobuf JSON with its `@type`.
+    Builtin,
 }
 
 impl ArtifactKind {
@@ -20,6 +23,8 @@ impl ArtifactKind {
         match self {
             Self::Wasm => "wasm",
             Self::Native => "so",
+            // Never stored: nothing has this extension in the store or the artifact service.
+            Self::Builtin => "builtin",
         }
     }
 }

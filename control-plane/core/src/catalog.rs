@@ -174,31 +174,43 @@ pub fn reconcile(previous: &Catalog, scanned: &[ScannedFile]) -> Catalog {
 impl Catalog {
     /// This catalog with only the manifests of `kinds` in force: every file in force with
     /// another kind is refused with `why` (folder mode reads clusters only from the artifacts
-    /// folder). What referred to a refused manifest cannot stay, so use it where nothing of
-    /// `kinds` refers to another kind.
-    pub fn confine(mut self, kinds: &[ManifestKind], why: &str) -> Self {
-        let outside: Vec<(String, ManifestKind)> = self
+    /// folder). Use it where nothing of `kinds` refers to another kind.
+    pub fn confine(self, kinds: &[ManifestKind], why: &str) -> Self {
+        self.refuse_where(|m| !kinds.contains(&m.kind()), ("kind", "kind:"), &|m| {
+            format!("{}: {why}", m.kind())
+        })
+    }
+
+    /// This catalog without the manifests in force that `refused` picks: each one's file is
+    /// refused at `field` (found by `needle`) with `why` of it. Nothing in force may refer to
+    /// a refused manifest (use it for plugins, or kinds nothing refers to).
+    pub fn refuse_where(
+        mut self,
+        refused: impl Fn(&Manifest) -> bool,
+        (field, needle): (&str, &str),
+        why: &dyn Fn(&Manifest) -> String,
+    ) -> Self {
+        let picked: Vec<(String, Manifest)> = self
             .in_force
             .iter()
-            .filter(|(_, m)| !kinds.contains(&m.kind()))
-            .map(|(f, m)| (f.clone(), m.kind()))
+            .filter(|(_, m)| refused(m))
+            .map(|(f, m)| (f.clone(), m.clone()))
             .collect();
-        for (file, kind) in outside {
+        for (file, manifest) in picked {
             let text = self.texts.remove(&file).unwrap_or_default();
             self.in_force.remove(&file);
-            let message = format!("{kind}: {why}");
-            let error = ManifestError::at_value(&file, &text, "kind", "kind:", message);
+            let error = ManifestError::at_value(&file, &text, field, needle, why(&manifest));
             if let Some(status) = self.files.get_mut(&file) {
                 status.in_force = None;
                 status.error = Some(error);
             }
+            let name = manifest.name();
+            match manifest.kind() {
+                ManifestKind::Plugin => self.plugins.remove(name).map(|_| ()),
+                ManifestKind::Listener => self.listeners.remove(name).map(|_| ()),
+                ManifestKind::Cluster => self.clusters.remove(name).map(|_| ()),
+            };
         }
-        self.plugins
-            .retain(|_, _| kinds.contains(&ManifestKind::Plugin));
-        self.listeners
-            .retain(|_, _| kinds.contains(&ManifestKind::Listener));
-        self.clusters
-            .retain(|_, _| kinds.contains(&ManifestKind::Cluster));
         self
     }
 

@@ -130,6 +130,11 @@ pub fn check_artifact(
         ArtifactKind::Native => {
             elf::check_native(bytes).map(|envoy_version| ArtifactFacts { envoy_version })
         }
+        // A built-in filter has no file; none is ever checked as one.
+        ArtifactKind::Builtin => Err(Rejection::WrongFormat {
+            expected: "a build",
+            detail: "a built-in Envoy filter has no file".into(),
+        }),
     }
 }
 

@@ -28,6 +28,10 @@ pub struct ChainEntry {
     pub priority: i32,
     /// What the proxy does when it fails or its configuration is missing.
     pub failure_policy: FailurePolicy,
+    /// For a built-in Envoy filter (`spec.envoyFilter`), its type URL: the one type its slot
+    /// takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub builtin_type: Option<String>,
 }
 
 /// One listener as a proxy is served it.
@@ -81,6 +85,11 @@ pub fn chain(catalog: &Catalog, listener: &str, served: &BTreeSet<String>) -> Ve
             phase: plugin.spec.phase,
             priority: plugin.spec.priority,
             failure_policy: plugin.spec.failure_policy,
+            builtin_type: plugin
+                .spec
+                .envoy_filter
+                .as_ref()
+                .map(|f| f.type_url.clone()),
         })
         .collect();
     entries.sort_by(|a, b| (a.phase, a.priority, &a.name).cmp(&(b.phase, b.priority, &b.name)));

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::ArtifactKind;
 use crate::rollout::Policy;
 
+mod builtin;
+pub use builtin::{EnvoyFilterSpec, HTTP_FILTER_TYPES};
 mod config_fields;
 pub mod shape;
 mod spec;

@@ -118,7 +118,11 @@ fn listener(plan: &ListenerPlan<'_>) -> Listener {
 /// gets a do-nothing default, used if its configuration is ever missing; a fail-closed one
 /// has none, so requests fail (500) rather than skip it.
 fn discovered_filter(entry: &ChainEntry) -> HttpFilter {
-    let mut type_urls = vec![Wasm::type_url(), DynamicModuleFilter::type_url()];
+    // A built-in filter's slot takes its own type only; a build's, either kind of build.
+    let mut type_urls = match &entry.builtin_type {
+        Some(type_url) => vec![type_url.clone()],
+        None => vec![Wasm::type_url(), DynamicModuleFilter::type_url()],
+    };
     let default_config = match entry.failure_policy {
         FailurePolicy::FailOpen => {
             type_urls.push(HeaderMutation::type_url());

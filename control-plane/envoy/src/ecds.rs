@@ -67,6 +67,14 @@ pub fn extension_config(deployment: &FilterDeployment<'_>) -> Any {
     let typed_config = match deployment.kind {
         ArtifactKind::Wasm => to_any(&wasm_filter(deployment)),
         ArtifactKind::Native => to_any(&native_filter(deployment)),
+        // Checked before any push (`meshplug::builtin`); an unreadable one is an empty struct
+        // that Envoy refuses, never a panic here.
+        ArtifactKind::Builtin => {
+            builtin::builtin_config(deployment.config_json).unwrap_or_else(|_| Any {
+                type_url: builtin::TYPED_STRUCT.into(),
+                value: Vec::new(),
+            })
+        }
     };
     to_any(&TypedExtensionConfig {
         name: deployment.name.to_string(),
@@ -208,6 +216,8 @@ pub(crate) fn to_any<M: Message + Name>(message: &M) -> Any {
     }
 }
 
+mod builtin;
+pub use builtin::{TYPED_STRUCT, builtin_config, builtin_type_url};
 mod localize;
 pub use localize::{RemoteModule, remote_module, with_local_module};
 

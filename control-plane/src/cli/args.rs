@@ -249,6 +249,10 @@ pub(super) struct ServeArgs {
     /// Fuel for each call into a module during pre-flight.
     #[arg(long, default_value_t = meshplug_preflight::Limits::default().fuel_per_call)]
     pub(super) preflight_fuel: u64,
+    /// The Envoy 1.40 binary that checks built-in filters (`spec.envoyFilter`) with
+    /// `--mode validate` before any push. Default: `envoy` on PATH.
+    #[arg(long, env = "MESHPLUG_ENVOY")]
+    pub(super) envoy: Option<PathBuf>,
     /// Rollout policy: a JSON file, or `immediate` (every proxy at once, ACK-gated only).
     /// Default: 1 proxy, 25%, 100%, then a 60 s bake.
     #[arg(long, env = "MESHPLUG_ROLLOUT_POLICY")]

@@ -251,6 +251,7 @@ pub(super) fn serve_config(args: ServeArgs) -> anyhow::Result<ServeConfig> {
             fuel_per_call: args.preflight_fuel,
             ..meshplug_preflight::Limits::default()
         }),
+        envoy: args.envoy,
         rollout_policy: rollout_policy(args.rollout_policy.as_deref())?,
         alert_webhook: args.alert_webhook,
         admin_token: args.admin_token,

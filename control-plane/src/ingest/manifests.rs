@@ -114,7 +114,11 @@ impl Ingest {
         spec: &PluginSpec,
         artifact: &PublishedArtifact,
     ) -> Result<Result<Vec<String>, String>, Error> {
-        let Some(policy) = self.policy_for(spec) else {
+        // A built-in filter has no bytes to sign; its manifest is what is trusted.
+        let policy = self
+            .policy_for(spec)
+            .filter(|_| artifact.kind != ArtifactKind::Builtin);
+        let Some(policy) = policy else {
             return Ok(Ok(Vec::new()));
         };
         let bytes = fs::read(&artifact.path)
@@ -254,6 +258,14 @@ impl Ingest {
         candidate.has_schema = spec.schema.is_some();
         candidate.schema = spec.schema.clone();
         candidate.manifest = manifest_file(catalog, &plugin.name);
+        if let Some(builtin) = &spec.envoy_filter {
+            // Its typed config is both what the filter is and what it is given.
+            candidate.config_json = builtin.typed_config_json();
+            candidate.config_sha256 =
+                settings_sha256(&candidate.config_json, spec.failure_policy, &candidate.vm);
+            candidate.artifact = Some(super::builtin::artifact(&candidate.config_json));
+            return candidate;
+        }
         let prefer = preferred_kind(spec, self.prefer);
         candidate.artifact =
             self.registry()
@@ -272,6 +284,9 @@ impl Ingest {
         let (sha, config) = (&artifact.sha256, &candidate.config_json);
         if let Some(reason) = self.refused_before(sha, config, Some(candidate)) {
             return Ok(Some(reason));
+        }
+        if artifact.kind == ArtifactKind::Builtin {
+            return self.check_builtin(name, artifact, config);
         }
         if self.preflight.is_none() || artifact.kind != ArtifactKind::Wasm {
             return Ok(None);

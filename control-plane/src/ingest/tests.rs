@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
         serial: Arc::default(),
         refusals: Arc::new(crate::refusals::Refusals::unregistered()),
         trusted_keys: Arc::default(),
+        envoy: None,
     };
     Fixture {
         _dir: dir,

@@ -46,7 +46,8 @@ pub(super) async fn fetch<'a>(
 ) -> BTreeMap<String, ArtifactKind> {
     let mut missing = BTreeMap::new();
     let mut seen = BTreeSet::new();
-    for release in releases {
+    // A built-in Envoy filter has no file to fetch.
+    for release in releases.filter(|r| r.kind != ArtifactKind::Builtin) {
         if !seen.insert(release.sha256.clone()) {
             continue;
         }

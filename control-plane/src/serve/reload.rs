@@ -11,10 +11,14 @@ use tokio::sync::{mpsc, watch};
 use crate::Error;
 use crate::catalog::{Catalog, reconcile};
 use crate::ingest::Ingest;
-use crate::manifest::ManifestKind;
+use crate::manifest::{Manifest, ManifestKind};
 use crate::manifest_watch::{self, ManifestWatcher};
 use crate::mode::Mode;
 use meshplug_core::rollout::placement::Governs;
+
+/// Why a built-in filter is refused with `--plugins` alone.
+const BUILTIN_NEEDS_MESH: &str = "a built-in Envoy filter needs `--mesh`: with `--plugins` alone \
+     the proxies' listeners are their bootstraps', whose slots take Wasm and dynamic modules only";
 
 /// Why a plugin or listener manifest in the artifacts folder is refused in folder mode.
 const FOLDER_MODE_KINDS: &str = "in folder mode the artifacts folder declares clusters only; \
@@ -140,8 +144,17 @@ fn read_catalog(dirs: &[PathBuf], previous: &Catalog, governs: Governs) -> Optio
         }
     };
     let mut catalog = reconcile(previous, &scanned);
-    if governs == Governs::Clusters {
-        catalog = catalog.confine(&[ManifestKind::Cluster], FOLDER_MODE_KINDS);
+    match governs {
+        Governs::Clusters => {
+            catalog = catalog.confine(&[ManifestKind::Cluster], FOLDER_MODE_KINDS);
+        }
+        Governs::Plugins => {
+            let builtin =
+                |m: &Manifest| matches!(m, Manifest::Plugin(p) if p.spec.envoy_filter.is_some());
+            let why = |_: &Manifest| BUILTIN_NEEDS_MESH.to_string();
+            catalog = catalog.refuse_where(builtin, ("spec.envoyFilter", "envoyFilter:"), &why);
+        }
+        Governs::Mesh => {}
     }
     let catalog = Arc::new(catalog);
     for status in catalog.files.values() {

@@ -19,8 +19,13 @@ pub(super) type Problem = (String, String, String);
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PluginSpec {
     /// The artifact: a filter build name (`authz` means `authz.wasm` or `libauthz.so` in the
-    /// artifacts folder) or a glob over build names (`authz-*`); the newest match runs.
+    /// artifacts folder) or a glob over build names (`authz-*`); the newest match runs. Empty
+    /// for a built-in filter (`envoyFilter`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub artifact: String,
+    /// Instead of a build: one of Envoy's own HTTP filters, with its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envoy_filter: Option<super::builtin::EnvoyFilterSpec>,
     /// Which kinds of build it may run.
     #[serde(default)]
     pub kind: KindChoice,
@@ -434,7 +439,14 @@ impl PluginSpec {
     }
 
     pub(super) fn problem(&self) -> Option<Problem> {
+        if let Some(builtin) = &self.envoy_filter {
+            return super::builtin::plugin_problem(self, builtin);
+        }
         let artifact = &self.artifact;
+        if artifact.is_empty() {
+            let message = "give `artifact` (a build) or `envoyFilter` (one of Envoy's filters)";
+            return Some(problem("spec", "spec:", message));
+        }
         if let Err(err) = glob::Pattern::new(artifact) {
             let message = format!("`{artifact}` is not a name or glob: {err}");
             return Some(("spec.artifact".into(), artifact.clone(), message));

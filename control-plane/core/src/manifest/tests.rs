@@ -110,7 +110,7 @@ fn bad_manifests_name_file_line_and_field() {
             PLUGIN.replace("  artifact: authz\n", ""),
             "spec",
             None,
-            "missing field `artifact`",
+            "give `artifact` (a build) or `envoyFilter`",
         ),
         (
             "bad name",

@@ -44,6 +44,7 @@ fn ingest(dir: &Path) -> Ingest {
         serial: Arc::default(),
         refusals: Arc::new(crate::refusals::Refusals::unregistered()),
         trusted_keys: Arc::default(),
+        envoy: None,
     }
 }
 
