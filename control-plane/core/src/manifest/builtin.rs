@@ -99,3 +99,6 @@ pub(super) fn plugin_problem(spec: &PluginSpec, builtin: &EnvoyFilterSpec) -> Op
     }
     builtin.problem()
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,3 +113,34 @@ fn routes_and_clusters_translate() {
     let endpoints = &cluster.load_assignment.expect("endpoints").endpoints[0].lb_endpoints;
     assert_eq!(endpoints.len(), 2);
 }
+
+#[test]
+fn a_built_in_filter_s_slot_takes_its_own_type_only() {
+    let lua = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua";
+    let mut scanned: Vec<ScannedFile> = catalog()
+        .record()
+        .texts
+        .into_iter()
+        .map(|(file, text)| ScannedFile { file, text })
+        .collect();
+    scanned.push(ScannedFile {
+        file: "plugins/lua.yaml".into(),
+        text: format!(
+            "apiVersion: meshplug.dev/v1alpha1\nkind: Plugin\nmetadata: {{name: lua}}\nspec:\n  \
+             phase: authn\n  priority: -1\n  envoyFilter: {{typeUrl: {lua}}}\n"
+        ),
+    });
+    let catalog = reconcile(&Catalog::new(), &scanned);
+    assert_eq!(catalog.errors().count(), 0, "{:?}", catalog.files);
+    let served = ["lua", "authz"].iter().map(|s| s.to_string()).collect();
+    let resources = resources(&plan(&catalog, &served));
+    let listener = Listener::decode(resources.listeners[0].1.value.as_slice()).expect("decodes");
+    let hcm = manager(&listener);
+    let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["lua", "authz", "envoy.filters.http.router"]);
+    let Some(http_filter::ConfigType::ConfigDiscovery(source)) = &hcm.http_filters[0].config_type
+    else {
+        panic!("not discovered");
+    };
+    assert_eq!(source.type_urls, [lua]);
+}
