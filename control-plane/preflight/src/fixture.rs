@@ -20,8 +20,51 @@ pub struct Fixture {
     /// order it makes them. A callout with no answer here fails, as a timeout would.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub callouts: Vec<CalloutResponse>,
+    /// Bodies are handed over in chunks of this many bytes, as Envoy hands over a body that
+    /// arrives in several reads (each `on_*_body` call but the last without end of stream);
+    /// without it, each body in one call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<usize>,
+    /// How many times the root context's timer fires (`proxy_on_tick`) before the request,
+    /// when the filter set a tick period.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ticks: u32,
+    /// Properties the filter reads (`get_property`): `source.address`, `node.id`, dynamic
+    /// metadata another filter set (`["metadata", "filter_metadata", "<namespace>", "<key>"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<Property>,
     /// What must come out.
     pub expect: Expectation,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One property as a fixture sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Property {
+    /// Its path, one segment each (`["source", "address"]`).
+    pub path: Vec<String>,
+    /// Its value, as the filter reads the bytes.
+    pub value: String,
+}
+
+impl Fixture {
+    /// A fixture named `name` that drives the default request and expects nothing.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            request: FixtureRequest::default(),
+            upstream: UpstreamResponse::default(),
+            callouts: Vec::new(),
+            chunk_size: None,
+            ticks: 0,
+            properties: Vec::new(),
+            expect: Expectation::default(),
+        }
+    }
 }
 
 /// What one callout gets back.
@@ -130,6 +173,9 @@ pub struct Expectation {
     pub absent_headers: Vec<String>,
     /// Text the response body must contain.
     pub body_contains: Option<String>,
+    /// The whole response body, exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     /// Request headers the upstream must receive with these values.
     pub upstream_headers: BTreeMap<String, String>,
     /// Request headers the upstream must not receive.
@@ -191,6 +237,9 @@ pub fn compare(expect: &Expectation, outcome: &Outcome) -> Result<(), String> {
             "body {:?} does not contain {needle:?}",
             outcome.body
         ));
+    }
+    if let Some(body) = expect.body.as_ref().filter(|body| **body != outcome.body) {
+        return Err(format!("body {:?}, expected {body:?}", outcome.body));
     }
     if expect.upstream_headers.is_empty() && expect.upstream_absent_headers.is_empty() {
         return Ok(());

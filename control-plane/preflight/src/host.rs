@@ -52,6 +52,10 @@ pub(crate) struct HostState {
     pub(crate) call_response: crate::callout::Answer,
     /// Whether the filter resumed the stream (`proxy_continue_stream`) since last asked.
     pub(crate) resumed: bool,
+    /// The root context's timer period, once the filter set one (0: no timer).
+    pub(crate) tick_period_ms: u32,
+    /// The properties the current fixture sets, by NUL-separated path.
+    pub(crate) fixture_properties: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl HostState {

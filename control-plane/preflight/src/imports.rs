@@ -61,7 +61,10 @@ fn define_logging_and_time(l: &mut Linker<HostState>) -> Result<()> {
     l.func_wrap(
         "env",
         "proxy_set_tick_period_milliseconds",
-        |_: C<'_>, _: i32| Ok(status::OK),
+        |mut c: C<'_>, period: i32| {
+            c.data_mut().tick_period_ms = period as u32;
+            Ok(status::OK)
+        },
     )?;
     Ok(())
 }
@@ -292,6 +295,9 @@ fn define_state(l: &mut Linker<HostState>) -> Result<()> {
 
 /// The properties the sandbox knows, by NUL-separated path.
 fn property(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {
+    if let Some(value) = state.fixture_properties.get(path) {
+        return Some(value.clone());
+    }
     if let Some(value) = state.properties.get(path) {
         return Some(value.clone());
     }

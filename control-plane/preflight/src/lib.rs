@@ -46,7 +46,7 @@ mod vm;
 
 pub use error::Rejection;
 pub use fixture::{
-    CalloutResponse, Expectation, Fixture, FixtureRequest, Outcome, UpstreamResponse,
+    CalloutResponse, Expectation, Fixture, FixtureRequest, Outcome, Property, UpstreamResponse,
     parse_fixtures,
 };
 #[cfg(feature = "sandbox")]

@@ -21,13 +21,7 @@ pub(crate) fn smoke(
     config: &[u8],
     vm: &mut Vm,
 ) -> Result<(), Rejection> {
-    let fixture = Fixture {
-        name: "smoke request".into(),
-        request: Default::default(),
-        upstream: Default::default(),
-        callouts: Vec::new(),
-        expect: Default::default(),
-    };
+    let fixture = Fixture::named("smoke request");
     let failure = match vm.request(SMOKE_CONTEXT, &fixture) {
         // No expectations: a mismatch can only be a pause nothing resumed here (a timer, a
         // queue), which Envoy may well resume.

@@ -22,6 +22,29 @@ pub(crate) const ROOT_CONTEXT: i32 = 1;
 /// The gRPC status a call that timed out closes with.
 const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 
+/// Which body a hook streams.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Request,
+    Response,
+}
+
+impl Side {
+    fn hook(self) -> &'static str {
+        match self {
+            Self::Request => "proxy_on_request_body",
+            Self::Response => "proxy_on_response_body",
+        }
+    }
+
+    fn buffer(self, state: &mut HostState) -> &mut Vec<u8> {
+        match self {
+            Self::Request => &mut state.request_body,
+            Self::Response => &mut state.response_body,
+        }
+    }
+}
+
 /// One instantiated module with its root context configured.
 pub(crate) struct Vm {
     pub(crate) store: Store<HostState>,
@@ -111,6 +134,12 @@ impl Vm {
         fixture: &Fixture,
     ) -> Result<Outcome, Rejection> {
         self.prepare(fixture);
+        for _ in 0..fixture.ticks {
+            if self.store.data().tick_period_ms == 0 {
+                break;
+            }
+            self.call("proxy_on_tick", &[ROOT_CONTEXT])?;
+        }
         self.call("proxy_on_context_create", &[context, ROOT_CONTEXT])?;
         let request = &fixture.request;
         let headers = self.store.data().request_headers.len() as i32;
@@ -122,8 +151,7 @@ impl Vm {
             return self.finish(context, outcome);
         }
         if let Some(body) = &request.body {
-            let action = self.call("proxy_on_request_body", &[context, body.len() as i32, 1])?;
-            if let Some(outcome) = self.after_hook(context, fixture, action)? {
+            if let Err(outcome) = self.stream_body(context, fixture, Side::Request, body)? {
                 return self.finish(context, outcome);
             }
         }
@@ -132,18 +160,16 @@ impl Vm {
         let state = self.store.data_mut();
         state.response_headers = vec![(":status".into(), upstream.status.to_string())];
         state.response_headers.extend(lowercase(&upstream.headers));
-        state.response_body = upstream.body.clone().into_bytes();
-        let (headers, body_len) = (
-            state.response_headers.len() as i32,
-            state.response_body.len() as i32,
-        );
+        let headers = state.response_headers.len() as i32;
         self.call("proxy_on_response_headers", &[context, headers, 0])?;
-        self.call("proxy_on_response_body", &[context, body_len, 1])?;
         if let Some(outcome) = self.after_hook(context, fixture, Some(0))? {
             return self.finish(context, outcome);
         }
-        let state = self.store.data();
-        let mut headers = to_map(&state.response_headers);
+        let body = match self.stream_body(context, fixture, Side::Response, &upstream.body)? {
+            Ok(body) => body,
+            Err(outcome) => return self.finish(context, outcome),
+        };
+        let mut headers = to_map(&self.store.data().response_headers);
         let status = headers
             .remove(":status")
             .and_then(|s| s.parse().ok())
@@ -152,10 +178,47 @@ impl Vm {
             status,
             local_reply: false,
             headers,
-            body: String::from_utf8_lossy(&state.response_body).into_owned(),
+            body: String::from_utf8_lossy(&body).into_owned(),
             upstream_headers,
         };
         self.finish(context, outcome)
+    }
+
+    /// Hands `body` to the filter as Envoy does: in chunks of the fixture's `chunk_size`
+    /// (one without it), end of stream on the last. Each call sees what is buffered: the
+    /// chunks the filter paused on, then this one; what it lets through (`Continue`, or the
+    /// end of stream once resumed) goes on. Returns what went on, or the filter's answer.
+    fn stream_body(
+        &mut self,
+        context: i32,
+        fixture: &Fixture,
+        side: Side,
+        body: &str,
+    ) -> Result<Result<Vec<u8>, Outcome>, Rejection> {
+        let body = body.as_bytes();
+        let size = fixture.chunk_size.filter(|n| *n > 0).unwrap_or(body.len());
+        let chunks: Vec<&[u8]> = match body.is_empty() {
+            true => vec![body],
+            false => body.chunks(size.max(1)).collect(),
+        };
+        let last = chunks.len() - 1;
+        let mut passed = Vec::new();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let end = i == last;
+            let buffered = side.buffer(self.store.data_mut());
+            buffered.extend_from_slice(chunk);
+            let len = buffered.len() as i32;
+            let action = self.call(side.hook(), &[context, len, i32::from(end)])?;
+            // Before the end, a pause buffers; at the end nothing else would resume it.
+            let judged = if end { action } else { Some(0) };
+            if let Some(outcome) = self.after_hook(context, fixture, judged)? {
+                return Ok(Err(outcome));
+            }
+            if end || action.unwrap_or(0) == 0 {
+                passed.append(side.buffer(self.store.data_mut()));
+            }
+        }
+        Ok(Ok(passed))
     }
 
     fn prepare(&mut self, fixture: &Fixture) {
@@ -168,7 +231,13 @@ impl Vm {
             (":scheme".into(), "http".into()),
         ];
         state.request_headers.extend(lowercase(&request.headers));
-        state.request_body = request.body.clone().unwrap_or_default().into_bytes();
+        // Bodies arrive chunk by chunk (`stream_body`).
+        state.request_body.clear();
+        state.fixture_properties = fixture
+            .properties
+            .iter()
+            .map(|p| (p.path.join("\0").into_bytes(), p.value.clone().into_bytes()))
+            .collect();
         state.request_trailers.clear();
         state.response_headers.clear();
         state.response_trailers.clear();

@@ -19,6 +19,9 @@ fn fixture(status: u16) -> Fixture {
         request: Default::default(),
         upstream: Default::default(),
         callouts: Vec::new(),
+        chunk_size: None,
+        ticks: 0,
+        properties: Vec::new(),
         expect: Expectation {
             status: Some(status),
             ..Default::default()

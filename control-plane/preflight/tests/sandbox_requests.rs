@@ -54,6 +54,9 @@ fn fixture(name: &str, callouts: Vec<CalloutResponse>, status: u16) -> Fixture {
         request: Default::default(),
         upstream: Default::default(),
         callouts,
+        chunk_size: None,
+        ticks: 0,
+        properties: Vec::new(),
         expect: Expectation {
             status: Some(status),
             ..Default::default()
@@ -205,4 +208,104 @@ fn fixtures_replace_the_smoke_request() {
         )
         .expect_err("refused");
     assert!(matches!(refused, Rejection::Trap { .. }), "{refused}");
+}
+
+/// Replaces the response body with `X`: `careful` waits for the end of stream (pausing, so
+/// the chunks are buffered), the other rewrites whatever chunk it is handed.
+fn body_rewriter(careful: bool) -> Vec<u8> {
+    let wait = if careful {
+        "(if (i32.eqz (local.get $end)) (then (return (i32.const 1))))"
+    } else {
+        ""
+    };
+    let extra = format!(
+        r#"
+      (import "env" "proxy_set_buffer_bytes" (func $set_buffer (param i32 i32 i32 i32 i32) (result i32)))
+      (data (i32.const 400) "X")
+      (func (export "proxy_on_response_body") (param $ctx i32) (param $len i32) (param $end i32) (result i32)
+        {wait}
+        (drop (call $set_buffer (i32.const 1) (i32.const 0) (local.get $len) (i32.const 400) (i32.const 1)))
+        (i32.const 0))
+    "#
+    );
+    module("(i32.const 0)", &extra)
+}
+
+fn chunked(chunk_size: Option<usize>) -> Fixture {
+    let mut fixture = Fixture::named("rewritten");
+    fixture.upstream.body = "abcdefgh".into();
+    fixture.chunk_size = chunk_size;
+    fixture.expect.body = Some("X".into());
+    fixture
+}
+
+#[test]
+fn a_body_in_chunks_catches_a_filter_that_only_works_on_one_chunk() {
+    let careful = body_rewriter(true);
+    let naive = body_rewriter(false);
+    for chunk_size in [None, Some(3), Some(1)] {
+        preflight()
+            .run("careful", &careful, b"{}", &[chunked(chunk_size)], None)
+            .unwrap_or_else(|e| panic!("chunks {chunk_size:?}: {e}"));
+    }
+    preflight()
+        .run("naive", &naive, b"{}", &[chunked(None)], None)
+        .expect("one chunk hides the bug");
+    let refused = preflight()
+        .run("naive", &naive, b"{}", &[chunked(Some(3))], None)
+        .expect_err("three chunks show it");
+    assert!(
+        refused.to_string().contains(r#"body "XXX", expected "X""#),
+        "{refused}"
+    );
+}
+
+#[test]
+fn timers_fire_as_the_fixture_says() {
+    // Sets a 1 s period at configure; lets requests through once the timer fired twice.
+    let extra = r#"
+      (import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+      (global $ticks (mut i32) (i32.const 0))
+      (func (export "proxy_on_tick") (param i32)
+        (global.set $ticks (i32.add (global.get $ticks) (i32.const 1))))
+    "#;
+    let request_headers = "(if (i32.lt_u (global.get $ticks) (i32.const 2)) (then \
+        (drop (call $reply (i32.const 503) (i32.const 0) (i32.const 0) (i32.const 0) \
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1))))) (i32.const 0)";
+    let text = testing::proxy_wasm_wat(
+        "(i32.const 1)",
+        "(drop (call $period (i32.const 1000))) (i32.const 1)",
+        request_headers,
+        extra,
+    );
+    let wasm = wat::parse_str(&text).expect("valid WAT");
+    let mut early = fixture("before the timer", Vec::new(), 503);
+    early.ticks = 1;
+    let mut late = fixture("after two ticks", Vec::new(), 200);
+    late.ticks = 1;
+    preflight()
+        .run("timer", &wasm, b"{}", &[early, late], None)
+        .expect("the second request sees two ticks");
+}
+
+#[test]
+fn properties_are_what_the_fixture_sets() {
+    // Answers 403 unless `source.address` is known.
+    let extra = r#"
+      (import "env" "proxy_get_property" (func $property (param i32 i32 i32 i32) (result i32)))
+      (data (i32.const 500) "source\00address")
+    "#;
+    let request_headers = "(if (call $property (i32.const 500) (i32.const 14) (i32.const 600) \
+        (i32.const 604)) (then (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0) \
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1))))) (i32.const 0)";
+    let wasm = module(request_headers, extra);
+    let mut known = fixture("known source", Vec::new(), 200);
+    known.properties = vec![meshplug_preflight::Property {
+        path: vec!["source".into(), "address".into()],
+        value: "198.18.0.7:4000".into(),
+    }];
+    let unknown = fixture("unknown source", Vec::new(), 403);
+    preflight()
+        .run("props", &wasm, b"{}", &[known, unknown], None)
+        .expect("as set");
 }

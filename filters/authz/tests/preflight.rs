@@ -39,6 +39,9 @@ fn built_filter_passes_its_fixtures_in_the_sandbox() {
         },
         upstream: Default::default(),
         callouts: Vec::new(),
+        chunk_size: None,
+        ticks: 0,
+        properties: Vec::new(),
         expect: Expectation {
             status: Some(200),
             local_reply: Some(false),

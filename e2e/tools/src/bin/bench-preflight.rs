@@ -28,6 +28,9 @@ fn fixture(name: String, key: Option<&str>, status: u16) -> Fixture {
         },
         upstream: Default::default(),
         callouts: Vec::new(),
+        chunk_size: None,
+        ticks: 0,
+        properties: Vec::new(),
         expect: Expectation {
             status: Some(status),
             ..Default::default()
