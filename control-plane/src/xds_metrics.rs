@@ -112,7 +112,7 @@ impl XdsMetrics {
                 }
             }
             // Connected proxies are counted by the node model: see `set_connected`.
-            XdsEvent::StreamOpened { .. } => {}
+            XdsEvent::StreamOpened { .. } | XdsEvent::Subscribed { .. } => {}
             XdsEvent::StreamClosed { stream, .. } => {
                 unanswered.remove(stream);
             }

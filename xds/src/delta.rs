@@ -82,6 +82,7 @@ impl DeltaState {
             out.events.push(self.ack_or_nack(&request, resources));
         }
         let subscription = self.types.entry(type_url.clone()).or_default();
+        let before = (subscription.wildcard, subscription.names.clone());
         for name in request.resource_names_subscribe {
             if name == "*" {
                 subscription.wildcard = true;
@@ -97,6 +98,15 @@ impl DeltaState {
                 // The node forgets it; a later subscribe must send it again.
                 subscription.held.remove(&name);
             }
+        }
+        if first || before != (subscription.wildcard, subscription.names.clone()) {
+            out.events.push(XdsEvent::Subscribed {
+                stream: self.id,
+                node: self.node.clone(),
+                type_url: type_url.clone(),
+                names: subscription.names.iter().cloned().collect(),
+                wildcard: subscription.wildcard,
+            });
         }
         self.respond(&type_url, snapshot, out);
         Ok(())

@@ -122,6 +122,20 @@ pub enum XdsEvent {
         /// `error_detail.message` as the node wrote it.
         error: String,
     },
+    /// A node asked for a different set of resources of a type: what its configuration
+    /// refers to (for ECDS, the filter slots its listeners hold). Reported when it changes.
+    Subscribed {
+        /// The stream.
+        stream: StreamId,
+        /// Its node.
+        node: NodeInfo,
+        /// Resource type.
+        type_url: String,
+        /// The names it asks for, sorted (empty with `wildcard`).
+        names: Vec<String>,
+        /// Whether it asks for every resource of the type.
+        wildcard: bool,
+    },
     /// A stream was refused before it opened (its node is over the size limit, say); the
     /// node was told why in the stream's status. `node` carries only id and cluster.
     Refused {
@@ -154,6 +168,7 @@ impl XdsEvent {
             | Self::Sent { node, .. }
             | Self::Ack { node, .. }
             | Self::Nack { node, .. }
+            | Self::Subscribed { node, .. }
             | Self::Refused { node, .. } => node,
         }
     }

@@ -85,12 +85,23 @@ impl StreamState {
         }
         let wildcard = request.resource_names.is_empty()
             || request.resource_names.iter().any(|name| name == "*");
-        subscription.wildcard = wildcard;
-        subscription.names = request
+        let names: BTreeSet<String> = request
             .resource_names
             .into_iter()
             .filter(|name| name != "*")
             .collect();
+        let first = subscription.last_sent.is_none() && subscription.names.is_empty();
+        if first || subscription.wildcard != wildcard || subscription.names != names {
+            out.events.push(XdsEvent::Subscribed {
+                stream: self.id,
+                node: self.node.clone(),
+                type_url: request.type_url.clone(),
+                names: names.iter().cloned().collect(),
+                wildcard,
+            });
+        }
+        subscription.wildcard = wildcard;
+        subscription.names = names;
         self.respond(&request.type_url, snapshot, out);
         Ok(())
     }

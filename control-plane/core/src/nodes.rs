@@ -6,7 +6,7 @@
 //! rollout engine's [`Nodes::set_desired`]; the admin API, the CLI, the metrics and the engine
 //! read it. It is saved as `nodes.json` (see [`Nodes::saved`] and [`Nodes::restore`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,9 @@ pub struct Node {
     /// Each filter on it, by filter name.
     #[serde(default)]
     pub filters: BTreeMap<String, FilterOnNode>,
+    /// The filter slots its listeners hold: the ECDS names it asks for (`None` until it asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<BTreeSet<String>>,
     /// This process's view of its streams; `None` until it connects to this process.
     #[serde(skip)]
     session: Option<Session>,
@@ -153,6 +156,7 @@ impl Node {
             connected: false,
             connected_since_unix_ms: 0,
             filters: BTreeMap::new(),
+            slots: None,
             session: None,
         }
     }
@@ -364,6 +368,14 @@ impl Nodes {
             }
         }
         self.dirty = true;
+    }
+
+    /// The ECDS names node `id` asks for now: the filter slots of its listeners.
+    pub fn set_slots(&mut self, id: &str, slots: BTreeSet<String>) {
+        if let Some(node) = self.nodes.get_mut(id) {
+            self.dirty |= node.slots.as_ref() != Some(&slots);
+            node.slots = Some(slots);
+        }
     }
 
     /// A stats flush from `id` showed `filter` reloaded with no load error at `now_ms`: its

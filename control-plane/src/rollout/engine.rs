@@ -245,6 +245,11 @@ impl Engine {
         let id = event.node().id.as_str();
         match event {
             XdsEvent::StreamClosed { .. } => self.nodes.disconnect(id, now_ms),
+            XdsEvent::Subscribed {
+                type_url: t, names, ..
+            } if t == type_url::EXTENSION_CONFIG => {
+                self.nodes.set_slots(id, names.iter().cloned().collect());
+            }
             XdsEvent::Sent {
                 type_url: t,
                 resources,

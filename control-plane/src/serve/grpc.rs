@@ -134,6 +134,15 @@ fn log_event(event: &XdsEvent) {
         } => {
             tracing::warn!(node = %node.id, %type_url, ?resources, %error, "NACKed");
         }
+        XdsEvent::Subscribed {
+            node,
+            type_url,
+            names,
+            wildcard,
+            ..
+        } => {
+            tracing::debug!(node = %node.id, %type_url, ?names, wildcard, "subscribed");
+        }
         XdsEvent::Refused { node, reason, .. } => {
             tracing::warn!(node = %node.id, cluster = %node.cluster, %reason, "stream refused");
         }

@@ -166,3 +166,33 @@ fn missing_type_url_is_an_error() {
         Err(XdsError::MissingTypeUrl)
     ));
 }
+
+#[test]
+fn a_changed_subscription_is_reported_once() {
+    let mut st = state();
+    let snap = snapshot(&[("a", b"1")]);
+    let subscribed = |out: &Outcome| -> Vec<Vec<String>> {
+        out.events
+            .iter()
+            .filter_map(|e| match e {
+                XdsEvent::Subscribed { names, .. } => Some(names.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = step(&mut st, request(&["b", "a"], "", ""), &snap);
+    assert_eq!(subscribed(&out), [vec!["a".to_string(), "b".to_string()]]);
+    let first = &out.responses[0].0;
+    let out = step(
+        &mut st,
+        request(&["a", "b"], &first.version_info, &first.nonce),
+        &snap,
+    );
+    assert!(subscribed(&out).is_empty(), "unchanged: {:?}", out.events);
+    let out = step(
+        &mut st,
+        request(&["a"], &first.version_info, &first.nonce),
+        &snap,
+    );
+    assert_eq!(subscribed(&out), [vec!["a".to_string()]]);
+}

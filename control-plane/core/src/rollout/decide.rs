@@ -36,6 +36,9 @@ pub struct CanaryNode {
     pub restarted_at_ms: Option<u64>,
     /// `config_fail` and similar load-error counters moved since the push.
     pub load_errors: u64,
+    /// When none of its listeners has a slot for the plugin: the slots they have (the ECDS
+    /// names it asks for). It can never ACK then, and the reason says why.
+    pub no_slot: Option<Vec<String>>,
 }
 
 impl CanaryNode {
@@ -256,10 +259,16 @@ fn hard_gates(input: &LookInput<'_>) -> Option<Verdict> {
         .iter()
         .filter_map(|node| match &node.nack {
             Some(error) => Some(format!("{} NACKed: {error}", node.id)),
-            None if late(node) && !node.fetching() => Some(format!(
-                "{} did not ACK within {:?}",
-                node.id, policy.ack_deadline
-            )),
+            None if late(node) && !node.fetching() => Some(match &node.no_slot {
+                Some(slots) => format!(
+                    "{} did not ACK within {:?}: none of its listeners has a slot for this \
+                     plugin (its ECDS slots: {})",
+                    node.id,
+                    policy.ack_deadline,
+                    slots.join(", ")
+                ),
+                None => format!("{} did not ACK within {:?}", node.id, policy.ack_deadline),
+            }),
             None => None,
         })
         .collect();

@@ -166,6 +166,10 @@ pub fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<C
                 behind_agent: node.is_some_and(|n| n.delivery() == Delivery::Agent),
                 restarted_at_ms: signals.and_then(|s| s.restart_after(*pushed_at)),
                 load_errors: signals.map_or(0, |s| s.load_errors_since(plugin, *pushed_at)),
+                no_slot: node
+                    .and_then(|n| n.slots.as_ref())
+                    .filter(|slots| !slots.contains(plugin))
+                    .map(|slots| slots.iter().cloned().collect()),
             }
         })
         .collect()

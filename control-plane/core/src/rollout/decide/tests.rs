@@ -27,6 +27,7 @@ fn node(acked: bool) -> CanaryNode {
         behind_agent: false,
         restarted_at_ms: None,
         load_errors: 0,
+        no_slot: None,
     }
 }
 
@@ -92,6 +93,25 @@ fn a_tolerated_share_of_nacks_does_not_roll_back() {
     let canary = [node(true), nacked.clone(), nacked];
     let look = decide(&input(&policy, &canary, 1_000));
     assert_eq!(gate_of(&look), Some(Gate::Acceptance), "{look:?}");
+}
+
+#[test]
+fn no_ack_from_a_proxy_without_the_slot_says_so() {
+    let policy = policy();
+    let canary = [CanaryNode {
+        no_slot: Some(vec!["authz".into(), "ratelimit".into()]),
+        ..node(false)
+    }];
+    let after = decide(&input(&policy, &canary, 1_000 + 10_001));
+    let Verdict::Rollback { gate, reason } = &after.verdict else {
+        panic!("{after:?}");
+    };
+    assert_eq!(*gate, Gate::Acceptance);
+    assert!(
+        reason.contains("none of its listeners has a slot for this plugin")
+            && reason.contains("(its ECDS slots: authz, ratelimit)"),
+        "{reason}"
+    );
 }
 
 #[test]
