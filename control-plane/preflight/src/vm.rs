@@ -150,10 +150,10 @@ impl Vm {
         if let Some(outcome) = self.after_hook(context, fixture, action)? {
             return self.finish(context, outcome);
         }
-        if let Some(body) = &request.body {
-            if let Err(outcome) = self.stream_body(context, fixture, Side::Request, body)? {
-                return self.finish(context, outcome);
-            }
+        if let Some(body) = &request.body
+            && let Err(outcome) = self.stream_body(context, fixture, Side::Request, body)?
+        {
+            return self.finish(context, outcome);
         }
         let upstream_headers = Some(to_map(&self.store.data().request_headers));
         let upstream = &fixture.upstream;
