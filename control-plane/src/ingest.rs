@@ -53,6 +53,11 @@ pub enum IngestOutcome {
         /// The filter.
         name: String,
     },
+    /// The filter's build was deleted (folder mode): no proxy runs it any more.
+    Removed {
+        /// The filter.
+        name: String,
+    },
     /// A new version was handed to the rollout engine.
     Published {
         /// The filter.
@@ -122,6 +127,11 @@ impl Ingest {
                 true => self.handle_file(&build),
                 false => Ok(IngestOutcome::Ignored),
             };
+        }
+        // Folder mode: a file still gone after its quiet was deleted.
+        let gone = matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if gone && !self.mode.governed() {
+            return self.removed(path, watched);
         }
         let limit = match watched {
             WatchedFile::Artifact { .. } => self.limits.max_artifact_bytes,
@@ -488,6 +498,7 @@ pub fn unix_ms() -> u64 {
 mod builtin;
 mod manifests;
 pub mod read;
+mod removal;
 mod signatures;
 pub use signatures::signature_paths;
 

@@ -72,8 +72,16 @@ impl Debouncer {
                 self.pending.remove(path);
                 Some(path.to_path_buf())
             }
+            // A removal is looked at after the short quiet too: a file put back at once (an
+            // editor's save) is a change, one still gone is a deletion.
             FsChange::Removed => {
-                self.pending.remove(path);
+                self.pending.insert(
+                    path.to_path_buf(),
+                    Pending {
+                        last_change: now,
+                        closed: true,
+                    },
+                );
                 None
             }
             FsChange::Written | FsChange::ClosedAfterWrite => {

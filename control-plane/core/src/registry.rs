@@ -119,6 +119,11 @@ impl Registry {
         Self::default()
     }
 
+    /// Forgets filter `name` (its build was deleted in folder mode).
+    pub fn remove(&mut self, name: &str) -> Option<PluginStatus> {
+        self.plugins.remove(name)
+    }
+
     /// The filter `name`, if known.
     pub fn get(&self, name: &str) -> Option<&PluginStatus> {
         self.plugins.get(name)

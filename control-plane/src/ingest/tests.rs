@@ -151,13 +151,14 @@ fn invalid_config_is_refused_and_the_old_one_stays() {
 }
 
 #[test]
-fn temp_files_and_vanished_files_are_not_read() {
+fn temp_files_and_vanished_files_of_no_filter_are_ignored() {
     let f = fixture();
     assert_eq!(f.drop_file("authz.wasm.tmp", WASM), IngestOutcome::Ignored);
+    // Gone, and never a filter: nothing to remove.
     let gone = f.watched.join("gone.wasm");
     assert_eq!(
         f.ingest.handle(&gone).expect("handled"),
-        IngestOutcome::NotSettled
+        IngestOutcome::Ignored
     );
 }
 

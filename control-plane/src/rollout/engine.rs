@@ -481,3 +481,6 @@ mod replica_tests;
 
 #[cfg(test)]
 mod history_tests;
+
+#[cfg(test)]
+mod removal_tests;

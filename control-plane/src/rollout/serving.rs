@@ -21,7 +21,10 @@ use crate::store::sha256_hex;
 
 /// The version of each filter `node` should run. A dynamic module goes only to proxies on the
 /// Envoy version it was built for; a proxy on another version keeps its last good version, or
-/// runs without the filter.
+/// runs without the filter. Without a composed mesh, a slot whose plugin is gone from a proxy
+/// that had it (removed, no longer targeted, or its first version rolled back) is handed the
+/// pass-through ([`Release::pass_through`]): state-of-the-world ECDS cannot take a filter
+/// configuration back. With a mesh, the plugin leaves the chain instead.
 pub(super) fn desired_for(
     rollouts: &Rollouts,
     world: &World<'_>,
@@ -29,8 +32,19 @@ pub(super) fn desired_for(
 ) -> BTreeMap<String, Release> {
     let proxy = world.envoy_version(node);
     let mut out = BTreeMap::new();
+    let composed = world.placement.mesh().is_some();
+    let had = |name: &str| {
+        world
+            .nodes
+            .get(node)
+            .and_then(|n| n.filters.get(name))
+            .is_some_and(|f| f.sent.is_some() || f.acked.is_some())
+    };
     for (name, record) in &rollouts.records {
         if !world.targets(name, node) {
+            if !composed && had(name) {
+                out.insert(name.clone(), Release::pass_through());
+            }
             continue;
         }
         let on_new = record
@@ -44,6 +58,8 @@ pub(super) fn desired_for(
             .or(last_good.filter(|r| r.runs_on(proxy)));
         if let Some(release) = runnable {
             out.insert(name.clone(), release.clone());
+        } else if !composed && had(name) {
+            out.insert(name.clone(), Release::pass_through());
         }
     }
     out

@@ -74,11 +74,16 @@ fn a_write_after_close_reopens_the_wait() {
 }
 
 #[test]
-fn removal_cancels() {
+fn a_removal_is_due_after_the_short_quiet_once() {
     let mut d = Debouncer::new(quiet());
     let t0 = Instant::now();
     let p = Path::new("/w/a.wasm");
     d.on_change(p, FsChange::ClosedAfterWrite, t0);
     d.on_change(p, FsChange::Removed, t0);
-    assert!(d.take_due(t0 + Duration::from_secs(5)).is_empty());
+    assert!(
+        d.take_due(t0 + Duration::from_millis(10)).is_empty(),
+        "quiet first"
+    );
+    assert_eq!(d.take_due(t0 + Duration::from_secs(5)), [p.to_path_buf()]);
+    assert!(d.take_due(t0 + Duration::from_secs(6)).is_empty(), "once");
 }

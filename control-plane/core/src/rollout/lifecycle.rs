@@ -329,6 +329,42 @@ impl Rollouts {
         fx.serve(rollout.pushed.keys());
     }
 
+    /// The plugin is gone (its build was deleted in folder mode): a rollout ends as
+    /// [`Rollouts::cancel`] ends it, and no proxy is served the plugin any more. Its
+    /// quarantine stays, so a bad version put back is still refused.
+    pub fn remove(&mut self, plugin: &str, reason: &str, now_ms: u64, fx: &mut Effects) {
+        self.cancel(plugin, reason, now_ms, fx);
+        let Some(record) = self.records.get_mut(plugin) else {
+            return;
+        };
+        record.queued = None;
+        record.published = None;
+        let Some(last_good) = record.last_good.take() else {
+            return;
+        };
+        fx.save = true;
+        fx.serve_all = true;
+        fx.log(Decision {
+            seq: 0,
+            at_ms: now_ms,
+            plugin: plugin.to_string(),
+            rollout: String::new(),
+            from: Some(last_good.version),
+            to: String::new(),
+            stage: None,
+            action: "remove".into(),
+            gate: None,
+            reason: reason.to_string(),
+            canary_size: 0,
+            canary: Vec::new(),
+            baseline: Vec::new(),
+            canary_totals: None,
+            baseline_totals: None,
+            baseline_kind: None,
+            term: None,
+        });
+    }
+
     fn start_queued(&mut self, world: &World<'_>, plugin: &str, now_ms: u64, fx: &mut Effects) {
         let Some(next) = self.records.get_mut(plugin).and_then(|p| p.queued.take()) else {
             return;

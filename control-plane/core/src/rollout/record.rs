@@ -58,6 +58,26 @@ impl Release {
         }
     }
 
+    /// What a bootstrap's slot runs once its plugin is gone from a proxy (removed, or its
+    /// first version rolled back): Envoy's header mutation with no mutations, the slot's own
+    /// default, as a new version. State-of-the-world ECDS cannot take a filter configuration
+    /// back, so a slot is handed this instead of nothing.
+    pub fn pass_through() -> Self {
+        let config_json = PASS_THROUGH.to_string();
+        let sha256 = crate::digest::sha256_hex(config_json.as_bytes());
+        Self {
+            version: format!("{sha256}:pass-through"),
+            sha256,
+            kind: ArtifactKind::Builtin,
+            path: PathBuf::new(),
+            config_json,
+            envoy_version: None,
+            failure_policy: FailurePolicy::default(),
+            signers: Vec::new(),
+            vm: VmSettings::default(),
+        }
+    }
+
     /// Whether a proxy reporting `proxy_version` (`major.minor.patch`, if known) may run it.
     /// A module that declares no version, and a proxy that reports none, are not held back.
     pub fn runs_on(&self, proxy_version: Option<&str>) -> bool {
@@ -67,6 +87,9 @@ impl Release {
         }
     }
 }
+
+/// The typed config of [`Release::pass_through`].
+const PASS_THROUGH: &str = r#"{"@type":"type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"}"#;
 
 /// Why a rollout is paused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

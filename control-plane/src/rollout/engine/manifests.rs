@@ -61,3 +61,15 @@ impl Engine {
         self.serving.forget_composed();
     }
 }
+
+impl Engine {
+    /// Plugin `plugin` is gone (in folder mode, its build was deleted): any rollout is
+    /// cancelled and no proxy is served it any more (each falls back to its slot's default);
+    /// its quarantine stays. Logged as a `remove` decision with `reason`.
+    pub fn remove_plugin(&mut self, plugin: &str, reason: &str, now_ms: u64) -> Result<(), Error> {
+        self.must_decide("removing a plugin")?;
+        let mut fx = Effects::default();
+        self.rollouts.remove(plugin, reason, now_ms, &mut fx);
+        self.commit(fx)
+    }
+}
