@@ -23,6 +23,18 @@ fn plugin(name: &str, callouts: &str) -> String {
     )
 }
 
+/// Declares cluster `httpbin` at `addr` in manifest folder `folder`, publishes the module,
+/// and declares plugin `name` running it and calling `httpbin`.
+fn declare(mesh: &Mesh, folder: &str, name: &str, addr: std::net::SocketAddr) {
+    let cluster = cluster_manifest("httpbin", addr);
+    mesh.write_manifest(folder, "httpbin.yaml", &cluster)
+        .expect("cluster");
+    mesh.publish_copy(&compat_module(MODULE).expect("corpus"), MODULE)
+        .expect("build");
+    mesh.write_manifest("plugins", &format!("{name}.yaml"), &plugin(name, "httpbin"))
+        .expect("plugin");
+}
+
 async fn servers() -> (Upstream, Upstream) {
     let even = Upstream::start_answering("0").await.expect("even server");
     let odd = Upstream::start_answering("1").await.expect("odd server");
@@ -58,16 +70,7 @@ async fn folder_mode_declares_the_cluster_beside_the_build() {
 async fn plugins_alone_serve_the_cluster_and_refuse_an_undeclared_one_before_any_push() {
     let (even, _odd) = servers().await;
     let mesh = Mesh::start_with_plugins(&[]).await.expect("mesh starts");
-    mesh.write_manifest(
-        "plugins",
-        "httpbin.yaml",
-        &cluster_manifest("httpbin", even.addr),
-    )
-    .expect("cluster");
-    mesh.publish_copy(&compat_module(MODULE).expect("corpus"), MODULE)
-        .expect("build");
-    mesh.write_manifest("plugins", "authz.yaml", &plugin("authz", "httpbin"))
-        .expect("plugin");
+    declare(&mesh, "plugins", "authz", even.addr);
     wait_for_auth_verdict(&mesh, 0, true).await;
 
     mesh.write_manifest(
@@ -105,16 +108,7 @@ async fn plugins_alone_serve_the_cluster_and_refuse_an_undeclared_one_before_any
 async fn a_composed_mesh_serves_the_cluster_with_its_listeners() {
     let (even, _odd) = servers().await;
     let mut mesh = Mesh::start_composed(&[]).await.expect("mesh starts");
-    mesh.write_manifest(
-        "mesh",
-        "httpbin.yaml",
-        &cluster_manifest("httpbin", even.addr),
-    )
-    .expect("cluster");
-    mesh.publish_copy(&compat_module(MODULE).expect("corpus"), MODULE)
-        .expect("build");
-    mesh.write_manifest("plugins", "auth.yaml", &plugin("auth", "httpbin"))
-        .expect("plugin");
+    declare(&mesh, "mesh", "auth", even.addr);
     mesh.add_mesh_envoy("envoy-1", "{tier: edge}", Ads::StateOfTheWorld)
         .await
         .expect("envoy");

@@ -1,7 +1,7 @@
 //! The bad-input table: every row is refused, and the error names the cause. Modules are
 //! written in WAT so each one does exactly the wrong thing its row names.
 
-use meshplug_preflight::{Expectation, Fixture, Limits, Preflight, Rejection};
+use meshplug_preflight::{Fixture, Limits, Preflight, Rejection};
 
 fn module(vm_start: &str, configure: &str, request_headers: &str, extra: &str) -> Vec<u8> {
     let text =
@@ -14,19 +14,9 @@ fn good() -> Vec<u8> {
 }
 
 fn fixture(status: u16) -> Fixture {
-    Fixture {
-        name: format!("expects {status}"),
-        request: Default::default(),
-        upstream: Default::default(),
-        callouts: Vec::new(),
-        chunk_size: None,
-        ticks: 0,
-        properties: Vec::new(),
-        expect: Expectation {
-            status: Some(status),
-            ..Default::default()
-        },
-    }
+    let mut fixture = Fixture::named(&format!("expects {status}"));
+    fixture.expect.status = Some(status);
+    fixture
 }
 
 /// One row of the table: name, module bytes, configuration, fixtures, whether the schema

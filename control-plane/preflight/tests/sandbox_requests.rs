@@ -2,9 +2,7 @@
 //! through the filter's own callbacks, and the smoke request that runs when no fixture is
 //! given (refusing, with the reason, a module that cannot be an HTTP filter).
 
-use meshplug_preflight::{
-    CalloutResponse, Expectation, Fixture, Limits, Preflight, Rejection, testing,
-};
+use meshplug_preflight::{CalloutResponse, Fixture, Limits, Preflight, Rejection, testing};
 
 fn preflight() -> Preflight {
     Preflight::new(Limits {
@@ -49,19 +47,10 @@ fn caller() -> Vec<u8> {
 }
 
 fn fixture(name: &str, callouts: Vec<CalloutResponse>, status: u16) -> Fixture {
-    Fixture {
-        name: name.into(),
-        request: Default::default(),
-        upstream: Default::default(),
-        callouts,
-        chunk_size: None,
-        ticks: 0,
-        properties: Vec::new(),
-        expect: Expectation {
-            status: Some(status),
-            ..Default::default()
-        },
-    }
+    let mut fixture = Fixture::named(name);
+    fixture.callouts = callouts;
+    fixture.expect.status = Some(status);
+    fixture
 }
 
 fn answer(body: &str) -> CalloutResponse {
