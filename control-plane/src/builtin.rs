@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::Error;
+
 /// Where the filter sits in the throwaway bootstrap, as Envoy names it in errors; replaced by
 /// the manifest's field in the message.
 const FILTER_PATH: &str = "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.<any>.http_filters[0].typed_config.<any>";
@@ -26,13 +28,19 @@ pub fn envoy_binary(given: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Checks `typed_config_json` (protobuf JSON with `@type`) as filter `name` with `envoy`:
-/// `Ok` when Envoy accepts it, else Envoy's reason, with the filter's fields named as the
-/// manifest names them (`spec.envoyFilter.config…`).
-pub fn validate(envoy: &Path, name: &str, typed_config_json: &str) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("validating: a temporary folder: {e}"))?;
+/// `Ok(Ok(()))` when Envoy accepts it, `Ok(Err(reason))` with Envoy's reason, the filter's
+/// fields named as the manifest names them (`spec.envoyFilter.config…`); `Err` when Envoy
+/// could not be run at all (no verdict on the filter).
+pub fn validate(
+    envoy: &Path,
+    name: &str,
+    typed_config_json: &str,
+) -> Result<Result<(), String>, Error> {
+    let temp = std::env::temp_dir();
+    let dir = tempfile::tempdir().map_err(Error::io("creating a folder in", &temp))?;
     let bootstrap = dir.path().join("validate.yaml");
     std::fs::write(&bootstrap, bootstrap_for(name, typed_config_json))
-        .map_err(|e| format!("validating: writing {}: {e}", bootstrap.display()))?;
+        .map_err(Error::io("writing", &bootstrap))?;
     let output = Command::new(envoy)
         .arg("--mode")
         .arg("validate")
@@ -43,13 +51,16 @@ pub fn validate(envoy: &Path, name: &str, typed_config_json: &str) -> Result<(),
         .arg("-l")
         .arg("critical")
         .output()
-        .map_err(|e| format!("validating with {}: {e}", envoy.display()))?;
+        .map_err(Error::io(
+            "running Envoy to validate a built-in filter",
+            envoy,
+        ))?;
     if output.status.success() {
-        return Ok(());
+        return Ok(Ok(()));
     }
     let log = String::from_utf8_lossy(&output.stderr).into_owned()
         + &String::from_utf8_lossy(&output.stdout);
-    Err(reason(&log))
+    Ok(Err(reason(&log)))
 }
 
 /// A base id of its own for each run, apart from any running proxy's (tests use small ones).

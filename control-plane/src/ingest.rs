@@ -128,17 +128,16 @@ impl Ingest {
                 false => Ok(IngestOutcome::Ignored),
             };
         }
-        // Folder mode: a file still gone after its quiet was deleted.
-        let gone = matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
-        if gone && !self.mode.governed() {
-            return self.removed(path, watched);
-        }
         let limit = match watched {
             WatchedFile::Artifact { .. } => self.limits.max_artifact_bytes,
             _ => self.limits.max_config_bytes,
         };
         let bytes = match read_checked(path, &self.folder, limit)? {
             ReadOutcome::Bytes(bytes) => bytes,
+            // Folder mode: a file still gone after its quiet was deleted.
+            ReadOutcome::NotSettled if !self.mode.governed() && gone(path) => {
+                return self.removed(path, watched);
+            }
             ReadOutcome::NotSettled => return Ok(IngestOutcome::NotSettled),
             ReadOutcome::Refused(reason) => {
                 self.refusals.count(Limit::ArtifactFile);
@@ -485,6 +484,11 @@ impl Ingest {
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Whether nothing is at `path` (not even a dangling link).
+fn gone(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Milliseconds since the Unix epoch.

@@ -42,11 +42,6 @@ impl Mode {
         !matches!(self, Self::Folder)
     }
 
-    /// Whether meshplug serves the proxies' listeners and routes.
-    pub fn serves_mesh(&self) -> bool {
-        matches!(self, Self::Mesh { .. })
-    }
-
     /// Which manifests count in this mode (clusters are served over CDS in every mode).
     pub fn governs(&self) -> Governs {
         match self {

@@ -71,6 +71,7 @@ impl StreamState {
         if request.type_url.is_empty() {
             return Err(XdsError::MissingTypeUrl);
         }
+        let first = !self.types.contains_key(&request.type_url);
         let subscription = self.types.entry(request.type_url.clone()).or_default();
         if !request.response_nonce.is_empty() {
             let Some(sent) = subscription
@@ -90,7 +91,6 @@ impl StreamState {
             .into_iter()
             .filter(|name| name != "*")
             .collect();
-        let first = subscription.last_sent.is_none() && subscription.names.is_empty();
         if first || subscription.wildcard != wildcard || subscription.names != names {
             out.events.push(XdsEvent::Subscribed {
                 stream: self.id,

@@ -42,17 +42,17 @@ impl Ingest {
         };
         let started = std::time::Instant::now();
         match crate::builtin::validate(&envoy, name, typed_config_json) {
-            Ok(()) => {
+            Ok(Ok(())) => {
                 let ms = started.elapsed().as_millis();
                 tracing::info!(plugin = %name, sha256 = %artifact.sha256, ms, "built-in filter validated by Envoy");
                 Ok(None)
             }
-            Err(reason) if reason.starts_with("Envoy refuses") => {
+            Ok(Err(reason)) => {
                 self.store.put_rejection(&artifact.sha256, &reason)?;
                 Ok(Some(reason))
             }
             // Envoy could not run (not a verdict on the filter): not remembered.
-            Err(reason) => Ok(Some(reason)),
+            Err(err) => Ok(Some(err.to_string())),
         }
     }
 }

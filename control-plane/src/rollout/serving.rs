@@ -203,22 +203,18 @@ impl Serving {
             .map(|(name, release)| (name.clone(), self.resource(name, release, delivery)))
             .collect();
         let served: BTreeSet<String> = desired.keys().cloned().collect();
-        let composed = mesh.map(|catalog| self.composed_for(catalog, served));
-        let clusters = match &composed {
-            Some(_) => None,
-            None => Some(self.clusters_for(placement.clusters())),
+        // The listeners, routes and clusters with a mesh; the clusters alone without one.
+        let composed = match mesh {
+            Some(catalog) => self.composed_for(catalog, served),
+            None => self.clusters_for(placement.clusters()),
         };
         self.cache.update(node, |snapshot| {
             // With composed listeners a filter leaves a proxy by leaving its listeners; its
             // configuration stays, so a draining listener never loses it.
-            let remove_others = composed.is_none();
+            let remove_others = mesh.is_none();
             let ecds = resources.iter().map(|(name, r)| (name.as_str(), r));
-            let mut changed =
-                snapshot.put_resources(type_url::EXTENSION_CONFIG, ecds, remove_others);
-            if let Some(composed) = composed.as_ref().or(clusters.as_ref()) {
-                changed |= composed.apply(snapshot);
-            }
-            changed
+            let changed = snapshot.put_resources(type_url::EXTENSION_CONFIG, ecds, remove_others);
+            changed | composed.apply(snapshot)
         });
     }
 
