@@ -183,7 +183,8 @@ pub fn rollout_table(list: &Value) -> String {
 }
 
 /// Where one node stands with one filter, as `meshplug status` says it (after
-/// `istioctl proxy-status`): `SYNCED` (ACKed what it should run), `NACKED` (refused it),
+/// `istioctl proxy-status`): `SYNCED` (ACKed what it should run), `FAILING` (ACKed it, and a
+/// look found its traffic clearly worse than before, or load errors), `NACKED` (refused it),
 /// `FETCH FAILED` (its agent could not fetch it, and keeps trying), `FETCHING` (sent to a
 /// proxy behind an agent, no answer yet), `SENT` (sent, no answer yet), `NOT SENT` (not sent
 /// yet), or `-` (nothing desired). `delivery` is the node's (`local` or `agent`).
@@ -192,6 +193,7 @@ pub fn filter_state(filter: &Value, delivery: &str) -> &'static str {
     let version_of = |key: &str| filter[key].as_str();
     match desired {
         None => "-",
+        Some(d) if version_of("acked") == Some(d) && filter["failing"]["version"] == d => "FAILING",
         Some(d) if version_of("acked") == Some(d) => "SYNCED",
         Some(d) if filter["last_nack"]["version"].as_str() == Some(d) => "NACKED",
         Some(d) if filter["last_fetch_failure"]["version"].as_str() == Some(d) => "FETCH FAILED",
@@ -240,7 +242,10 @@ pub fn status_table(nodes: &Value) -> String {
         }
         for (name, filter) in &filters {
             let state = filter_state(filter, node["delivery"].as_str().unwrap_or("local"));
+            let failing =
+                !filter["failing"].is_null() && filter["failing"]["version"] == filter["acked"];
             let applied = match (filter["applied"].as_str(), filter["acked"].as_str()) {
+                (_, Some(_)) if failing => "failing",
                 (Some(applied), Some(acked)) if applied == acked => "yes",
                 (_, Some(_)) => "no",
                 _ => "-",
@@ -252,6 +257,9 @@ pub fn status_table(nodes: &Value) -> String {
                 applied,
                 state,
             ));
+            if let Some(reason) = filter["failing"]["reason"].as_str().filter(|_| failing) {
+                out.push_str(&format!("  failing: {reason}\n"));
+            }
             if let Some(error) = filter["last_nack"]["error"].as_str() {
                 out.push_str(&format!("  last NACK: {error}\n"));
             }

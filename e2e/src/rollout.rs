@@ -348,4 +348,41 @@ impl RolloutMesh {
         );
         latency
     }
+
+    /// Waits until every Envoy has answered `answers` requests with the filter slot as it is
+    /// (the traffic a first version is later compared with; Envoy streams its stats every
+    /// second).
+    pub async fn wait_for_traffic(&self, answers: u64) {
+        eventually(
+            Duration::from_secs(30),
+            "traffic before the push",
+            || async {
+                for (i, traffic) in self.traffic.iter().enumerate() {
+                    let total: u64 = traffic.tally().values().sum();
+                    if total < answers {
+                        return Err(format!("envoy {i}: {total} answers"));
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
+    }
+
+    /// `meshplug <args> --admin <this control plane>`: its standard output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let admin = format!("http://{}", self.mesh.control_plane.addrs.admin);
+        let binary = crate::paths::meshplug_binary().expect("meshplug built");
+        let output = std::process::Command::new(binary)
+            .args(args)
+            .args(["--admin", &admin])
+            .output()
+            .expect("run meshplug");
+        assert!(
+            output.status.success(),
+            "meshplug {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
 }

@@ -1,6 +1,6 @@
 //! The node model: one record per proxy, the only place a per-node fact lives. Who the proxy
 //! said it is (identity), whether it is connected (streams), and for each filter the version
-//! desired for it, last sent, ACKed, applied and last NACKed.
+//! desired for it, last sent, ACKed, applied (loaded, and failing or not) and last NACKed.
 //!
 //! It is fed by [`NodeEvent`]s (the runtime translates xDS stream events into them) and by the
 //! rollout engine's [`Nodes::set_desired`]; the admin API, the CLI, the metrics and the engine
@@ -126,6 +126,10 @@ pub struct FilterOnNode {
     /// How many responses carried this filter to the node.
     #[serde(default)]
     pub sends: u64,
+    /// The version it runs is loaded but failing: its own traffic is clearly worse than
+    /// before, or it reported load errors (see [`Nodes::set_failing`]).
+    #[serde(default)]
+    pub failing: Option<Failing>,
     /// When a version was last sent, ms (this process only).
     #[serde(skip)]
     sent_at_ms: Option<u64>,
@@ -340,6 +344,7 @@ impl Nodes {
                     state.sent = Some(f.version.clone());
                     state.sends += 1;
                     state.sent_at_ms = Some(now_ms);
+                    state.forget_failing_other_than(&f.version);
                 }
             }
             NodeEvent::Acked(filters) => {
@@ -491,7 +496,10 @@ impl FilterOnNode {
     }
 }
 
+mod failing;
 mod remote;
+
+pub use failing::Failing;
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod decide;
 pub mod effects;
 mod error;
+pub mod health;
 pub mod history;
 pub mod lifecycle;
 pub mod placement;

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("effects", 4),
     ("placement", 4),
     ("world", 5),
+    ("health", 5),
     ("lifecycle", 6),
     ("progress", 7),
     ("releases", 8),

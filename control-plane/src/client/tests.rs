@@ -134,3 +134,33 @@ fn replicas_table_names_the_leader_its_term_and_the_nodes_each_holds() {
         "nothing without replicas"
     );
 }
+
+#[test]
+fn status_table_shows_a_failing_version_and_why() {
+    let filter = |failing: serde_json::Value| {
+        json!({"desired": "aaaa:c", "sent": "aaaa:c", "acked": "aaaa:c", "applied": "aaaa:c",
+               "last_nack": null, "failing": failing})
+    };
+    let why = "5xx ratio: canary 1.000 (90/90) vs baseline 0.000 (0/300)";
+    let nodes = json!({"nodes": [
+        {"id": "envoy-1", "connected": true,
+         "filters": {"authz": filter(json!({"version": "aaaa:c", "reason": why,
+                                              "since_unix_ms": 1}))}},
+        {"id": "envoy-2", "connected": true,
+         "filters": {"authz": filter(json!({"version": "older:c", "reason": "old",
+                                              "since_unix_ms": 1}))}},
+    ]});
+    let table = status_table(&nodes);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[1].contains(" failing ") && lines[1].ends_with("FAILING"),
+        "{table}"
+    );
+    assert_eq!(lines[2], format!("  failing: {why}"));
+    assert!(
+        lines[3].starts_with("envoy-2")
+            && lines[3].contains(" yes ")
+            && lines[3].ends_with("SYNCED"),
+        "a verdict on another version does not count: {table}"
+    );
+}

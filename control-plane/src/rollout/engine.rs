@@ -350,7 +350,7 @@ impl Engine {
     }
 
     /// Applies effects in the one order: persist the rollout state, append the decisions to
-    /// the log, raise alerts and count, re-serve proxies. When saving fails nothing after it
+    /// the log, raise alerts and count, record per-proxy health, re-serve proxies. When saving fails nothing after it
     /// happens: the effects wait, and the next tick tries again.
     fn commit(&mut self, fx: Effects) -> Result<(), Error> {
         self.pending.merge(fx);
@@ -395,6 +395,11 @@ impl Engine {
                 Count::RolledBack(plugin, gate) => self.metrics.rolled_back(&plugin, gate),
                 Count::RollbackSeconds(s) => self.metrics.rollback_seconds(s),
             }
+        }
+        for look in &fx.health {
+            let failing = look.failing.as_deref();
+            self.nodes
+                .set_failing(&look.node, &look.plugin, &look.version, failing, look.at_ms);
         }
         let nodes: Vec<String> = if fx.serve_all {
             self.nodes.ids().cloned().collect()
@@ -484,3 +489,6 @@ mod history_tests;
 
 #[cfg(test)]
 mod removal_tests;
+
+#[cfg(test)]
+mod first_version_tests;

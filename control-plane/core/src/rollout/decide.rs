@@ -176,9 +176,13 @@ pub fn decide(input: &LookInput<'_>) -> Look {
     let (min_duration, min_requests) = stage_needs(input.policy, input.stage);
     let needs_traffic = min_requests > 0;
     let Some(traffic) = &input.traffic else {
-        let verdict = if needs_traffic {
+        // A failing streak is settled by looks: a bake does not pass between two of them.
+        let verdict = if needs_traffic || input.failing_looks > 0 {
             Verdict::Hold {
-                reason: "waiting for the next traffic look".into(),
+                reason: format!(
+                    "waiting for the next traffic look ({} failing so far)",
+                    input.failing_looks
+                ),
             }
         } else {
             progress(input, min_duration, None)

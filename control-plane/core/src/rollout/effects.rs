@@ -1,7 +1,7 @@
 //! What a rollout step wants done, returned instead of done: the steps only change rollout
 //! state in memory. the runtime's engine applies effects in one order, in one place:
 //! persist the rollout state, append the decisions to the log, raise the alerts and count the
-//! metrics, then re-serve the proxies. So no proxy is ever served a version whose rollout
+//! metrics, record per-proxy health in the node model, then re-serve the proxies. So no proxy is ever served a version whose rollout
 //! state is not on disk, and the log never names a state that was not saved.
 
 use std::collections::BTreeSet;
@@ -33,6 +33,23 @@ pub struct Effects {
     pub serve: BTreeSet<String>,
     /// Serve every known proxy again.
     pub serve_all: bool,
+    /// Per-proxy looks at the version each runs, for the node model.
+    pub health: Vec<NodeHealth>,
+}
+
+/// One proxy's look at the version of a plugin it was handed: failing, and why, or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHealth {
+    /// `node.id`.
+    pub node: String,
+    /// The plugin.
+    pub plugin: String,
+    /// The version judged.
+    pub version: String,
+    /// Why it is failing; `None` when it is not.
+    pub failing: Option<String>,
+    /// When it was judged.
+    pub at_ms: u64,
 }
 
 impl Effects {
@@ -59,6 +76,7 @@ impl Effects {
         self.counts.extend(later.counts);
         self.serve.extend(later.serve);
         self.serve_all |= later.serve_all;
+        self.health.extend(later.health);
     }
 
     /// Whether there is nothing to do.
@@ -69,5 +87,6 @@ impl Effects {
             && self.counts.is_empty()
             && self.serve.is_empty()
             && !self.serve_all
+            && self.health.is_empty()
     }
 }

@@ -11,6 +11,7 @@ use super::decide::{
     looks_at_traffic, millis,
 };
 use super::effects::{Count, Effects};
+use super::health::{NodeLook, first_version_verdict, node_looks};
 use super::lifecycle::{LOGGED_NODES, Rollouts, decision};
 use super::policy::Policy;
 use super::record::{Decision, Paused, Rollout};
@@ -71,6 +72,18 @@ fn evaluate(
         // cause gone, so the looks go on; a person's pause stops them.
         paused: rollout.paused.as_ref().is_some_and(|p| p.manual),
     });
+    if let Some(traffic) = &traffic_input {
+        let node_look = NodeLook {
+            plugin,
+            rollout: &rollout,
+            policy: &policy.traffic,
+            traffic,
+            window: (rollout.stage_started_ms + millis(policy.settle), now_ms + 1),
+            now_ms,
+        };
+        fx.health
+            .extend(node_looks(&node_look, &canary, world.signals));
+    }
     let judged = Judged {
         plugin,
         look,
@@ -247,6 +260,7 @@ fn carry_out(
         traffic,
         now_ms,
     } = judged;
+    let (decided, for_a_person) = first_version_verdict(&rollout, look.verdict);
     let mut changed = rollout.failing_looks != look.failing_looks;
     rollout.failing_looks = look.failing_looks;
     if let (Some(traffic), Some(verdict)) = (&traffic, &look.traffic) {
@@ -257,7 +271,7 @@ fn carry_out(
         entry.baseline_totals = Some(traffic.baseline);
         entry.baseline_kind = Some(traffic.baseline_kind);
         fx.log(entry);
-        if !matches!(look.verdict, Verdict::Pause { .. })
+        if !matches!(decided, Verdict::Pause { .. })
             && rollout.paused.as_ref().is_some_and(|p| !p.manual)
         {
             rollout.paused = None;
@@ -265,7 +279,7 @@ fn carry_out(
             fx.log(decision(plugin, &rollout, "resume", reason, now_ms));
         }
     }
-    match look.verdict {
+    match decided {
         Verdict::Hold { .. } => {
             if changed {
                 rollouts.store(plugin, rollout, fx);
@@ -275,7 +289,7 @@ fn carry_out(
             if rollout.paused.is_none() {
                 rollout.paused = Some(Paused {
                     reason: reason.clone(),
-                    manual: false,
+                    manual: for_a_person,
                 });
                 fx.alert(decision(plugin, &rollout, "pause", reason, now_ms));
             }

@@ -96,7 +96,8 @@ const PASS_THROUGH: &str = r#"{"@type":"type.googleapis.com/envoy.extensions.fil
 pub struct Paused {
     /// The reason.
     pub reason: String,
-    /// Paused by a person: only `resume` lifts it. Otherwise it lifts once the cause clears.
+    /// Paused by a person, or for one (a failing first version its failure policy keeps):
+    /// only `resume` lifts it. Otherwise it lifts once the cause clears.
     pub manual: bool,
 }
 

@@ -29,7 +29,9 @@ impl World<'_> {
     }
 
     /// The policy a rollout runs under: a first version (nothing to fall back to) goes to all
-    /// proxies at once, gated by acceptance, load and liveness only.
+    /// proxies at once, gated by acceptance, load and liveness, and then watched for the
+    /// policy's `bake` against the same proxies' traffic before the push (see
+    /// [`super::health`] for what a failure does to it).
     pub fn policy_for(&self, plugin: &str, rollout: &Rollout) -> Policy {
         let policy = self.plugin_policy(plugin);
         if rollout.from.is_some() {
@@ -37,7 +39,6 @@ impl World<'_> {
         }
         Policy {
             steps: Policy::immediate().steps,
-            bake: std::time::Duration::ZERO,
             ..policy.clone()
         }
     }

@@ -41,6 +41,9 @@ fn fleet() -> Harness {
         .set_artifacts_url(Some("http://198.18.0.2:8081/".into()));
     h.engine.release(PLUGIN, release("a"), 10).expect("a");
     h.ack_all(&["local", "remote"], 20);
+    h.engine
+        .command(PLUGIN, crate::rollout::Command::Promote { full: true }, 20)
+        .expect("a promoted before its bake ends");
     h
 }
 

@@ -9,6 +9,7 @@ use crate::artifact::ArtifactKind;
 use crate::rollout::Command;
 use crate::rollout::policy::Step;
 use crate::rollout::state::StateFiles;
+use meshplug_core::rollout::decide::Stage;
 
 pub(super) const PLUGIN: &str = "authz";
 
@@ -143,7 +144,8 @@ impl Harness {
 
 pub(super) const FLEET: [&str; 4] = ["n1", "n2", "n3", "n4"];
 
-/// A first version goes everywhere, is ACKed and becomes the last good one.
+/// A first version goes everywhere, is ACKed, and is promoted by hand before its bake ends
+/// (`first_version_tests` watch a first version's bake): it is the last good one.
 pub(super) fn with_last_good() -> Harness {
     let mut h = Harness::new(&FLEET);
     h.engine
@@ -153,6 +155,14 @@ pub(super) fn with_last_good() -> Harness {
         assert_eq!(h.served(id), Some(release("a").version), "{id}");
     }
     h.ack_all(&FLEET, 20);
+    assert_eq!(
+        h.record().rollout.map(|r| r.stage),
+        Some(Stage::Bake),
+        "a first version is watched for the bake"
+    );
+    h.engine
+        .command(PLUGIN, Command::Promote { full: true }, 20)
+        .expect("promote a");
     assert_eq!(h.record().last_good, Some(release("a")));
     h
 }

@@ -257,6 +257,23 @@ fn immediate_policy_advances_on_ack_without_traffic() {
     assert!(matches!(look.verdict, Verdict::Advance { .. }), "{look:?}");
 }
 
+#[test]
+fn a_bake_with_a_failing_streak_waits_for_the_next_look() {
+    let policy = policy();
+    let canary = [node(true)];
+    let bake = |failing_looks| LookInput {
+        stage: Stage::Bake,
+        failing_looks,
+        ..input(&policy, &canary, 60_000)
+    };
+    let look = decide(&bake(1));
+    assert!(
+        matches!(&look.verdict, Verdict::Hold { reason } if reason.contains("1 failing")),
+        "the bake is long over, but one look failed: {look:?}"
+    );
+    assert!(matches!(decide(&bake(0)).verdict, Verdict::Advance { .. }));
+}
+
 fn arb_totals(max: u64) -> impl Strategy<Value = Totals> {
     (0..max, 0..max, 0..max, 0..max).prop_map(|(completed, e, s, h)| Totals {
         completed,
