@@ -13,7 +13,7 @@ FILTER_OUT := target/filters
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-setup: ## Install what is missing (Envoy, wasm toolchain and clippy, wrk, minisign, etcd, protoc, cargo-deny); quick when all is there
+setup: ## Install what is missing (Envoy, wasm toolchain and clippy, wrk, minisign, etcd, protoc, chromium and its driver, cargo-deny); quick when all is there
 	@./envoy-config/install-envoy.sh >/dev/null
 	@missing=""; \
 	if ! (command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown); then \
@@ -23,6 +23,8 @@ setup: ## Install what is missing (Envoy, wasm toolchain and clippy, wrk, minisi
 	command -v minisign >/dev/null 2>&1 || missing="$$missing minisign"; \
 	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	command -v protoc >/dev/null 2>&1 || missing="$$missing protobuf-compiler"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \

@@ -1,5 +1,5 @@
 //! The admin HTTP API: health, readiness, Prometheus metrics, JSON status of filters, nodes
-//! and rollouts, and the rollout controls.
+//! and rollouts, the rollout controls, and the browser dashboard at `/ui/` ([`ui`]).
 //!
 //! With a bearer token configured, every endpoint needs it except `/healthz` and `/readyz`
 //! (which say nothing but "ok"): reads too, since `/api/v1/plugins` carries filter
@@ -27,6 +27,7 @@ use crate::rollout::Engine;
 mod pprof;
 mod replicas;
 mod rollouts;
+mod ui;
 
 /// What the admin API reads.
 #[derive(Debug, Clone)]
@@ -61,12 +62,14 @@ pub fn router(state: AdminState) -> Router {
         .merge(rollouts::routes())
         .merge(replicas::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let ui = ui::routes(state.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(guarded)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        .merge(ui)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// Refuses a request without the token (401) or with another (403), before its body is read.
@@ -166,6 +169,13 @@ struct NodeView {
 
 async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
     let engine = state.engine.lock().unwrap_or_else(PoisonError::into_inner);
+    Json(Nodes {
+        nodes: node_views(&engine),
+    })
+}
+
+/// Every node of the node model, and those other replicas hold and this one does not.
+fn node_views(engine: &Engine) -> Vec<NodeView> {
     let mut nodes: Vec<NodeView> = engine
         .nodes()
         .iter()
@@ -194,7 +204,7 @@ async fn nodes(State(state): State<AdminState>) -> Json<Nodes> {
             });
         }
     }
-    Json(Nodes { nodes })
+    nodes
 }
 
 async fn metrics(

@@ -9,10 +9,10 @@ use crate::rollout::metrics::RolloutMetrics;
 use crate::rollout::state::StateFiles;
 use crate::rollout::{Policy, Release};
 
-struct Admin {
-    base: String,
+pub(super) struct Admin {
+    pub(super) base: String,
     _dir: tempfile::TempDir,
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
 }
 
 impl Admin {
@@ -21,7 +21,7 @@ impl Admin {
         self.http.get(url).send().await.expect("send")
     }
 
-    async fn get_json(&self, path: &str) -> serde_json::Value {
+    pub(super) async fn get_json(&self, path: &str) -> serde_json::Value {
         self.get(path).await.json().await.expect("json")
     }
 
@@ -30,7 +30,7 @@ impl Admin {
     }
 }
 
-async fn admin(token: Option<&str>) -> Admin {
+pub(super) async fn admin(token: Option<&str>) -> Admin {
     admin_remembering(
         token,
         crate::rollout::state::log::LogLimits::default().in_memory,

@@ -8,11 +8,28 @@ use super::Engine;
 use crate::Error;
 use crate::rollout::Policy;
 use crate::rollout::state::{Decision, PluginRecord};
+use meshplug_core::rollout::world::World;
 
 impl Engine {
     /// The policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The policy `plugin`'s rollout in progress runs under (its manifest's or the control
+    /// plane's, as a first version runs it), or its manifest's or the control plane's when
+    /// none is in progress.
+    pub fn policy_for(&self, plugin: &str) -> Policy {
+        let world = world!(self);
+        match self
+            .rollouts
+            .records
+            .get(plugin)
+            .and_then(|r| r.rollout.as_ref())
+        {
+            Some(rollout) => world.policy_for(plugin, rollout),
+            None => world.plugin_policy(plugin).clone(),
+        }
     }
 
     /// Every filter's rollout state.

@@ -1,0 +1,168 @@
+//! A plugin: its builds (the one it runs, last good, rolling out, quarantined, last refused)
+//! with kind, size, signers and the pre-flight's verdict, its configuration, the chains it
+//! sits in, and a link to its rollout.
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Html;
+use maud::{Markup, html};
+
+use super::super::node_views;
+use super::words::when;
+use super::{Ui, respond, short};
+use crate::registry::PluginStatus;
+use crate::rollout::state::{PluginRecord, Release};
+
+/// One build the page lists, and what it is to the plugin.
+struct Build {
+    role: String,
+    sha256: String,
+    kind: String,
+    size: Option<u64>,
+    signers: Vec<String>,
+    note: String,
+}
+
+pub(super) async fn page(
+    State(ui): State<Ui>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Html<String> {
+    let status = {
+        let registry = ui
+            .admin
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        registry.plugins().find(|p| p.name == name).cloned()
+    };
+    let (record, chains) = {
+        let engine = ui
+            .admin
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let record = engine.plugins().get(&name).cloned();
+        let mut chains: BTreeMap<String, (Vec<String>, usize)> = BTreeMap::new();
+        for view in node_views(&engine) {
+            for (listener, chain) in view.chains.iter().filter(|(_, c)| c.contains(&name)) {
+                let entry = chains.entry(listener.clone()).or_default();
+                entry.0.clone_from(chain);
+                entry.1 += 1;
+            }
+        }
+        (record, chains)
+    };
+    let main = match (&status, &record) {
+        (None, None) => html! { h1 { (name) } p.refusal { "No plugin of this name." } },
+        _ => render(&name, status.as_ref(), record.as_ref(), &chains),
+    };
+    respond(&headers, &name, main)
+}
+
+fn builds(status: Option<&PluginStatus>, record: Option<&PluginRecord>) -> Vec<Build> {
+    let mut out = Vec::new();
+    let release = |role: &str, release: &Release, note: String| Build {
+        role: role.to_string(),
+        sha256: release.sha256.clone(),
+        kind: format!("{:?}", release.kind).to_lowercase(),
+        size: std::fs::metadata(&release.path).ok().map(|m| m.len()),
+        signers: release.signers.clone(),
+        note,
+    };
+    if let Some(artifact) = status.and_then(|s| s.artifact.as_ref()) {
+        let preflight = status.map_or(String::new(), |s| match s.fixtures {
+            0 => "checked; pre-flight: the smoke request (no fixtures)".to_string(),
+            n => format!("checked; pre-flight: {n} fixtures passed"),
+        });
+        out.push(Build {
+            role: "latest build".into(),
+            sha256: artifact.sha256.clone(),
+            kind: format!("{:?}", artifact.kind).to_lowercase(),
+            size: std::fs::metadata(&artifact.path).ok().map(|m| m.len()),
+            signers: artifact.signers.clone(),
+            note: preflight,
+        });
+    }
+    if let Some(record) = record {
+        if let Some(good) = &record.last_good {
+            out.push(release("last good", good, String::new()));
+        }
+        if let Some(rollout) = &record.rollout {
+            out.push(release(
+                "rolling out",
+                &rollout.to,
+                format!("since {}", when(rollout.started_ms)),
+            ));
+        }
+        if let Some(queued) = &record.queued {
+            out.push(release("queued", queued, String::new()));
+        }
+        for quarantined in record.quarantine.values() {
+            let note = format!("{} ({})", quarantined.reason, when(quarantined.at_ms));
+            out.push(release("quarantined", &quarantined.release, note));
+        }
+    }
+    if let Some(refused) = status.and_then(|s| s.last_rejection.as_ref()) {
+        out.push(Build {
+            role: "last refused".into(),
+            sha256: refused.sha256.clone(),
+            kind: "-".into(),
+            size: None,
+            signers: Vec::new(),
+            note: format!(
+                "{}: {} ({})",
+                refused.source.display(),
+                refused.reason,
+                when(refused.at_unix_ms)
+            ),
+        });
+    }
+    out
+}
+
+fn render(
+    name: &str,
+    status: Option<&PluginStatus>,
+    record: Option<&PluginRecord>,
+    chains: &BTreeMap<String, (Vec<String>, usize)>,
+) -> Markup {
+    let builds = builds(status, record);
+    html! {
+        h1 { "Plugin " (name) }
+        p { a href={"/ui/rollouts/" (name)} { "Its rollout and decisions" } }
+        h2 { "Builds" }
+        table #builds {
+            thead { tr { th { "" } th { "sha256" } th { "Kind" } th { "Size" } th { "Signed by" } th { "" } } }
+            tbody {
+                @for build in &builds {
+                    tr data-role=(build.role) {
+                        td { (build.role) } td.sha title=(build.sha256) { (short(&build.sha256)) }
+                        td { (build.kind) }
+                        td { @if let Some(size) = build.size { (size) " B" } @else { "-" } }
+                        td { @if build.signers.is_empty() { "-" } @else { (build.signers.join(", ")) } }
+                        td { (build.note) }
+                    }
+                }
+            }
+        }
+        @if let Some(status) = status {
+            h2 { "Configuration" }
+            p { "sha256 " span.sha { (short(&status.config_sha256)) } ", failure policy "
+                (format!("{:?}", status.failure_policy)) }
+            @if let Some(file) = &status.manifest { p { "Declared in " code { (file) } } }
+            pre #config { (status.config_json) }
+        }
+        h2 { "Chains" }
+        @if chains.is_empty() {
+            p { "In the bootstrap's slot named " code { (name) } " on each proxy (no composed mesh)." }
+        } @else {
+            ul { @for (listener, (chain, proxies)) in chains {
+                li { code { (listener) } ": " (chain.join(" → ")) " (" (proxies) " proxies)" }
+            } }
+        }
+    }
+}
