@@ -1,5 +1,5 @@
 //! The admin HTTP API: health, readiness, Prometheus metrics, JSON status of filters, nodes
-//! and rollouts, the rollout controls, and the browser dashboard at `/ui/` ([`ui`]).
+//! and rollouts, the rollout controls, and the browser dashboard at `/ui/` (`admin/ui.rs`).
 //!
 //! With a bearer token configured, every endpoint needs it except `/healthz` and `/readyz`
 //! (which say nothing but "ok"): reads too, since `/api/v1/plugins` carries filter

@@ -8,6 +8,7 @@
 //! starts) and `bench-swap` (what `make bench` runs).
 
 pub mod bench_args;
+pub mod browser;
 pub mod compat;
 pub mod composed;
 pub mod control_plane;

@@ -108,8 +108,7 @@ pub(super) fn rows_of(view: &NodeView) -> Vec<Row> {
             let message = state
                 .last_nack
                 .as_ref()
-                .filter(|n| state.desired.as_ref() == Some(&n.version))
-                .map(|n| format!("NACK: {}", n.error))
+                .map(|n| format!("last NACK (of {}): {}", short(&n.version), n.error))
                 .or_else(|| {
                     state
                         .last_fetch_failure

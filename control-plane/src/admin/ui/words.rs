@@ -69,7 +69,10 @@ pub(super) fn sentence(decision: &Decision) -> String {
         "advance" => format!("Advanced {to} to the next stage"),
         "promote" => format!("Promoted {to}: it is the last good version"),
         "rollback" => match &decision.gate {
-            Some(gate) => format!("Rolled {to} back: the {gate:?} gate failed").to_lowercase(),
+            Some(gate) => format!(
+                "Rolled {to} back: the {} gate failed",
+                format!("{gate:?}").to_lowercase()
+            ),
             None => format!("Rolled {to} back"),
         },
         "rolled_back" => format!("Every affected proxy runs {to} again"),

@@ -70,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
         cli(&control_plane, "status"),
         control_plane.addrs.admin
     );
+    println!(
+        "  dashboard      : http://{}/ui/",
+        control_plane.addrs.admin
+    );
     println!("  Envoy admin    : http://{}", envoy.admin);
     println!("  logs           : {}", workdir.display());
     println!("Edit a filter and run `make filters`, or copy a .wasm into the watched folder.");
@@ -157,6 +161,10 @@ async fn composed_mesh(workdir: &Path, artifacts: &Path, port: &str) -> anyhow::
     );
     println!("  the chain      : {}", cli(&control_plane, "status"));
     println!("  manifests      : {}", cli(&control_plane, "manifests"));
+    println!(
+        "  dashboard      : http://{}/ui/",
+        control_plane.addrs.admin
+    );
     println!(
         "Add a plugin: write plugins/<name>.yaml (kind: Plugin); remove the file to remove it."
     );
