@@ -351,6 +351,8 @@ impl Ingest {
             Ok(report) => {
                 tracing::info!(plugin = %name, sha256 = %sha, fixtures = report.fixtures_passed,
                     compile_ms = report.compile_ms, run_ms = report.run_ms, "pre-flight passed");
+                let pass = preflight::passed(sha, config_json, report);
+                self.registry().set_preflight(name, pass);
                 Ok(None)
             }
             Err(refusal) => {
@@ -375,8 +377,14 @@ impl Ingest {
         };
         let wasm = fs::read(&artifact.path)
             .map_err(Error::io("reading stored artifact", &artifact.path))?;
-        let verdict = preflight::run(sandbox, name, &artifact.sha256, &wasm, config_json, plugin);
-        Ok(verdict.err().map(|refusal| refusal.reason))
+        match preflight::run(sandbox, name, &artifact.sha256, &wasm, config_json, plugin) {
+            Ok(report) => {
+                let pass = preflight::passed(&artifact.sha256, config_json, report);
+                self.registry().set_preflight(name, pass);
+                Ok(None)
+            }
+            Err(refusal) => Ok(Some(refusal.reason)),
+        }
     }
 
     fn fixtures(

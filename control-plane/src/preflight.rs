@@ -3,7 +3,7 @@
 
 use meshplug_preflight::{Preflight, Rejection};
 
-use crate::registry::PluginStatus;
+use crate::registry::{PluginStatus, PreflightPass};
 use crate::store::sha256_hex;
 
 /// What a pre-flight of one artifact with one plugin's inputs came to.
@@ -93,4 +93,17 @@ pub fn run(
             key: refusal_key(sha, config_json, plugin, &rejection),
             reason: format!("pre-flight: {rejection}"),
         })
+}
+
+/// What the dashboard and `/api/v1/plugins` show of a pass: times in whole µs.
+pub fn passed(sha: &str, config_json: &str, report: meshplug_preflight::Report) -> PreflightPass {
+    let micros = |ms: f64| (ms * 1000.0).round().max(0.0) as u64;
+    PreflightPass {
+        sha256: sha.to_string(),
+        config_sha256: sha256_hex(config_json.as_bytes()),
+        fixtures_passed: report.fixtures_passed,
+        compile_us: micros(report.compile_ms),
+        run_us: micros(report.run_ms),
+        logs: report.logs,
+    }
 }

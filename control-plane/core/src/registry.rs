@@ -45,6 +45,26 @@ pub struct PluginStatus {
     /// The manifest file that defines it, when manifests govern.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// The last pre-flight it passed (this process only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<PreflightPass>,
+}
+
+/// A pre-flight a filter passed: which build with which configuration, and what it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreflightPass {
+    /// sha256 of the build.
+    pub sha256: String,
+    /// sha256 of the configuration it ran with.
+    pub config_sha256: String,
+    /// Fixtures run, all passed; 0 means the smoke request ran instead.
+    pub fixtures_passed: usize,
+    /// Compile time, µs.
+    pub compile_us: u64,
+    /// Start, configure and requests, µs.
+    pub run_us: u64,
+    /// The module's log lines.
+    pub logs: Vec<String>,
 }
 
 /// The artifact a filter runs.
@@ -150,7 +170,13 @@ impl Registry {
                 failure_policy: FailurePolicy::default(),
                 vm: VmSettings::default(),
                 manifest: None,
+                preflight: None,
             })
+    }
+
+    /// Records the pre-flight `name` passed.
+    pub fn set_preflight(&mut self, name: &str, pass: PreflightPass) {
+        self.entry(name).preflight = Some(pass);
     }
 
     /// Sets the artifact of `name`. Returns false when it already is its artifact.

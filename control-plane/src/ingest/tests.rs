@@ -214,6 +214,26 @@ fn preflight_refuses_a_bad_config_for_the_running_filter_and_keeps_the_old_one()
 }
 
 #[test]
+fn a_passed_preflight_is_recorded_for_the_build_and_configuration_it_ran() {
+    let f = with_preflight(fixture());
+    f.drop_file("authz.json", br#"{"api_keys": ["k1"]}"#);
+    let wasm = built_authz();
+    f.drop_file("authz.wasm", &wasm);
+    let registry = f.ingest.registry.lock().expect("registry");
+    let pass = registry
+        .get("authz")
+        .and_then(|p| p.preflight.clone())
+        .expect("recorded");
+    assert_eq!(pass.sha256, crate::store::sha256_hex(&wasm));
+    assert_eq!(
+        pass.config_sha256,
+        crate::store::sha256_hex(br#"{"api_keys": ["k1"]}"#)
+    );
+    assert_eq!(pass.fixtures_passed, 0, "the smoke request ran");
+    assert!(pass.compile_us > 0, "{pass:?}");
+}
+
+#[test]
 fn preflight_runs_the_fixtures() {
     let f = with_preflight(fixture());
     f.drop_file("authz.json", br#"{"api_keys": ["k1"]}"#);

@@ -74,10 +74,23 @@ fn builds(status: Option<&PluginStatus>, record: Option<&PluginRecord>) -> Vec<B
         note,
     };
     if let Some(artifact) = status.and_then(|s| s.artifact.as_ref()) {
-        let preflight = status.map_or(String::new(), |s| match s.fixtures {
-            0 => "checked; pre-flight: the smoke request (no fixtures)".to_string(),
-            n => format!("checked; pre-flight: {n} fixtures passed"),
-        });
+        let pass = status
+            .and_then(|s| s.preflight.as_ref())
+            .filter(|p| p.sha256 == artifact.sha256);
+        let preflight = match pass {
+            Some(pass) => format!(
+                "pre-flight passed: {}, compiled in {:.1} ms, ran in {:.1} ms",
+                match pass.fixtures_passed {
+                    0 => "the smoke request (no fixtures)".to_string(),
+                    n => format!("{n} fixtures"),
+                },
+                pass.compile_us as f64 / 1000.0,
+                pass.run_us as f64 / 1000.0
+            ),
+            None => "checked (no pre-flight ran in this process: a .so, a built-in \
+                     filter, pre-flight off, or stored before a restart)"
+                .to_string(),
+        };
         out.push(Build {
             role: "latest build".into(),
             sha256: artifact.sha256.clone(),
@@ -155,6 +168,13 @@ fn render(
                 (format!("{:?}", status.failure_policy)) }
             @if let Some(file) = &status.manifest { p { "Declared in " code { (file) } } }
             pre #config { (status.config_json) }
+            @if let Some(pass) = &status.preflight {
+                h2 { "Pre-flight log" }
+                p { "Build " span.sha { (short(&pass.sha256)) } ", configuration "
+                    span.sha { (short(&pass.config_sha256)) } }
+                @if pass.logs.is_empty() { p { "The module logged nothing." } }
+                @else { pre #preflight-log { @for line in &pass.logs { (line) "\n" } } }
+            }
         }
         h2 { "Chains" }
         @if chains.is_empty() {
