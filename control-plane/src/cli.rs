@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::client::{manifests_table, plugins_table, rollout_table};
 use args::Command;
-use commands::{agent, bootstrap, control, pki, serve, show, state, status, validate};
+use commands::{agent, bootstrap, control, pki, serve, show, state, status, test, validate};
 
 pub use args::Cli;
 
@@ -24,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => agent(args),
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
+        Command::Test(args) => test(args),
         Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),
         Command::Status(args) => status(args),
         Command::Plugins(args) => show(args, "/api/v1/plugins", plugins_table),

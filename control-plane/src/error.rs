@@ -81,6 +81,10 @@ pub enum Error {
     /// Encoding status for the admin API failed.
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// `meshplug test` could not set up what its cases run against (the Envoy configuration,
+    /// the cases file, Envoy or the control plane): what, and why.
+    #[error("{0}")]
+    TestSetup(String),
 }
 
 impl Error {

@@ -32,6 +32,7 @@ pub mod replica;
 pub mod rollout;
 pub mod serve;
 pub mod store;
+pub mod testkit;
 pub mod tls;
 pub mod watcher;
 pub mod xds_metrics;

@@ -26,6 +26,7 @@
 mod abi;
 #[cfg(feature = "sandbox")]
 mod callout;
+mod case;
 mod error;
 mod fixture;
 #[cfg(feature = "sandbox")]
@@ -44,7 +45,10 @@ pub mod testing;
 #[cfg(feature = "sandbox")]
 mod vm;
 
+pub use case::{Case, CasesFile, Load, Send, Step, Swap, config_text};
 pub use error::Rejection;
+#[cfg(feature = "sandbox")]
+pub use fixture::compare;
 pub use fixture::{
     CalloutResponse, Expectation, Fixture, FixtureRequest, Outcome, Property, UpstreamResponse,
     parse_fixtures,

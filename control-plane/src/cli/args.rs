@@ -58,6 +58,9 @@ pub(super) enum Command {
     Bootstrap(BootstrapArgs),
     /// Run the pre-flight on an artifact offline; exits non-zero when it is refused.
     Validate(ValidateArgs),
+    /// Test builds against your own Envoy configuration and a real Envoy: the named filters
+    /// are served over ECDS, the cases run; exits 1 when one fails.
+    Test(TestArgs),
     /// Show every filter's rollout: last good, rolling out, stage, state, quarantine.
     Rollouts(RolloutsArgs),
     /// Show every proxy and, per filter, the version it should run, the one it ACKed, and its
@@ -199,6 +202,39 @@ pub(super) struct ValidateArgs {
     /// `<artifact>.<label>.minisig`), as a plugin's `spec.signers.threshold`.
     #[arg(long, default_value_t = 1, requires = "trusted_key")]
     pub(super) signatures_required: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct TestArgs {
+    /// Your Envoy configuration (static listeners and clusters); never modified.
+    #[arg(long)]
+    pub(super) envoy_config: PathBuf,
+    /// The cases (YAML): requests, expectations, swaps, loads.
+    #[arg(long)]
+    pub(super) cases: PathBuf,
+    /// `NAME=BUILD`: the HTTP filter `NAME` of the configuration runs `BUILD` (`.wasm` or
+    /// `.so`), served over ECDS; repeat for several.
+    #[arg(long = "filter", value_parser = parse_filter)]
+    pub(super) filters: Vec<(String, PathBuf)>,
+    /// The Envoy binary (default: `$MESHPLUG_ENVOY`, then `envoy` on PATH).
+    #[arg(long, env = "MESHPLUG_ENVOY")]
+    pub(super) envoy: Option<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long)]
+    pub(super) junit: Option<PathBuf>,
+    /// Where the rendered configuration, Envoy's log and the control plane's data go
+    /// (default: a new folder under the system's temporary folder, kept when a case fails).
+    #[arg(long)]
+    pub(super) report_dir: Option<PathBuf>,
+}
+
+fn parse_filter(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, build)) if !name.is_empty() && !build.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(build)))
+        }
+        _ => Err(format!("{text:?}: give NAME=BUILD")),
+    }
 }
 
 #[derive(Debug, clap::Args)]

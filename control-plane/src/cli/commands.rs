@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::args::{
     AdminArgs, AdsArg, AgentArgs, BootstrapArgs, ClientTlsArgs, KindArg, OutputArg, PkiArgs,
-    PkiCommand, RolloutsArgs, ServeArgs, StateArgs, StateCommand, ValidateArgs,
+    PkiCommand, RolloutsArgs, ServeArgs, StateArgs, StateCommand, TestArgs, ValidateArgs,
 };
 use crate::artifact::ArtifactKind;
 use crate::bootstrap::{render, standard_vars};
@@ -463,4 +463,57 @@ async fn shutdown_signal() {
             let _ = ctrl_c.await;
         }
     }
+}
+
+/// `meshplug test`: runs the cases, prints the summary, writes JUnit XML; exits 1 when a case
+/// fails (2 when the run could not start).
+pub(super) fn test(args: TestArgs) -> anyhow::Result<()> {
+    let keep = args.report_dir.is_some();
+    let report_dir = match args.report_dir {
+        Some(dir) => dir,
+        None => tempfile::Builder::new()
+            .prefix("meshplug-test-")
+            .tempdir()
+            .context("creating a report folder")?
+            .keep(),
+    };
+    let plan = crate::testkit::TestPlan {
+        envoy_config: args.envoy_config,
+        cases: args.cases,
+        filters: args.filters.into_iter().collect(),
+        envoy: args.envoy.unwrap_or_else(|| PathBuf::from("envoy")),
+        report_dir: report_dir.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = match runtime.block_on(crate::testkit::run(&plan)) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!(
+                "meshplug test: {err}
+(see {})",
+                report_dir.display()
+            );
+            std::process::exit(2);
+        }
+    };
+    print!("{}", report.summary);
+    if !report.passed() || keep {
+        println!("rendered configuration: {}", report.rendered.display());
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, &report.junit)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if report.passed() {
+        if !keep {
+            let _ = std::fs::remove_dir_all(&report_dir);
+        }
+        return Ok(());
+    }
+    println!("kept for inspection: {}", report_dir.display());
+    std::process::exit(1);
 }
