@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FILTERS := authz ratelimit header-rewrite
 FILTER_OUT := target/filters
 
-.PHONY: help setup build filters test-filters unit test lint run run-mesh bench bench-scale
+.PHONY: help setup build filters test-filters unit test test-cases lint run run-mesh bench bench-scale
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -62,9 +62,17 @@ unit: setup filters ## The fast tiers only: unit and in-process tests, no Envoy
 	cargo test --workspace --exclude e2e
 	cargo test -p e2e --lib
 
-test: setup filters test-filters ## Unit, in-process and e2e tests (real Envoy)
+test: setup filters test-filters ## Unit, in-process and e2e tests (real Envoy), then each SDK filter's cases.yaml through meshplug test
 	cargo build --workspace --all-targets
 	cargo test --workspace
+	$(MAKE) --no-print-directory test-cases
+
+test-cases: ## Each SDK filter's cases.yaml, as .wasm and as .so, through `meshplug test` against its envoy.yaml
+	@for f in $(FILTERS); do for build in $(FILTER_OUT)/$$f.wasm $(FILTER_OUT)/lib$$f.so; do \
+	  echo "meshplug test: $$f ($$build)"; \
+	  target/debug/meshplug test --envoy-config filters/$$f/envoy.yaml --cases filters/$$f/cases.yaml \
+	    --filter $$f=$$build --junit target/test-cases-$$f-$$(basename $$build).xml || exit 1; \
+	done; done
 
 lint: setup ## rustfmt, clippy -D warnings (host; wasm for the SDK and filters), cargo deny (licenses, bans, sources), docs
 	cargo fmt --all --check

@@ -126,6 +126,32 @@ pub struct FixtureRequest {
     pub body: Option<String>,
 }
 
+impl FixtureRequest {
+    /// `GET path`.
+    pub fn get(path: &str) -> Self {
+        Self {
+            path: path.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// `method path` with `body`.
+    pub fn with_body(method: &str, path: &str, body: &str) -> Self {
+        Self {
+            method: method.to_string(),
+            path: path.to_string(),
+            headers: BTreeMap::new(),
+            body: Some(body.to_string()),
+        }
+    }
+
+    /// The same request with header `name: value`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.insert(name.to_string(), value.to_string());
+        self
+    }
+}
+
 impl Default for FixtureRequest {
     fn default() -> Self {
         Self {

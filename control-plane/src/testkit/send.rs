@@ -11,7 +11,7 @@ use super::session::Session;
 
 impl Session {
     /// The address of listener `name`, or of the first listener.
-    pub(super) fn listener(&self, name: Option<&str>) -> Result<SocketAddr, String> {
+    pub fn listener(&self, name: Option<&str>) -> Result<SocketAddr, String> {
         let found = match name {
             Some(name) => self.listeners.iter().find(|(n, _)| n == name),
             None => self.listeners.first(),
@@ -23,7 +23,7 @@ impl Session {
     }
 
     /// Sends `request` to `addr`; what came back, and what the upstream got.
-    pub(super) async fn send(
+    pub async fn send(
         &self,
         addr: SocketAddr,
         http2: bool,
@@ -32,8 +32,10 @@ impl Session {
         for fake in self.fakes.values() {
             fake.forget_last();
         }
-        let client = client(http2)?;
-        let answer = build(&client, addr, request)?
+        // One kept-alive connection per protocol: a case's requests reach the same worker,
+        // as a client's do (a Wasm filter's state is per worker).
+        let client = &self.clients[usize::from(http2)];
+        let answer = build(client, addr, request)?
             .send()
             .await
             .map_err(|e| format!("sending {} {}: {e}", request.method, request.path))?;
@@ -63,7 +65,7 @@ impl Session {
     }
 
     /// Envoy's counters and gauges, by name.
-    pub(super) async fn stats(&self) -> Result<BTreeMap<String, i64>, String> {
+    pub async fn stats(&self) -> Result<BTreeMap<String, i64>, String> {
         let url = format!("{}/stats?format=json", self.envoy_admin);
         let body: Json = self
             .http

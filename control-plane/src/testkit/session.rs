@@ -43,6 +43,8 @@ pub(super) struct Placed {
 /// A running session.
 pub struct Session {
     pub(super) http: reqwest::Client,
+    /// The clients requests go out on: HTTP/1.1, then HTTP/2.
+    pub(super) clients: [reqwest::Client; 2],
     artifacts: PathBuf,
     admin_api: String,
     pub(super) envoy_admin: String,
@@ -124,6 +126,10 @@ impl Session {
                 .no_proxy()
                 .build()
                 .map_err(setup)?,
+            clients: [
+                super::send::client(false).map_err(setup)?,
+                super::send::client(true).map_err(setup)?,
+            ],
             artifacts,
             admin_api: format!("http://{}", addrs.admin),
             envoy_admin: String::new(),
@@ -143,6 +149,25 @@ impl Session {
         session.envoy_admin = format!("http://{}", wait_admin_address(&spec.dir).await?);
         session.listeners = session.wait_listeners().await?;
         Ok(session)
+    }
+
+    /// Swaps filter `name` to `build` (default: the one it runs) and `config` (text; default:
+    /// the one it runs), and waits until Envoy runs it; the refusal or NACK is the error.
+    pub async fn swap(
+        &mut self,
+        name: &str,
+        build: Option<&Path>,
+        config: Option<String>,
+    ) -> Result<(), String> {
+        let current = self
+            .current
+            .get(name)
+            .ok_or_else(|| format!("{name:?} is not a filter under test"))?;
+        let placed = Placed {
+            build: build.map_or_else(|| current.build.clone(), Path::to_path_buf),
+            config: config.or_else(|| current.config.clone()),
+        };
+        self.place(name, &placed).await
     }
 
     /// Puts `placed` in the watched folder as filter `name` and waits until Envoy runs it; a

@@ -35,7 +35,7 @@ fn a_case_with_both_a_request_and_steps_is_refused() {
         r#"{"name": "both", "expect": {"status": 200}, "steps": [{"send": {}}]}"#,
     )
     .expect("parses");
-    assert!(case.check().unwrap_err().contains("not both"));
+    assert!(case.check().expect_err("refused").contains("not both"));
     let unknown = serde_json::from_str::<Case>(r#"{"name": "typo", "expext": {}}"#);
     assert!(unknown.is_err(), "unknown fields are refused");
 }

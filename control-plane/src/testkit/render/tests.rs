@@ -92,17 +92,17 @@ fn a_named_filter_becomes_an_ecds_slot_and_the_rest_stays() {
 fn what_cannot_be_tested_this_way_is_said() {
     let fakes = BTreeMap::new();
     let unknown = BTreeSet::from(["ratelimit".to_string()]);
-    let err = render(&user(), &inputs(&unknown, &fakes)).unwrap_err();
+    let err = render(&user(), &inputs(&unknown, &fakes)).expect_err("refused");
     assert!(err.contains("\"ratelimit\""), "{err}");
     let filters = BTreeSet::new();
     let fake = BTreeMap::from([("payments".to_string(), "127.0.0.1:1".parse().expect("a"))]);
-    let err = render(&user(), &inputs(&filters, &fake)).unwrap_err();
+    let err = render(&user(), &inputs(&filters, &fake)).expect_err("refused");
     assert!(err.contains("\"payments\""), "{err}");
     let mut dynamic = user();
     dynamic
         .as_mapping_mut()
         .expect("map")
         .insert("dynamic_resources".into(), Value::Mapping(Mapping::new()));
-    let err = render(&dynamic, &inputs(&filters, &fakes)).unwrap_err();
+    let err = render(&dynamic, &inputs(&filters, &fakes)).expect_err("refused");
     assert!(err.contains("dynamic_resources"), "{err}");
 }
