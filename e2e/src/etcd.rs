@@ -117,6 +117,8 @@ fn member_command(dir: &Path, i: usize, client: &str, peer: &str) -> Command {
         .args(["--listen-peer-urls", peer])
         .args(["--initial-advertise-peer-urls", peer])
         .args(["--initial-cluster-state", "new"])
-        .args(["--heartbeat-interval", "100", "--election-timeout", "1000"]);
+        .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+        // As README asks of a user's etcd: replicas ping every second (see leader.rs).
+        .args(["--grpc-keepalive-min-time", "1s"]);
     command
 }

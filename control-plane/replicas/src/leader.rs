@@ -36,11 +36,14 @@ impl Etcd {
         // HTTP/2 pings close a connection to a member that stopped answering (paused, or
         // partitioned), so the client reconnects instead of waiting on it: without them a
         // client that saw such a member sent every call to the one endpoint that failed fast.
+        // They go out only while a call or stream is open: etcd counts a ping on an idle
+        // connection as abuse whatever its settings. etcd must allow one a second
+        // (`--grpc-keepalive-min-time=1s`; README, "etcd's settings").
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(false);
         let client = Client::connect(endpoints, Some(options)).await?;
         Ok(Self {
             client,
