@@ -10,6 +10,7 @@ use e2e::browser::Browser;
 use e2e::rollout::{RolloutMesh, TEST_POLICY};
 
 const TOKEN: &str = "dashboard-token";
+const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_follows_a_rollout_live() {
@@ -17,40 +18,51 @@ async fn the_dashboard_follows_a_rollout_live() {
         .await
         .expect("mesh starts");
     let good = bed.deploy_first("good").await.expect("good deployed");
-    let ui = bed.mesh.control_plane.admin_url("/ui/");
     let browser = Browser::start().await.expect("chromium starts");
+    log_in(&bed, &browser).await;
+    watch_a_bad_build(&bed, &browser, &good).await;
+    see_a_nack(&bed, &browser).await;
+    pause_by_clicking(&bed, &browser).await;
+    for (path, name) in [
+        ("/ui/plugins/authz", "plugin"),
+        ("/ui/manifests", "manifests"),
+    ] {
+        let url = bed.mesh.control_plane.admin_url(path);
+        browser.goto(&url).await.expect("open");
+        browser.wait_text("h1", WAIT, |t| !t.is_empty()).await;
+        browser.screenshot(name).await.expect("screenshot");
+    }
+}
 
-    // Every page needs the token: the login form sets the session.
-    browser.goto(&ui).await.expect("open");
+/// Every page needs the token: the login form sets the session.
+async fn log_in(bed: &RolloutMesh, browser: &Browser) {
     browser
-        .wait_text("h1", Duration::from_secs(10), |t| t == "Log in")
-        .await;
+        .goto(&bed.mesh.control_plane.admin_url("/ui/"))
+        .await
+        .expect("open");
+    browser.wait_text("h1", WAIT, |t| t == "Log in").await;
     browser.screenshot("login").await.expect("screenshot");
     browser.type_into("#token", TOKEN).await.expect("type");
     browser.click("#login").await.expect("log in");
+    browser.wait_text("h1", WAIT, |t| t == "Fleet").await;
     browser
-        .wait_text("h1", Duration::from_secs(10), |t| t == "Fleet")
-        .await;
-    browser
-        .wait_text("#fleet", Duration::from_secs(10), |t| t.contains("envoy-2"))
+        .wait_text("#fleet", WAIT, |t| t.contains("envoy-2"))
         .await;
     browser.screenshot("fleet").await.expect("screenshot");
+}
 
-    // A bad build, watched on its rollout page: no reload from here on (the marker stays).
+/// A bad build, watched on its rollout page, with no reload (the marker stays).
+async fn watch_a_bad_build(bed: &RolloutMesh, browser: &Browser, good: &str) {
     let page = bed.mesh.control_plane.admin_url("/ui/rollouts/authz");
     browser.goto(&page).await.expect("open the rollout");
-    browser
-        .wait_text("#live", Duration::from_secs(10), |t| t == "live")
-        .await;
+    browser.wait_text("#live", WAIT, |t| t == "live").await;
     browser
         .run("window.stayed = true; return 1")
         .await
         .expect("marker");
     let (bad, _) = bed.publish("panic").expect("publish the bad build");
     let verdict = browser
-        .wait_text("#verdict", Duration::from_secs(30), |t| {
-            t.contains("5xx ratio")
-        })
+        .wait_text("#verdict", WAIT, |t| t.contains("5xx ratio"))
         .await;
     let traffic = browser.text("#traffic").await.unwrap_or_default();
     assert!(
@@ -63,9 +75,7 @@ async fn the_dashboard_follows_a_rollout_live() {
         .await
         .expect("screenshot");
     browser
-        .wait_text("#quarantine", Duration::from_secs(30), |t| {
-            t.contains(&bad[..12])
-        })
+        .wait_text("#quarantine", WAIT, |t| t.contains(&bad[..12]))
         .await;
     let timeline = browser.text("#timeline").await.unwrap_or_default();
     assert!(timeline.contains("rollback (traffic gate)"), "{timeline}");
@@ -85,26 +95,36 @@ async fn the_dashboard_follows_a_rollout_live() {
         .screenshot("rollout-rolled-back")
         .await
         .expect("screenshot");
+}
 
-    // A build Envoy refuses: the fleet page shows the NACK message.
-    browser.goto(&ui).await.expect("fleet");
+/// A build Envoy refuses: the fleet page shows the NACK message.
+async fn see_a_nack(bed: &RolloutMesh, browser: &Browser) {
+    browser
+        .goto(&bed.mesh.control_plane.admin_url("/ui/"))
+        .await
+        .expect("fleet");
     bed.publish("configure-fails").expect("publish");
     browser
-        .wait_text("#fleet", Duration::from_secs(30), |t| {
+        .wait_text("#fleet", WAIT, |t| {
             t.contains("last NACK") && t.contains("Wasm plugin")
         })
         .await;
     browser.screenshot("fleet-nack").await.expect("screenshot");
+}
 
-    // A pause clicked in the browser pauses the rollout.
+/// A pause clicked in the browser (and confirmed) pauses the rollout.
+async fn pause_by_clicking(bed: &RolloutMesh, browser: &Browser) {
     let (next, _) = bed.publish("good-v2").expect("publish");
-    browser.goto(&page).await.expect("rollout");
     browser
-        .wait_text("#rolling", Duration::from_secs(30), |t| next.starts_with(t))
+        .goto(&bed.mesh.control_plane.admin_url("/ui/rollouts/authz"))
+        .await
+        .expect("rollout");
+    browser
+        .wait_text("#rolling", WAIT, |t| next.starts_with(t))
         .await;
     browser.click("#pause").await.expect("pause");
     browser
-        .wait_text("h1", Duration::from_secs(10), |t| t.starts_with("Confirm"))
+        .wait_text("h1", WAIT, |t| t.starts_with("Confirm"))
         .await;
     browser
         .screenshot("confirm-pause")
@@ -112,7 +132,7 @@ async fn the_dashboard_follows_a_rollout_live() {
         .expect("screenshot");
     browser.click("#confirm").await.expect("confirm");
     browser
-        .wait_text("#done", Duration::from_secs(10), |t| t.contains("paused"))
+        .wait_text("#done", WAIT, |t| t.contains("paused"))
         .await;
     let record = bed.plugin().await.expect("rollout record");
     assert!(record["rollout"]["paused"]["manual"] == true, "{record}");
@@ -120,18 +140,4 @@ async fn the_dashboard_follows_a_rollout_live() {
         .screenshot("rollout-paused")
         .await
         .expect("screenshot");
-
-    for (path, name) in [
-        ("/ui/plugins/authz", "plugin"),
-        ("/ui/manifests", "manifests"),
-    ] {
-        browser
-            .goto(&bed.mesh.control_plane.admin_url(path))
-            .await
-            .expect("open");
-        browser
-            .wait_text("h1", Duration::from_secs(10), |t| !t.is_empty())
-            .await;
-        browser.screenshot(name).await.expect("screenshot");
-    }
 }

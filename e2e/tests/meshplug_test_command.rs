@@ -151,3 +151,30 @@ fn a_configuration_envoy_refuses_is_shown_in_envoys_words() {
         "{said}"
     );
 }
+
+#[test]
+fn bodies_by_pattern_and_json_and_the_filters_log_lines() {
+    let module = e2e::paths::compat_module("http_headers.wasm").expect("the compat corpus");
+    let output = meshplug_test(
+        "wasm-among-builtins.yaml",
+        "headers-log.cases.yaml",
+        &module,
+        None,
+    );
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("ok   the filter answers /hello itself"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ok   it logs every request header, and the upstream's JSON comes through"),
+        "{said}"
+    );
+    assert!(said.contains("$.total is 1, expected 2"), "{said}");
+    assert!(
+        said.contains("log: no line Envoy logged contains \"x-never-sent\""),
+        "{said}"
+    );
+    assert!(said.contains("3 cases, 2 passed, 1 failed"), "{said}");
+}

@@ -51,6 +51,9 @@ pub struct Case {
     /// e.g. `http.ingress.downstream_rq_4xx: 1`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stats: BTreeMap<String, i64>,
+    /// Text Envoy's log must show while the one request is handled (see [`Send::log`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
     /// Steps instead of one request, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
@@ -83,6 +86,10 @@ pub struct Send {
     /// Stats deltas over this request.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stats: BTreeMap<String, i64>,
+    /// Text each of which a line Envoy logs while handling this request must contain (a
+    /// filter's own log lines included, at Envoy's `info` level).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
 }
 
 /// A swap step.
@@ -130,12 +137,16 @@ impl Case {
             request: self.request.clone().unwrap_or_default(),
             expect: self.expect.clone().unwrap_or_default(),
             stats: self.stats.clone(),
+            log: self.log.clone(),
         })]
     }
 
     /// What is wrong with the case as written, if anything.
     pub fn check(&self) -> Result<(), String> {
-        let one_request = self.request.is_some() || self.expect.is_some() || !self.stats.is_empty();
+        let one_request = self.request.is_some()
+            || self.expect.is_some()
+            || !self.stats.is_empty()
+            || !self.log.is_empty();
         if one_request && !self.steps.is_empty() {
             return Err(format!(
                 "case {:?}: give request/expect/stats or steps, not both",

@@ -202,6 +202,13 @@ pub struct Expectation {
     /// The whole response body, exactly.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// A regular expression (Rust `regex` syntax) the response body must match somewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<String>,
+    /// JSON the response body must hold: every key given, with its value (recursively; an
+    /// array must match element by element), other keys allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_json: Option<serde_json::Value>,
     /// Request headers the upstream must receive with these values.
     pub upstream_headers: BTreeMap<String, String>,
     /// Request headers the upstream must not receive.
@@ -267,6 +274,7 @@ pub fn compare(expect: &Expectation, outcome: &Outcome) -> Result<(), String> {
     if let Some(body) = expect.body.as_ref().filter(|body| **body != outcome.body) {
         return Err(format!("body {:?}, expected {body:?}", outcome.body));
     }
+    body_shape(expect, &outcome.body)?;
     if expect.upstream_headers.is_empty() && expect.upstream_absent_headers.is_empty() {
         return Ok(());
     }
@@ -279,6 +287,49 @@ pub fn compare(expect: &Expectation, outcome: &Outcome) -> Result<(), String> {
         &expect.upstream_absent_headers,
         upstream,
     )
+}
+
+/// The body against `body_regex` and `body_json`.
+#[cfg(feature = "sandbox")]
+fn body_shape(expect: &Expectation, body: &str) -> Result<(), String> {
+    if let Some(pattern) = &expect.body_regex {
+        let regex = regex::Regex::new(pattern)
+            .map_err(|e| format!("body_regex {pattern:?} is not a regular expression: {e}"))?;
+        if !regex.is_match(body) {
+            return Err(format!("body {body:?} does not match /{pattern}/"));
+        }
+    }
+    let Some(wanted) = &expect.body_json else {
+        return Ok(());
+    };
+    let got: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| format!("body {body:?} is not JSON ({e}); expected {wanted}"))?;
+    json_holds(&got, wanted, "$").map_err(|at| format!("body {got} does not hold {wanted}: {at}"))
+}
+
+/// Whether `got` holds `wanted` (a subset: objects by key, arrays element by element); where
+/// it does not, as a path.
+#[cfg(feature = "sandbox")]
+fn json_holds(got: &serde_json::Value, wanted: &serde_json::Value, at: &str) -> Result<(), String> {
+    use serde_json::Value;
+    match (got, wanted) {
+        (Value::Object(got), Value::Object(wanted)) => {
+            wanted.iter().try_for_each(|(key, value)| {
+                let inner = format!("{at}.{key}");
+                match got.get(key) {
+                    Some(have) => json_holds(have, value, &inner),
+                    None => Err(format!("{inner} is missing")),
+                }
+            })
+        }
+        (Value::Array(got), Value::Array(wanted)) if got.len() == wanted.len() => got
+            .iter()
+            .zip(wanted)
+            .enumerate()
+            .try_for_each(|(i, (have, value))| json_holds(have, value, &format!("{at}[{i}]"))),
+        (got, wanted) if got == wanted => Ok(()),
+        (got, wanted) => Err(format!("{at} is {got}, expected {wanted}")),
+    }
 }
 
 #[cfg(feature = "sandbox")]

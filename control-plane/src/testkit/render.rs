@@ -79,21 +79,44 @@ pub fn render(config: &Value, inputs: &RenderInputs<'_>) -> Result<Rendered, Str
         .get_mut("static_resources")
         .and_then(Value::as_mapping_mut)
         .ok_or("the configuration has no static_resources")?;
+    let found = slot_listeners(statics, inputs.filters)?;
+    fake_clusters(statics, inputs.fakes)?;
+    add_xds_cluster(statics, inputs.xds);
+    let filter_configs = found
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    Ok(Rendered {
+        config,
+        filter_configs,
+    })
+}
+
+/// Moves every listener to loopback and turns the named filters into ECDS slots; each found
+/// with its inline configuration. A name no listener has is the error.
+fn slot_listeners(
+    statics: &mut Mapping,
+    filters: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Option<String>>, String> {
     let mut found = BTreeMap::new();
     for listener in sequence(statics, "listeners") {
         loopback(listener.get_mut("address"));
-        for chain in sequence_of(listener, "filter_chains") {
-            for network in sequence_of(chain, "filters") {
-                slot_filters(network, inputs.filters, &mut found);
+        for chain in sequence(listener, "filter_chains") {
+            for network in sequence(chain, "filters") {
+                slot_filters(network, filters, &mut found);
             }
         }
     }
-    if let Some(missing) = inputs.filters.iter().find(|f| !found.contains_key(*f)) {
-        return Err(format!(
+    match filters.iter().find(|f| !found.contains_key(*f)) {
+        Some(missing) => Err(format!(
             "no listener's http_filters has a filter named {missing:?}"
-        ));
+        )),
+        None => Ok(found),
     }
-    fake_clusters(statics, inputs.fakes)?;
+}
+
+/// The static cluster the ADS stream goes over, to the control plane at `xds`.
+fn add_xds_cluster(statics: &mut Mapping, xds: SocketAddr) {
     let clusters = statics
         .entry("clusters".into())
         .or_insert_with(|| Value::Sequence(Vec::new()));
@@ -105,18 +128,10 @@ pub fn render(config: &Value, inputs: &RenderInputs<'_>) -> Result<Rendered, Str
              explicit_http_config: {{http2_protocol_options: {{}}}}}}}}, \
              load_assignment: {{cluster_name: {XDS_CLUSTER}, endpoints: [{{lb_endpoints: [{{endpoint: \
              {{address: {{socket_address: {{address: {}, port_value: {}}}}}}}}}]}}]}}}}",
-            inputs.xds.ip(),
-            inputs.xds.port()
+            xds.ip(),
+            xds.port()
         )));
     }
-    let filter_configs = found
-        .into_iter()
-        .filter_map(|(k, v)| Some((k, v?)))
-        .collect();
-    Ok(Rendered {
-        config,
-        filter_configs,
-    })
 }
 
 fn yaml(text: &str) -> Value {
@@ -130,10 +145,6 @@ fn sequence<'a>(map: &'a mut Mapping, key: &str) -> impl Iterator<Item = &'a mut
         .into_iter()
         .flatten()
         .filter_map(Value::as_mapping_mut)
-}
-
-fn sequence_of<'a>(map: &'a mut Mapping, key: &str) -> impl Iterator<Item = &'a mut Mapping> {
-    sequence(map, key)
 }
 
 /// Moves a `socket_address` to 127.0.0.1, port 0.

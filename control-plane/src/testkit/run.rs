@@ -123,6 +123,7 @@ async fn send_step(
         true => Default::default(),
         false => session.stats().await?,
     };
+    let log_from = std::fs::metadata(&session.envoy_log).map_or(0, |m| m.len());
     let outcome = session.send(addr, http2, &send.request).await?;
     let mut diffs = Vec::new();
     if let Err(diff) = compare(&send.expect, &outcome) {
@@ -135,6 +136,7 @@ async fn send_step(
         let after = session.stats().await?;
         diffs.extend(stat_diffs(&send.stats, &before, &after));
     }
+    diffs.extend(session.missing_log_lines(log_from, &send.log).await);
     Ok(diffs)
 }
 
@@ -178,13 +180,46 @@ async fn load_step(
     base: &Path,
 ) -> Result<(String, Vec<String>), String> {
     let swapping = Arc::new(AtomicBool::new(load.swap.is_some()));
+    let workers = spawn_load(addr, http2, load, &swapping)?;
+    let swapped = match &load.swap {
+        Some(swap) => Some(swap_step(session, swap, base).await),
+        None => None,
+    };
+    // Stopped before anything can return: the connections end once their share is sent.
+    swapping.store(false, Ordering::Release);
+    let mut statuses = Vec::new();
+    for worker in workers {
+        statuses.extend(worker.await.map_err(|e| e.to_string())??);
+    }
+    let swapped = swapped.transpose()?;
+    let sent = format!(
+        "{} requests over {} connections",
+        statuses.len(),
+        load.connections
+    );
+    let note = match swapped {
+        Some(note) => format!("{sent}; {note}"),
+        None => sent,
+    };
+    Ok((note, non_2xx(&statuses)))
+}
+
+type Worker = tokio::task::JoinHandle<Result<Vec<u16>, String>>;
+
+/// One task per connection, each sending its share of `load` and going on while `swapping`.
+fn spawn_load(
+    addr: std::net::SocketAddr,
+    http2: bool,
+    load: &Load,
+    swapping: &Arc<AtomicBool>,
+) -> Result<Vec<Worker>, String> {
     let mut workers = Vec::new();
     for i in 0..load.connections {
         let share =
             load.requests / load.connections + u32::from(i < load.requests % load.connections);
         let client = client(http2)?;
         let request = load.request.clone();
-        let swapping = Arc::clone(&swapping);
+        let swapping = Arc::clone(swapping);
         workers.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
             let mut sent = 0;
@@ -196,44 +231,26 @@ async fn load_step(
                 statuses.push(status);
                 sent += 1;
             }
-            Ok::<_, String>(statuses)
+            Ok(statuses)
         }));
     }
-    let swapped = match &load.swap {
-        Some(swap) => Some(swap_step(session, swap, base).await),
-        None => None,
-    };
-    swapping.store(false, Ordering::Release);
-    let mut statuses = Vec::new();
-    for worker in workers {
-        statuses.extend(worker.await.map_err(|e| e.to_string())??);
-    }
+    Ok(workers)
+}
+
+/// The difference a load reports: the answers that were not 2xx.
+fn non_2xx(statuses: &[u16]) -> Vec<String> {
     let bad: Vec<u16> = statuses
         .iter()
         .copied()
         .filter(|s| !(200..300).contains(s))
         .collect();
-    let mut diffs = Vec::new();
-    if !bad.is_empty() {
-        diffs.push(format!(
-            "{} of {} requests were not 2xx (0 = no answer): {:?}",
-            bad.len(),
-            statuses.len(),
-            &bad[..bad.len().min(10)]
-        ));
+    if bad.is_empty() {
+        return Vec::new();
     }
-    let note = match swapped {
-        Some(Ok(note)) => format!(
-            "{} requests over {} connections; {note}",
-            statuses.len(),
-            load.connections
-        ),
-        Some(Err(err)) => return Err(err),
-        None => format!(
-            "{} requests over {} connections",
-            statuses.len(),
-            load.connections
-        ),
-    };
-    Ok((note, diffs))
+    vec![format!(
+        "{} of {} requests were not 2xx (0 = no answer): {:?}",
+        bad.len(),
+        statuses.len(),
+        &bad[..bad.len().min(10)]
+    )]
 }

@@ -64,6 +64,29 @@ impl Session {
         })
     }
 
+    /// The texts of `wanted` that no line Envoy logged after byte `from` of its log
+    /// contains, waiting up to 3 s for its log to be flushed.
+    pub async fn missing_log_lines(&self, from: u64, wanted: &[String]) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let text = std::fs::read(&self.envoy_log)
+                .map(|bytes| {
+                    let start = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
+                    String::from_utf8_lossy(&bytes[start..]).into_owned()
+                })
+                .unwrap_or_default();
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|needle| !text.lines().any(|line| line.contains(needle.as_str())))
+                .map(|needle| format!("log: no line Envoy logged contains {needle:?}"))
+                .collect();
+            if missing.is_empty() || tokio::time::Instant::now() >= deadline {
+                return missing;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Envoy's counters and gauges, by name.
     pub async fn stats(&self) -> Result<BTreeMap<String, i64>, String> {
         let url = format!("{}/stats?format=json", self.envoy_admin);

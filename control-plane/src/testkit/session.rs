@@ -87,38 +87,8 @@ impl Session {
         }
         let (stop, addrs) = start_control_plane(spec).await?;
         let node_id = format!("meshplug-test-{}", std::process::id());
-        let fake_addrs = fakes.iter().map(|(k, f)| (k.clone(), f.addr)).collect();
-        let names = spec.filters.keys().cloned().collect();
-        let rendered = render(
-            &spec.envoy_config,
-            &RenderInputs {
-                filters: &names,
-                fakes: &fake_addrs,
-                xds: addrs.xds,
-                node_id: &node_id,
-            },
-        )
-        .map_err(setup)?;
-        let rendered_path = spec.dir.join("envoy.rendered.yaml");
-        let text = serde_norway::to_string(&rendered.config).map_err(setup)?;
-        std::fs::write(&rendered_path, text).map_err(Error::io("writing", &rendered_path))?;
-        validate(&spec.envoy, &rendered_path)?;
-        let initial: BTreeMap<String, Placed> = spec
-            .filters
-            .iter()
-            .map(|(name, build)| {
-                let config = spec
-                    .configs
-                    .get(name)
-                    .or_else(|| rendered.filter_configs.get(name))
-                    .cloned();
-                let placed = Placed {
-                    build: build.clone(),
-                    config,
-                };
-                (name.clone(), placed)
-            })
-            .collect();
+        let (rendered_path, rendered) = render_for(spec, &addrs, &node_id, &fakes)?;
+        let initial = starting_filters(spec, &rendered.filter_configs);
         let envoy_log = spec.dir.join("envoy.log");
         let envoy = start_envoy(&spec.envoy, &rendered_path, &envoy_log, &spec.dir)?;
         let mut session = Self {
@@ -303,6 +273,48 @@ impl Drop for Session {
     }
 }
 
+/// Renders the configuration for this session into the work folder, and has Envoy check it.
+fn render_for(
+    spec: &SessionSpec,
+    addrs: &BoundAddrs,
+    node_id: &str,
+    fakes: &BTreeMap<String, Fake>,
+) -> Result<(PathBuf, super::render::Rendered), Error> {
+    let fake_addrs = fakes.iter().map(|(k, f)| (k.clone(), f.addr)).collect();
+    let names = spec.filters.keys().cloned().collect();
+    let inputs = RenderInputs {
+        filters: &names,
+        fakes: &fake_addrs,
+        xds: addrs.xds,
+        node_id,
+    };
+    let rendered = render(&spec.envoy_config, &inputs).map_err(setup)?;
+    let path = spec.dir.join("envoy.rendered.yaml");
+    let text = serde_norway::to_string(&rendered.config).map_err(setup)?;
+    std::fs::write(&path, text).map_err(Error::io("writing", &path))?;
+    validate(&spec.envoy, &path)?;
+    Ok((path, rendered))
+}
+
+/// Each filter under test as it starts: its build, and the cases' configuration for it, else
+/// its inline one in the Envoy configuration.
+fn starting_filters(
+    spec: &SessionSpec,
+    inline: &BTreeMap<String, String>,
+) -> BTreeMap<String, Placed> {
+    spec.filters
+        .iter()
+        .map(|(name, build)| {
+            let config = spec.configs.get(name).or_else(|| inline.get(name)).cloned();
+            let placed = Placed {
+                build: build.clone(),
+                config,
+            };
+            (name.clone(), placed)
+        })
+        .collect()
+}
+
 /// The name a build takes in the watched folder: `<name>.wasm` or `lib<name>.so`.
 fn build_file(name: &str, build: &Path) -> Result<String, String> {
     match build.extension().and_then(|e| e.to_str()) {
@@ -416,6 +428,8 @@ fn start_envoy(envoy: &Path, rendered: &Path, log: &Path, dir: &Path) -> Result<
         .arg("-c")
         .arg(rendered)
         .args(["--concurrency", "2", "--disable-hot-restart", "-l", "info"])
+        // The log is flushed often, so a case's `log` expectation is checked promptly.
+        .args(["--file-flush-interval-msec", "50"])
         .arg("--base-id")
         .arg(base_id.to_string())
         .arg("--admin-address-path")

@@ -34,27 +34,7 @@ pub(super) fn svg(title: &'static str, series: &[Series]) -> String {
         let py = 8.0 + plot_h - (y / y_max).clamp(0.0, 1.0) * plot_h;
         (px, py)
     };
-    let mut out = format!(
-        "<svg class=\"plot\" role=\"img\" aria-label=\"{title}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
-         width=\"{WIDTH}\" height=\"{HEIGHT}\" xmlns=\"http://www.w3.org/2000/svg\">"
-    );
-    let _ = write!(
-        out,
-        "<text x=\"{LEFT}\" y=\"7\" font-size=\"9\">{title}</text>\
-         <line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\"/>\
-         <line x1=\"{LEFT}\" y1=\"8\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"#888\"/>\
-         <text x=\"2\" y=\"14\" font-size=\"9\">{y_max:.2}</text>\
-         <text x=\"2\" y=\"{}\" font-size=\"9\">0</text>\
-         <text x=\"{}\" y=\"{}\" font-size=\"9\" text-anchor=\"end\">{:.0} s</text>",
-        8.0 + plot_h,
-        WIDTH - 8.0,
-        8.0 + plot_h,
-        8.0 + plot_h,
-        8.0 + plot_h,
-        WIDTH - 8.0,
-        HEIGHT - 4.0,
-        span / 1000.0,
-    );
+    let mut out = axes(title, y_max, span);
     for (i, line) in series.iter().enumerate() {
         let points: Vec<String> = line
             .points
@@ -79,6 +59,33 @@ pub(super) fn svg(title: &'static str, series: &[Series]) -> String {
         );
     }
     out.push_str("</svg>");
+    out
+}
+
+/// The frame: the title, both axes, the largest y and the time span.
+fn axes(title: &str, y_max: f64, span: f64) -> String {
+    let plot_h = HEIGHT - BOTTOM - 8.0;
+    let mut out = format!(
+        "<svg class=\"plot\" role=\"img\" aria-label=\"{title}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+         width=\"{WIDTH}\" height=\"{HEIGHT}\" xmlns=\"http://www.w3.org/2000/svg\">"
+    );
+    let _ = write!(
+        out,
+        "<text x=\"{LEFT}\" y=\"7\" font-size=\"9\">{title}</text>\
+         <line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#888\"/>\
+         <line x1=\"{LEFT}\" y1=\"8\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"#888\"/>\
+         <text x=\"2\" y=\"14\" font-size=\"9\">{y_max:.2}</text>\
+         <text x=\"2\" y=\"{}\" font-size=\"9\">0</text>\
+         <text x=\"{}\" y=\"{}\" font-size=\"9\" text-anchor=\"end\">{:.0} s</text>",
+        8.0 + plot_h,
+        WIDTH - 8.0,
+        8.0 + plot_h,
+        8.0 + plot_h,
+        8.0 + plot_h,
+        WIDTH - 8.0,
+        HEIGHT - 4.0,
+        span / 1000.0,
+    );
     out
 }
 

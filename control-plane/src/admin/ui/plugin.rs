@@ -64,60 +64,9 @@ pub(super) async fn page(
 }
 
 fn builds(status: Option<&PluginStatus>, record: Option<&PluginRecord>) -> Vec<Build> {
-    let mut out = Vec::new();
-    let release = |role: &str, release: &Release, note: String| Build {
-        role: role.to_string(),
-        sha256: release.sha256.clone(),
-        kind: format!("{:?}", release.kind).to_lowercase(),
-        size: std::fs::metadata(&release.path).ok().map(|m| m.len()),
-        signers: release.signers.clone(),
-        note,
-    };
-    if let Some(artifact) = status.and_then(|s| s.artifact.as_ref()) {
-        let pass = status
-            .and_then(|s| s.preflight.as_ref())
-            .filter(|p| p.sha256 == artifact.sha256);
-        let preflight = match pass {
-            Some(pass) => format!(
-                "pre-flight passed: {}, compiled in {:.1} ms, ran in {:.1} ms",
-                match pass.fixtures_passed {
-                    0 => "the smoke request (no fixtures)".to_string(),
-                    n => format!("{n} fixtures"),
-                },
-                pass.compile_us as f64 / 1000.0,
-                pass.run_us as f64 / 1000.0
-            ),
-            None => "checked (no pre-flight ran in this process: a .so, a built-in \
-                     filter, pre-flight off, or stored before a restart)"
-                .to_string(),
-        };
-        out.push(Build {
-            role: "latest build".into(),
-            sha256: artifact.sha256.clone(),
-            kind: format!("{:?}", artifact.kind).to_lowercase(),
-            size: std::fs::metadata(&artifact.path).ok().map(|m| m.len()),
-            signers: artifact.signers.clone(),
-            note: preflight,
-        });
-    }
+    let mut out: Vec<Build> = status.and_then(latest_build).into_iter().collect();
     if let Some(record) = record {
-        if let Some(good) = &record.last_good {
-            out.push(release("last good", good, String::new()));
-        }
-        if let Some(rollout) = &record.rollout {
-            out.push(release(
-                "rolling out",
-                &rollout.to,
-                format!("since {}", when(rollout.started_ms)),
-            ));
-        }
-        if let Some(queued) = &record.queued {
-            out.push(release("queued", queued, String::new()));
-        }
-        for quarantined in record.quarantine.values() {
-            let note = format!("{} ({})", quarantined.reason, when(quarantined.at_ms));
-            out.push(release("quarantined", &quarantined.release, note));
-        }
+        out.extend(record_builds(record));
     }
     if let Some(refused) = status.and_then(|s| s.last_rejection.as_ref()) {
         out.push(Build {
@@ -133,6 +82,65 @@ fn builds(status: Option<&PluginStatus>, record: Option<&PluginRecord>) -> Vec<B
                 when(refused.at_unix_ms)
             ),
         });
+    }
+    out
+}
+
+/// The build the plugin runs now, with the pre-flight it passed.
+fn latest_build(status: &PluginStatus) -> Option<Build> {
+    let artifact = status.artifact.as_ref()?;
+    let pass = status
+        .preflight
+        .as_ref()
+        .filter(|p| p.sha256 == artifact.sha256);
+    let note = match pass {
+        Some(pass) => format!(
+            "pre-flight passed: {}, compiled in {:.1} ms, ran in {:.1} ms",
+            match pass.fixtures_passed {
+                0 => "the smoke request (no fixtures)".to_string(),
+                n => format!("{n} fixtures"),
+            },
+            pass.compile_us as f64 / 1000.0,
+            pass.run_us as f64 / 1000.0
+        ),
+        None => "checked (no pre-flight ran in this process: a .so, a built-in filter, \
+                 pre-flight off, or stored before a restart)"
+            .to_string(),
+    };
+    Some(Build {
+        role: "latest build".into(),
+        sha256: artifact.sha256.clone(),
+        kind: format!("{:?}", artifact.kind).to_lowercase(),
+        size: std::fs::metadata(&artifact.path).ok().map(|m| m.len()),
+        signers: artifact.signers.clone(),
+        note,
+    })
+}
+
+/// The builds the rollout record names: last good, rolling out, queued, quarantined.
+fn record_builds(record: &PluginRecord) -> Vec<Build> {
+    let release = |role: &str, release: &Release, note: String| Build {
+        role: role.to_string(),
+        sha256: release.sha256.clone(),
+        kind: format!("{:?}", release.kind).to_lowercase(),
+        size: std::fs::metadata(&release.path).ok().map(|m| m.len()),
+        signers: release.signers.clone(),
+        note,
+    };
+    let mut out = Vec::new();
+    if let Some(good) = &record.last_good {
+        out.push(release("last good", good, String::new()));
+    }
+    if let Some(rollout) = &record.rollout {
+        let since = format!("since {}", when(rollout.started_ms));
+        out.push(release("rolling out", &rollout.to, since));
+    }
+    if let Some(queued) = &record.queued {
+        out.push(release("queued", queued, String::new()));
+    }
+    for quarantined in record.quarantine.values() {
+        let note = format!("{} ({})", quarantined.reason, when(quarantined.at_ms));
+        out.push(release("quarantined", &quarantined.release, note));
     }
     out
 }
