@@ -92,7 +92,8 @@ fn cases_written_to_fail_fail_readably_with_junit() {
         "{said}"
     );
     assert!(said.contains("ok   this one passes"), "{said}");
-    assert!(said.contains("4 cases, 1 passed, 3 failed"), "{said}");
+    assert!(said.contains("authz was refused: "), "{said}");
+    assert!(said.contains("5 cases, 1 passed, 4 failed"), "{said}");
     assert!(said.contains("Envoy's log: "), "{said}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     let doc = roxmltree::Document::parse(&xml).expect("JUnit XML parses");
@@ -100,8 +101,8 @@ fn cases_written_to_fail_fail_readably_with_junit() {
         .descendants()
         .find(|n| n.has_tag_name("testsuite"))
         .expect("a testsuite");
-    assert_eq!(suite.attribute("tests"), Some("4"));
-    assert_eq!(suite.attribute("failures"), Some("3"));
+    assert_eq!(suite.attribute("tests"), Some("5"));
+    assert_eq!(suite.attribute("failures"), Some("4"));
     let failed: Vec<&str> = doc
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
@@ -113,7 +114,8 @@ fn cases_written_to_fail_fail_readably_with_junit() {
         [
             "written to fail on the status",
             "written to fail on a stat",
-            "no such listener"
+            "no such listener",
+            "a swap to a build the pre-flight refuses",
         ]
     );
 }

@@ -182,10 +182,13 @@ impl Session {
         answer.json().await.map_err(|e| e.to_string())
     }
 
-    /// Waits until this Envoy ACKed version `expected` of `name`; a refusal of the filter
-    /// after `since` (ms), or Envoy's NACK of `expected`, is the error.
+    /// Waits until this Envoy ACKed version `expected` of `name`; Envoy's NACK of `expected`
+    /// is the error, and so is a refusal of the filter after `since` (ms) that no ACK of
+    /// `expected` follows within 2 s (a swap of build and configuration passes through a
+    /// mix of the old and the new, which may be refused on the way).
     async fn wait_running(&self, name: &str, expected: &str, since: u64) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut refused_at: Option<tokio::time::Instant> = None;
         while tokio::time::Instant::now() < deadline {
             let plugins = self.api("/api/v1/plugins").await?;
             let plugin = plugins["plugins"]
@@ -197,7 +200,10 @@ impl Session {
             if let Some(reason) = refused["reason"].as_str()
                 && refused["at_unix_ms"].as_u64().is_some_and(|at| at >= since)
             {
-                return Err(format!("{name} was refused: {reason}"));
+                let seen = *refused_at.get_or_insert_with(tokio::time::Instant::now);
+                if seen.elapsed() >= Duration::from_secs(2) {
+                    return Err(format!("{name} was refused: {reason}"));
+                }
             }
             match self.node_state(name).await? {
                 (Some(acked), _) if acked == expected => return Ok(()),
