@@ -39,6 +39,13 @@ pub(super) async fn page(
             .unwrap_or_else(PoisonError::into_inner);
         registry.plugins().find(|p| p.name == name).cloned()
     };
+    let targets = ui.admin.manifests.as_ref().and_then(|catalog| {
+        let catalog = catalog.read().unwrap_or_else(PoisonError::into_inner);
+        catalog
+            .plugins
+            .get(&name)
+            .map(|plugin| targets_of(&plugin.spec.targets))
+    });
     let (record, chains) = {
         let engine = ui
             .admin
@@ -58,9 +65,23 @@ pub(super) async fn page(
     };
     let main = match (&status, &record) {
         (None, None) => html! { h1 { (name) } p.refusal { "No plugin of this name." } },
-        _ => render(&name, status.as_ref(), record.as_ref(), &chains),
+        _ => {
+            let targets =
+                targets.unwrap_or_else(|| "every proxy (no plugin manifest names it)".into());
+            let page = render(&name, status.as_ref(), record.as_ref(), &chains);
+            html! { (page) h2 { "Targets" } p #targets { (targets) } }
+        }
     };
     respond(&headers, &name, main)
+}
+
+/// A plugin's `spec.targets`, said plainly.
+fn targets_of(selector: &meshplug_core::manifest::Selector) -> String {
+    if *selector == meshplug_core::manifest::Selector::default() {
+        return "every proxy (spec.targets is empty)".into();
+    }
+    let json = serde_json::to_string(selector).unwrap_or_default();
+    format!("the proxies that match spec.targets {json}")
 }
 
 fn builds(status: Option<&PluginStatus>, record: Option<&PluginRecord>) -> Vec<Build> {
@@ -192,5 +213,28 @@ fn render(
                 li { code { (listener) } ": " (chain.join(" → ")) " (" (proxies) " proxies)" }
             } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use meshplug_core::manifest::Selector;
+
+    use super::targets_of;
+
+    #[test]
+    fn targets_are_said_plainly() {
+        assert_eq!(
+            targets_of(&Selector::default()),
+            "every proxy (spec.targets is empty)"
+        );
+        let edge = Selector {
+            node_ids: vec!["edge-*".into()],
+            ..Selector::default()
+        };
+        assert_eq!(
+            targets_of(&edge),
+            r#"the proxies that match spec.targets {"nodeIds":["edge-*"]}"#
+        );
     }
 }

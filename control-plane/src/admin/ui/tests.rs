@@ -62,7 +62,10 @@ async fn a_visitor_logs_in_with_the_token_and_sees_the_pages() {
     for (path, expected) in [
         ("/ui/", "Fleet"),
         ("/ui/rollouts/authz", "Rollout authz"),
-        ("/ui/plugins/authz", "Plugin authz"),
+        (
+            "/ui/plugins/authz",
+            "<p id=\"targets\">every proxy (no plugin manifest names it)",
+        ),
         ("/ui/manifests", "Manifests do not govern"),
     ] {
         let page = get(&api.base, path, Some(&cookie)).await;
