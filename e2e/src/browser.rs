@@ -117,13 +117,17 @@ impl Browser {
         .await
     }
 
-    /// Clicks the first element matching CSS `selector`.
-    pub async fn click(&self, selector: &str) -> Result<(), HarnessError> {
-        let element = self
-            .client
+    /// The first element matching CSS `selector`.
+    async fn find(&self, selector: &str) -> Result<fantoccini::elements::Element, HarnessError> {
+        self.client
             .find(Locator::Css(selector))
             .await
-            .map_err(|e| browser_error("find")(format!("{selector}: {e}")))?;
+            .map_err(|e| browser_error("find")(format!("{selector}: {e}")))
+    }
+
+    /// Clicks the first element matching CSS `selector`.
+    pub async fn click(&self, selector: &str) -> Result<(), HarnessError> {
+        let element = self.find(selector).await?;
         element
             .click()
             .await
@@ -132,11 +136,7 @@ impl Browser {
 
     /// Types `text` into the first element matching `selector`.
     pub async fn type_into(&self, selector: &str, text: &str) -> Result<(), HarnessError> {
-        let element = self
-            .client
-            .find(Locator::Css(selector))
-            .await
-            .map_err(|e| browser_error("find")(format!("{selector}: {e}")))?;
+        let element = self.find(selector).await?;
         element
             .send_keys(text)
             .await

@@ -83,6 +83,22 @@ pub(super) fn routes(admin: AdminState) -> Router {
 }
 
 impl Ui {
+    /// The engine, for one page's reads.
+    pub(super) fn engine(&self) -> std::sync::MutexGuard<'_, crate::rollout::Engine> {
+        self.admin
+            .engine
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The registry, for one page's reads.
+    pub(super) fn registry(&self) -> std::sync::MutexGuard<'_, crate::registry::Registry> {
+        self.admin
+            .registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The session value for `token`.
     fn session_for(&self, token: &str) -> String {
         let mut input = self.secret.to_vec();

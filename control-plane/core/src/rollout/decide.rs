@@ -42,6 +42,23 @@ pub struct CanaryNode {
 }
 
 impl CanaryNode {
+    /// A proxy pushed at 1 000 ms with nothing against it: for tests of the gates, here and
+    /// in the runtime.
+    #[doc(hidden)]
+    pub fn for_tests(id: &str, acked: bool) -> Self {
+        Self {
+            id: id.into(),
+            pushed_at_ms: 1_000,
+            acked,
+            nack: None,
+            fetch_failure: None,
+            behind_agent: false,
+            restarted_at_ms: None,
+            load_errors: 0,
+            no_slot: None,
+        }
+    }
+
     /// Whether its module is (or may still be) on its way through an agent: it has reported
     /// a fetch failure, or it is behind an agent and has not answered.
     pub fn fetching(&self) -> bool {

@@ -2,8 +2,6 @@
 //! POSTs the command; the engine carries it out and logs it as a decision, as the API's
 //! controls do. A form from another origin is refused.
 
-use std::sync::PoisonError;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -118,11 +116,7 @@ async fn carry_out(
         _ => return (StatusCode::NOT_FOUND, "unknown action\n").into_response(),
     };
     let outcome = {
-        let mut engine = ui
-            .admin
-            .engine
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut engine = ui.engine();
         engine.command(&plugin, command, unix_ms())
     };
     let message = match outcome {

@@ -2,7 +2,6 @@
 //! agent's fetch failure, with counts by state, filtered by a GET form (no script needed).
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -55,11 +54,7 @@ pub(super) async fn page(
     Query(query): Query<FleetQuery>,
 ) -> Html<String> {
     let views = {
-        let engine = ui
-            .admin
-            .engine
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let engine = ui.engine();
         node_views(&engine)
     };
     let rows: Vec<Row> = views.iter().flat_map(rows_of).collect();

@@ -32,11 +32,7 @@ pub(super) async fn page(
     Path(name): Path<String>,
 ) -> Html<String> {
     let status = {
-        let registry = ui
-            .admin
-            .registry
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let registry = ui.registry();
         registry.plugins().find(|p| p.name == name).cloned()
     };
     let targets = ui.admin.manifests.as_ref().and_then(|catalog| {
@@ -47,11 +43,7 @@ pub(super) async fn page(
             .map(|plugin| targets_of(&plugin.spec.targets))
     });
     let (record, chains) = {
-        let engine = ui
-            .admin
-            .engine
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let engine = ui.engine();
         let record = engine.plugins().get(&name).cloned();
         let mut chains: BTreeMap<String, (Vec<String>, usize)> = BTreeMap::new();
         for view in node_views(&engine) {

@@ -3,8 +3,6 @@
 //! minimum, time in the step, ACKs), plots of the looks, the controls, and the decision
 //! timeline in words.
 
-use std::sync::PoisonError;
-
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Html;
@@ -45,11 +43,7 @@ pub(super) async fn page(
     Query(done): Query<Done>,
 ) -> Html<String> {
     let snapshot = {
-        let engine = ui
-            .admin
-            .engine
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let engine = ui.engine();
         let record = engine.plugins().get(&name).cloned();
         let acks = record
             .as_ref()

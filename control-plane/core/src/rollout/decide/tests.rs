@@ -18,17 +18,7 @@ fn policy() -> Policy {
 }
 
 fn node(acked: bool) -> CanaryNode {
-    CanaryNode {
-        id: "n1".into(),
-        pushed_at_ms: 1_000,
-        acked,
-        nack: None,
-        fetch_failure: None,
-        behind_agent: false,
-        restarted_at_ms: None,
-        load_errors: 0,
-        no_slot: None,
-    }
+    CanaryNode::for_tests("n1", acked)
 }
 
 fn traffic(canary_5xx: u64, baseline_5xx: u64) -> TrafficInput {

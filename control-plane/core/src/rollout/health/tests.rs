@@ -135,15 +135,8 @@ fn signals(flushes: &[(&str, u64, u64)]) -> HashMap<String, NodeSignals> {
 
 fn canary(id: &str, acked: bool, load_errors: u64) -> CanaryNode {
     CanaryNode {
-        id: id.into(),
-        pushed_at_ms: 1_000,
-        acked,
-        nack: None,
-        fetch_failure: None,
-        behind_agent: false,
-        restarted_at_ms: None,
         load_errors,
-        no_slot: None,
+        ..CanaryNode::for_tests(id, acked)
     }
 }
 
