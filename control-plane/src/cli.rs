@@ -5,7 +5,7 @@ use clap::Parser;
 
 use crate::client::{manifests_table, plugins_table, rollout_table};
 use args::Command;
-use commands::{agent, bootstrap, control, pki, serve, show, state, status, test, validate};
+use commands::{agent, bootstrap, control, init, pki, serve, show, state, status, test, validate};
 
 pub use args::Cli;
 
@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(args) => bootstrap(args),
         Command::Validate(args) => validate(args),
         Command::Test(args) => test(args),
+        Command::Init(command) => init(command),
         Command::Rollouts(args) => show(args, "/api/v1/rollouts", rollout_table),
         Command::Status(args) => status(args),
         Command::Plugins(args) => show(args, "/api/v1/plugins", plugins_table),

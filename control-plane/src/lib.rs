@@ -30,6 +30,7 @@ pub mod preflight;
 pub mod refusals;
 pub mod replica;
 pub mod rollout;
+pub mod scaffold;
 pub mod serve;
 pub mod store;
 pub mod testkit;

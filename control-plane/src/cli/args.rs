@@ -61,6 +61,9 @@ pub(super) enum Command {
     /// Test builds against your own Envoy configuration and a real Envoy: the named filters
     /// are served over ECDS, the cases run; exits 1 when one fails.
     Test(TestArgs),
+    /// Start something new: `meshplug init filter NAME` writes a filter crate on the SDK.
+    #[command(subcommand)]
+    Init(InitCommand),
     /// Show every filter's rollout: last good, rolling out, stage, state, quarantine.
     Rollouts(RolloutsArgs),
     /// Show every proxy and, per filter, the version it should run, the one it ACKed, and its
@@ -202,6 +205,22 @@ pub(super) struct ValidateArgs {
     /// `<artifact>.<label>.minisig`), as a plugin's `spec.signers.threshold`.
     #[arg(long, default_value_t = 1, requires = "trusted_key")]
     pub(super) signatures_required: usize,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(super) enum InitCommand {
+    /// A new filter crate: the filter, a unit test on the mock host, pre-flight fixtures, and
+    /// an envoy.yaml with cases.yaml for `meshplug test`. Run from the workspace root.
+    Filter {
+        /// Its name (a crate and header name: lower-case letters, digits, '-').
+        name: String,
+        /// The folder filter crates live in, relative to the workspace root.
+        #[arg(long, default_value = "filters")]
+        dir: PathBuf,
+        /// The SDK crate, relative to the workspace root.
+        #[arg(long, default_value = "filters/sdk")]
+        sdk: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::args::{
-    AdminArgs, AdsArg, AgentArgs, BootstrapArgs, ClientTlsArgs, KindArg, OutputArg, PkiArgs,
-    PkiCommand, RolloutsArgs, ServeArgs, StateArgs, StateCommand, TestArgs, ValidateArgs,
+    AdminArgs, AdsArg, AgentArgs, BootstrapArgs, ClientTlsArgs, InitCommand, KindArg, OutputArg,
+    PkiArgs, PkiCommand, RolloutsArgs, ServeArgs, StateArgs, StateCommand, TestArgs, ValidateArgs,
 };
 use crate::artifact::ArtifactKind;
 use crate::bootstrap::{render, standard_vars};
@@ -516,4 +516,39 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<()> {
     }
     println!("kept for inspection: {}", report_dir.display());
     std::process::exit(1);
+}
+
+/// `meshplug init filter NAME`: writes the crate's files (never over an existing folder) and
+/// says what to do next.
+pub(super) fn init(command: InitCommand) -> anyhow::Result<()> {
+    let InitCommand::Filter { name, dir, sdk } = command;
+    let files = crate::scaffold::filter_files(&name, &dir, &sdk).map_err(anyhow::Error::msg)?;
+    let crate_dir = dir.join(&name);
+    anyhow::ensure!(
+        !crate_dir.exists(),
+        "{} already exists; nothing was written",
+        crate_dir.display()
+    );
+    anyhow::ensure!(
+        sdk.join("Cargo.toml").is_file(),
+        "no SDK at {} (run from the workspace root, or give --sdk)",
+        sdk.display()
+    );
+    for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    let at = crate_dir.display();
+    println!(
+        "\nNext:\n  1. add \"{at}\" to [workspace] members in Cargo.toml\n  \
+         2. cargo test -p {name}\n  \
+         3. filters/build-wasm.sh {name} target/filters/{name}.wasm   (and build-native.sh for lib{name}.so)\n  \
+         4. meshplug validate target/filters/{name}.wasm --fixtures {at}/preflight/fixtures.json\n  \
+         5. meshplug test --envoy-config {at}/envoy.yaml --cases {at}/cases.yaml --filter {name}=target/filters/{name}.wasm"
+    );
+    Ok(())
 }
