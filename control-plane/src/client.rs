@@ -1,5 +1,6 @@
 //! A client of the admin API, for the `meshplug` CLI: rollout status and controls.
 
+use meshplug_core::nodes::FilterOnNode;
 use serde_json::Value;
 
 use crate::Error;
@@ -242,14 +243,10 @@ pub fn status_table(nodes: &Value) -> String {
         }
         for (name, filter) in &filters {
             let state = filter_state(filter, node["delivery"].as_str().unwrap_or("local"));
-            let failing =
-                !filter["failing"].is_null() && filter["failing"]["version"] == filter["acked"];
-            let applied = match (filter["applied"].as_str(), filter["acked"].as_str()) {
-                (_, Some(_)) if failing => "failing",
-                (Some(applied), Some(acked)) if applied == acked => "yes",
-                (_, Some(_)) => "no",
-                _ => "-",
-            };
+            // The node model's own rule for "applied" and "failing", on the API's document.
+            let parsed: Option<FilterOnNode> = serde_json::from_value(filter.clone()).ok();
+            let applied = parsed.as_ref().map_or("-", FilterOnNode::applied_state);
+            let failing = parsed.as_ref().and_then(FilterOnNode::failing_now);
             out.push_str(&row(
                 name,
                 short(&filter["desired"]),
@@ -257,8 +254,8 @@ pub fn status_table(nodes: &Value) -> String {
                 applied,
                 state,
             ));
-            if let Some(reason) = filter["failing"]["reason"].as_str().filter(|_| failing) {
-                out.push_str(&format!("  failing: {reason}\n"));
+            if let Some(failing) = failing {
+                out.push_str(&format!("  failing: {}\n", failing.reason));
             }
             if let Some(error) = filter["last_nack"]["error"].as_str() {
                 out.push_str(&format!("  last NACK: {error}\n"));

@@ -57,27 +57,27 @@ impl TestReport {
     }
 }
 
-/// Reads a YAML (or JSON) file. It goes through JSON's data model, so a step is written
-/// `- send: {...}` (a mapping), not with a YAML tag; an error names the field's path.
-fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, Error> {
+/// Reads a cases file (YAML or JSON). It goes through JSON's data model, so a step is
+/// written `- send: {...}` (a mapping), not with a YAML tag; an error names the field's path.
+pub fn read_cases(path: &Path) -> Result<CasesFile, Error> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
     let refused =
-        |e: &dyn std::fmt::Display| Error::TestSetup(format!("{what} {}: {e}", path.display()));
+        |e: &dyn std::fmt::Display| Error::TestSetup(format!("cases {}: {e}", path.display()));
     let json: serde_json::Value = serde_norway::from_str(&text).map_err(|e| refused(&e))?;
     serde_path_to_error::deserialize(json).map_err(|e| refused(&e))
 }
 
+/// Reads an Envoy configuration file (YAML or JSON) as it is: [`render`] changes a copy.
+pub fn read_envoy_config(path: &Path) -> Result<serde_norway::Value, Error> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
+    serde_norway::from_str(&text)
+        .map_err(|e| Error::TestSetup(format!("Envoy configuration {}: {e}", path.display())))
+}
+
 /// Starts the session, runs every case, stops everything.
 pub async fn run(plan: &TestPlan) -> Result<TestReport, Error> {
-    let text = std::fs::read_to_string(&plan.envoy_config)
-        .map_err(Error::io("reading", &plan.envoy_config))?;
-    let envoy_config = serde_norway::from_str(&text).map_err(|e| {
-        Error::TestSetup(format!(
-            "Envoy configuration {}: {e}",
-            plan.envoy_config.display()
-        ))
-    })?;
-    let cases: CasesFile = read_yaml(&plan.cases, "cases")?;
+    let envoy_config = read_envoy_config(&plan.envoy_config)?;
+    let cases = read_cases(&plan.cases)?;
     for (name, build) in &plan.filters {
         if !build.is_file() {
             return Err(Error::TestSetup(format!(

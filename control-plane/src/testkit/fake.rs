@@ -94,15 +94,7 @@ async fn answer_request(
 ) -> Response {
     let answer = {
         let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let headers = headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = super::send::header_map(&headers);
         shared.last = Some(SeenRequest {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use meshplug_preflight::{Case, CasesFile, Load, Send, Step, Swap, compare, config_text};
 
 use super::send::{build, client, stat_diffs};
-use super::session::{Placed, Session};
+use super::session::Session;
 
 /// What one case came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,31 +140,18 @@ async fn send_step(
     Ok(diffs)
 }
 
-/// What the filter becomes in a swap.
-fn placed_after(session: &Session, swap: &Swap, base: &Path) -> Result<Placed, String> {
-    let current = session
+async fn swap_step(session: &mut Session, swap: &Swap, base: &Path) -> Result<String, String> {
+    let build = swap.build.as_ref().map(|build| base.join(build));
+    let config = swap.config.as_ref().map(config_text);
+    let started = Instant::now();
+    session.swap(&swap.filter, build.as_deref(), config).await?;
+    let running = session
         .current
         .get(&swap.filter)
-        .ok_or_else(|| format!("swap: {:?} is not a filter under test", swap.filter))?;
-    let build = match &swap.build {
-        Some(build) => base.join(build),
-        None => current.build.clone(),
-    };
-    let config = match &swap.config {
-        None => current.config.clone(),
-        Some(value) => Some(config_text(value)),
-    };
-    Ok(Placed { build, config })
-}
-
-async fn swap_step(session: &mut Session, swap: &Swap, base: &Path) -> Result<String, String> {
-    let placed = placed_after(session, swap, base)?;
-    let started = Instant::now();
-    session.place(&swap.filter, &placed).await?;
+        .map_or_else(String::new, |placed| placed.build.display().to_string());
     Ok(format!(
-        "swapped {} to {} in {} ms (Envoy ACKed it)",
+        "swapped {} to {running} in {} ms (Envoy ACKed it)",
         swap.filter,
-        placed.build.display(),
         started.elapsed().as_millis()
     ))
 }

@@ -40,16 +40,7 @@ impl Session {
             .await
             .map_err(|e| format!("sending {} {}: {e}", request.method, request.path))?;
         let status = answer.status().as_u16();
-        let headers = answer
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = header_map(answer.headers());
         let body = answer
             .text()
             .await
@@ -106,6 +97,18 @@ impl Session {
             .filter_map(|s| Some((s["name"].as_str()?.to_string(), s["value"].as_i64()?)))
             .collect())
     }
+}
+
+/// Headers as the fixture format holds them: lower-case names (a name given twice keeps its
+/// last value), values read lossily as UTF-8.
+pub(super) fn header_map(headers: &axum::http::HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value)
+        })
+        .collect()
 }
 
 /// A client with one connection per host, HTTP/2 with prior knowledge when asked.

@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub use meshplug::testkit::CaseResult;
+pub use meshplug::testkit::{CaseResult, read_cases};
 pub use meshplug_preflight::{CasesFile, FixtureRequest as Request, Outcome, UpstreamResponse};
 
 use meshplug::testkit::{Session, SessionSpec};
@@ -88,10 +88,7 @@ impl Envoy {
 
     /// Starts it; returns once Envoy runs every filter.
     pub async fn start(self) -> Result<Running, Error> {
-        let text = std::fs::read_to_string(&self.config)
-            .map_err(|e| Error::Failed(format!("reading {}: {e}", self.config.display())))?;
-        let envoy_config = serde_norway::from_str(&text)
-            .map_err(|e| Error::Failed(format!("{}: {e}", self.config.display())))?;
+        let envoy_config = meshplug::testkit::read_envoy_config(&self.config)?;
         let dir = tempfile::Builder::new()
             .prefix("meshplug-testkit-")
             .tempdir()

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meshplug_testkit::{CasesFile, Envoy, Request, UpstreamResponse};
+use meshplug_testkit::{Envoy, Request, UpstreamResponse, read_cases};
 
 fn here(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
@@ -48,11 +48,7 @@ async fn authz_in_its_envoy() {
         .expect("an answer");
     assert_eq!((refused.status, refused.local_reply), (401, true));
 
-    let text = std::fs::read_to_string(here("cases.yaml")).expect("cases.yaml");
-    let cases: CasesFile = serde_norway::from_str::<serde_json::Value>(&text)
-        .map_err(|e| e.to_string())
-        .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
-        .expect("cases parse");
+    let cases = read_cases(&here("cases.yaml")).expect("cases parse");
     let results = envoy.run_cases(&cases, &here(".")).await;
     for result in &results {
         assert!(result.passed(), "{}: {:?}", result.name, result.failures);

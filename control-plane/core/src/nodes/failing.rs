@@ -57,14 +57,28 @@ impl Nodes {
 }
 
 impl FilterOnNode {
+    /// The failing verdict on the version it runs (its ACKed one), if any.
+    pub fn failing_now(&self) -> Option<&Failing> {
+        self.failing
+            .as_ref()
+            .filter(|f| Some(&f.version) == self.acked.as_ref())
+    }
+
+    /// Whether its ACKed version is applied, as `meshplug status` and the dashboard say it:
+    /// `failing`, `yes` (loaded and not failing), `no` (ACKed, not seen loading), or `-`
+    /// (nothing ACKed).
+    pub fn applied_state(&self) -> &'static str {
+        match (&self.applied, &self.acked) {
+            (_, Some(_)) if self.failing_now().is_some() => "failing",
+            (Some(applied), Some(acked)) if applied == acked => "yes",
+            (_, Some(_)) => "no",
+            _ => "-",
+        }
+    }
+
     /// Whether its ACKed version is loaded and not failing.
     pub fn healthy(&self) -> bool {
-        self.applied.is_some()
-            && self.applied == self.acked
-            && self
-                .failing
-                .as_ref()
-                .is_none_or(|f| Some(&f.version) != self.acked.as_ref())
+        self.applied_state() == "yes"
     }
 
     /// A failing verdict is about one version: sending another forgets it.

@@ -78,7 +78,7 @@ fn evaluate(
             rollout: &rollout,
             policy: &policy.traffic,
             traffic,
-            window: (rollout.stage_started_ms + millis(policy.settle), now_ms + 1),
+            window: canary_window(&rollout, &policy, now_ms),
             now_ms,
         };
         fx.health
@@ -188,6 +188,12 @@ pub fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<C
         .collect()
 }
 
+/// The flushes a look counts for the canary: from the stage's start plus the settle time,
+/// up to now (`from_ms..to_ms`).
+fn canary_window(rollout: &Rollout, policy: &Policy, now_ms: u64) -> (u64, u64) {
+    (rollout.stage_started_ms + millis(policy.settle), now_ms + 1)
+}
+
 fn traffic_input(
     world: &World<'_>,
     plugin: &str,
@@ -204,8 +210,8 @@ fn traffic_input(
         }
         totals
     };
-    let from = rollout.stage_started_ms + millis(policy.settle);
-    let canary = sum(&mut rollout.pushed.keys(), from, now_ms + 1);
+    let (from, to) = canary_window(rollout, policy, now_ms);
+    let canary = sum(&mut rollout.pushed.keys(), from, to);
     let (baseline, baseline_kind) = if rollout.baseline.is_empty() {
         let mut totals = Totals::default();
         for node in rollout.pushed.keys() {
@@ -213,7 +219,7 @@ fn traffic_input(
         }
         (totals, BaselineKind::History)
     } else {
-        let totals = sum(&mut rollout.baseline.iter(), from, now_ms + 1);
+        let totals = sum(&mut rollout.baseline.iter(), from, to);
         (totals, BaselineKind::Cohort)
     };
     let stale_after = millis(policy.metrics_stale_after);

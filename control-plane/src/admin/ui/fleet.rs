@@ -90,16 +90,6 @@ pub(super) fn rows_of(view: &NodeView) -> Vec<Row> {
         .iter()
         .map(|(name, state)| {
             let json = serde_json::to_value(state).unwrap_or(Value::Null);
-            let failing = state
-                .failing
-                .as_ref()
-                .filter(|f| Some(&f.version) == state.acked.as_ref());
-            let applied = match (&state.applied, &state.acked) {
-                (_, Some(_)) if failing.is_some() => "failing",
-                (Some(applied), Some(acked)) if applied == acked => "yes",
-                (_, Some(_)) => "no",
-                _ => "-",
-            };
             let message = state
                 .last_nack
                 .as_ref()
@@ -110,11 +100,15 @@ pub(super) fn rows_of(view: &NodeView) -> Vec<Row> {
                         .as_ref()
                         .map(|f| format!("fetch failed: {}", f.error))
                 })
-                .or_else(|| failing.map(|f| format!("failing: {}", f.reason)));
+                .or_else(|| {
+                    state
+                        .failing_now()
+                        .map(|f| format!("failing: {}", f.reason))
+                });
             Row {
                 desired: state.desired.as_deref().map_or("-".into(), short),
                 acked: state.acked.as_deref().map_or("-".into(), short),
-                applied,
+                applied: state.applied_state(),
                 state: filter_state(&json, delivery),
                 message,
                 ..base(name)
