@@ -150,6 +150,14 @@ impl ControlPlane {
         format!("{}://{}{path}", self.scheme, self.addrs.admin)
     }
 
+    /// `meshplug <args> --admin <its admin API>` (with its admin token, when it has one): the
+    /// standard output; a failure panics with the standard error.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let (ok, stdout, stderr) = run_cli(&self.admin_url(""), args, self.admin_token());
+        assert!(ok, "meshplug {args:?}: {stderr}");
+        stdout
+    }
+
     /// The admin token it was started with (`--admin-token`), which every read needs too.
     pub fn admin_token(&self) -> Option<&str> {
         let at = self.extra_args.iter().position(|a| a == "--admin-token")?;
@@ -286,4 +294,26 @@ pub(crate) async fn wait_for_ready_file<T: serde::de::DeserializeOwned>(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Runs `meshplug <args> --admin <admin>` (with `--token` when given; never the token from
+/// the environment): whether it succeeded, its standard output and its standard error.
+pub fn run_cli(admin: &str, args: &[&str], token: Option<&str>) -> (bool, String, String) {
+    let binary = meshplug_binary().unwrap_or_else(|e| panic!("meshplug built: {e}"));
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .args(["--admin", admin])
+        .env_remove("MESHPLUG_ADMIN_TOKEN");
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run meshplug: {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

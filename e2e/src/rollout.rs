@@ -368,21 +368,4 @@ impl RolloutMesh {
         )
         .await;
     }
-
-    /// `meshplug <args> --admin <this control plane>`: its standard output.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let admin = format!("http://{}", self.mesh.control_plane.addrs.admin);
-        let binary = crate::paths::meshplug_binary().expect("meshplug built");
-        let output = std::process::Command::new(binary)
-            .args(args)
-            .args(["--admin", &admin])
-            .output()
-            .expect("run meshplug");
-        assert!(
-            output.status.success(),
-            "meshplug {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
 }

@@ -40,7 +40,7 @@ async fn a_failing_first_version_is_kept_paused_and_alerted() {
     })
     .await;
     let table = eventually(Duration::from_secs(15), "both proxies FAILING", || async {
-        let table = bed.cli(&["status"]);
+        let table = bed.mesh.control_plane.cli(&["status"]);
         let failing = table.lines().filter(|l| l.ends_with("FAILING")).count();
         match failing {
             2 => Ok(table),
@@ -49,7 +49,7 @@ async fn a_failing_first_version_is_kept_paused_and_alerted() {
     })
     .await;
     assert!(table.contains("  failing: 5xx ratio"), "{table}");
-    let rollouts = bed.cli(&["rollouts"]);
+    let rollouts = bed.mesh.control_plane.cli(&["rollouts"]);
     assert!(
         rollouts.contains("paused: first version failing"),
         "{rollouts}"

@@ -3,30 +3,12 @@
 //! (which quarantines), retry (which lifts the quarantine and rolls out again) and
 //! `promote --full` do what they say.
 
-use std::process::Command;
 use std::time::Duration;
 
-use e2e::paths::meshplug_binary;
+use e2e::control_plane::run_cli;
 use e2e::rollout::{RolloutMesh, TEST_POLICY};
 
 const TOKEN: &str = "e2e-t0ken";
-
-fn meshplug(admin: &str, args: &[&str], token: Option<&str>) -> (bool, String, String) {
-    let mut command = Command::new(meshplug_binary().expect("meshplug built"));
-    command
-        .args(args)
-        .args(["--admin", admin])
-        .env_remove("MESHPLUG_ADMIN_TOKEN");
-    if let Some(token) = token {
-        command.args(["--token", token]);
-    }
-    let output = command.output().expect("run meshplug");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_shows_and_steers_a_rollout() {
@@ -42,12 +24,12 @@ async fn the_cli_shows_and_steers_a_rollout() {
     .await;
 
     // With a token set, reads need it too (filter configurations carry secrets).
-    let (ok, _, err) = meshplug(&admin, &["rollouts", "-o", "json"], None);
+    let (ok, _, err) = run_cli(&admin, &["rollouts", "-o", "json"], None);
     assert!(
         !ok && err.contains("Bearer"),
         "a read without the token: {err}"
     );
-    let (ok, out, _) = meshplug(&admin, &["rollouts", "-o", "json"], Some(TOKEN));
+    let (ok, out, _) = run_cli(&admin, &["rollouts", "-o", "json"], Some(TOKEN));
     assert!(ok);
     let list: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
@@ -55,23 +37,23 @@ async fn the_cli_shows_and_steers_a_rollout() {
         next.as_str(),
         "{out}"
     );
-    let (ok, table, _) = meshplug(&admin, &["rollouts"], Some(TOKEN));
+    let (ok, table, _) = run_cli(&admin, &["rollouts"], Some(TOKEN));
     assert!(
         ok && table.contains("authz") && table.contains(&next[..12]),
         "{table}"
     );
 
-    let (ok, _, err) = meshplug(&admin, &["pause", "authz"], None);
+    let (ok, _, err) = run_cli(&admin, &["pause", "authz"], None);
     assert!(
         !ok && err.contains("Bearer"),
         "refused without the token: {err}"
     );
-    let (ok, out, err) = meshplug(&admin, &["pause", "authz"], Some(TOKEN));
+    let (ok, out, err) = run_cli(&admin, &["pause", "authz"], Some(TOKEN));
     assert!(ok && out.contains("paused"), "{out}{err}");
-    let (_, table, _) = meshplug(&admin, &["rollouts"], Some(TOKEN));
+    let (_, table, _) = run_cli(&admin, &["rollouts"], Some(TOKEN));
     assert!(table.contains("paused"), "{table}");
 
-    let (ok, out, err) = meshplug(&admin, &["rollback", "authz"], Some(TOKEN));
+    let (ok, out, err) = run_cli(&admin, &["rollback", "authz"], Some(TOKEN));
     assert!(ok && out.contains("rolled back"), "{out}{err}");
     let plugin = bed.plugin().await.expect("state");
     assert_eq!(plugin["last_good"]["sha256"], good.as_str());
@@ -84,14 +66,14 @@ async fn the_cli_shows_and_steers_a_rollout() {
     bed.wait_everywhere(&good, "good", Duration::from_secs(20))
         .await;
 
-    let (ok, out, err) = meshplug(&admin, &["retry", "authz", &next[..10]], Some(TOKEN));
+    let (ok, out, err) = run_cli(&admin, &["retry", "authz", &next[..10]], Some(TOKEN));
     assert!(ok && out.contains("Started"), "{out}{err}");
     bed.wait_for("the retried rollout", Duration::from_secs(20), |p| {
         p["rollout"]["to"]["sha256"] == next.as_str()
             && p["quarantine"].as_object().is_some_and(|q| q.is_empty())
     })
     .await;
-    let (ok, out, err) = meshplug(&admin, &["promote", "authz", "--full"], Some(TOKEN));
+    let (ok, out, err) = run_cli(&admin, &["promote", "authz", "--full"], Some(TOKEN));
     assert!(ok && out.contains("promoted"), "{out}{err}");
     bed.wait_for("promotion", Duration::from_secs(10), |p| {
         p["last_good"]["sha256"] == next.as_str()

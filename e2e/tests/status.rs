@@ -2,30 +2,15 @@
 //! its state; after Envoy NACKs a version, it shows the NACK message. `meshplug plugins` shows
 //! the artifact. Runs with `--no-preflight` so that a module Envoy refuses reaches it.
 
-use std::process::Command;
 use std::time::Duration;
 
-use e2e::paths::{filter_artifact, meshplug_binary};
+use e2e::paths::filter_artifact;
 use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 use serde_json::Value;
 
 /// Wasm header, then a type section of three bytes that are not a valid type vector.
 const INVALID_MODULE: &[u8] = b"\0asm\x01\0\0\0\x01\x03\xff\xff\xff";
-
-fn meshplug(admin: &str, args: &[&str]) -> String {
-    let output = Command::new(meshplug_binary().expect("meshplug built"))
-        .args(args)
-        .args(["--admin", admin])
-        .output()
-        .expect("run meshplug");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn filter<'a>(status: &'a Value, node: &str) -> &'a Value {
     status["nodes"]
@@ -44,7 +29,6 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
     mesh.add_envoy("envoy-2", "edge")
         .await
         .expect("second envoy");
-    let admin = format!("http://{}", mesh.control_plane.addrs.admin);
     mesh.publish_authz_config().expect("config");
     mesh.publish_copy(&build_a, "authz.wasm")
         .expect("publish A");
@@ -52,7 +36,7 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
     mesh.wait_until_acked("envoy-2", "authz", &sha_a).await;
 
     let status: Value =
-        serde_json::from_str(&meshplug(&admin, &["status", "-o", "json"])).expect("json");
+        serde_json::from_str(&mesh.control_plane.cli(&["status", "-o", "json"])).expect("json");
     for node in ["envoy-1", "envoy-2"] {
         let authz = filter(&status, node);
         assert!(
@@ -68,14 +52,14 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
         Duration::from_secs(15),
         "both proxies to report applied",
         || async {
-            let out = meshplug(&admin, &["status", "-o", "json"]);
+            let out = mesh.control_plane.cli(&["status", "-o", "json"]);
             let status: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
             let applied = ["envoy-1", "envoy-2"].iter().all(|node| {
                 let authz = filter(&status, node);
                 authz["applied"].is_string() && authz["applied"] == authz["acked"]
             });
             if applied {
-                Ok(meshplug(&admin, &["status"]))
+                Ok(mesh.control_plane.cli(&["status"]))
             } else {
                 Err(out)
             }
@@ -90,7 +74,7 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
         2,
         "{table}"
     );
-    let plugins = meshplug(&admin, &["plugins"]);
+    let plugins = mesh.control_plane.cli(&["plugins"]);
     assert!(
         plugins.contains(&sha_a[..12]) && plugins.contains("wasm"),
         "{plugins}"
@@ -99,7 +83,7 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
     mesh.publish("authz.wasm", INVALID_MODULE)
         .expect("publish bad");
     let status = eventually(Duration::from_secs(20), "the NACK in status", || async {
-        let out = meshplug(&admin, &["status", "-o", "json"]);
+        let out = mesh.control_plane.cli(&["status", "-o", "json"]);
         let status: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
         let nacked = ["envoy-1", "envoy-2"]
             .iter()
@@ -112,6 +96,6 @@ async fn status_shows_each_proxy_its_sha_and_the_nack() {
         .find_map(|node| filter(&status, node)["last_nack"]["error"].as_str())
         .expect("a NACK message");
     assert!(error.contains("Wasm"), "Envoy's own words: {error}");
-    let table = meshplug(&admin, &["status"]);
+    let table = mesh.control_plane.cli(&["status"]);
     assert!(table.contains("last NACK: "), "{table}");
 }
