@@ -14,7 +14,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_follows_a_rollout_live() {
-    let bed = RolloutMesh::start_with_args(TEST_POLICY, false, &["--admin-token", TOKEN])
+    // The test policy, with a first canary step that outlasts the clicks of the pause (it
+    // ended before them in one CI run); a first version and a rollback do not wait for it.
+    let policy = TEST_POLICY.replace("\"minDuration\": \"3s\"", "\"minDuration\": \"120s\"");
+    let bed = RolloutMesh::start_with_args(&policy, false, &["--admin-token", TOKEN])
         .await
         .expect("mesh starts");
     let good = bed.deploy_first("good").await.expect("good deployed");
