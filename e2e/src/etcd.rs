@@ -82,6 +82,41 @@ impl EtcdCluster {
         self.members[i].process.kill();
     }
 
+    /// The index of the member that leads etcd's own (raft) election now.
+    pub async fn raft_leader(&self) -> Result<usize, HarnessError> {
+        let endpoints = self.endpoints();
+        let status = crate::eventually(
+            Duration::from_secs(10),
+            "an etcd member to say who leads",
+            || async {
+                let mut client = etcd_client::Client::connect([&endpoints[0]], None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = client.status().await.map_err(|e| e.to_string())?;
+                let leader = status.leader();
+                (leader != 0)
+                    .then_some(leader)
+                    .ok_or("no raft leader yet".to_string())
+            },
+        )
+        .await;
+        for (i, member) in self.members.iter().enumerate() {
+            let mut client = etcd_client::Client::connect([&member.client], None)
+                .await
+                .map_err(|e| HarnessError::NotReady(format!("etcd member {i}: {e}")))?;
+            let mine = client
+                .status()
+                .await
+                .map_err(|e| HarnessError::NotReady(format!("etcd member {i}: {e}")))?;
+            if mine.header().map(|h| h.member_id()) == Some(status) {
+                return Ok(i);
+            }
+        }
+        Err(HarnessError::NotReady(format!(
+            "no member has id {status:x}"
+        )))
+    }
+
     /// Stops member `i` (SIGSTOP) or lets it go on (SIGCONT): an unreachable member that
     /// keeps its data.
     pub fn set_stopped(&self, i: usize, stopped: bool) {
