@@ -3,6 +3,8 @@
 //! safer than following single events (renames, editors' temporary files, deletions).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode};
@@ -24,8 +26,12 @@ pub struct ManifestWatcher {
 }
 
 impl ManifestWatcher {
-    /// Starts watching `dirs`; a unit arrives on the receiver after each burst of changes.
-    pub fn start(dirs: &[PathBuf]) -> Result<(Self, mpsc::Receiver<()>), Error> {
+    /// Starts watching `dirs`; a unit arrives on the receiver after each burst of changes, and
+    /// `pending` is set at once on each change (a build seen meanwhile waits for the read).
+    pub fn start(
+        dirs: &[PathBuf],
+        pending: Arc<AtomicBool>,
+    ) -> Result<(Self, mpsc::Receiver<()>), Error> {
         let (raw_tx, raw_rx) = mpsc::unbounded_channel();
         let (quiet_tx, quiet_rx) = mpsc::channel(1);
         let mut watcher =
@@ -33,6 +39,7 @@ impl ManifestWatcher {
                 Ok(event)
                     if is_change(&event.kind) && event.paths.iter().any(|p| is_manifest(p)) =>
                 {
+                    pending.store(true, Ordering::Release);
                     let _ = raw_tx.send(());
                 }
                 Ok(_) => {}

@@ -276,9 +276,18 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         )),
     ];
     tokio::spawn(alerts::send_alerts(alerts, config.alert_webhook.clone()));
-    let manifests = reload::start(&config.mode, &parts.ingest, leading.clone(), stop_rx).await?;
+    let pending = Arc::new(AtomicBool::new(false));
+    let manifests = reload::start(
+        &config.mode,
+        &parts.ingest,
+        Arc::clone(&pending),
+        leading.clone(),
+        stop_rx,
+    )
+    .await?;
     let reloader = manifests.as_ref().map(|(_, reloader)| reloader);
-    let (watcher, mut complete) = ArtifactWatcher::start(&parts.ingest.folder, config.quiet)?;
+    let (watcher, mut complete) =
+        ArtifactWatcher::start(&parts.ingest.folder, config.quiet, pending)?;
     // The only control plane leads from the start; a replica may have taken the lead already
     // (the change is seen here, not in the loop).
     if *leading.borrow_and_update() {
@@ -297,6 +306,9 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
             path = complete.recv() => match path {
                 // Only the leader ingests; a follower's folder is read when it takes the lead.
                 Some(path) if *leading.borrow() => {
+                    if let Some(reloader) = reloader {
+                        reloader.catch_up().await;
+                    }
                     folder::handle_path(&parts.ingest, &watcher, path).await;
                 }
                 Some(path) => tracing::debug!(path = %path.display(), "not leading: not ingested"),

@@ -2,6 +2,8 @@
 //! [`crate::debounce`] rules decide.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
@@ -20,8 +22,14 @@ pub struct ArtifactWatcher {
 }
 
 impl ArtifactWatcher {
-    /// Starts watching `dir`; complete paths arrive on the returned receiver.
-    pub fn start(dir: &Path, quiet: Quiet) -> Result<(Self, mpsc::Receiver<PathBuf>), Error> {
+    /// Starts watching `dir`; complete paths arrive on the returned receiver. A change to a
+    /// manifest here sets `manifests_changed` before any later build arrives (one queue of
+    /// events), so the build can wait for the manifest to be read.
+    pub fn start(
+        dir: &Path,
+        quiet: Quiet,
+        manifests_changed: Arc<AtomicBool>,
+    ) -> Result<(Self, mpsc::Receiver<PathBuf>), Error> {
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = mpsc::channel(64);
         let sender = changes_tx.clone();
@@ -29,6 +37,14 @@ impl ArtifactWatcher {
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<Event>| match result {
                 Ok(event) => {
+                    if !matches!(event.kind, EventKind::Access(_))
+                        && event
+                            .paths
+                            .iter()
+                            .any(|p| crate::manifest_watch::is_manifest(p))
+                    {
+                        manifests_changed.store(true, Ordering::Release);
+                    }
                     if matches!(
                         event.kind,
                         EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))

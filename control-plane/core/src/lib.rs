@@ -1,6 +1,6 @@
 //! meshplug's domain core: the decisions of the control plane as plain Rust, with no
 //! protobuf, gRPC, HTTP, Wasm runtime or file I/O (`cargo tree -p meshplug-core` shows none of
-//! `tonic`, `axum`, `wasmtime`, `envoy-types`).
+//! `tonic`, `axum`, `wasmi`, `envoy-types`).
 //!
 //! - [`artifact`]: which file names are builds and configurations; [`check`]: the structural
 //!   check of a build's bytes; [`debounce`]: when a written file has settled.

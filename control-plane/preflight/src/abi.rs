@@ -1,6 +1,6 @@
 //! What Envoy 1.40 requires of a proxy-wasm module's exports and allows as imports.
 
-use wasmtime::{ExternType, Module};
+use wasmi::{ExternType, Module};
 
 use crate::Rejection;
 

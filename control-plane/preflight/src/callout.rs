@@ -2,9 +2,9 @@
 //! token, as Envoy would dispatch them, and answered later from the fixture
 //! ([`crate::fixture::CalloutResponse`]) through the filter's own callbacks.
 
-use wasmtime::{Caller, Linker, Result};
+use wasmi::{Caller, Linker};
 
-use crate::host::{HostState, Pairs, deserialize_pairs, read, read_string, status, write};
+use crate::host::{HostState, Pairs, Result, deserialize_pairs, read, read_string, status, write};
 
 type C<'a> = Caller<'a, HostState>;
 

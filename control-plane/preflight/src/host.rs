@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use wasmtime::{Caller, Error, Extern, Memory, Result, StoreLimits};
+use wasmi::{Caller, Error, Extern, Memory, StoreLimits};
+
+/// What a host function returns: a value, or an error that traps the module.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// proxy-wasm status codes.
 pub(crate) mod status {
@@ -99,7 +102,7 @@ fn memory(caller: &mut Caller<'_, HostState>) -> Result<Memory> {
     caller
         .get_export("memory")
         .and_then(Extern::into_memory)
-        .ok_or_else(|| Error::msg("the module exports no memory"))
+        .ok_or_else(|| Error::new("the module exports no memory"))
 }
 
 fn offset(value: i32) -> usize {
@@ -112,7 +115,7 @@ pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Re
     let mut buf = vec![0; offset(len)];
     memory
         .read(&*caller, offset(ptr), &mut buf)
-        .map_err(|_| Error::msg(format!("read of {len} bytes at {ptr} is out of bounds")))?;
+        .map_err(|_| Error::new(format!("read of {len} bytes at {ptr} is out of bounds")))?;
     Ok(buf)
 }
 
@@ -129,7 +132,7 @@ pub(crate) fn read_string(
 pub(crate) fn write(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> Result<()> {
     let memory = memory(caller)?;
     memory.write(&mut *caller, offset(ptr), bytes).map_err(|_| {
-        Error::msg(format!(
+        Error::new(format!(
             "write of {} bytes at {ptr} is out of bounds",
             bytes.len()
         ))
@@ -148,12 +151,12 @@ pub(crate) fn give(
     let alloc = caller
         .get_export(allocator)
         .and_then(Extern::into_func)
-        .ok_or_else(|| Error::msg("the module exports no allocator"))?
+        .ok_or_else(|| Error::new("the module exports no allocator"))?
         .typed::<i32, i32>(&*caller)?;
-    let len = i32::try_from(bytes.len()).map_err(|_| Error::msg("buffer too large"))?;
+    let len = i32::try_from(bytes.len()).map_err(|_| Error::new("buffer too large"))?;
     let ptr = alloc.call(&mut *caller, len)?;
     if ptr == 0 && len != 0 {
-        return Err(Error::msg("the module's allocator returned null"));
+        return Err(Error::new("the module's allocator returned null"));
     }
     write(caller, ptr, bytes)?;
     write(caller, ret_ptr, &ptr.to_le_bytes())?;

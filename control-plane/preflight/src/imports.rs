@@ -4,12 +4,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wasmtime::{Caller, Linker, Module, Result, Val, ValType};
+use wasmi::{Caller, Linker, Module, Val, ValType};
 
 use crate::abi::envoy_provides;
 use crate::host::{
-    HostState, LocalReply, deserialize_pairs, give, read, read_string, serialize_pairs, status,
-    write,
+    HostState, LocalReply, Result, deserialize_pairs, give, read, read_string, serialize_pairs,
+    status, write,
 };
 
 type C<'a> = Caller<'a, HostState>;
@@ -17,6 +17,9 @@ type C<'a> = Caller<'a, HostState>;
 /// A linker with every host function the module imports.
 pub(crate) fn linker(module: &Module) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(module.engine());
+    // Stubs first, then the modelled functions over them.
+    linker.allow_shadowing(true);
+    stub_every_import(&mut linker, module)?;
     define_logging_and_time(&mut linker)?;
     define_buffers(&mut linker)?;
     define_headers(&mut linker)?;
@@ -25,7 +28,6 @@ pub(crate) fn linker(module: &Module) -> Result<Linker<HostState>> {
     define_state(&mut linker)?;
     define_metrics(&mut linker)?;
     define_wasi(&mut linker)?;
-    stub_the_rest(&mut linker, module)?;
     Ok(linker)
 }
 
@@ -393,7 +395,7 @@ fn define_wasi(l: &mut Linker<HostState>) -> Result<()> {
             },
         )?;
         l.func_wrap(module, "proc_exit", |_: C<'_>, code: i32| -> Result<()> {
-            Err(wasmtime::Error::msg(format!("proc_exit({code})")))
+            Err(wasmi::Error::new(format!("proc_exit({code})")))
         })?;
         l.func_wrap(module, "random_get", |mut c: C<'_>, ptr: i32, len: i32| {
             let bytes: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(151)).collect();
@@ -422,16 +424,16 @@ fn define_wasi(l: &mut Linker<HostState>) -> Result<()> {
     Ok(())
 }
 
-/// Defines every other import Envoy provides as a logged failure, with the module's own
-/// signature. Imports Envoy does not provide were refused before this.
-fn stub_the_rest(l: &mut Linker<HostState>, module: &Module) -> Result<()> {
-    let mut scratch = wasmtime::Store::new(module.engine(), HostState::default());
+/// Defines every import Envoy provides as a logged failure, with the module's own signature;
+/// the functions the sandbox models are defined over these. Imports Envoy does not provide
+/// were refused before this.
+fn stub_every_import(l: &mut Linker<HostState>, module: &Module) -> Result<()> {
     for import in module.imports() {
         let (m, name) = (import.module(), import.name());
         let Some(ty) = import.ty().func().cloned() else {
             continue;
         };
-        if !envoy_provides(m, name) || l.get(&mut scratch, m, name).is_ok() {
+        if !envoy_provides(m, name) {
             continue;
         }
         let label = format!("{m}.{name}");
@@ -440,7 +442,7 @@ fn stub_the_rest(l: &mut Linker<HostState>, module: &Module) -> Result<()> {
         } else {
             52
         };
-        let result_types: Vec<ValType> = ty.results().collect();
+        let result_types: Vec<ValType> = ty.results().to_vec();
         l.func_new(m, name, ty, move |mut c, _params, results| {
             c.data_mut()
                 .log(format!("[sandbox] {label} is not available in pre-flight"));

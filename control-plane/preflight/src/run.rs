@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use wasmtime::{Config, Engine, Module, Strategy};
+use wasmi::{CompilationMode, Config, Engine, Module};
 
 use crate::Rejection;
 use crate::abi::check_module;
@@ -62,36 +62,19 @@ impl std::fmt::Debug for Preflight {
 }
 
 impl Preflight {
-    /// A pre-flight compiling with Winch, wasmtime's baseline compiler. The pre-flight sits on
-    /// the hot-swap path and runs each module only briefly, so compile time is what counts:
-    /// measured here (BENCHMARKS.md), Winch compiles the 162 KB `authz` build in about a quarter
-    /// of Cranelift's time, and a 1.9 MB module about 100 times faster.
+    /// A pre-flight on `wasmi` with fuel metering. The pre-flight sits on the hot-swap path
+    /// and runs a module only briefly, so what counts is the time to its first call: the
+    /// module is validated whole, but a function is translated only when it first runs
+    /// (measured, BENCHMARKS.md: about 2 ms for the 190 KB `authz` build, where compiling it
+    /// whole with wasmtime's Winch took about 45 ms).
     pub fn new(limits: Limits) -> Result<Self, String> {
-        Self::with_strategy(limits, Strategy::Winch)
-    }
-
-    /// A pre-flight compiling with `strategy` (Cranelift or Winch).
-    pub fn with_strategy(limits: Limits, strategy: Strategy) -> Result<Self, String> {
-        Self::with_options(limits, strategy, None)
-    }
-
-    /// A pre-flight compiling with `strategy`, keeping compiled modules in `cache_dir` (so the
-    /// same module bytes compile once) when given.
-    pub fn with_options(
-        limits: Limits,
-        strategy: Strategy,
-        cache_dir: Option<&std::path::Path>,
-    ) -> Result<Self, String> {
-        let mut config = Config::new();
-        config.consume_fuel(true).strategy(strategy);
-        if let Some(dir) = cache_dir {
-            let mut cache_config = wasmtime::CacheConfig::new();
-            cache_config.with_directory(dir);
-            let cache =
-                wasmtime::Cache::new(cache_config).map_err(|e| format!("wasmtime cache: {e}"))?;
-            config.cache(Some(cache));
-        }
-        let engine = Engine::new(&config).map_err(|e| format!("wasmtime engine: {e}"))?;
+        let mut config = Config::default();
+        config
+            .consume_fuel(true)
+            .compilation_mode(CompilationMode::LazyTranslation)
+            .wasm_simd(true)
+            .wasm_relaxed_simd(true);
+        let engine = Engine::new(&config);
         Ok(Self { engine, limits })
     }
 

@@ -3,7 +3,7 @@
 //! it. When it traps, a fresh VM tells why: a module whose context takes a new TCP connection
 //! is a network filter; one that makes no child context at all is a background-only plugin.
 
-use wasmtime::Module;
+use wasmi::Module;
 
 use crate::Rejection;
 use crate::fixture::Fixture;

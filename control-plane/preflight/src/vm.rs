@@ -1,7 +1,7 @@
 //! One instantiated module and the requests driven through it: the hooks called as Envoy
 //! calls them, callouts answered from the fixture, local replies and pauses observed.
 
-use wasmtime::{Instance, Module, Store, StoreLimitsBuilder, Trap, Val};
+use wasmi::{Instance, Module, Store, StoreLimitsBuilder, TrapCode, Val};
 
 use crate::Rejection;
 use crate::abi::allocator_export;
@@ -11,10 +11,8 @@ use crate::host::{HostState, Pairs};
 use crate::imports::linker;
 use crate::run::{Preflight, VmInputs};
 
-pub(crate) fn root_cause(err: &wasmtime::Error) -> String {
-    err.chain()
-        .last()
-        .map_or_else(|| err.to_string(), ToString::to_string)
+pub(crate) fn root_cause(err: &wasmi::Error) -> String {
+    err.to_string()
 }
 
 pub(crate) const ROOT_CONTEXT: i32 = 1;
@@ -78,7 +76,7 @@ impl Vm {
             .map_err(|e| Rejection::Instantiate(e.to_string()))?;
         let linker = linker(module).map_err(|e| Rejection::Instantiate(root_cause(&e)))?;
         let instance = linker
-            .instantiate(&mut store, module)
+            .instantiate_and_start(&mut store, module)
             .map_err(|e| classify(&e, "instantiation", fuel, &store))?;
         let mut vm = Self {
             store,
@@ -375,10 +373,10 @@ fn to_map(pairs: &Pairs) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Turns a failed call into a rejection: fuel exhausted, a trap, or another host error.
-fn classify(err: &wasmtime::Error, phase: &str, fuel: u64, store: &Store<HostState>) -> Rejection {
+fn classify(err: &wasmi::Error, phase: &str, fuel: u64, store: &Store<HostState>) -> Rejection {
     let logs = store.data().logs.clone();
-    match err.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Rejection::FuelExhausted {
+    match err.as_trap_code() {
+        Some(TrapCode::OutOfFuel) => Rejection::FuelExhausted {
             phase: phase.to_string(),
             fuel,
             logs,

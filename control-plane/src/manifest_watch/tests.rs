@@ -18,7 +18,7 @@ async fn reading_the_manifests_is_no_change_and_writing_one_is() {
     std::fs::create_dir_all(&folder).expect("folder");
     std::fs::write(folder.join("upstream.yaml"), MANIFEST).expect("write");
     let dirs = vec![folder.clone()];
-    let (_watcher, mut changes) = ManifestWatcher::start(&dirs).expect("watch");
+    let (_watcher, mut changes) = ManifestWatcher::start(&dirs, Default::default()).expect("watch");
     for _ in 0..5 {
         let scanned = scan(&dirs).expect("scan");
         assert_eq!(scanned.len(), 1);

@@ -4,6 +4,7 @@
 //! [`crate::ingest::Ingest::serial`]).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use tokio::sync::{mpsc, watch};
@@ -30,10 +31,12 @@ const FOLDER_MODE_KINDS: &str = "in folder mode the artifacts folder declares cl
 /// on their own task, so a slow reload never holds up ingest or shutdown. Only while
 /// `leading` (always, for the only control plane) are the folders read: a follower places
 /// what the leader saved, and reads its folders when it takes the lead. The watcher runs
-/// while the returned value lives.
+/// while the returned value lives. `pending` is set on every change to a manifest until it is
+/// read (the artifact watcher sets it too, for a manifest beside the builds).
 pub(super) async fn start(
     mode: &Mode,
     ingest: &Ingest,
+    pending: Arc<AtomicBool>,
     leading: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<(ManifestWatcher, Reloader)>, Error> {
@@ -46,8 +49,9 @@ pub(super) async fn start(
                 .map_err(Error::io("resolving", &ingest.folder))?,
         ],
     };
-    let (watcher, changes) = ManifestWatcher::start(&dirs)?;
+    let (watcher, changes) = ManifestWatcher::start(&dirs, Arc::clone(&pending))?;
     let reloader = Reloader {
+        pending,
         ingest: ingest.clone(),
         dirs,
         governs: mode.governs(),
@@ -70,6 +74,8 @@ fn manifest_dirs(mode: &Mode) -> Result<Vec<PathBuf>, Error> {
 /// What a reload needs.
 #[derive(Debug, Clone)]
 pub(super) struct Reloader {
+    /// A manifest changed since the last read began.
+    pending: Arc<AtomicBool>,
     ingest: Ingest,
     dirs: Vec<PathBuf>,
     /// Which manifests count: in folder mode, clusters only.
@@ -92,6 +98,15 @@ impl Reloader {
         }
     }
 
+    /// Reads the manifest folders now if a manifest changed since the last read began, so that
+    /// a build seen after a manifest (a cluster it calls, written just before it) goes out
+    /// with that manifest in force, not ahead of it.
+    pub(super) async fn catch_up(&self) {
+        if self.pending.load(Ordering::Acquire) {
+            self.reload().await;
+        }
+    }
+
     /// Reads the manifest folders again: what parses and fits goes in force, each refusal is
     /// logged with file, line and field, and the engine and ingest follow. Nothing while this
     /// replica follows.
@@ -100,6 +115,7 @@ impl Reloader {
             tracing::debug!("not leading: manifests not read");
             return;
         }
+        self.pending.store(false, Ordering::Release);
         let manifests = Arc::clone(&self.ingest.manifests);
         let previous = Arc::clone(&manifests.read().unwrap_or_else(PoisonError::into_inner));
         let dirs = self.dirs.clone();

@@ -1,12 +1,12 @@
-//! `make bench` (pre-flight part): time of one whole pre-flight (compile, instantiate, VM start,
-//! configure, 10 fixtures) for the ~170 KB `authz` build and a generated ~2 MB module, with
-//! Cranelift and Winch, without and with wasmtime's module cache (warm). Median of 7 runs, in
-//! one process; `--append FILE` adds the table to FILE.
+//! `make bench` (pre-flight part): time of one whole pre-flight (validate, instantiate, VM start,
+//! configure, 10 fixtures) for the ~190 KB `authz` build and a generated ~2 MB module, cold (a
+//! new engine for each run, as for a build never seen) and warm (one engine for every run).
+//! Median of 7 runs, in one process; `--append FILE` adds the table to FILE.
 
 use std::time::{Duration, Instant};
 
 use meshplug_preflight::testing::proxy_wasm_wat;
-use meshplug_preflight::{Expectation, Fixture, FixtureRequest, Limits, Preflight, Strategy};
+use meshplug_preflight::{Expectation, Fixture, FixtureRequest, Limits, Preflight};
 
 const RUNS: usize = 7;
 
@@ -83,11 +83,20 @@ fn cases() -> anyhow::Result<Vec<Case>> {
     ])
 }
 
-fn median_ms(preflight: &Preflight, case: &Case) -> anyhow::Result<(f64, f64)> {
+/// Median total and validation ms over [`RUNS`]; `cold` makes a new engine for each run.
+fn median_ms(case: &Case, cold: bool) -> anyhow::Result<(f64, f64)> {
     let mut total = Vec::new();
     let mut compile = Vec::new();
+    let shared = Preflight::new(Limits::default()).map_err(anyhow::Error::msg)?;
     for _ in 0..RUNS {
         let started = Instant::now();
+        let fresh;
+        let preflight = if cold {
+            fresh = Preflight::new(Limits::default()).map_err(anyhow::Error::msg)?;
+            &fresh
+        } else {
+            &shared
+        };
         let report = preflight
             .run("bench", &case.wasm, &case.config, &case.fixtures, None)
             .map_err(|e| anyhow::anyhow!("{}: {e}", case.label))?;
@@ -109,21 +118,15 @@ fn loop_rejection_rows() -> anyhow::Result<String> {
         "(i32.const 0)",
         "",
     ))?;
-    let mut rows = String::new();
-    for (compiler, strategy) in [
-        ("Cranelift", Strategy::Cranelift),
-        ("Winch", Strategy::Winch),
-    ] {
-        let preflight = Preflight::with_options(Limits::default(), strategy, None)
-            .map_err(anyhow::Error::msg)?;
-        let started = Instant::now();
-        let refused = preflight.run("loop", &looping, b"{}", &[], None).is_err();
-        anyhow::ensure!(refused, "the looping module must be refused");
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let fuel = Limits::default().fuel_per_call;
-        rows.push_str(&format!("| infinite loop in on_configure (refused at {fuel} fuel) | {compiler} | off | {ms:.1} | - |\n"));
-    }
-    Ok(rows)
+    let preflight = Preflight::new(Limits::default()).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let refused = preflight.run("loop", &looping, b"{}", &[], None).is_err();
+    anyhow::ensure!(refused, "the looping module must be refused");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let fuel = Limits::default().fuel_per_call;
+    Ok(format!(
+        "| infinite loop in on_configure (refused at {fuel} fuel) | cold | {ms:.1} | - |\n"
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -132,27 +135,17 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .position(|a| a == "--append")
         .and_then(|i| args.get(i + 1));
-    let cache_dir = tempfile::tempdir()?;
     let mut table = String::from(
-        "| module | compiler | module cache | pre-flight median ms | of which compile ms |\n|---|---|---|---|---|\n",
+        "| module | engine | pre-flight median ms | of which validation ms |\n|---|---|---|---|\n",
     );
     for case in cases()? {
-        for (compiler, strategy) in [
-            ("Cranelift", Strategy::Cranelift),
-            ("Winch", Strategy::Winch),
-        ] {
-            for cached in [false, true] {
-                let dir = cached.then(|| cache_dir.path().join(compiler));
-                let preflight =
-                    Preflight::with_options(Limits::default(), strategy, dir.as_deref())
-                        .map_err(anyhow::Error::msg)?;
-                let (total, compile) = median_ms(&preflight, &case)?;
-                let cache = if cached { "on (warm)" } else { "off" };
-                table.push_str(&format!(
-                    "| {} | {compiler} | {cache} | {total:.1} | {compile:.1} |\n",
-                    case.label
-                ));
-            }
+        for cold in [true, false] {
+            let (total, compile) = median_ms(&case, cold)?;
+            let engine = if cold { "cold (new)" } else { "warm (reused)" };
+            table.push_str(&format!(
+                "| {} | {engine} | {total:.1} | {compile:.1} |\n",
+                case.label
+            ));
         }
     }
     table.push_str(&loop_rejection_rows()?);

@@ -210,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
         if no_preflight {
             "off"
         } else {
-            "on (wasmtime Winch sandbox)"
+            "on (wasmi sandbox)"
         }
     );
     let mesh = Mesh::start_with(control_plane_args).await?;
