@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FILTERS := authz ratelimit header-rewrite
 FILTER_OUT := target/filters
 
-.PHONY: help setup build filters test-filters unit test test-cases lint run run-mesh bench bench-scale
+.PHONY: help setup build filters test-filters unit test test-cases lint run run-mesh bench bench-peers bench-scale
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -89,7 +89,13 @@ run-mesh: setup filters ## As run, but listener, routes, cluster and plugins com
 	cargo build -p meshplug -p meshplug-tools --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT) --composed
 
-bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, remote host vs local (root), swaps under wrk load, pre-flight time, rollback latency, filter overhead, floods (memory), manifest translation
+bench-peers: setup filters ## The bench-only builds bench-filters compares with: authz hand-written on proxy-wasm, authz without the heartbeat counter, a module pricing each host call
+	filters/build-wasm.sh bench-authz-raw $(FILTER_OUT)/bench/authz-raw.wasm
+	filters/build-wasm.sh bench-hostcalls $(FILTER_OUT)/bench/hostcalls.wasm
+	MESHPLUG_SDK_NO_HEARTBEAT=1 filters/build-wasm.sh authz $(FILTER_OUT)/bench/authz-noheartbeat.wasm
+	MESHPLUG_SDK_NO_HEARTBEAT=1 filters/build-native.sh authz $(FILTER_OUT)/bench/libauthz-noheartbeat.so
+
+bench: setup filters test-filters bench-peers ## Hot-swap latency vs file-based ECDS, remote host vs local (root), swaps under wrk load, pre-flight time, rollback latency, filter CPU per request against peers, floods (memory), manifest translation
 	cargo build --release -p meshplug -p meshplug-tools --bins
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 100
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-swap --swaps 30 --load-swaps 0 --no-preflight
@@ -97,6 +103,8 @@ bench: setup filters test-filters ## Hot-swap latency vs file-based ECDS, remote
 	target/release/bench-preflight
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-rollback --trials 5
 	target/release/bench-filters
+	target/release/bench-filters --saturate --wrk-rounds 0
+	target/release/bench-filters --saturate --wrk-rounds 0 --only "host call"
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-floods
 	cargo bench -p meshplug --bench translate -- --warm-up-time 1 --measurement-time 5
 

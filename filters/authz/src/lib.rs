@@ -77,14 +77,20 @@ impl HttpFilter for Authz {
 
     fn on_request_headers<H: Host>(&mut self, host: &mut H, _end_of_stream: bool) -> Action {
         let policy = &self.config.policy;
-        let key = host.header(Headers::Request, &policy.header);
-        let authorization = host.header(Headers::Request, "authorization");
-        let path = host.header(Headers::Request, ":path").unwrap_or_default();
-        match decide(
-            policy,
-            &path,
-            credential(key.as_deref(), authorization.as_deref()),
-        ) {
+        // Each header read is a host call on the request path: read only what decides, and
+        // the key without a copy where the target lends it.
+        let decision = host.with_header(Headers::Request, &policy.header, |key| {
+            let authorization = match key.is_some_and(|k| !k.trim().is_empty()) {
+                true => None, // a key wins over a bearer token
+                false => host.header(Headers::Request, "authorization"),
+            };
+            let path = match policy.rules.is_empty() {
+                true => String::new(), // no per-path rule to find
+                false => host.header(Headers::Request, ":path").unwrap_or_default(),
+            };
+            decide(policy, &path, credential(key, authorization.as_deref()))
+        });
+        match decision {
             Decision::Allow => {
                 self.allowed = true;
                 Action::Continue

@@ -116,6 +116,11 @@ pub struct Loaded<C> {
     pub panics: Option<Counter>,
 }
 
+/// Whether filters count [`Loaded::heartbeat`]: always, but for builds made with
+/// `MESHPLUG_SDK_NO_HEARTBEAT` set, which `make bench` uses to measure what the counter costs
+/// (such a build fails meshplug's heartbeat gate; never ship one).
+const HEARTBEAT: bool = option_env!("MESHPLUG_SDK_NO_HEARTBEAT").is_none();
+
 /// Parses `bytes` (JSON; empty means `{}`) into `C` and defines meshplug's counters for
 /// `plugin`. Every backend goes through here, so a configuration is accepted or refused the same
 /// way as `.wasm` and as `.so`.
@@ -134,9 +139,12 @@ pub fn load<C: FilterConfig>(
     let config = C::build(settings, metrics)?;
     Ok(Loaded {
         config: Arc::new(config),
-        heartbeat: metrics
-            .counter(&format!("meshplug_heartbeat_{plugin}"))
-            .ok(),
+        heartbeat: match HEARTBEAT {
+            true => metrics
+                .counter(&format!("meshplug_heartbeat_{plugin}"))
+                .ok(),
+            false => None,
+        },
         panics: metrics.counter(&format!("meshplug_panics_{plugin}")).ok(),
     })
 }

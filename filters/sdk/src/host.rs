@@ -50,6 +50,13 @@ pub trait Host {
     /// The first value of header `name` (lower case), if present and valid UTF-8.
     fn header(&self, map: Headers, name: &str) -> Option<String>;
 
+    /// Hands the first value of header `name` to `f`, without a copy where the target allows
+    /// it: a `.so` lends Envoy's own buffer for the call; proxy-wasm's ABI copies a value into
+    /// the module whatever the SDK does, so there (and on the mock) it is [`Host::header`].
+    fn with_header<R>(&self, map: Headers, name: &str, f: impl FnOnce(Option<&str>) -> R) -> R {
+        f(self.header(map, name).as_deref())
+    }
+
     /// Replaces every value of header `name` with `value`.
     fn set_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error>;
 

@@ -12,6 +12,7 @@ mod unused_hooks;
 use std::any::Any;
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use abi::{Callbacks, EnvoyBuffer, EnvoyPtr, status};
 use host::{NativeHost, NativeMetrics, log};
@@ -26,7 +27,7 @@ static ABI_VERSION_C: &[u8] = b"v0.2.0\0";
 #[derive(Debug)]
 pub struct NativeConfig<F: HttpFilter> {
     loaded: Loaded<F::Config>,
-    plugin: String,
+    plugin: Arc<str>,
 }
 
 /// An in-module filter for one stream (`http_filter_module_ptr`).
@@ -35,7 +36,8 @@ pub struct NativeFilter<F: HttpFilter> {
     filter: F,
     heartbeat: Option<crate::Counter>,
     panics: Option<crate::Counter>,
-    plugin: String,
+    /// For panic messages: shared with the configuration, so a new stream copies no string.
+    plugin: Arc<str>,
     /// Set after a panic: the filter is skipped for the rest of the stream.
     poisoned: bool,
     /// Whether the request headers reached this filter. A local reply from an earlier filter
@@ -100,6 +102,7 @@ pub unsafe fn config_new<F: HttpFilter>(
                 LogLevel::Info,
                 &format!("{plugin}: configuration accepted"),
             );
+            let plugin = Arc::from(plugin);
             Box::into_raw(Box::new(NativeConfig::<F> { loaded, plugin })) as *const c_void
         }
         Ok(Err(error)) => {
@@ -150,7 +153,7 @@ pub unsafe fn filter_new<F: HttpFilter>(
             filter,
             heartbeat: config.loaded.heartbeat,
             panics: config.loaded.panics,
-            plugin: config.plugin.clone(),
+            plugin: Arc::clone(&config.plugin),
             poisoned: false,
             saw_request: false,
         })) as *const c_void,

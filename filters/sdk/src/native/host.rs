@@ -140,6 +140,10 @@ impl NativeHost<'_> {
 
 impl Host for NativeHost<'_> {
     fn header(&self, map: Headers, name: &str) -> Option<String> {
+        self.with_header(map, name, |value| value.map(str::to_string))
+    }
+
+    fn with_header<R>(&self, map: Headers, name: &str, f: impl FnOnce(Option<&str>) -> R) -> R {
         let mut value = EnvoyBuffer::EMPTY;
         // SAFETY: filter_envoy is the current hook's; the key is ours; Envoy writes `value`
         // and we pass no size slot.
@@ -154,11 +158,12 @@ impl Host for NativeHost<'_> {
             )
         };
         if !found || value.ptr.is_null() {
-            return None;
+            return f(None);
         }
-        // SAFETY: Envoy's buffer is valid until the end of this hook; we copy it now.
+        // SAFETY: Envoy's buffer is valid until the end of this hook, and `f` runs within it
+        // (the borrow cannot outlive the call).
         let bytes = unsafe { value.bytes() };
-        String::from_utf8(bytes.to_vec()).ok()
+        f(std::str::from_utf8(bytes).ok())
     }
 
     fn set_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
