@@ -89,9 +89,11 @@ run-mesh: setup filters ## As run, but listener, routes, cluster and plugins com
 	cargo build -p meshplug -p meshplug-tools --bins
 	target/debug/dev-mesh --artifacts $(FILTER_OUT) --composed
 
-bench-peers: setup filters ## The bench-only builds bench-filters compares with: authz hand-written on proxy-wasm, authz without the heartbeat counter, a module pricing each host call
+bench-peers: setup filters ## The bench-only builds bench-filters compares with: authz hand-written on proxy-wasm, authz without the heartbeat counter, a module pricing each host call, an SDK filter doing nothing
 	filters/build-wasm.sh bench-authz-raw $(FILTER_OUT)/bench/authz-raw.wasm
 	filters/build-wasm.sh bench-hostcalls $(FILTER_OUT)/bench/hostcalls.wasm
+	filters/build-wasm.sh bench-noop $(FILTER_OUT)/bench/noop.wasm
+	filters/build-native.sh bench-noop $(FILTER_OUT)/bench/libnoop.so
 	MESHPLUG_SDK_NO_HEARTBEAT=1 filters/build-wasm.sh authz $(FILTER_OUT)/bench/authz-noheartbeat.wasm
 	MESHPLUG_SDK_NO_HEARTBEAT=1 filters/build-native.sh authz $(FILTER_OUT)/bench/libauthz-noheartbeat.so
 
@@ -105,6 +107,7 @@ bench: setup filters test-filters bench-peers ## Hot-swap latency vs file-based 
 	target/release/bench-filters
 	target/release/bench-filters --saturate --wrk-rounds 0
 	target/release/bench-filters --saturate --wrk-rounds 0 --only "host call"
+	target/release/bench-filters --saturate --wrk-rounds 0 --only floor
 	MESHPLUG_BIN=$(CURDIR)/target/release/meshplug target/release/bench-floods
 	cargo bench -p meshplug --bench translate -- --warm-up-time 1 --measurement-time 5
 

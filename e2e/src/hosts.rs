@@ -163,12 +163,37 @@ fn preflight() -> Result<(), HarnessError> {
     Ok(())
 }
 
-/// A /24 whose bridge does not exist yet: one per test process, from its PID.
+/// A /24 none of whose bridge, veth ends or namespaces exist: one per test process, from its
+/// PID. The veth ends count too: a namespace deleted by the test before is removed by the
+/// kernel later, with its veth (a CI run met `mp110v0` still there, its bridge gone).
 fn free_subnet() -> Result<u8, HarnessError> {
     let start = (std::process::id() % 250) as u8;
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut existing = names("/sys/class/net");
+    existing.extend(names("/run/netns"));
     for offset in 0..250u16 {
         let subnet = ((u16::from(start) + offset) % 250) as u8 + 1;
-        let taken = Path::new(&format!("/sys/class/net/mpbr{subnet}")).exists();
+        let ours = [
+            format!("mpbr{subnet}"),
+            format!("mp{subnet}v"),
+            format!("mp{subnet}p"),
+            format!("mp{subnet}h"),
+        ];
+        let taken = existing.iter().any(|name| {
+            ours.iter().any(|prefix| {
+                name.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+            })
+        });
         if !taken {
             return Ok(subnet);
         }

@@ -131,6 +131,27 @@ pub fn host_call_cases() -> Result<Vec<FilterCase>, HarnessError> {
         .collect())
 }
 
+/// The job of the floor cases: an SDK filter doing nothing, as `.wasm` and `.so`.
+pub const FLOOR: &str = "floor";
+
+/// The floor cases (`make bench-peers` builds `bench/noop.wasm` and `bench/libnoop.so`).
+pub fn floor_cases() -> Result<Vec<FilterCase>, HarnessError> {
+    let wasm_case = wasm("noop", &filter_artifact("bench/noop.wasm")?, "{}");
+    let native_case = native("noop", &filter_artifact("bench/libnoop.so")?, "{}");
+    Ok(vec![
+        FilterCase {
+            job: FLOOR,
+            name: "SDK .wasm doing nothing",
+            filters: wasm_case,
+        },
+        FilterCase {
+            job: FLOOR,
+            name: "SDK .so doing nothing",
+            filters: native_case,
+        },
+    ])
+}
+
 /// Every case, no filter first. The SDK builds come from `make filters`, the hand-written
 /// peer and the builds without the heartbeat counter from `make bench-peers`
 /// (`target/filters/bench/`).

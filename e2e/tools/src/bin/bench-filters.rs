@@ -16,7 +16,8 @@
 //! bursts of one request on each of `--connections N` (32),
 //! `--wrk-rounds N` (3, 0 skips), `--only JOB` (authz, header-rewrite, ratelimit, or
 //! `host call`: what each proxy-wasm host call costs, from a module making it 100 times a
-//! request, since Envoy's binary is stripped and V8's frames are JIT code a profile cannot name),
+//! request, since Envoy's binary is stripped and V8's frames are JIT code a profile cannot name;
+//! or `floor`: an SDK filter doing nothing, as `.wasm` and `.so`),
 //! `--saturate`: each measurement is `wrk` at saturation instead of the paced load (CPU per
 //! request still; on this machine's shared virtual cores its rounds agree much more closely).
 
@@ -27,7 +28,9 @@ use e2e::bench_args::{BenchArgs, stamp};
 use e2e::envoy::{Envoy, EnvoyOptions};
 use e2e::paced::{Pace, paced};
 use e2e::paths::bootstrap_template;
-use e2e::peers::{API_KEY, CALLS, FilterCase, HOST_CALLS, cases, host_call_cases};
+use e2e::peers::{
+    API_KEY, CALLS, FLOOR, FilterCase, HOST_CALLS, cases, floor_cases, host_call_cases,
+};
 use e2e::procstat::cpu_ns;
 use meshplug::bootstrap::BootstrapVars;
 
@@ -80,8 +83,10 @@ async fn run() -> anyhow::Result<()> {
     pin(std::process::id(), "0")?;
     let only = args.value("--only");
     let mut all = cases()?;
-    if only.as_deref() == Some(HOST_CALLS) {
-        all.extend(host_call_cases()?);
+    match only.as_deref() {
+        Some(HOST_CALLS) => all.extend(host_call_cases()?),
+        Some(FLOOR) => all.extend(floor_cases()?),
+        _ => {}
     }
     let cases: Vec<FilterCase> = all
         .into_iter()
