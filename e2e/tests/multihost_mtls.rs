@@ -5,8 +5,10 @@
 //! certificate is re-issued on disk, the next build still reaches it (the agent reads the
 //! files again for each new connection).
 
-use e2e::Mesh;
+use std::time::Duration;
+
 use e2e::paths::filter_artifact;
+use e2e::{Mesh, eventually};
 use meshplug::store::sha256_hex;
 
 const CONFIG: &str =
@@ -59,13 +61,21 @@ async fn builds_reach_other_hosts_over_mtls() {
     for envoy in 0..2 {
         mesh.wait_until_served_by(envoy, "authz/b").await;
     }
-    // Stats cross the bridge over mTLS too, each stream accepted for its own node.
-    let opened = mesh.control_plane.log_records("metrics stream opened");
+    // Stats cross the bridge over mTLS too, each stream accepted for its own node. A stream
+    // opens at its Envoy's first stats flush, which the swaps need not have waited for.
     for id in ["envoy-1", "envoy-2"] {
-        assert!(
-            opened.iter().any(|r| r["fields"]["node"] == id),
-            "{id}'s stats stream: {opened:?}"
-        );
+        eventually(
+            Duration::from_secs(10),
+            &format!("{id}'s stats stream"),
+            || async {
+                let opened = mesh.control_plane.log_records("metrics stream opened");
+                match opened.iter().any(|r| r["fields"]["node"] == id) {
+                    true => Ok(()),
+                    false => Err(format!("{opened:?}")),
+                }
+            },
+        )
+        .await;
     }
     assert!(
         mesh.control_plane
