@@ -36,9 +36,7 @@ impl ManifestWatcher {
         let (quiet_tx, quiet_rx) = mpsc::channel(1);
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<Event>| match result {
-                Ok(event)
-                    if is_change(&event.kind) && event.paths.iter().any(|p| is_manifest(p)) =>
-                {
+                Ok(event) if changes_a_manifest(&event) => {
                     pending.store(true, Ordering::Release);
                     let _ = raw_tx.send(());
                 }
@@ -74,6 +72,12 @@ async fn settle(mut raw: mpsc::UnboundedReceiver<()>, quiet: mpsc::Sender<()>) {
         // A full channel already holds a pending read, which will see these changes too.
         let _ = quiet.try_send(());
     }
+}
+
+/// Whether `event` can change a manifest (the artifact watcher asks too, for the manifests
+/// beside the builds).
+pub fn changes_a_manifest(event: &Event) -> bool {
+    is_change(&event.kind) && event.paths.iter().any(|p| is_manifest(p))
 }
 
 /// Whether an event can change what a folder holds. Opening and reading a file (the scan's

@@ -37,12 +37,7 @@ impl ArtifactWatcher {
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<Event>| match result {
                 Ok(event) => {
-                    if !matches!(event.kind, EventKind::Access(_))
-                        && event
-                            .paths
-                            .iter()
-                            .any(|p| crate::manifest_watch::is_manifest(p))
-                    {
+                    if crate::manifest_watch::changes_a_manifest(&event) {
                         manifests_changed.store(true, Ordering::Release);
                     }
                     if matches!(

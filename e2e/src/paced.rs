@@ -20,8 +20,6 @@ pub struct PacedReport {
     pub errors: u64,
     /// Each answered request's latency from when it was due, in µs, sorted.
     pub latencies_us: Vec<u64>,
-    /// Wall time of the whole run.
-    pub elapsed: Duration,
 }
 
 impl PacedReport {
@@ -87,7 +85,6 @@ pub async fn paced(
         report.latencies_us.extend(lane.latencies_us);
     }
     report.latencies_us.sort_unstable();
-    report.elapsed = start.elapsed();
     Ok(report)
 }
 

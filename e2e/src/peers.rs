@@ -136,82 +136,64 @@ pub const FLOOR: &str = "floor";
 
 /// The floor cases (`make bench-peers` builds `bench/noop.wasm` and `bench/libnoop.so`).
 pub fn floor_cases() -> Result<Vec<FilterCase>, HarnessError> {
-    let wasm_case = wasm("noop", &filter_artifact("bench/noop.wasm")?, "{}");
-    let native_case = native("noop", &filter_artifact("bench/libnoop.so")?, "{}");
-    Ok(vec![
-        FilterCase {
-            job: FLOOR,
-            name: "SDK .wasm doing nothing",
-            filters: wasm_case,
-        },
-        FilterCase {
-            job: FLOOR,
-            name: "SDK .so doing nothing",
-            filters: native_case,
-        },
-    ])
+    let names = ["SDK .wasm doing nothing", "SDK .so doing nothing"];
+    Ok(sdk_builds(FLOOR, names, ("noop", "bench/", "noop"), "{}")?.into())
+}
+
+/// Filter `name` built with our SDK as `.wasm` and `.so` (`target/filters/{dir}{stem}.wasm`
+/// and `{dir}lib{stem}.so`), configured with `config`: two cases named `names`.
+fn sdk_builds(
+    job: &'static str,
+    names: [&'static str; 2],
+    (name, dir, stem): (&str, &str, &str),
+    config: &str,
+) -> Result<[FilterCase; 2], HarnessError> {
+    let wasm_case = wasm(
+        name,
+        &filter_artifact(&format!("{dir}{stem}.wasm"))?,
+        config,
+    );
+    let native_case = native(
+        name,
+        &filter_artifact(&format!("{dir}lib{stem}.so"))?,
+        config,
+    );
+    let case = |name, filters| FilterCase { job, name, filters };
+    Ok([case(names[0], wasm_case), case(names[1], native_case)])
 }
 
 /// Every case, no filter first. The SDK builds come from `make filters`, the hand-written
 /// peer and the builds without the heartbeat counter from `make bench-peers`
 /// (`target/filters/bench/`).
 pub fn cases() -> Result<Vec<FilterCase>, HarnessError> {
-    let built = |name: &str| filter_artifact(name);
+    const SDK: [&str; 2] = ["SDK .wasm", "SDK .so"];
     let case = |job, name, filters| FilterCase { job, name, filters };
-    Ok(vec![
-        case("", "no filter", String::new()),
-        case(
-            "authz",
-            "SDK .wasm",
-            wasm("authz", &built("authz.wasm")?, AUTHZ),
-        ),
-        case(
-            "authz",
-            "hand-written proxy-wasm .wasm",
-            wasm("authz-raw", &built("bench/authz-raw.wasm")?, AUTHZ),
-        ),
-        case(
-            "authz",
-            "SDK .wasm without heartbeat",
-            wasm("authz", &built("bench/authz-noheartbeat.wasm")?, AUTHZ),
-        ),
-        case(
-            "authz",
-            "SDK .so",
-            native("authz", &built("libauthz.so")?, AUTHZ),
-        ),
-        case(
-            "authz",
-            "SDK .so without heartbeat",
-            native("authz", &built("bench/libauthz-noheartbeat.so")?, AUTHZ),
-        ),
-        case("authz", "built-in RBAC", rbac()),
-        case("authz", "built-in Lua", lua()),
-        case(
-            "header-rewrite",
-            "SDK .wasm",
-            wasm("header-rewrite", &built("header-rewrite.wasm")?, REWRITE),
-        ),
-        case(
-            "header-rewrite",
-            "SDK .so",
-            native("header-rewrite", &built("libheader-rewrite.so")?, REWRITE),
-        ),
-        case(
-            "header-rewrite",
-            "built-in header mutation",
-            header_mutation(),
-        ),
-        case(
-            "ratelimit",
-            "SDK .wasm",
-            wasm("ratelimit", &built("ratelimit.wasm")?, RATELIMIT),
-        ),
-        case(
-            "ratelimit",
-            "SDK .so",
-            native("ratelimit", &built("libratelimit.so")?, RATELIMIT),
-        ),
-        case("ratelimit", "built-in local rate limit", local_ratelimit()),
-    ])
+    let raw = wasm(
+        "authz-raw",
+        &filter_artifact("bench/authz-raw.wasm")?,
+        AUTHZ,
+    );
+    let mut all = vec![case("", "no filter", String::new())];
+    all.extend(sdk_builds("authz", SDK, ("authz", "", "authz"), AUTHZ)?);
+    all.push(case("authz", "hand-written proxy-wasm .wasm", raw));
+    let no_heartbeat = ["SDK .wasm without heartbeat", "SDK .so without heartbeat"];
+    let stem = ("authz", "bench/", "authz-noheartbeat");
+    all.extend(sdk_builds("authz", no_heartbeat, stem, AUTHZ)?);
+    all.push(case("authz", "built-in RBAC", rbac()));
+    all.push(case("authz", "built-in Lua", lua()));
+    let rewrite = ("header-rewrite", "", "header-rewrite");
+    all.extend(sdk_builds("header-rewrite", SDK, rewrite, REWRITE)?);
+    all.push(case(
+        "header-rewrite",
+        "built-in header mutation",
+        header_mutation(),
+    ));
+    let ratelimit = ("ratelimit", "", "ratelimit");
+    all.extend(sdk_builds("ratelimit", SDK, ratelimit, RATELIMIT)?);
+    all.push(case(
+        "ratelimit",
+        "built-in local rate limit",
+        local_ratelimit(),
+    ));
+    Ok(all)
 }

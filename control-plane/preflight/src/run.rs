@@ -8,7 +8,7 @@ use crate::Rejection;
 use crate::abi::check_module;
 use crate::fixture::{Fixture, compare};
 use crate::schema::check_config;
-use crate::vm::{Vm, root_cause};
+use crate::vm::Vm;
 
 /// Budgets for one pre-flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +115,8 @@ impl Preflight {
             check_config(schema, config)?;
         }
         let compiling = Instant::now();
-        let module = Module::new(&self.engine, wasm)
-            .map_err(|e| Rejection::InvalidModule(root_cause(&e)))?;
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| Rejection::InvalidModule(e.to_string()))?;
         let compile_ms = compiling.elapsed().as_secs_f64() * 1000.0;
         let abi_version = check_module(&module)?;
         let running = Instant::now();

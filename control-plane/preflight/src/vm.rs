@@ -11,10 +11,6 @@ use crate::host::{HostState, Pairs};
 use crate::imports::linker;
 use crate::run::{Preflight, VmInputs};
 
-pub(crate) fn root_cause(err: &wasmi::Error) -> String {
-    err.to_string()
-}
-
 pub(crate) const ROOT_CONTEXT: i32 = 1;
 
 /// The gRPC status a call that timed out closes with.
@@ -74,7 +70,7 @@ impl Vm {
         store
             .set_fuel(fuel)
             .map_err(|e| Rejection::Instantiate(e.to_string()))?;
-        let linker = linker(module).map_err(|e| Rejection::Instantiate(root_cause(&e)))?;
+        let linker = linker(module).map_err(|e| Rejection::Instantiate(e.to_string()))?;
         let instance = linker
             .instantiate_and_start(&mut store, module)
             .map_err(|e| classify(&e, "instantiation", fuel, &store))?;
@@ -386,10 +382,10 @@ fn classify(err: &wasmi::Error, phase: &str, fuel: u64, store: &Store<HostState>
             message: trap.to_string(),
             logs,
         },
-        None if phase == "instantiation" => Rejection::Instantiate(root_cause(err)),
+        None if phase == "instantiation" => Rejection::Instantiate(err.to_string()),
         None => Rejection::Trap {
             phase: phase.to_string(),
-            message: root_cause(err),
+            message: err.to_string(),
             logs,
         },
     }
