@@ -6,6 +6,9 @@ ENVOY_VERSION := $(shell tr -d '[:space:]' < envoy-config/.envoy-version)
 export MESHPLUG_ENVOY := $(CURDIR)/.tools/envoy-$(ENVOY_VERSION)/envoy/_bin/envoy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FILTERS := authz ratelimit header-rewrite
+# The SDK's examples (filters/examples/): built both ways too, tested by e2e (sdk_examples,
+# sdk_stream_facts, dual_target).
+EXAMPLES := callout-auth body-redaction hello-headers config-header metadata-reader stream-facts
 FILTER_OUT := target/filters
 
 .PHONY: help setup build filters test-filters unit test test-cases lint run run-mesh bench bench-peers bench-scale
@@ -34,13 +37,14 @@ setup: ## Install what is missing (Envoy, wasm toolchain and clippy, wrk, minisi
 build: setup ## Build the workspace
 	cargo build --workspace --all-targets
 
-filters: setup ## Build every filter both ways: target/filters/<name>.wasm and lib<name>.so, with pre-flight files
-	@for f in $(FILTERS); do \
+filters: setup ## Build every filter and SDK example both ways: target/filters/<name>.wasm and lib<name>.so, with pre-flight files
+	@for f in $(FILTERS) $(EXAMPLES); do \
+	  dir=filters/$$f; [ -d $$dir ] || dir=filters/examples/$$f; \
 	  echo "filter $$f -> $(FILTER_OUT)/$$f.wasm $(FILTER_OUT)/lib$$f.so"; \
 	  filters/build-wasm.sh $$f $(FILTER_OUT)/$$f.wasm || exit 1; \
 	  filters/build-native.sh $$f $(FILTER_OUT)/lib$$f.so || exit 1; \
 	  for kind in fixtures schema; do \
-	    src=filters/$$f/preflight/$$( [ $$kind = schema ] && echo config.schema.json || echo fixtures.json ); \
+	    src=$$dir/preflight/$$( [ $$kind = schema ] && echo config.schema.json || echo fixtures.json ); \
 	    [ -f $$src ] || continue; \
 	    cp $$src $(FILTER_OUT)/.$$f.$$kind.json.tmp && mv -f $(FILTER_OUT)/.$$f.$$kind.json.tmp $(FILTER_OUT)/$$f.$$kind.json; \
 	  done; \

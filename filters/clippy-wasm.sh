@@ -5,7 +5,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target=wasm32-unknown-unknown
-crates=(-p meshplug-sdk -p authz -p ratelimit -p header-rewrite -p bench-authz-raw -p bench-hostcalls -p bench-noop)
+crates=(-p meshplug-sdk -p authz -p ratelimit -p header-rewrite -p bench-authz-raw -p bench-hostcalls -p bench-noop
+        -p callout-auth -p body-redaction -p hello-headers -p config-header -p metadata-reader -p stream-facts)
 
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$target"; then
   cargo clippy --quiet --manifest-path "$root/Cargo.toml" "${crates[@]}" --target "$target" \

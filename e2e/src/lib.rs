@@ -27,6 +27,7 @@ pub mod peers;
 pub mod pki;
 pub mod process;
 pub mod procstat;
+pub mod raw_http;
 pub mod relay;
 pub mod replicas;
 pub mod rollout;

@@ -25,14 +25,18 @@ const AUTHZ: &str = r#"{"api_keys": ["bench-key"]}"#;
 const REWRITE: &str = r#"{"request": {"set": {"x-bench": "1"}, "remove": ["x-drop"]}, "response": {"set": {"x-frame-options": "DENY"}, "add": {"x-served-by": "meshplug"}}}"#;
 const RATELIMIT: &str = r#"{"key_header": "x-api-key", "capacity": 1000000000, "refill_per_second": 1000000000, "max_keys": 10000}"#;
 
-fn wasm(name: &str, path: &Path, config: &str) -> String {
+/// The `.wasm` at `path` as HTTP filter `name` configured with `config`, in YAML flow style,
+/// followed by a comma.
+pub fn wasm(name: &str, path: &Path, config: &str) -> String {
     format!(
         r#"{{ name: {name}, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: {{ name: {name}, vm_config: {{ vm_id: {name}, runtime: envoy.wasm.runtime.v8, code: {{ local: {{ filename: "{}" }} }} }}, configuration: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: '{config}' }} }} }} }},"#,
         path.display()
     )
 }
 
-fn native(name: &str, path: &Path, config: &str) -> String {
+/// The `.so` at `path` as HTTP filter `name` configured with `config`, in YAML flow style,
+/// followed by a comma.
+pub fn native(name: &str, path: &Path, config: &str) -> String {
     format!(
         r#"{{ name: {name}, typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter, dynamic_module_config: {{ module: {{ local: {{ filename: "{}" }} }} }}, filter_name: {name}, filter_config: {{ "@type": type.googleapis.com/google.protobuf.StringValue, value: '{config}' }} }} }},"#,
         path.display()
@@ -135,9 +139,31 @@ pub fn host_call_cases() -> Result<Vec<FilterCase>, HarnessError> {
 pub const FLOOR: &str = "floor";
 
 /// The floor cases (`make bench-peers` builds `bench/noop.wasm` and `bench/libnoop.so`).
+///
+/// With `MESHPLUG_BENCH_FLOOR_BEFORE` naming a folder holding `noop.wasm` and `libnoop.so`
+/// built from another commit, both are cases too ("... before"), measured in the same rounds:
+/// what a change of the SDK costs every filter.
 pub fn floor_cases() -> Result<Vec<FilterCase>, HarnessError> {
     let names = ["SDK .wasm doing nothing", "SDK .so doing nothing"];
-    Ok(sdk_builds(FLOOR, names, ("noop", "bench/", "noop"), "{}")?.into())
+    let mut cases: Vec<FilterCase> =
+        sdk_builds(FLOOR, names, ("noop", "bench/", "noop"), "{}")?.into();
+    if let Some(before) = std::env::var_os("MESHPLUG_BENCH_FLOOR_BEFORE") {
+        let before = std::path::PathBuf::from(before);
+        let case = |name, filters| FilterCase {
+            job: FLOOR,
+            name,
+            filters,
+        };
+        cases.push(case(
+            "SDK .wasm doing nothing, before",
+            wasm("noop", &before.join("noop.wasm"), "{}"),
+        ));
+        cases.push(case(
+            "SDK .so doing nothing, before",
+            native("noop", &before.join("libnoop.so"), "{}"),
+        ));
+    }
+    Ok(cases)
 }
 
 /// Filter `name` built with our SDK as `.wasm` and `.so` (`target/filters/{dir}{stem}.wasm`

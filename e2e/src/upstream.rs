@@ -53,9 +53,13 @@ impl Upstream {
     }
 }
 
-/// Answers [`UPSTREAM_BODY`], echoing every request header named `x-...` back as a response
-/// header `echo-x-...`, so tests can see what a filter did to the request.
-async fn echo(headers: HeaderMap) -> (HeaderMap, &'static str) {
+/// The body the upstream answers under `/secret` (a body-rewriting filter's target).
+pub const SECRET_BODY: &str = "a secret here\n";
+
+/// Answers [`UPSTREAM_BODY`] ([`SECRET_BODY`] under `/secret`), echoing every request header
+/// named `x-...` back as a response header `echo-x-...`, so tests can see what a filter did to
+/// the request.
+async fn echo(uri: axum::http::Uri, headers: HeaderMap) -> (HeaderMap, &'static str) {
     let mut echoed = HeaderMap::new();
     for (name, value) in &headers {
         if name.as_str().starts_with("x-")
@@ -64,7 +68,11 @@ async fn echo(headers: HeaderMap) -> (HeaderMap, &'static str) {
             echoed.append(echo_name, value.clone());
         }
     }
-    (echoed, UPSTREAM_BODY)
+    let body = match uri.path().starts_with("/secret") {
+        true => SECRET_BODY,
+        false => UPSTREAM_BODY,
+    };
+    (echoed, body)
 }
 
 impl Drop for Upstream {

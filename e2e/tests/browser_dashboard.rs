@@ -134,10 +134,17 @@ async fn pause_by_clicking(bed: &RolloutMesh, browser: &Browser) {
         .await
         .expect("screenshot");
     browser.click("#confirm").await.expect("confirm");
-    browser
-        .wait_text("#done", WAIT, |t| t.contains("paused"))
+    let done = browser
+        .wait_text("#done", WAIT, |t| {
+            t.contains("paused") || t.contains("refused")
+        })
         .await;
     let record = bed.plugin().await.expect("rollout record");
+    // A refusal means the rollout ended before the click: say how, for the next person.
+    assert!(
+        done.contains("paused"),
+        "{done}; the rollout record: {record}"
+    );
     assert!(record["rollout"]["paused"]["manual"] == true, "{record}");
     browser
         .screenshot("rollout-paused")

@@ -9,34 +9,11 @@
 
 use std::time::Duration;
 
+use e2e::compat::lua_metadata_plugin;
 use e2e::composed::Ads;
 use e2e::paths::compat_module;
 use e2e::upstream::UPSTREAM_BODY;
 use e2e::{Mesh, eventually};
-
-fn lua_plugin(transform: &str) -> String {
-    format!(
-        r#"apiVersion: meshplug.dev/v1alpha1
-kind: Plugin
-metadata: {{name: lua}}
-spec:
-  phase: authn
-  rollout: immediate
-  envoyFilter:
-    typeUrl: type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-    config:
-      default_source_code:
-        inline_string: |
-          function envoy_on_request(request_handle)
-            local value = request_handle:headers():get("x-custom-metadata")
-            if value then
-              request_handle:streamInfo():dynamicMetadata():set(
-                "envoy.filters.http.lua", "uppercased-custom-metadata", {transform}(value))
-            end
-          end
-"#
-    )
-}
 
 const METADATA_PLUGIN: &str = "apiVersion: meshplug.dev/v1alpha1\nkind: Plugin\n\
     metadata: {name: metadata}\nspec:\n  artifact: envoy_filter_metadata\n  phase: authz\n  \
@@ -69,7 +46,7 @@ async fn a_lua_filter_before_a_wasm_plugin_sets_the_metadata_it_reads() {
     let module = compat_module("envoy_filter_metadata.wasm").expect("corpus");
     mesh.publish_copy(&module, "envoy_filter_metadata.wasm")
         .expect("build");
-    mesh.write_manifest("plugins", "lua.yaml", &lua_plugin("string.upper"))
+    mesh.write_manifest("plugins", "lua.yaml", &lua_metadata_plugin("string.upper"))
         .expect("lua");
     mesh.write_manifest("plugins", "metadata.yaml", METADATA_PLUGIN)
         .expect("plugin");
@@ -94,7 +71,7 @@ async fn a_lua_filter_before_a_wasm_plugin_sets_the_metadata_it_reads() {
 
     // An edit of the built-in filter is a new version, served like any other.
     let before = mesh.control_plane.plugin("lua").await.expect("plugin");
-    mesh.write_manifest("plugins", "lua.yaml", &lua_plugin("string.lower"))
+    mesh.write_manifest("plugins", "lua.yaml", &lua_metadata_plugin("string.lower"))
         .expect("edit");
     wait_for_answer(
         &mesh,
@@ -110,7 +87,7 @@ async fn a_lua_filter_before_a_wasm_plugin_sets_the_metadata_it_reads() {
     assert!(after["resource_version"].is_string(), "{after}");
 
     // A script that does not compile is refused by Envoy's validation, before any push.
-    let broken = lua_plugin("string.lower").replace("if value then", "if value then (");
+    let broken = lua_metadata_plugin("string.lower").replace("if value then", "if value then (");
     mesh.write_manifest("plugins", "lua.yaml", &broken)
         .expect("broken");
     let reason = mesh

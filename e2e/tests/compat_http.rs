@@ -4,24 +4,8 @@
 //! rest to the upstream unchanged; `http_body` redacts a response body that holds `secret`,
 //! whole, and passes other bodies unchanged.
 
-use std::time::Duration;
-
-use e2e::compat::composed_with;
+use e2e::compat::{composed_with, secret_listener, wait_for_answer};
 use e2e::upstream::UPSTREAM_BODY;
-use e2e::{Mesh, eventually};
-
-/// Waits until `GET path` through the mesh's Envoy answers as `check` wants.
-async fn wait_for_answer(
-    mesh: &Mesh,
-    path: &str,
-    check: impl Fn(&e2e::mesh::Answer) -> Result<(), String>,
-) {
-    eventually(Duration::from_secs(30), &format!("GET {path}"), || async {
-        let answer = mesh.get(0, path, &[]).await.map_err(|e| e.to_string())?;
-        check(&answer)
-    })
-    .await;
-}
 
 fn header<'a>(answer: &'a e2e::mesh::Answer, name: &str) -> Option<&'a str> {
     answer.headers.get(name).and_then(|v| v.to_str().ok())
@@ -55,12 +39,7 @@ async fn http_body_redacts_a_body_with_a_secret_and_passes_the_rest() {
         .await
         .expect("mesh");
     let secret = "a secret here\n";
-    let listener = format!(
-        "apiVersion: meshplug.dev/v1alpha1\nkind: Listener\nmetadata: {{name: ingress}}\n\
-         spec:\n  port: 0\n  routes:\n    \
-         - {{prefix: /secret, directResponse: {{status: 200, body: {secret:?}}}}}\n    \
-         - {{prefix: /, cluster: upstream}}\n"
-    );
+    let listener = secret_listener(secret);
     mesh.write_manifest("mesh", "ingress.yaml", &listener)
         .expect("listener");
     let redacted = format!("Original message body ({} bytes) redacted.\n", secret.len());

@@ -3,7 +3,9 @@
 //! and CDS clusters with static endpoints. Pure.
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
-use envoy_types::pb::envoy::config::core::v3::{Address, DataSource, data_source};
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, DataSource, Http1ProtocolOptions, data_source,
+};
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, ExtensionConfigSource, SocketAddress,
     address, config_source, socket_address,
@@ -97,6 +99,11 @@ fn listener(plan: &ListenerPlan<'_>) -> Listener {
             route_config_name: plan.name.to_string(),
         })),
         http_filters,
+        // Filters see HTTP/1.1 trailers too (Envoy drops them by default).
+        http_protocol_options: Some(Http1ProtocolOptions {
+            enable_trailers: true,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Listener {

@@ -58,8 +58,20 @@ impl HostState {
 /// The most callouts one request may make before they fail (a filter calling in a loop).
 const MAX_CALLS: usize = 64;
 
-/// Defines `proxy_http_call` and `proxy_grpc_call`.
+/// Defines `proxy_http_call`, `proxy_grpc_call` and `proxy_get_status`.
 pub(crate) fn define(l: &mut Linker<HostState>) -> Result<()> {
+    // The status of the gRPC call being answered (no message: fixtures give none).
+    l.func_wrap(
+        "env",
+        "proxy_get_status",
+        |mut c: C<'_>, code_ptr: i32, message_ptr: i32, message_len: i32| {
+            let code = c.data().grpc_status;
+            write(&mut c, code_ptr, &code.to_le_bytes())?;
+            write(&mut c, message_ptr, &0u32.to_le_bytes())?;
+            write(&mut c, message_len, &0u32.to_le_bytes())?;
+            Ok(status::OK)
+        },
+    )?;
     l.func_wrap(
         "env",
         "proxy_http_call",

@@ -53,15 +53,28 @@ pub(crate) struct HostState {
     pub(crate) calls_made: usize,
     /// The answer the callout being answered carries (headers, body, trailers).
     pub(crate) call_response: crate::callout::Answer,
+    /// The gRPC status of the call being answered, for `proxy_get_status`.
+    pub(crate) grpc_status: u32,
     /// Whether the filter resumed the stream (`proxy_continue_stream`) since last asked.
     pub(crate) resumed: bool,
     /// The root context's timer period, once the filter set one (0: no timer).
     pub(crate) tick_period_ms: u32,
+    /// How far the sandbox's clock runs ahead of the real one: each tick delivered while a
+    /// request waits on a timer moves it by the tick period, so no pre-flight waits for real.
+    pub(crate) clock_ahead_ns: u64,
     /// The properties the current fixture sets, by NUL-separated path.
     pub(crate) fixture_properties: HashMap<Vec<u8>, Vec<u8>>,
 }
 
 impl HostState {
+    /// The sandbox's clock, in nanoseconds since the Unix epoch.
+    pub(crate) fn now_ns(&self) -> u64 {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        real.saturating_add(self.clock_ahead_ns)
+    }
+
     /// The header map with proxy-wasm map type `map_type`.
     pub(crate) fn map(&mut self, map_type: i32) -> Option<&mut Pairs> {
         match map_type {

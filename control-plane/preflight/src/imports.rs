@@ -2,8 +2,6 @@
 //! `callout.rs`. Functions Envoy provides that the sandbox does not model (gRPC streams,
 //! queues, foreign functions) answer `InternalFailure` and log that they were called.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use wasmi::{Caller, Linker, Module, Val, ValType};
 
 use crate::abi::envoy_provides;
@@ -53,9 +51,7 @@ fn define_logging_and_time(l: &mut Linker<HostState>) -> Result<()> {
         "env",
         "proxy_get_current_time_nanoseconds",
         |mut c: C<'_>, ret: i32| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            let now = c.data().now_ns();
             write(&mut c, ret, &now.to_le_bytes())?;
             Ok(status::OK)
         },
@@ -413,9 +409,7 @@ fn define_wasi(l: &mut Linker<HostState>) -> Result<()> {
             module,
             "clock_time_get",
             |mut c: C<'_>, _id: i32, _prec: i64, ret: i32| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
+                let now = c.data().now_ns();
                 write(&mut c, ret, &now.to_le_bytes())?;
                 Ok(0)
             },

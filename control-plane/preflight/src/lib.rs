@@ -20,7 +20,9 @@
 //!
 //! What it does not do: run native `.so` modules (they cannot be sandboxed in-process), make
 //! real callouts (the fixture answers them), open gRPC streams (`InternalFailure`, logged), or
-//! fire timers on their own (a fixture's `ticks` drives `proxy_on_tick`).
+//! fire timers on their own before a request (a fixture's `ticks` drives `proxy_on_tick`).
+//! A request paused while the filter keeps a tick waits on it: ticks are delivered on a sandbox
+//! clock that moves one period each, up to a minute of it, until the filter resumes or answers.
 //!
 //! The runtime is `wasmi`, an interpreter: it validates the whole module up front but
 //! translates a function only when it first runs, and the pre-flight runs a handful of them.

@@ -14,6 +14,9 @@ use crate::run::{Preflight, VmInputs};
 pub(crate) const ROOT_CONTEXT: i32 = 1;
 
 /// The gRPC status a call that timed out closes with.
+/// How long, by the sandbox's clock, a request may wait on the filter's timers.
+pub(crate) const MAX_TIMER_WAIT_MS: u64 = 60_000;
+
 const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 
 /// Which body a hook streams.
@@ -252,6 +255,9 @@ impl Vm {
         action: Option<i32>,
     ) -> Result<Option<Outcome>, Rejection> {
         self.answer_calls(context, fixture)?;
+        if action.is_some_and(|a| a != 0) {
+            self.wait_on_timers(context, fixture)?;
+        }
         let state = self.store.data_mut();
         let resumed = std::mem::take(&mut state.resumed);
         if let Some(reply) = state.local_reply.take() {
@@ -270,6 +276,27 @@ impl Vm {
             });
         }
         Ok(None)
+    }
+
+    /// While the request waits and the filter keeps a timer going, delivers its ticks, the
+    /// sandbox's clock moving one period each (up to [`MAX_TIMER_WAIT_MS`] of it, never real
+    /// time), and answers the callouts they start, until the filter resumes or answers.
+    fn wait_on_timers(&mut self, context: i32, fixture: &Fixture) -> Result<(), Rejection> {
+        let mut waited_ms = 0u64;
+        loop {
+            let state = self.store.data();
+            if state.resumed || state.local_reply.is_some() {
+                return Ok(());
+            }
+            let period = u64::from(state.tick_period_ms);
+            if period == 0 || waited_ms >= MAX_TIMER_WAIT_MS {
+                return Ok(());
+            }
+            self.store.data_mut().clock_ahead_ns += period * 1_000_000;
+            waited_ms += period;
+            self.call("proxy_on_tick", &[ROOT_CONTEXT])?;
+            self.answer_calls(context, fixture)?;
+        }
     }
 
     /// Answers each callout the filter made, through its callbacks, until none is left or
@@ -295,12 +322,14 @@ impl Vm {
                     self.call("proxy_on_http_call_response", &args)?;
                 }
                 (CallKind::Grpc, true) => {
+                    self.store.data_mut().grpc_status = GRPC_DEADLINE_EXCEEDED as u32;
                     self.call(
                         "proxy_on_grpc_close",
                         &[context, token, GRPC_DEADLINE_EXCEEDED],
                     )?;
                 }
                 (CallKind::Grpc, false) => {
+                    self.store.data_mut().grpc_status = answer.grpc_status;
                     if headers > 0 {
                         let args = [context, token, headers];
                         self.call("proxy_on_grpc_receive_initial_metadata", &args)?;

@@ -298,3 +298,60 @@ fn properties_are_what_the_fixture_sets() {
         .run("props", &wasm, b"{}", &[known, unknown], None)
         .expect("as set");
 }
+
+/// Holds each request on a timer: sets a 10 ms tick and pauses; each tick checks the clock and,
+/// once 50 ms have passed (when `resume`), makes the request's context current and resumes it.
+fn delayer(resume: bool) -> Vec<u8> {
+    let resume_call = match resume {
+        true => {
+            "(drop (call $effective (global.get $ctx))) (drop (call $continue (i32.const 0))) \
+                 (drop (call $period (i32.const 0)))"
+        }
+        false => "(nop)",
+    };
+    let extra = format!(
+        r#"
+      (import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+      (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))
+      (import "env" "proxy_set_effective_context" (func $effective (param i32) (result i32)))
+      (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+      (global $start (mut i64) (i64.const 0))
+      (global $ctx (mut i32) (i32.const 0))
+      (func $clock (result i64) (drop (call $now (i32.const 700))) (i64.load (i32.const 700)))
+      (func (export "proxy_on_tick") (param i32)
+        (if (i64.ge_u (i64.sub (call $clock) (global.get $start)) (i64.const 50000000))
+          (then {resume_call})))
+    "#
+    );
+    let request_headers = "(global.set $ctx (local.get 0)) (global.set $start (call $clock)) \
+        (drop (call $period (i32.const 10))) (i32.const 1)";
+    module(request_headers, &extra)
+}
+
+#[test]
+fn a_request_held_on_a_timer_waits_for_it_by_the_sandbox_clock_alone() {
+    preflight()
+        .run(
+            "delay",
+            &delayer(true),
+            b"{}",
+            &[fixture("held", Vec::new(), 200)],
+            None,
+        )
+        .expect("the timer resumes the request");
+    let refused = preflight()
+        .run(
+            "stuck",
+            &delayer(false),
+            b"{}",
+            &[fixture("held", Vec::new(), 200)],
+            None,
+        )
+        .expect_err("never resumed");
+    assert!(
+        refused
+            .to_string()
+            .contains("paused the request without answering it"),
+        "{refused}"
+    );
+}

@@ -433,7 +433,10 @@ fn start_envoy(envoy: &Path, rendered: &Path, log: &Path, dir: &Path) -> Result<
     Command::new(envoy)
         .arg("-c")
         .arg(rendered)
-        .args(["--concurrency", "2", "--disable-hot-restart", "-l", "info"])
+        // One worker: a case's requests share a filter's per-worker state (a Wasm VM's) even
+        // when the client opens a new connection between them, which a kept-alive client
+        // still may (its connection goes back to the pool a moment after a response ends).
+        .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
         // The log is flushed often, so a case's `log` expectation is checked promptly.
         .args(["--file-flush-interval-msec", "50"])
         .arg("--base-id")

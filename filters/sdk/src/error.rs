@@ -20,9 +20,32 @@ pub enum Error {
         /// What the host said.
         detail: String,
     },
+    /// The target being built cannot do this (the README's capability table says which).
+    #[error("{call} is not available in a {target} build: {instead}")]
+    Unsupported {
+        /// The call.
+        call: &'static str,
+        /// `.wasm` or `.so`.
+        target: &'static str,
+        /// What to do instead.
+        instead: &'static str,
+    },
+    /// A compare-and-swap write found the value at another version.
+    #[error("shared data {key}: changed since it was read")]
+    CasMismatch {
+        /// The key.
+        key: String,
+    },
 }
 
 impl Error {
+    /// What a `.wasm` build (and the mock, as one) answers to `Host::set_metadata`.
+    pub(crate) const SET_METADATA_ON_WASM: Self = Self::Unsupported {
+        call: "set_metadata",
+        target: ".wasm",
+        instead: "Envoy's proxy-wasm host cannot write dynamic metadata; use set_filter_state",
+    };
+
     /// A configuration error for `filter`.
     pub fn config(filter: &'static str, reason: impl Into<String>) -> Self {
         Self::Config {

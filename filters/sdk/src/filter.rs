@@ -6,14 +6,27 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::host::{Counter, Histogram, Host};
+use crate::host::{CallId, CallResponse, Counter, GrpcResponse, Histogram, Host, TimerId};
 
-/// What a callback tells the proxy to do next.
+/// What a callback tells the proxy to do next. What "stop" means depends on the hook, the same
+/// on both targets:
+///
+/// | hook | [`Action::Stop`] |
+/// |---|---|
+/// | headers | stop iteration: later filters wait; body chunks still reach this filter |
+/// | body | stop and buffer: Envoy keeps the chunk, [`Host::body`] returns it with the next ones |
+/// | trailers | stop iteration |
+/// | callout answer, timer | keep waiting (e.g. for a second callout) |
+///
+/// A stopped direction resumes when a later callback (a body chunk, a callout answer, a timer)
+/// answers
+/// [`Action::Continue`]. Envoy's other statuses (stop-all-and-buffer, watermark) are not
+/// offered: proxy-wasm cannot return them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Go on to the next filter.
     Continue,
-    /// Hold this direction: headers wait for the body; a body chunk is buffered.
+    /// Hold this direction (see the table above).
     Stop,
     /// Answer the client now; the request goes no further.
     Reply(LocalReply),
@@ -70,6 +83,18 @@ pub trait FilterConfig: Sized + Send + Sync + 'static {
     /// Checks the parsed settings and prepares what requests need. An error rejects the
     /// configuration.
     fn build(settings: Self::Settings, metrics: &mut dyn Metrics) -> Result<Self, Error>;
+
+    /// Turns the configuration's bytes into settings. The default reads JSON (all whitespace
+    /// means `{}`); a filter configured with plain text overrides it (see
+    /// `filters/examples/config-header`).
+    fn parse(bytes: &[u8]) -> Result<Self::Settings, String> {
+        let text = if bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            bytes
+        };
+        serde_json::from_slice(text).map_err(|err| err.to_string())
+    }
 }
 
 /// A filter instance: one per HTTP request. Every callback has a default that continues.
@@ -100,6 +125,45 @@ pub trait HttpFilter: Sized + 'static {
         Action::Continue
     }
 
+    /// The request trailers arrived; read and change them as [`crate::Headers::RequestTrailers`].
+    fn on_request_trailers<H: Host>(&mut self, _host: &mut H) -> Action {
+        Action::Continue
+    }
+
+    /// The response trailers arrived ([`crate::Headers::ResponseTrailers`]).
+    fn on_response_trailers<H: Host>(&mut self, _host: &mut H) -> Action {
+        Action::Continue
+    }
+
+    /// A callout this filter started with [`Host::http_call`] was answered (or failed).
+    /// [`Action::Continue`] resumes the direction the filter stopped; [`Action::Reply`]
+    /// answers the client instead.
+    fn on_http_call_response<H: Host>(
+        &mut self,
+        _host: &mut H,
+        _call: CallId,
+        _response: CallResponse,
+    ) -> Action {
+        Action::Continue
+    }
+
+    /// A gRPC call this filter started with [`Host::grpc_call`] was answered (or failed).
+    /// [`Action::Continue`] resumes the direction the filter stopped.
+    fn on_grpc_call_response<H: Host>(
+        &mut self,
+        _host: &mut H,
+        _call: CallId,
+        _response: GrpcResponse,
+    ) -> Action {
+        Action::Continue
+    }
+
+    /// A timer this filter set with [`Host::set_timer`] fired. [`Action::Continue`] resumes
+    /// the direction the filter stopped; [`Action::Reply`] answers the client instead.
+    fn on_timer<H: Host>(&mut self, _host: &mut H, _timer: TimerId) -> Action {
+        Action::Continue
+    }
+
     /// The stream is done (answered, reset or aborted).
     fn on_complete<H: Host>(&mut self, _host: &mut H) {}
 }
@@ -121,7 +185,7 @@ pub struct Loaded<C> {
 /// (such a build fails meshplug's heartbeat gate; never ship one).
 const HEARTBEAT: bool = option_env!("MESHPLUG_SDK_NO_HEARTBEAT").is_none();
 
-/// Parses `bytes` (JSON; empty means `{}`) into `C` and defines meshplug's counters for
+/// Parses `bytes` ([`FilterConfig::parse`]: JSON unless the filter says otherwise) into `C` and defines meshplug's counters for
 /// `plugin`. Every backend goes through here, so a configuration is accepted or refused the same
 /// way as `.wasm` and as `.so`.
 pub fn load<C: FilterConfig>(
@@ -129,13 +193,7 @@ pub fn load<C: FilterConfig>(
     bytes: &[u8],
     metrics: &mut dyn Metrics,
 ) -> Result<Loaded<C>, Error> {
-    let text = if bytes.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        bytes
-    };
-    let settings: C::Settings =
-        serde_json::from_slice(text).map_err(|err| Error::config(C::NAME, err.to_string()))?;
+    let settings = C::parse(bytes).map_err(|reason| Error::config(C::NAME, reason))?;
     let config = C::build(settings, metrics)?;
     Ok(Loaded {
         config: Arc::new(config),

@@ -13,9 +13,10 @@
 //!   missing one fails the load cleanly instead of crashing later. No panic crosses the FFI
 //!   boundary: it is caught, the request gets a 500, and `meshplug_panics_<plugin>` counts it.
 //!
-//! What it does not do: request or response trailers, HTTP callouts, per-route configuration,
-//! timers, shared data, or gRPC. `filters/sdk/README.md` has the ABI version and what Envoy does
-//! on a mismatch.
+//! What a filter can do, and which target can do it, is the capability table in
+//! `filters/sdk/README.md`; each row links to an example under `filters/examples/` that is built
+//! both ways and tested through a real Envoy. A call one target cannot make returns
+//! [`Error::Unsupported`] there, never a silent no-op.
 
 // A filter runs inside every proxy: it answers errors, it never panics on purpose.
 #![cfg_attr(
@@ -27,6 +28,8 @@ mod error;
 mod filter;
 mod host;
 pub mod mock;
+mod shared;
+mod wire;
 
 #[cfg(not(target_arch = "wasm32"))]
 #[doc(hidden)]
@@ -37,7 +40,10 @@ pub mod wasm;
 
 pub use error::Error;
 pub use filter::{Action, FilterConfig, HttpFilter, Loaded, LocalReply, Metrics, load};
-pub use host::{Body, Counter, Headers, Histogram, Host, LogLevel};
+pub use host::{
+    Body, CallId, CallResponse, Counter, GrpcCall, GrpcResponse, Headers, Histogram, Host,
+    HttpCall, LogLevel, MetadataSource, Property, TimerId,
+};
 
 /// The Envoy release whose dynamic-module ABI the native backend binds. A `.so` built with this
 /// SDK reports it (symbol `meshplug_envoy_version`), and meshplug sends the module only to

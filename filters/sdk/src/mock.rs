@@ -1,14 +1,23 @@
 //! A host for unit tests: no Envoy, no Wasm. [`Harness`] loads a filter's configuration the way
-//! both backends do and drives whole requests through it; [`MockHost`] is the host it uses, and
-//! can be used directly to call one callback.
+//! both backends do and drives whole requests through it (body chunks, trailers, callouts and
+//! the upstream's answer, with Envoy's rules for stopping and buffering); [`MockHost`] is the
+//! host it uses, and can be used directly to call one callback.
+
+mod harness;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::time::Duration;
 
 use crate::Error;
-use crate::filter::{Action, FilterConfig, HttpFilter, Loaded, LocalReply, Metrics, load};
-use crate::host::{Body, Counter, Headers, Histogram, Host, LogLevel};
+use crate::filter::Metrics;
+use crate::host::{
+    Body, CallId, Counter, GrpcCall, Headers, Histogram, Host, HttpCall, LogLevel, MetadataSource,
+    Property, TimerId,
+};
+use crate::shared::SharedStore;
+
+pub use harness::{Exchange, Harness, Request, Upstream};
 
 /// Metrics defined on the mock: ids are indexes into `names`.
 #[derive(Debug, Default)]
@@ -29,6 +38,35 @@ impl Metrics for MockMetrics {
     }
 }
 
+/// A callout the filter started, as the mock recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCall {
+    /// Its id.
+    pub id: CallId,
+    /// The cluster.
+    pub cluster: String,
+    /// `:method`, `:path`, `:authority`, then the other headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The timeout.
+    pub timeout: Duration,
+    /// Whether the harness has delivered its answer.
+    pub answered: bool,
+    /// A gRPC call: `:path` is `/<service>/<method>` and the body its message.
+    pub grpc: bool,
+}
+
+impl RecordedCall {
+    /// A header of the call.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// An in-memory host.
 #[derive(Debug, Default)]
 pub struct MockHost {
@@ -36,10 +74,31 @@ pub struct MockHost {
     pub request_headers: Vec<(String, String)>,
     /// Response headers, in order.
     pub response_headers: Vec<(String, String)>,
-    /// The request body chunk the current callback sees.
+    /// Request trailers.
+    pub request_trailers: Vec<(String, String)>,
+    /// Response trailers.
+    pub response_trailers: Vec<(String, String)>,
+    /// The request body the filter holds: chunks it stopped on, and the current one.
     pub request_body: Vec<u8>,
-    /// The response body chunk the current callback sees.
+    /// The response body the filter holds.
     pub response_body: Vec<u8>,
+    /// Clusters a callout may call (empty: any). A callout to another one fails as Envoy
+    /// fails it: no such cluster.
+    pub clusters: Vec<String>,
+    /// Callouts started, in order.
+    pub calls: Vec<RecordedCall>,
+    /// Timers set, in order: id, delay, and whether the harness fired it.
+    pub timers: Vec<(TimerId, Duration, bool)>,
+    /// Properties the proxy knows.
+    pub properties: BTreeMap<Property, String>,
+    /// Metadata by (source, namespace, key).
+    pub metadata: BTreeMap<(MetadataSource, String, String), String>,
+    /// Filter state by key.
+    pub filter_state: BTreeMap<String, Vec<u8>>,
+    /// Shared data.
+    pub shared: SharedStore,
+    /// Behave as a `.wasm` build where the targets differ (`set_metadata` is refused).
+    pub as_wasm: bool,
     /// Log lines.
     pub logs: RefCell<Vec<(LogLevel, String)>>,
     /// Metric names by id (from [`MockMetrics`]).
@@ -57,6 +116,17 @@ impl MockHost {
         match map {
             Headers::Request => &mut self.request_headers,
             Headers::Response => &mut self.response_headers,
+            Headers::RequestTrailers => &mut self.request_trailers,
+            Headers::ResponseTrailers => &mut self.response_trailers,
+        }
+    }
+
+    fn map_ref(&self, map: Headers) -> &[(String, String)] {
+        match map {
+            Headers::Request => &self.request_headers,
+            Headers::Response => &self.response_headers,
+            Headers::RequestTrailers => &self.request_trailers,
+            Headers::ResponseTrailers => &self.response_trailers,
         }
     }
 
@@ -70,14 +140,19 @@ impl MockHost {
 
 impl Host for MockHost {
     fn header(&self, map: Headers, name: &str) -> Option<String> {
-        let headers = match map {
-            Headers::Request => &self.request_headers,
-            Headers::Response => &self.response_headers,
-        };
-        headers
+        self.header_values(map, name).into_iter().next()
+    }
+
+    fn header_values(&self, map: Headers, name: &str) -> Vec<String> {
+        self.map_ref(map)
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .filter(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.clone())
+            .collect()
+    }
+
+    fn headers(&self, map: Headers) -> Vec<(String, String)> {
+        self.map_ref(map).to_vec()
     }
 
     fn set_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
@@ -104,6 +179,103 @@ impl Host for MockHost {
         }
     }
 
+    fn set_body(&mut self, which: Body, bytes: &[u8]) -> Result<(), Error> {
+        let body = match which {
+            Body::Request => &mut self.request_body,
+            Body::Response => &mut self.response_body,
+        };
+        *body = bytes.to_vec();
+        Ok(())
+    }
+
+    fn http_call(&mut self, call: &HttpCall<'_>) -> Result<CallId, Error> {
+        if !self.clusters.is_empty() && !self.clusters.iter().any(|c| c == call.cluster) {
+            return Err(Error::host(
+                "http_call",
+                format!("{}: no such cluster", call.cluster),
+            ));
+        }
+        let id = CallId(self.calls.len() as u64 + 1);
+        let pseudo = [
+            (":method", call.method),
+            (":path", call.path),
+            (":authority", call.authority),
+        ];
+        self.calls.push(RecordedCall {
+            id,
+            cluster: call.cluster.into(),
+            headers: pseudo
+                .iter()
+                .chain(call.headers.iter())
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            body: call.body.to_vec(),
+            timeout: call.timeout,
+            answered: false,
+            grpc: false,
+        });
+        Ok(id)
+    }
+
+    fn grpc_call(&mut self, call: &GrpcCall<'_>) -> Result<CallId, Error> {
+        let path = format!("/{}/{}", call.service, call.method);
+        let http = HttpCall {
+            cluster: call.cluster,
+            method: "POST",
+            path: &path,
+            authority: call.cluster,
+            headers: vec![("content-type", "application/grpc")],
+            body: call.message,
+            timeout: call.timeout,
+        };
+        let id = self.http_call(&http)?;
+        if let Some(recorded) = self.calls.last_mut() {
+            recorded.grpc = true;
+        }
+        Ok(id)
+    }
+
+    fn set_timer(&mut self, delay: Duration) -> Result<TimerId, Error> {
+        let id = TimerId(self.timers.len() as u64 + 1);
+        self.timers.push((id, delay, false));
+        Ok(id)
+    }
+
+    fn property(&self, property: Property) -> Option<String> {
+        self.properties.get(&property).cloned()
+    }
+
+    fn metadata(&self, source: MetadataSource, namespace: &str, key: &str) -> Option<String> {
+        let at = (source, namespace.to_string(), key.to_string());
+        self.metadata.get(&at).cloned()
+    }
+
+    fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) -> Result<(), Error> {
+        if self.as_wasm {
+            return Err(Error::SET_METADATA_ON_WASM);
+        }
+        let at = (MetadataSource::Dynamic, namespace.into(), key.into());
+        self.metadata.insert(at, value.into());
+        Ok(())
+    }
+
+    fn filter_state(&self, key: &str) -> Option<Vec<u8>> {
+        self.filter_state.get(key).cloned()
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), Error> {
+        self.filter_state.insert(key.into(), value.to_vec());
+        Ok(())
+    }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.shared.get(key)
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Error> {
+        self.shared.set(key, value, cas)
+    }
+
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
@@ -120,158 +292,6 @@ impl Host for MockHost {
 
     fn now_millis(&self) -> u64 {
         self.now_ms
-    }
-}
-
-/// A request for [`Harness::send`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// Headers, including `:method`, `:path` and `:authority`.
-    pub headers: Vec<(String, String)>,
-    /// Body (may be empty).
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// `GET path`.
-    pub fn get(path: &str) -> Self {
-        Self {
-            headers: vec![
-                (":method".into(), "GET".into()),
-                (":path".into(), path.into()),
-                (":authority".into(), "test".into()),
-            ],
-            body: Vec::new(),
-        }
-    }
-
-    /// Adds a header.
-    #[must_use]
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_ascii_lowercase(), value.into()));
-        self
-    }
-}
-
-/// What came of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exchange {
-    /// The filter's local reply, if it answered.
-    pub reply: Option<LocalReply>,
-    /// The request headers the upstream saw, if the request got there.
-    pub upstream_headers: Option<Vec<(String, String)>>,
-    /// The response headers the client saw (from the upstream, after the filter).
-    pub response_headers: Vec<(String, String)>,
-}
-
-impl Exchange {
-    /// The status the client got.
-    pub fn status(&self) -> u16 {
-        self.reply.as_ref().map_or_else(
-            || {
-                lookup(&self.response_headers, ":status")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0)
-            },
-            |r| r.status,
-        )
-    }
-
-    /// A response header the client saw (local reply or upstream response).
-    pub fn response_header(&self, name: &str) -> Option<String> {
-        match &self.reply {
-            Some(reply) => lookup(&reply.headers, name),
-            None => lookup(&self.response_headers, name),
-        }
-    }
-
-    /// A request header the upstream saw.
-    pub fn upstream_header(&self, name: &str) -> Option<String> {
-        self.upstream_headers.as_ref().and_then(|h| lookup(h, name))
-    }
-}
-
-fn lookup(headers: &[(String, String)], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.clone())
-}
-
-/// A filter loaded on the mock host, with an upstream that answers 200.
-pub struct Harness<F: HttpFilter> {
-    loaded: Loaded<F::Config>,
-    /// The host state kept across requests (counters, logs, clock).
-    pub host: MockHost,
-}
-
-impl<F: HttpFilter> std::fmt::Debug for Harness<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness")
-            .field("filter", &<F::Config as FilterConfig>::NAME)
-            .field("host", &self.host)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F: HttpFilter> Harness<F> {
-    /// Loads `config_json` as both backends would; the error is what Envoy would be told.
-    pub fn new(config_json: &str) -> Result<Self, Error> {
-        let mut metrics = MockMetrics::default();
-        let plugin = <F::Config as FilterConfig>::NAME;
-        let loaded = load::<F::Config>(plugin, config_json.as_bytes(), &mut metrics)?;
-        let host = MockHost {
-            metric_names: metrics.names,
-            ..MockHost::default()
-        };
-        Ok(Self { loaded, host })
-    }
-
-    /// The loaded configuration.
-    pub fn config(&self) -> &Arc<F::Config> {
-        &self.loaded.config
-    }
-
-    /// Moves the clock forward.
-    pub fn advance_ms(&mut self, ms: u64) {
-        self.host.now_ms += ms;
-    }
-
-    /// Sends one request through a new filter instance; the upstream answers 200 with `body`.
-    pub fn send(&mut self, request: &Request) -> Exchange {
-        let mut filter = F::new(&self.loaded.config);
-        let host = &mut self.host;
-        host.request_headers = request.headers.clone();
-        host.response_headers.clear();
-        if let Some(heartbeat) = self.loaded.heartbeat {
-            host.increment(heartbeat, 1);
-        }
-        let no_body = request.body.is_empty();
-        let mut outcome = filter.on_request_headers(host, no_body);
-        if !no_body && !matches!(outcome, Action::Reply(_)) {
-            host.request_body = request.body.clone();
-            outcome = filter.on_request_body(host, true);
-        }
-        if let Action::Reply(reply) = outcome {
-            filter.on_complete(host);
-            return Exchange {
-                reply: Some(reply),
-                upstream_headers: None,
-                response_headers: Vec::new(),
-            };
-        }
-        let upstream_headers = Some(host.request_headers.clone());
-        host.response_headers = vec![(":status".into(), "200".into())];
-        let reply = match filter.on_response_headers(host, false) {
-            Action::Reply(reply) => Some(reply),
-            Action::Continue | Action::Stop => None,
-        };
-        filter.on_complete(host);
-        Exchange {
-            reply,
-            upstream_headers,
-            response_headers: host.response_headers.clone(),
-        }
     }
 }
 

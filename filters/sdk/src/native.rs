@@ -6,7 +6,14 @@
 //! filter out of the rest of that request. A null pointer from Envoy is never dereferenced.
 
 pub mod abi;
+mod body;
+mod buffers;
+mod export;
+mod follow;
+mod grpc;
 pub mod host;
+mod shared;
+mod timers;
 mod unused_hooks;
 
 use std::any::Any;
@@ -17,8 +24,11 @@ use std::sync::Arc;
 use abi::{Callbacks, EnvoyBuffer, EnvoyPtr, status};
 use host::{NativeHost, NativeMetrics, log};
 
+pub use follow::{StreamEvent, callout_done, scheduled, stream_event};
+
 use crate::filter::{Action, HttpFilter, Loaded, LocalReply, load};
 use crate::host::{Host, LogLevel};
+use host::Outstanding;
 
 /// The ABI version string, NUL-terminated, for `on_program_init`.
 static ABI_VERSION_C: &[u8] = b"v0.2.0\0";
@@ -44,6 +54,11 @@ pub struct NativeFilter<F: HttpFilter> {
     /// still passes Envoy's encoder chain; like proxy-wasm, the SDK keeps the response from a
     /// filter that never saw the request.
     saw_request: bool,
+    /// Whether the response headers reached this filter: a callout answer then resumes the
+    /// response (encoding) rather than the request (decoding).
+    response_started: bool,
+    /// The stream's timers and gRPC calls.
+    outstanding: Outstanding,
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -156,6 +171,8 @@ pub unsafe fn filter_new<F: HttpFilter>(
             plugin: Arc::clone(&config.plugin),
             poisoned: false,
             saw_request: false,
+            response_started: false,
+            outstanding: Outstanding::default(),
         })) as *const c_void,
         Err(_) => std::ptr::null(),
     }
@@ -170,7 +187,10 @@ pub unsafe fn filter_destroy<F: HttpFilter>(filter: *const c_void) {
         return;
     }
     // SAFETY: per the contract, ours from Box::into_raw.
-    let boxed = unsafe { Box::from_raw(filter as *mut NativeFilter<F>) };
+    let mut boxed = unsafe { Box::from_raw(filter as *mut NativeFilter<F>) };
+    if let Some(callbacks) = abi::callbacks() {
+        boxed.outstanding.timers.close(callbacks);
+    }
     let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
 }
 
@@ -185,6 +205,10 @@ pub enum Phase {
     ResponseHeaders,
     /// A response body chunk.
     ResponseBody,
+    /// Request trailers.
+    RequestTrailers,
+    /// Response trailers.
+    ResponseTrailers,
 }
 
 /// Runs one request callback of the filter behind `filter`, catching any panic.
@@ -203,14 +227,19 @@ pub unsafe fn on_phase<F: HttpFilter>(
     };
     // SAFETY: per the contract; Envoy calls one stream's hooks on one thread, never concurrently.
     let state = unsafe { &mut *(filter as *mut NativeFilter<F>) };
-    let response_phase = matches!(phase, Phase::ResponseHeaders | Phase::ResponseBody);
+    let response_phase = matches!(
+        phase,
+        Phase::ResponseHeaders | Phase::ResponseBody | Phase::ResponseTrailers
+    );
     if state.poisoned || (response_phase && !state.saw_request) {
         return status::CONTINUE;
     }
     state.saw_request = true;
+    state.response_started |= response_phase;
     let mut host = NativeHost {
         callbacks,
         filter_envoy,
+        outstanding: Some(&mut state.outstanding),
     };
     if phase == Phase::RequestHeaders
         && let Some(heartbeat) = state.heartbeat
@@ -224,6 +253,8 @@ pub unsafe fn on_phase<F: HttpFilter>(
             Phase::RequestBody => filter.on_request_body(&mut host, end_of_stream),
             Phase::ResponseHeaders => filter.on_response_headers(&mut host, end_of_stream),
             Phase::ResponseBody => filter.on_response_body(&mut host, end_of_stream),
+            Phase::RequestTrailers => filter.on_request_trailers(&mut host),
+            Phase::ResponseTrailers => filter.on_response_trailers(&mut host),
         }
     }));
     match outcome {
@@ -233,29 +264,36 @@ pub unsafe fn on_phase<F: HttpFilter>(
             host.send(&reply);
             status::STOP
         }
-        Err(payload) => answer_panic(callbacks, &mut host, state, phase, payload.as_ref()),
+        Err(payload) => {
+            let who = (&mut state.poisoned, state.panics, &*state.plugin);
+            answer_panic(
+                callbacks,
+                &mut host,
+                who,
+                &format!("{phase:?}"),
+                payload.as_ref(),
+            )
+        }
     }
 }
 
-fn answer_panic<F: HttpFilter>(
+/// Marks the stream poisoned, counts the panic, logs it and answers 500.
+pub(crate) fn answer_panic(
     callbacks: &Callbacks,
     host: &mut NativeHost<'_>,
-    state: &mut NativeFilter<F>,
-    phase: Phase,
+    (poisoned, panics, plugin): (&mut bool, Option<crate::Counter>, &str),
+    phase: &str,
     payload: &(dyn Any + Send),
 ) -> u32 {
-    state.poisoned = true;
-    if let Some(panics) = state.panics {
+    *poisoned = true;
+    if let Some(panics) = panics {
         host.increment(panics, 1);
     }
     let message = panic_message(payload);
     log(
         callbacks,
         LogLevel::Error,
-        &format!(
-            "{}: filter panicked in {phase:?}: {message}; answering 500",
-            state.plugin
-        ),
+        &format!("{plugin}: filter panicked in {phase}: {message}; answering 500"),
     );
     host.send(&LocalReply::text(
         500,
@@ -281,6 +319,7 @@ pub unsafe fn stream_complete<F: HttpFilter>(filter_envoy: EnvoyPtr, filter: *co
     let mut host = NativeHost {
         callbacks,
         filter_envoy,
+        outstanding: None,
     };
     if catch_unwind(AssertUnwindSafe(|| state.filter.on_complete(&mut host))).is_err() {
         state.poisoned = true;
@@ -290,96 +329,6 @@ pub unsafe fn stream_complete<F: HttpFilter>(filter_envoy: EnvoyPtr, filter: *co
             &format!("{}: filter panicked on completion", state.plugin),
         );
     }
-}
-
-/// Exports the Envoy 1.40 dynamic-module hooks for `$filter`. Used by [`crate::export_filter!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __export_native {
-    ($filter:ty) => {
-        const _: () = {
-            use ::std::ffi::{c_char, c_void};
-            use $crate::native::abi::{EnvoyBuffer, EnvoyPtr};
-            use $crate::native::{Phase, on_phase};
-
-            /// The Envoy release this module was built for; meshplug reads it before a push.
-            #[allow(non_upper_case_globals)]
-            #[unsafe(no_mangle)]
-            pub static meshplug_envoy_version: [u8; 16] = $crate::native::version_bytes();
-
-            #[unsafe(no_mangle)]
-            pub extern "C" fn envoy_dynamic_module_on_program_init() -> *const c_char {
-                $crate::native::program_init()
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
-                envoy: EnvoyPtr,
-                name: EnvoyBuffer,
-                config: EnvoyBuffer,
-            ) -> *const c_void {
-                unsafe { $crate::native::config_new::<$filter>(envoy, name, config) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(
-                config: *const c_void,
-            ) {
-                unsafe { $crate::native::config_destroy::<$filter>(config) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
-                config: *const c_void,
-                envoy: EnvoyPtr,
-            ) -> *const c_void {
-                unsafe { $crate::native::filter_new::<$filter>(config, envoy) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_destroy(
-                filter: *const c_void,
-            ) {
-                unsafe { $crate::native::filter_destroy::<$filter>(filter) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
-                envoy: EnvoyPtr,
-                filter: *const c_void,
-                end_of_stream: bool,
-            ) -> u32 {
-                unsafe { on_phase::<$filter>(envoy, filter, Phase::RequestHeaders, end_of_stream) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
-                envoy: EnvoyPtr,
-                filter: *const c_void,
-                end_of_stream: bool,
-            ) -> u32 {
-                unsafe { on_phase::<$filter>(envoy, filter, Phase::RequestBody, end_of_stream) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
-                envoy: EnvoyPtr,
-                filter: *const c_void,
-                end_of_stream: bool,
-            ) -> u32 {
-                unsafe { on_phase::<$filter>(envoy, filter, Phase::ResponseHeaders, end_of_stream) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
-                envoy: EnvoyPtr,
-                filter: *const c_void,
-                end_of_stream: bool,
-            ) -> u32 {
-                unsafe { on_phase::<$filter>(envoy, filter, Phase::ResponseBody, end_of_stream) }
-            }
-            #[unsafe(no_mangle)]
-            pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
-                envoy: EnvoyPtr,
-                filter: *const c_void,
-            ) {
-                unsafe { $crate::native::stream_complete::<$filter>(envoy, filter) }
-            }
-            $crate::__export_native_unused_hooks!();
-        };
-    };
 }
 
 /// [`crate::ENVOY_VERSION`], NUL-padded to 16 bytes, for the `meshplug_envoy_version` symbol.

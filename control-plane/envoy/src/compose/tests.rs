@@ -65,6 +65,11 @@ fn a_listener_takes_routes_from_rds_and_plugins_from_ecds_in_order() {
         panic!("not RDS");
     };
     assert_eq!(rds.route_config_name, "ingress");
+    let http1 = hcm
+        .http_protocol_options
+        .as_ref()
+        .expect("HTTP/1.1 options");
+    assert!(http1.enable_trailers, "filters see HTTP/1.1 trailers");
     let names: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["authz", "stats", "envoy.filters.http.router"]);
     let discovery = |i: usize| match &hcm.http_filters[i].config_type {

@@ -107,3 +107,63 @@ fn local_reply_stops_the_request_and_counts() {
         Some(&2)
     );
 }
+
+/// Holds each direction until its end, to show the harness's buffering and stall rules.
+struct Holder;
+
+impl HttpFilter for Holder {
+    type Config = Config;
+
+    fn new(_config: &Arc<Config>) -> Self {
+        Self
+    }
+
+    fn on_request_headers<H: Host>(&mut self, _host: &mut H, end_of_stream: bool) -> Action {
+        match end_of_stream {
+            true => Action::Stop,
+            false => Action::Continue,
+        }
+    }
+
+    fn on_request_body<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            return Action::Stop;
+        }
+        let whole = host.body(crate::Body::Request);
+        let _ = host.set_body(crate::Body::Request, &whole.to_ascii_uppercase());
+        Action::Continue
+    }
+
+    fn on_response_headers<H: Host>(&mut self, host: &mut H, _end_of_stream: bool) -> Action {
+        let _ = host.add_header(Headers::Response, "x-holder", "saw the response");
+        Action::Continue
+    }
+}
+
+#[test]
+fn held_chunks_come_back_whole_and_a_rewrite_reaches_the_upstream() {
+    let mut harness = Harness::<Holder>::new("").expect("config");
+    let exchange = harness.send(&Request::post("/", "abcdefg").chunked(2));
+    assert_eq!(exchange.upstream_body, b"ABCDEFG");
+    assert!(!exchange.stalled);
+}
+
+#[test]
+fn a_direction_stopped_for_good_stalls() {
+    let mut harness = Harness::<Holder>::new("").expect("config");
+    let exchange = harness.send(&Request::get("/"));
+    assert!(
+        exchange.stalled,
+        "headers-only request stopped and never resumed"
+    );
+    assert_eq!((exchange.status(), exchange.upstream_headers), (0, None));
+}
+
+#[test]
+fn a_filter_whose_request_never_ran_sees_no_response() {
+    let mut harness = Harness::<Holder>::new("").expect("config");
+    let earlier = LocalReply::text(401, "who are you\n", "earlier_filter");
+    let exchange = harness.earlier_filter_replied(&earlier);
+    assert_eq!(exchange.status(), 401);
+    assert_eq!(exchange.response_header("x-holder"), None);
+}

@@ -80,21 +80,94 @@ pub struct ModuleHttpHeader {
     pub value_length: usize,
 }
 
+impl ModuleHttpHeader {
+    /// Borrows `name` and `value` for one call.
+    pub fn of(name: &str, value: &str) -> Self {
+        Self {
+            key_ptr: name.as_ptr().cast(),
+            key_length: name.len(),
+            value_ptr: value.as_ptr().cast(),
+            value_length: value.len(),
+        }
+    }
+}
+
+/// A header owned by Envoy (`envoy_dynamic_module_type_envoy_http_header`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct EnvoyHttpHeader {
+    /// Name start.
+    pub key_ptr: *const c_char,
+    /// Name length.
+    pub key_length: usize,
+    /// Value start.
+    pub value_ptr: *const c_char,
+    /// Value length.
+    pub value_length: usize,
+}
+
+impl EnvoyHttpHeader {
+    /// An empty slot for Envoy to fill.
+    pub const EMPTY: Self = Self {
+        key_ptr: std::ptr::null(),
+        key_length: 0,
+        value_ptr: std::ptr::null(),
+        value_length: 0,
+    };
+}
+
 /// `envoy_dynamic_module_type_http_header_type`.
 pub mod header_type {
     /// Request headers.
     pub const REQUEST_HEADER: u32 = 0;
+    /// Request trailers.
+    pub const REQUEST_TRAILER: u32 = 1;
     /// Response headers.
     pub const RESPONSE_HEADER: u32 = 2;
+    /// Response trailers.
+    pub const RESPONSE_TRAILER: u32 = 3;
 }
 
 /// `envoy_dynamic_module_type_http_body_type`.
 pub mod body_type {
     /// The request body chunk of the current event.
     pub const RECEIVED_REQUEST_BODY: u32 = 0;
+    /// What this filter buffered of the request body (earlier chunks it stopped on).
+    pub const BUFFERED_REQUEST_BODY: u32 = 1;
     /// The response body chunk of the current event.
     pub const RECEIVED_RESPONSE_BODY: u32 = 2;
+    /// What this filter buffered of the response body.
+    pub const BUFFERED_RESPONSE_BODY: u32 = 3;
 }
+
+/// `envoy_dynamic_module_type_metadata_source`.
+pub mod metadata_source {
+    /// The stream's dynamic metadata.
+    pub const DYNAMIC: u32 = 0;
+    /// The route's metadata.
+    pub const ROUTE: u32 = 1;
+}
+
+/// `envoy_dynamic_module_type_attribute_id` values the SDK reads.
+pub mod attribute_id {
+    /// `request.id`.
+    pub const REQUEST_ID: u32 = 9;
+    /// `request.protocol`.
+    pub const REQUEST_PROTOCOL: u32 = 10;
+    /// `source.address`.
+    pub const SOURCE_ADDRESS: u32 = 24;
+    /// `destination.address`.
+    pub const DESTINATION_ADDRESS: u32 = 26;
+    /// `connection.requested_server_name`.
+    pub const REQUESTED_SERVER_NAME: u32 = 30;
+    /// `connection.tls_version`.
+    pub const TLS_VERSION: u32 = 31;
+}
+
+/// `envoy_dynamic_module_type_http_callout_init_result_Success`.
+pub const CALLOUT_INIT_SUCCESS: u32 = 0;
+/// `envoy_dynamic_module_type_http_callout_result_Success`.
+pub const CALLOUT_SUCCESS: u32 = 0;
 
 /// Hook status values shared by the headers and body hooks: `Continue`, and `StopIteration`
 /// (headers) or `StopIterationAndBuffer` (body).
@@ -123,6 +196,40 @@ type BodyChunksFn = unsafe extern "C" fn(EnvoyPtr, u32, *mut EnvoyBuffer) -> boo
 pub(crate) type DefineMetricFn =
     unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut ModuleBuffer, usize, *mut usize) -> u32;
 type UpdateMetricFn = unsafe extern "C" fn(EnvoyPtr, usize, *mut ModuleBuffer, usize, u64) -> u32;
+type HeadersSizeFn = unsafe extern "C" fn(EnvoyPtr, u32) -> usize;
+type HeadersFn = unsafe extern "C" fn(EnvoyPtr, u32, *mut EnvoyHttpHeader) -> bool;
+type AppendBodyFn = unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer) -> bool;
+type DrainBodyFn = unsafe extern "C" fn(EnvoyPtr, u32, usize) -> bool;
+type FlagFn = unsafe extern "C" fn(EnvoyPtr) -> bool;
+type ContinueFn = unsafe extern "C" fn(EnvoyPtr);
+type CalloutFn = unsafe extern "C" fn(
+    EnvoyPtr,
+    *mut u64,
+    ModuleBuffer,
+    *mut ModuleHttpHeader,
+    usize,
+    ModuleBuffer,
+    u64,
+) -> u32;
+type AttributeFn = unsafe extern "C" fn(EnvoyPtr, u32, *mut EnvoyBuffer) -> bool;
+type GetMetadataFn =
+    unsafe extern "C" fn(EnvoyPtr, u32, ModuleBuffer, ModuleBuffer, *mut EnvoyBuffer) -> bool;
+type SetMetadataFn = unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, ModuleBuffer, ModuleBuffer);
+type SetStateFn = unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, ModuleBuffer) -> bool;
+type GetStateFn = unsafe extern "C" fn(EnvoyPtr, ModuleBuffer, *mut EnvoyBuffer) -> bool;
+type StartStreamFn = unsafe extern "C" fn(
+    EnvoyPtr,
+    *mut u64,
+    ModuleBuffer,
+    *mut ModuleHttpHeader,
+    usize,
+    ModuleBuffer,
+    bool,
+    u64,
+) -> u32;
+type SchedulerNewFn = unsafe extern "C" fn(EnvoyPtr) -> *mut c_void;
+type SchedulerCommitFn = unsafe extern "C" fn(*mut c_void, u64);
+type SchedulerDeleteFn = unsafe extern "C" fn(*mut c_void);
 
 /// The Envoy callbacks the SDK calls.
 #[derive(Debug, Clone, Copy)]
@@ -149,6 +256,42 @@ pub struct Callbacks {
     pub increment_counter: UpdateMetricFn,
     /// `envoy_dynamic_module_callback_http_filter_record_histogram_value`.
     pub record_histogram_value: UpdateMetricFn,
+    /// `envoy_dynamic_module_callback_http_get_headers_size`.
+    pub get_headers_size: HeadersSizeFn,
+    /// `envoy_dynamic_module_callback_http_get_headers`.
+    pub get_headers: HeadersFn,
+    /// `envoy_dynamic_module_callback_http_append_body`.
+    pub append_body: AppendBodyFn,
+    /// `envoy_dynamic_module_callback_http_drain_body`.
+    pub drain_body: DrainBodyFn,
+    /// `envoy_dynamic_module_callback_http_received_buffered_request_body`.
+    pub received_buffered_request_body: FlagFn,
+    /// `envoy_dynamic_module_callback_http_received_buffered_response_body`.
+    pub received_buffered_response_body: FlagFn,
+    /// `envoy_dynamic_module_callback_http_filter_http_callout`.
+    pub http_callout: CalloutFn,
+    /// `envoy_dynamic_module_callback_http_filter_continue_decoding`.
+    pub continue_decoding: ContinueFn,
+    /// `envoy_dynamic_module_callback_http_filter_continue_encoding`.
+    pub continue_encoding: ContinueFn,
+    /// `envoy_dynamic_module_callback_http_filter_get_attribute_string`.
+    pub get_attribute_string: AttributeFn,
+    /// `envoy_dynamic_module_callback_http_get_metadata_string`.
+    pub get_metadata_string: GetMetadataFn,
+    /// `envoy_dynamic_module_callback_http_set_dynamic_metadata_string`.
+    pub set_dynamic_metadata_string: SetMetadataFn,
+    /// `envoy_dynamic_module_callback_http_set_filter_state_bytes`.
+    pub set_filter_state_bytes: SetStateFn,
+    /// `envoy_dynamic_module_callback_http_get_filter_state_bytes`.
+    pub get_filter_state_bytes: GetStateFn,
+    /// `envoy_dynamic_module_callback_http_filter_start_http_stream`.
+    pub start_http_stream: StartStreamFn,
+    /// `envoy_dynamic_module_callback_http_filter_scheduler_new`.
+    pub scheduler_new: SchedulerNewFn,
+    /// `envoy_dynamic_module_callback_http_filter_scheduler_commit`.
+    pub scheduler_commit: SchedulerCommitFn,
+    /// `envoy_dynamic_module_callback_http_filter_scheduler_delete`.
+    pub scheduler_delete: SchedulerDeleteFn,
 }
 
 static CALLBACKS: OnceLock<Callbacks> = OnceLock::new();
@@ -203,5 +346,23 @@ pub fn resolve() -> Result<Callbacks, String> {
         define_histogram: DefineMetricFn => "envoy_dynamic_module_callback_http_filter_config_define_histogram",
         increment_counter: UpdateMetricFn => "envoy_dynamic_module_callback_http_filter_increment_counter",
         record_histogram_value: UpdateMetricFn => "envoy_dynamic_module_callback_http_filter_record_histogram_value",
+        get_headers_size: HeadersSizeFn => "envoy_dynamic_module_callback_http_get_headers_size",
+        get_headers: HeadersFn => "envoy_dynamic_module_callback_http_get_headers",
+        append_body: AppendBodyFn => "envoy_dynamic_module_callback_http_append_body",
+        drain_body: DrainBodyFn => "envoy_dynamic_module_callback_http_drain_body",
+        received_buffered_request_body: FlagFn => "envoy_dynamic_module_callback_http_received_buffered_request_body",
+        received_buffered_response_body: FlagFn => "envoy_dynamic_module_callback_http_received_buffered_response_body",
+        http_callout: CalloutFn => "envoy_dynamic_module_callback_http_filter_http_callout",
+        continue_decoding: ContinueFn => "envoy_dynamic_module_callback_http_filter_continue_decoding",
+        continue_encoding: ContinueFn => "envoy_dynamic_module_callback_http_filter_continue_encoding",
+        get_attribute_string: AttributeFn => "envoy_dynamic_module_callback_http_filter_get_attribute_string",
+        get_metadata_string: GetMetadataFn => "envoy_dynamic_module_callback_http_get_metadata_string",
+        set_dynamic_metadata_string: SetMetadataFn => "envoy_dynamic_module_callback_http_set_dynamic_metadata_string",
+        set_filter_state_bytes: SetStateFn => "envoy_dynamic_module_callback_http_set_filter_state_bytes",
+        get_filter_state_bytes: GetStateFn => "envoy_dynamic_module_callback_http_get_filter_state_bytes",
+        start_http_stream: StartStreamFn => "envoy_dynamic_module_callback_http_filter_start_http_stream",
+        scheduler_new: SchedulerNewFn => "envoy_dynamic_module_callback_http_filter_scheduler_new",
+        scheduler_commit: SchedulerCommitFn => "envoy_dynamic_module_callback_http_filter_scheduler_commit",
+        scheduler_delete: SchedulerDeleteFn => "envoy_dynamic_module_callback_http_filter_scheduler_delete",
     })
 }

@@ -4,12 +4,21 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::abi::{
-    Callbacks, DefineMetricFn, EnvoyBuffer, EnvoyPtr, METRICS_SUCCESS, ModuleBuffer,
-    ModuleHttpHeader, SetHeaderFn, body_type, header_type,
+    CALLOUT_INIT_SUCCESS, Callbacks, DefineMetricFn, EnvoyBuffer, EnvoyHttpHeader, EnvoyPtr,
+    METRICS_SUCCESS, ModuleBuffer, ModuleHttpHeader, SetHeaderFn, attribute_id, header_type,
+    metadata_source,
 };
+use super::buffers::text;
+pub use super::buffers::{owned_chunks, owned_headers};
+use super::grpc::GrpcCalls;
+use super::timers::StreamTimers;
+use super::{body, shared};
 use crate::Error;
 use crate::filter::{LocalReply, Metrics};
-use crate::host::{Body, Counter, Headers, Histogram, Host, LogLevel};
+use crate::host::{
+    Body, CallId, Counter, GrpcCall, Headers, Histogram, Host, HttpCall, LogLevel, MetadataSource,
+    Property, TimerId,
+};
 
 /// Writes a log line through Envoy (the `dynamic_modules` logger).
 pub fn log(callbacks: &Callbacks, level: LogLevel, message: &str) {
@@ -77,16 +86,55 @@ pub struct NativeHost<'a> {
     pub callbacks: &'a Callbacks,
     /// `filter_envoy_ptr` of the current hook.
     pub filter_envoy: EnvoyPtr,
+    /// The stream's timers and gRPC calls (none once the stream is complete).
+    pub outstanding: Option<&'a mut Outstanding>,
+}
+
+/// What a stream has in flight besides Envoy's own events.
+#[derive(Debug, Default)]
+pub struct Outstanding {
+    /// Its timers.
+    pub timers: StreamTimers,
+    /// Its gRPC calls.
+    pub grpc: GrpcCalls,
 }
 
 fn map_type(map: Headers) -> u32 {
     match map {
         Headers::Request => header_type::REQUEST_HEADER,
         Headers::Response => header_type::RESPONSE_HEADER,
+        Headers::RequestTrailers => header_type::REQUEST_TRAILER,
+        Headers::ResponseTrailers => header_type::RESPONSE_TRAILER,
     }
 }
 
 impl NativeHost<'_> {
+    /// Envoy's buffer of value `index` of header `name` (valid for this hook); with `count`,
+    /// Envoy also writes how many values the header has.
+    fn header_at(
+        &self,
+        map: Headers,
+        name: &str,
+        index: usize,
+        count: Option<&mut usize>,
+    ) -> Option<EnvoyBuffer> {
+        let mut value = EnvoyBuffer::EMPTY;
+        let count = count.map_or(std::ptr::null_mut(), |c| c as *mut usize);
+        // SAFETY: filter_envoy is the current hook's; the key is ours; Envoy writes `value`,
+        // and `count` when it is not null.
+        let found = unsafe {
+            (self.callbacks.get_header)(
+                self.filter_envoy,
+                map_type(map),
+                ModuleBuffer::of(name.as_bytes()),
+                &mut value,
+                index,
+                count,
+            )
+        };
+        found.then_some(value)
+    }
+
     fn write_header(
         &mut self,
         (call, write): (&'static str, SetHeaderFn),
@@ -117,12 +165,7 @@ impl NativeHost<'_> {
         let mut headers: Vec<ModuleHttpHeader> = reply
             .headers
             .iter()
-            .map(|(name, value)| ModuleHttpHeader {
-                key_ptr: name.as_ptr().cast(),
-                key_length: name.len(),
-                value_ptr: value.as_ptr().cast(),
-                value_length: value.len(),
-            })
+            .map(|(name, value)| ModuleHttpHeader::of(name, value))
             .collect();
         // SAFETY: every buffer (headers, body, details) is ours and outlives the call.
         unsafe {
@@ -144,26 +187,47 @@ impl Host for NativeHost<'_> {
     }
 
     fn with_header<R>(&self, map: Headers, name: &str, f: impl FnOnce(Option<&str>) -> R) -> R {
-        let mut value = EnvoyBuffer::EMPTY;
-        // SAFETY: filter_envoy is the current hook's; the key is ours; Envoy writes `value`
-        // and we pass no size slot.
-        let found = unsafe {
-            (self.callbacks.get_header)(
-                self.filter_envoy,
-                map_type(map),
-                ModuleBuffer::of(name.as_bytes()),
-                &mut value,
-                0,
-                std::ptr::null_mut(),
-            )
-        };
-        if !found || value.ptr.is_null() {
+        let value = self.header_at(map, name, 0, None);
+        let Some(value) = value.filter(|v| !v.ptr.is_null()) else {
             return f(None);
-        }
+        };
         // SAFETY: Envoy's buffer is valid until the end of this hook, and `f` runs within it
         // (the borrow cannot outlive the call).
         let bytes = unsafe { value.bytes() };
         f(std::str::from_utf8(bytes).ok())
+    }
+
+    fn header_values(&self, map: Headers, name: &str) -> Vec<String> {
+        let (mut values, mut count, mut index) = (Vec::new(), 1usize, 0usize);
+        while index < count {
+            let Some(value) = self.header_at(map, name, index, Some(&mut count)) else {
+                break;
+            };
+            // SAFETY: Envoy's buffer for this hook, copied now.
+            if let Some(text) = unsafe { text(value.ptr, value.length) } {
+                values.push(text.to_string());
+            }
+            index += 1;
+        }
+        values
+    }
+
+    fn headers(&self, map: Headers) -> Vec<(String, String)> {
+        let kind = map_type(map);
+        // SAFETY: filter_envoy is the current hook's.
+        let count = unsafe { (self.callbacks.get_headers_size)(self.filter_envoy, kind) };
+        if count == 0 {
+            return Vec::new();
+        }
+        let mut slots = vec![EnvoyHttpHeader::EMPTY; count];
+        // SAFETY: `slots` has room for the `count` headers Envoy said it has.
+        let ok =
+            unsafe { (self.callbacks.get_headers)(self.filter_envoy, kind, slots.as_mut_ptr()) };
+        match ok {
+            // SAFETY: filled by Envoy for this hook.
+            true => unsafe { owned_headers(slots.as_ptr(), slots.len()) },
+            false => Vec::new(),
+        }
     }
 
     fn set_header(&mut self, map: Headers, name: &str, value: &str) -> Result<(), Error> {
@@ -183,28 +247,158 @@ impl Host for NativeHost<'_> {
     }
 
     fn body(&self, which: Body) -> Vec<u8> {
-        let kind = match which {
-            Body::Request => body_type::RECEIVED_REQUEST_BODY,
-            Body::Response => body_type::RECEIVED_RESPONSE_BODY,
-        };
-        // SAFETY: filter_envoy is the current hook's.
-        let count = unsafe { (self.callbacks.get_body_chunks_size)(self.filter_envoy, kind) };
-        if count == 0 {
-            return Vec::new();
-        }
-        let mut chunks = vec![EnvoyBuffer::EMPTY; count];
-        // SAFETY: `chunks` has room for the `count` buffers Envoy said it has.
-        let ok = unsafe {
-            (self.callbacks.get_body_chunks)(self.filter_envoy, kind, chunks.as_mut_ptr())
-        };
-        if !ok {
-            return Vec::new();
-        }
-        // SAFETY: the chunks are Envoy's, valid for this hook; copied now.
-        chunks
+        body::read(self.callbacks, self.filter_envoy, which)
+    }
+
+    fn set_body(&mut self, which: Body, bytes: &[u8]) -> Result<(), Error> {
+        body::replace(self.callbacks, self.filter_envoy, which, bytes)
+    }
+
+    fn http_call(&mut self, call: &HttpCall<'_>) -> Result<CallId, Error> {
+        let pseudo = [
+            (":method", call.method),
+            (":path", call.path),
+            (":authority", call.authority),
+        ];
+        let mut headers: Vec<ModuleHttpHeader> = pseudo
             .iter()
-            .flat_map(|chunk| unsafe { chunk.bytes() }.iter().copied())
-            .collect()
+            .chain(call.headers.iter())
+            .map(|(name, value)| ModuleHttpHeader::of(name, value))
+            .collect();
+        let mut id = 0u64;
+        let timeout = u64::try_from(call.timeout.as_millis()).unwrap_or(u64::MAX);
+        // SAFETY: filter_envoy is the current hook's; every buffer is ours for the call.
+        let result = unsafe {
+            (self.callbacks.http_callout)(
+                self.filter_envoy,
+                &mut id,
+                ModuleBuffer::of(call.cluster.as_bytes()),
+                headers.as_mut_ptr(),
+                headers.len(),
+                ModuleBuffer::of(call.body),
+                timeout,
+            )
+        };
+        if result == CALLOUT_INIT_SUCCESS {
+            return Ok(CallId(id));
+        }
+        let reason = match result {
+            1 => "missing :method, :path or :authority",
+            2 => "no such cluster",
+            3 => "duplicate callout id",
+            _ => "Envoy cannot create the request (no healthy host?)",
+        };
+        let error = Error::host("http_call", format!("{}: {reason}", call.cluster));
+        self.log(LogLevel::Warn, &error.to_string());
+        Err(error)
+    }
+
+    fn grpc_call(&mut self, call: &GrpcCall<'_>) -> Result<CallId, Error> {
+        let result = match self.outstanding.as_deref_mut() {
+            Some(out) => out.grpc.start(self.callbacks, self.filter_envoy, call),
+            None => Err(Error::host("grpc_call", "the stream is complete")),
+        };
+        if let Err(error) = &result {
+            self.log(LogLevel::Warn, &error.to_string());
+        }
+        result
+    }
+
+    fn set_timer(&mut self, delay: std::time::Duration) -> Result<TimerId, Error> {
+        match self.outstanding.as_deref_mut() {
+            Some(out) => out.timers.arm(self.callbacks, self.filter_envoy, delay),
+            None => Err(Error::host("set_timer", "the stream is complete")),
+        }
+    }
+
+    fn property(&self, property: Property) -> Option<String> {
+        let id = match property {
+            Property::SourceAddress => attribute_id::SOURCE_ADDRESS,
+            Property::DestinationAddress => attribute_id::DESTINATION_ADDRESS,
+            Property::RequestId => attribute_id::REQUEST_ID,
+            Property::RequestProtocol => attribute_id::REQUEST_PROTOCOL,
+            Property::RequestedServerName => attribute_id::REQUESTED_SERVER_NAME,
+            Property::TlsVersion => attribute_id::TLS_VERSION,
+        };
+        let mut value = EnvoyBuffer::EMPTY;
+        // SAFETY: filter_envoy is the current hook's; Envoy writes `value`.
+        let found =
+            unsafe { (self.callbacks.get_attribute_string)(self.filter_envoy, id, &mut value) };
+        // SAFETY: Envoy's buffer for this hook, copied now.
+        found.then(|| unsafe { text(value.ptr, value.length) }.map(str::to_string))?
+    }
+
+    fn metadata(&self, source: MetadataSource, namespace: &str, key: &str) -> Option<String> {
+        let source = match source {
+            MetadataSource::Dynamic => metadata_source::DYNAMIC,
+            MetadataSource::Route => metadata_source::ROUTE,
+        };
+        let mut value = EnvoyBuffer::EMPTY;
+        // SAFETY: filter_envoy is the current hook's; the names are ours; Envoy writes `value`.
+        let found = unsafe {
+            (self.callbacks.get_metadata_string)(
+                self.filter_envoy,
+                source,
+                ModuleBuffer::of(namespace.as_bytes()),
+                ModuleBuffer::of(key.as_bytes()),
+                &mut value,
+            )
+        };
+        // SAFETY: Envoy's buffer for this hook, copied now.
+        found.then(|| unsafe { text(value.ptr, value.length) }.map(str::to_string))?
+    }
+
+    fn set_metadata(&mut self, namespace: &str, key: &str, value: &str) -> Result<(), Error> {
+        // SAFETY: filter_envoy is the current hook's; the buffers are ours for the call.
+        unsafe {
+            (self.callbacks.set_dynamic_metadata_string)(
+                self.filter_envoy,
+                ModuleBuffer::of(namespace.as_bytes()),
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            );
+        }
+        Ok(())
+    }
+
+    fn filter_state(&self, key: &str) -> Option<Vec<u8>> {
+        let mut value = EnvoyBuffer::EMPTY;
+        // SAFETY: filter_envoy is the current hook's; Envoy writes `value`.
+        let found = unsafe {
+            (self.callbacks.get_filter_state_bytes)(
+                self.filter_envoy,
+                ModuleBuffer::of(key.as_bytes()),
+                &mut value,
+            )
+        };
+        // SAFETY: Envoy's buffer for this hook, copied now.
+        found.then(|| unsafe { value.bytes() }.to_vec())
+    }
+
+    fn set_filter_state(&mut self, key: &str, value: &[u8]) -> Result<(), Error> {
+        // SAFETY: filter_envoy is the current hook's; the buffers are ours for the call.
+        let ok = unsafe {
+            (self.callbacks.set_filter_state_bytes)(
+                self.filter_envoy,
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value),
+            )
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(Error::host(
+                "set_filter_state",
+                format!("{key} refused by Envoy"),
+            )),
+        }
+    }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        shared::get(key)
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Error> {
+        shared::set(key, value, cas)
     }
 
     fn log(&self, level: LogLevel, message: &str) {
