@@ -51,27 +51,19 @@ impl Etcd {
 impl Membership {
     /// Writes `value` at `key` (under the prefix) under the membership lease.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        let lease = {
-            let mut owned = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            owned.keys.insert(key.to_string(), value.to_vec());
-            owned.lease
-        };
-        let key = self.etcd.key(key);
-        crate::leader::again(|| {
-            let mut client = self.etcd.client.clone();
-            let options = PutOptions::new().with_lease(lease);
-            let (key, value) = (key.clone(), value.to_vec());
-            async move { client.put(key, value, Some(options)).await }
-        })
-        .await?;
-        Ok(())
+        self.apply(&[(key.to_string(), value.to_vec())], &[]).await
     }
 
     /// Writes every `(key, value)` and deletes every key in `deletes` (keys under the
     /// prefix) under the membership lease, in transactions of at most [`BATCH`] operations
     /// (etcd's default limit is 128).
+    ///
+    /// A write still in flight when the lease lapses (etcd out, say) can land after the new
+    /// lease rewrote every key, and attach its keys to the old lease, which etcd then
+    /// revokes with them. So when the lease changed while writing, the write is made again
+    /// under the new one.
     pub async fn apply(&self, puts: &[(String, Vec<u8>)], deletes: &[String]) -> Result<(), Error> {
-        let lease = {
+        let mut lease = {
             let mut owned = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             for (key, value) in puts {
                 owned.keys.insert(key.clone(), value.clone());
@@ -81,6 +73,35 @@ impl Membership {
             }
             owned.lease
         };
+        loop {
+            self.write(lease, puts, deletes).await?;
+            let now = self.lease();
+            if now == lease {
+                return Ok(());
+            }
+            tracing::info!(
+                old = lease,
+                new = now,
+                "the membership lease changed during a write: writing again"
+            );
+            lease = now;
+        }
+    }
+
+    /// The lease the keys are written under now.
+    pub fn lease(&self) -> i64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lease
+    }
+
+    async fn write(
+        &self,
+        lease: i64,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), Error> {
         let ops: Vec<TxnOp> = puts
             .iter()
             .map(|(key, value)| {
@@ -108,11 +129,7 @@ impl Membership {
     /// Leaves: the lease is revoked, so every key it holds goes at once.
     pub async fn leave(self) -> Result<(), Error> {
         self.keepalive.abort();
-        let lease = self
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .lease;
+        let lease = self.lease();
         let mut client = self.etcd.client.clone();
         client.lease_revoke(lease).await?;
         Ok(())

@@ -166,6 +166,19 @@ pub mod attribute_id {
 
 /// `envoy_dynamic_module_type_http_callout_init_result_Success`.
 pub const CALLOUT_INIT_SUCCESS: u32 = 0;
+/// Why Envoy refused to start a callout or a stream: an
+/// `envoy_dynamic_module_type_http_callout_init_result` other than success, in words.
+pub fn callout_refused(result: u32) -> String {
+    match result {
+        1 => "missing :method, :path or :authority".into(),
+        2 => "no such cluster".into(),
+        3 => "duplicate callout id".into(),
+        // Seen with a cluster that has no host: Envoy fails the request before it starts.
+        4 => "Envoy cannot create the request (does the cluster have a healthy host?)".into(),
+        other => format!("Envoy refused the call (result {other})"),
+    }
+}
+
 /// `envoy_dynamic_module_type_http_callout_result_Success`.
 pub const CALLOUT_SUCCESS: u32 = 0;
 

@@ -63,7 +63,7 @@ impl GrpcCalls {
             )
         };
         if result != CALLOUT_INIT_SUCCESS {
-            let reason = format!("{}: Envoy refused the call (result {result})", call.cluster);
+            let reason = format!("{}: {}", call.cluster, super::abi::callout_refused(result));
             return Err(Error::host("grpc_call", reason));
         }
         self.open.push((id, Partial::default()));

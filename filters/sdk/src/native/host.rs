@@ -282,12 +282,7 @@ impl Host for NativeHost<'_> {
         if result == CALLOUT_INIT_SUCCESS {
             return Ok(CallId(id));
         }
-        let reason = match result {
-            1 => "missing :method, :path or :authority",
-            2 => "no such cluster",
-            3 => "duplicate callout id",
-            _ => "Envoy cannot create the request (no healthy host?)",
-        };
+        let reason = super::abi::callout_refused(result);
         let error = Error::host("http_call", format!("{}: {reason}", call.cluster));
         self.log(LogLevel::Warn, &error.to_string());
         Err(error)

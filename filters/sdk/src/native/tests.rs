@@ -390,3 +390,10 @@ fn a_timer_is_committed_to_the_streams_scheduler_and_never_after_it_is_deleted()
         "the hour-long timer has not fired"
     );
 }
+
+#[test]
+fn a_refused_callout_says_why() {
+    assert_eq!(abi::callout_refused(2), "no such cluster");
+    assert!(abi::callout_refused(4).contains("healthy host"));
+    assert!(abi::callout_refused(9).contains("result 9"));
+}
