@@ -178,7 +178,13 @@ pub fn canary_nodes(world: &World<'_>, plugin: &str, rollout: &Rollout) -> Vec<C
                     .map(|failure| failure.error.clone()),
                 behind_agent: node.is_some_and(|n| n.delivery() == Delivery::Agent),
                 restarted_at_ms: signals.and_then(|s| s.restart_after(*pushed_at)),
-                load_errors: signals.map_or(0, |s| s.load_errors_since(plugin, *pushed_at)),
+                load_errors: signals.map_or(0, |s| {
+                    let earlier_nack = node
+                        .and_then(|n| n.last_nack(plugin))
+                        .filter(|nack| nack.version != to)
+                        .map(|nack| nack.at_unix_ms);
+                    s.load_errors_after(plugin, *pushed_at, earlier_nack)
+                }),
                 no_slot: node
                     .and_then(|n| n.slots.as_ref())
                     .filter(|slots| !slots.contains(plugin))

@@ -143,6 +143,36 @@ impl NodeSignals {
             .sum()
     }
 
+    /// Load errors of `filter` in flushes received after `pushed_ms` that are not the late
+    /// count of an earlier rejection: Envoy counts a rejected update (`update_rejected`) in
+    /// its next stats flush, up to a flush interval after its NACK, so a version pushed right
+    /// after another was NACKed (at `earlier_nack_ms`) can see that count arrive after its
+    /// push. When no flush between that NACK and the push carried a load error, the first
+    /// one after the push is that NACK's, not this version's.
+    pub fn load_errors_after(
+        &self,
+        filter: &str,
+        pushed_ms: u64,
+        earlier_nack_ms: Option<u64>,
+    ) -> u64 {
+        let after = self.load_errors_since(filter, pushed_ms);
+        let retained_from = self.samples.front().map_or(u64::MAX, |s| s.at_ms);
+        let Some(nack_ms) = earlier_nack_ms.filter(|at| (retained_from..=pushed_ms).contains(at))
+        else {
+            return after;
+        };
+        let counted: u64 = self
+            .samples
+            .iter()
+            .filter(|s| s.at_ms > nack_ms && s.at_ms <= pushed_ms)
+            .filter_map(|s| s.load_errors.get(filter))
+            .sum();
+        match counted {
+            0 => after.saturating_sub(1),
+            _ => after,
+        }
+    }
+
     /// The first restart seen after `since_ms`.
     pub fn restart_after(&self, since_ms: u64) -> Option<u64> {
         self.restarts.iter().copied().find(|at| *at > since_ms)

@@ -52,3 +52,33 @@ fn load_errors_and_heartbeats_are_per_filter() {
     assert_eq!(node.totals(0, 6_000, "authz").heartbeats, 4);
     assert_eq!(node.totals(0, 6_000, "ratelimit").heartbeats, 0);
 }
+
+fn with_load_error(at_ms: u64, node: &mut NodeSignals) {
+    let mut sample = flush(0, 0, None, at_ms / 1000);
+    sample.load_errors.insert("authz".into(), 1);
+    node.record(at_ms, &sample, 250.0);
+}
+
+#[test]
+fn an_earlier_nacks_late_count_is_not_the_next_versions_load_error() {
+    // NACK at 1_000, next version pushed at 1_400, the NACK's count flushed at 1_900.
+    let mut node = NodeSignals::default();
+    node.record(500, &flush(0, 0, None, 1), 250.0);
+    with_load_error(1_900, &mut node);
+    assert_eq!(node.load_errors_after("authz", 1_400, Some(1_000)), 0);
+    // Without an earlier NACK, or for a NACK older than what is retained, it counts.
+    assert_eq!(node.load_errors_after("authz", 1_400, None), 1);
+    assert_eq!(node.load_errors_after("authz", 1_400, Some(100)), 1);
+    // A second rejection after the push is the new version's.
+    with_load_error(2_900, &mut node);
+    assert_eq!(node.load_errors_after("authz", 1_400, Some(1_000)), 1);
+}
+
+#[test]
+fn an_earlier_nack_already_counted_before_the_push_explains_nothing_after_it() {
+    let mut node = NodeSignals::default();
+    node.record(500, &flush(0, 0, None, 1), 250.0);
+    with_load_error(1_200, &mut node);
+    with_load_error(1_900, &mut node);
+    assert_eq!(node.load_errors_after("authz", 1_400, Some(1_000)), 1);
+}
