@@ -13,10 +13,10 @@ use crate::run::{Preflight, VmInputs};
 
 pub(crate) const ROOT_CONTEXT: i32 = 1;
 
-/// The gRPC status a call that timed out closes with.
 /// How long, by the sandbox's clock, a request may wait on the filter's timers.
 pub(crate) const MAX_TIMER_WAIT_MS: u64 = 60_000;
 
+/// The gRPC status a call that timed out closes with.
 const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 
 /// Which body a hook streams.

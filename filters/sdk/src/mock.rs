@@ -60,10 +60,7 @@ pub struct RecordedCall {
 impl RecordedCall {
     /// A header of the call.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        crate::host::value_of(&self.headers, name)
     }
 }
 

@@ -156,10 +156,7 @@ impl Exchange {
 }
 
 fn lookup(headers: &[(String, String)], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.clone())
+    crate::host::value_of(headers, name).map(str::to_string)
 }
 
 type Responder = Box<dyn FnMut(&RecordedCall) -> CallResponse>;

@@ -5,7 +5,7 @@
 
 use super::abi::{CALLOUT_INIT_SUCCESS, Callbacks, EnvoyPtr, ModuleBuffer, ModuleHttpHeader};
 use crate::Error;
-use crate::host::{CallId, GrpcCall, GrpcResponse};
+use crate::host::{CallId, GrpcCall, GrpcResponse, value_of};
 
 /// `UNAVAILABLE`: what a call that never got an answer reports.
 pub const UNAVAILABLE: u32 = 14;
@@ -131,13 +131,6 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
     framed
 }
 
-fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str())
-}
-
 /// The gRPC status an HTTP status stands for when the answer carries none (the gRPC spec's
 /// mapping).
 fn from_http(status: Option<&str>) -> u32 {
@@ -154,13 +147,14 @@ fn from_http(status: Option<&str>) -> u32 {
 /// The response a finished stream carries.
 fn response(partial: &Partial) -> GrpcResponse {
     // A "trailers-only" answer puts the status in the headers.
-    let status = find(&partial.trailers, "grpc-status").or(find(&partial.headers, "grpc-status"));
-    let message = find(&partial.trailers, "grpc-message")
-        .or(find(&partial.headers, "grpc-message"))
+    let status =
+        value_of(&partial.trailers, "grpc-status").or(value_of(&partial.headers, "grpc-status"));
+    let message = value_of(&partial.trailers, "grpc-message")
+        .or(value_of(&partial.headers, "grpc-message"))
         .map(str::to_string);
     let status = match status.and_then(|s| s.parse().ok()) {
         Some(status) => status,
-        None => from_http(find(&partial.headers, ":status")),
+        None => from_http(value_of(&partial.headers, ":status")),
     };
     let body = match (status, unframe(&partial.data)) {
         (0, Some(body)) => body.to_vec(),
